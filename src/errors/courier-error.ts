@@ -7,7 +7,16 @@ export interface CourierErrorOptions {
   /** Overrides the catalogue's gRPC status for this instance. */
   grpcCode?: GrpcStatus;
   cause?: unknown;
+  /**
+   * For a failed invocation: whether sending the same request again is safe.
+   * `safe`: the callee certainly did not start on it (connection never made, stream refused,
+   * callee answered before dispatching). `idempotent`: the outcome is unknown, so only requests
+   * whose method is idempotent (RFC 9110 §9.2.2) may be replayed. Absent: never replay.
+   */
+  retry?: RetrySafety;
 }
+
+export type RetrySafety = 'safe' | 'idempotent';
 
 const brand = Symbol.for('courier.CourierError');
 
@@ -21,6 +30,7 @@ export class CourierError extends Error {
   readonly code: ErrorCode;
   readonly httpStatus: number;
   readonly grpcCode: GrpcStatus;
+  readonly retry: RetrySafety | undefined;
   readonly [brand] = true;
 
   constructor(code: ErrorCode, message: string, options: CourierErrorOptions = {}) {
@@ -29,6 +39,14 @@ export class CourierError extends Error {
     this.code = code;
     this.httpStatus = options.httpStatus ?? errorCatalogue[code].httpStatus;
     this.grpcCode = options.grpcCode ?? errorCatalogue[code].grpcCode;
+    this.retry = options.retry;
+  }
+
+  /** The same error with a new message (e.g. prefixed with the target), keeping code, statuses and retry safety. */
+  withMessage(message: string): CourierError {
+    const options: CourierErrorOptions = { httpStatus: this.httpStatus, grpcCode: this.grpcCode, cause: this.cause ?? this };
+    if (this.retry !== undefined) options.retry = this.retry;
+    return new CourierError(this.code, message, options);
   }
 
   /** Works across duplicate copies of the module, like undici's and connect-es's errors. */

@@ -1,5 +1,5 @@
 export { CourierError, errorMessage } from './courier-error.js';
-export type { CourierErrorOptions } from './courier-error.js';
+export type { CourierErrorOptions, RetrySafety } from './courier-error.js';
 export { errorCatalogue } from './codes.js';
 export type { ErrorCode } from './codes.js';
 export { GrpcStatus, grpcStatusName, isGrpcStatus } from './grpc-status.js';

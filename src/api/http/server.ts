@@ -1,0 +1,324 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { timingSafeEqual } from 'node:crypto';
+import { CourierError } from '../../errors/index.js';
+import { bodyTooLargeError, LimitedBody } from '../../invoke/body.js';
+import { requestMetadataFromRawHeaders } from '../../invoke/headers.js';
+import { formatTarget, parseTarget, type AppIdentity } from '../../invoke/identity.js';
+import { decodePath, normalizeMethod } from '../../invoke/method.js';
+import type { Invoke, InvokeRequest } from '../../invoke/types.js';
+import type { Logger } from '../../observability/logging/index.js';
+import { findTargetAndMethod } from './invoke-target.js';
+import { HttpResponseWriter, writeError } from './response-writer.js';
+import { matchRoute } from './routes.js';
+
+/** What the health endpoints report. */
+export interface Readiness {
+  /** Reasons the sidecar is not ready for `GET /v1.0/healthz`; empty when ready. */
+  notReady(): string[];
+  /** Whether outbound calls can be made, for `GET /v1.0/healthz/outbound`. */
+  outboundReady(): boolean;
+}
+
+/** What the metadata endpoints read and write. */
+export interface MetadataEndpoint {
+  describe(): Record<string, unknown>;
+  setExtended(key: string, value: string): void;
+}
+
+export interface HttpApiOptions {
+  readonly self: AppIdentity;
+  readonly invoker: Invoke;
+  /** `--max-body-size`: request bodies over this are refused with 413. */
+  readonly maxBodyBytes: number;
+  /** `--read-buffer-size`: the largest request head (request line and headers) accepted. */
+  readonly maxHeaderBytes: number;
+  /** `DAPR_API_TOKEN`: when set, every route but the health checks requires it in `dapr-api-token`. */
+  readonly apiToken: string | undefined;
+  readonly readiness: Readiness;
+  readonly metadata: MetadataEndpoint;
+  /** Called for `POST /v1.0/shutdown`, after the response is sent. */
+  readonly requestShutdown: () => void;
+  readonly logger: Logger;
+}
+
+/** The largest value `PUT /v1.0/metadata/{key}` accepts. */
+const MAX_METADATA_VALUE_BYTES = 64 * 1024;
+/** Dapr's ReadHeaderTimeout. */
+const HEADERS_TIMEOUT_MS = 10_000;
+
+/**
+ * Dapr's HTTP API on `--dapr-http-port`: service invocation (by URL, by `dapr-app-id` header and by
+ * Basic auth), health, metadata and shutdown. One `node:http` server per listen address.
+ */
+export class HttpApiServer {
+  readonly #options: HttpApiOptions;
+  readonly #servers: Server[] = [];
+  readonly #sockets = new Set<Socket>();
+  readonly #apiToken: Buffer | undefined;
+  #inFlight = 0;
+  #draining = false;
+  #idleWaiters: Array<() => void> = [];
+
+  constructor(options: HttpApiOptions) {
+    this.#options = options;
+    this.#apiToken = options.apiToken === undefined ? undefined : Buffer.from(options.apiToken);
+  }
+
+  /** Requests being served right now. */
+  get inFlight(): number {
+    return this.#inFlight;
+  }
+
+  /**
+   * Listens on every host on one port. With port 0 the first host picks a free port and the others
+   * use the same one, so `localhost` works whichever loopback a client tries first.
+   */
+  async listen(hosts: readonly string[], port: number): Promise<number> {
+    let chosen = port;
+    for (const host of hosts) {
+      const server = createServer(
+        { maxHeaderSize: this.#options.maxHeaderBytes, requestTimeout: 0, headersTimeout: HEADERS_TIMEOUT_MS, noDelay: true, keepAliveTimeout: 65_000 },
+        (req, res) => this.#handle(req, res),
+      );
+      server.on('connection', (socket: Socket) => {
+        this.#sockets.add(socket);
+        socket.once('close', () => this.#sockets.delete(socket));
+      });
+      server.on('clientError', (err, socket) => {
+        if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+        else socket.destroy();
+        this.#options.logger.debug({ err: err.message }, 'malformed HTTP request');
+      });
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen({ host, port: chosen, exclusive: true }, () => {
+          server.removeListener('error', reject);
+          resolve();
+        });
+      });
+      chosen = (server.address() as AddressInfo).port;
+      this.#servers.push(server);
+    }
+    return chosen;
+  }
+
+  /**
+   * Stops accepting connections and waits up to `graceMs` for requests in flight; idle keep-alive
+   * connections are closed at once and busy ones are told to close after their response.
+   */
+  async close(graceMs: number): Promise<void> {
+    this.#draining = true;
+    const closed = Promise.all(this.#servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+    for (const server of this.#servers) server.closeIdleConnections();
+    if (this.#inFlight > 0) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, graceMs);
+        timer.unref();
+        this.#idleWaiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+    for (const socket of this.#sockets) socket.destroy();
+    await closed;
+  }
+
+  #handle(req: IncomingMessage, res: ServerResponse): void {
+    this.#inFlight++;
+    res.once('close', () => {
+      this.#inFlight--;
+      if (this.#draining && this.#inFlight === 0) for (const wake of this.#idleWaiters.splice(0)) wake();
+    });
+    if (this.#draining) res.setHeader('Connection', 'close');
+    try {
+      this.#route(req, res);
+    } catch (err) {
+      this.#options.logger.error({ err }, 'unexpected failure handling a request');
+      writeError(res, CourierError.from(err), true);
+    }
+  }
+
+  #route(req: IncomingMessage, res: ServerResponse): void {
+    const rawUrl = req.url ?? '/';
+    const q = rawUrl.indexOf('?');
+    let rawPath = q < 0 ? rawUrl : rawUrl.slice(0, q);
+    const query = q < 0 ? '' : rawUrl.slice(q + 1);
+    if (!rawPath.startsWith('/')) rawPath = absoluteFormPath(rawPath);
+    const path = decodePath(rawPath);
+    if (path === undefined) {
+      writeError(res, new CourierError('ERR_MALFORMED_REQUEST', `the request path "${rawPath}" has a malformed percent-encoding`), hasBody(req));
+      return;
+    }
+    const verb = req.method ?? 'GET';
+    const route = matchRoute(verb, path);
+    if (this.#apiToken !== undefined && route.kind !== 'healthz' && route.kind !== 'healthz-outbound' && !this.#tokenMatches(req)) {
+      writeError(res, new CourierError('ERR_API_TOKEN', 'invalid api token'), hasBody(req));
+      return;
+    }
+    switch (route.kind) {
+      case 'healthz':
+        this.#healthz(query, res);
+        return;
+      case 'healthz-outbound':
+        if (this.#options.readiness.outboundReady()) noContent(res);
+        else writeError(res, new CourierError('ERR_OUTBOUND_HEALTH_NOT_READY', 'dapr outbound is not ready'));
+        return;
+      case 'metadata-get':
+        this.#json(res, 200, this.#options.metadata.describe());
+        return;
+      case 'metadata-put':
+        this.#putMetadata(route.key, req, res);
+        return;
+      case 'shutdown':
+        noContent(res);
+        res.once('finish', () => setImmediate(this.#options.requestShutdown));
+        return;
+      case 'unimplemented':
+        writeError(
+          res,
+          new CourierError('ERR_API_UNIMPLEMENTED', `the ${route.api} API is not provided by Courier, which implements Dapr's service invocation`),
+          hasBody(req),
+        );
+        return;
+      case 'invoke-url':
+      case 'fallback':
+        this.#invoke(req, res, verb, path, query, route.kind === 'invoke-url');
+        return;
+    }
+  }
+
+  #tokenMatches(req: IncomingMessage): boolean {
+    const given = req.headers['dapr-api-token'];
+    const value = Array.isArray(given) ? given[0] : given;
+    const expected = this.#apiToken;
+    if (value === undefined || expected === undefined) return false;
+    const buf = Buffer.from(value);
+    return buf.length === expected.length && timingSafeEqual(buf, expected);
+  }
+
+  #healthz(query: string, res: ServerResponse): void {
+    const appId = new URLSearchParams(query).get('appid');
+    if (appId !== null && appId !== this.#options.self.appId) {
+      writeError(res, new CourierError('ERR_HEALTH_APPID_NOT_MATCH', `the app id ${appId} does not match this sidecar's app id ${this.#options.self.appId}`));
+      return;
+    }
+    const reasons = this.#options.readiness.notReady();
+    if (reasons.length === 0) noContent(res);
+    else writeError(res, new CourierError('ERR_HEALTH_NOT_READY', `dapr is not ready: [${reasons.join(' ')}]`));
+  }
+
+  #json(res: ServerResponse, status: number, value: unknown): void {
+    const body = JSON.stringify(value);
+    res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) });
+    res.end(body);
+  }
+
+  #putMetadata(key: string, req: IncomingMessage, res: ServerResponse): void {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let failed = false;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > MAX_METADATA_VALUE_BYTES) {
+        if (!failed) writeError(res, bodyTooLargeError(MAX_METADATA_VALUE_BYTES), true);
+        failed = true;
+        req.pause();
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.once('end', () => {
+      if (failed) return;
+      this.#options.metadata.setExtended(key, Buffer.concat(chunks).toString('utf8'));
+      noContent(res);
+    });
+  }
+
+  #invoke(req: IncomingMessage, res: ServerResponse, verb: string, path: string, query: string, isInvokeRoute: boolean): void {
+    const found = findTargetAndMethod(req.headers, path, isInvokeRoute);
+    if (found === undefined) {
+      writeError(
+        res,
+        new CourierError('ERR_DIRECT_INVOKE', 'failed getting app id either from the URL path or the header dapr-app-id', { httpStatus: 404, grpcCode: 5 }),
+        hasBody(req),
+      );
+      return;
+    }
+    const self = this.#options.self;
+    const targetText = found.target;
+    const wrap = (error: CourierError): CourierError =>
+      error.code === 'ERR_DIRECT_INVOKE' && !error.message.startsWith('failed to invoke, id: ')
+        ? error.withMessage(`failed to invoke, id: ${targetText}, err: ${error.message}`)
+        : error;
+    let target: AppIdentity;
+    try {
+      target = parseTarget(targetText, self.namespace);
+    } catch (err) {
+      writeError(res, CourierError.from(err), hasBody(req));
+      return;
+    }
+    const method = normalizeMethod(found.method);
+    if (method === undefined) {
+      writeError(res, wrap(new CourierError('ERR_DIRECT_INVOKE', 'invalid method', { grpcCode: 3 })), hasBody(req));
+      return;
+    }
+    const declared = req.headers['content-length'];
+    let contentLength = declared === undefined ? undefined : Number(declared);
+    if (contentLength !== undefined && contentLength > this.#options.maxBodyBytes) {
+      writeError(res, bodyTooLargeError(this.#options.maxBodyBytes), true);
+      return;
+    }
+    const chunked = req.headers['transfer-encoding'] !== undefined;
+    if (chunked) contentLength = undefined;
+    const body = chunked || (contentLength ?? 0) > 0 ? new LimitedBody(req, this.#options.maxBodyBytes) : null;
+    const abort = new AbortController();
+    res.once('close', () => {
+      if (!res.writableFinished) abort.abort();
+    });
+    const request: InvokeRequest = {
+      target,
+      caller: self,
+      method,
+      verb,
+      query,
+      contentType: req.headers['content-type'] ?? '',
+      metadata: requestMetadataFromRawHeaders(req.rawHeaders),
+      body,
+      contentLength: body === null ? (contentLength === 0 ? 0 : undefined) : contentLength,
+      signal: abort.signal,
+      clientAddress: clientAddress(req),
+    };
+    const writer = new HttpResponseWriter(res, (error) => {
+      // A request whose body was not read to the end cannot leave its connection reusable.
+      if (!req.complete) res.setHeader('Connection', 'close');
+      return wrap(error);
+    });
+    this.#options.logger.debug({ target: formatTarget(target, self.namespace), method, verb }, 'invoke');
+    this.#options.invoker.invoke(request, writer);
+  }
+}
+
+function noContent(res: ServerResponse): void {
+  res.writeHead(204);
+  res.end();
+}
+
+function hasBody(req: IncomingMessage): boolean {
+  return req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
+}
+
+function clientAddress(req: IncomingMessage): string {
+  const address = req.socket.remoteAddress ?? '';
+  return address.startsWith('::ffff:') ? address.slice(7) : address;
+}
+
+/** The path of an absolute-form request target (`GET http://host/path HTTP/1.1`). */
+function absoluteFormPath(target: string): string {
+  try {
+    return new URL(target).pathname;
+  } catch {
+    return `/${target}`;
+  }
+}

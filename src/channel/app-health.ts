@@ -1,0 +1,148 @@
+import { connect } from 'node:net';
+import type { Dispatcher } from 'undici';
+import type { Logger } from '../observability/logging/index.js';
+import type { AppChannelState } from './app-channel.js';
+
+export interface HealthProbeOptions {
+  /** Path probed with GET; any 2xx is healthy (`--app-health-check-path`). */
+  readonly path: string;
+  readonly intervalMs: number;
+  readonly timeoutMs: number;
+  /** Consecutive failures that make the app unhealthy (`--app-health-threshold`). */
+  readonly threshold: number;
+}
+
+export interface AppHealthOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly probe: HealthProbeOptions | undefined;
+  readonly dispatcher: Dispatcher;
+  readonly appApiToken: string | undefined;
+  readonly logger: Logger;
+  readonly onChange: (state: AppChannelState) => void;
+}
+
+/** How often the app's port is tried while waiting for it, as daprd does. */
+const PORT_RETRY_MS = 500;
+/** How often "still waiting" is logged. */
+const WAIT_LOG_EVERY_MS = 10_000;
+
+/**
+ * Decides whether the app can take calls. First it waits for the app's port to accept TCP
+ * connections; then, with health checks on, it probes the app and turns unhealthy after `threshold`
+ * consecutive failures and healthy again after one success. Without health checks the app is ready
+ * once its port has opened: a later restart shows up as refused connections, which callers retry
+ * elsewhere. All timers are unref'd.
+ */
+export class AppHealthMonitor {
+  readonly #options: AppHealthOptions;
+  #state: AppChannelState = { t: 'starting' };
+  #timer: NodeJS.Timeout | undefined;
+  #failures = 0;
+  #closed = false;
+  #probeAbort: AbortController | undefined;
+  #waitStartedAt = 0;
+  #lastWaitLog = 0;
+
+  constructor(options: AppHealthOptions) {
+    this.#options = options;
+  }
+
+  get state(): AppChannelState {
+    return this.#state;
+  }
+
+  start(): void {
+    this.#waitStartedAt = Date.now();
+    this.#lastWaitLog = this.#waitStartedAt;
+    this.#options.logger.info({ app_address: `${this.#options.host}:${this.#options.port}` }, 'waiting for the app to listen');
+    this.#tryPort();
+  }
+
+  close(): void {
+    this.#closed = true;
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#probeAbort?.abort();
+    this.#set({ t: 'closed' });
+  }
+
+  #set(state: AppChannelState): void {
+    const before = this.#state;
+    if (before.t === state.t && (before.t !== 'unhealthy' || (state.t === 'unhealthy' && before.reason === state.reason))) return;
+    if (before.t === 'closed') return;
+    this.#state = state;
+    this.#options.onChange(state);
+  }
+
+  #schedule(fn: () => void, ms: number): void {
+    if (this.#closed) return;
+    this.#timer = setTimeout(fn, ms);
+    this.#timer.unref();
+  }
+
+  #tryPort(): void {
+    if (this.#closed) return;
+    const socket = connect({ host: this.#options.host, port: this.#options.port });
+    socket.unref();
+    const done = (open: boolean): void => {
+      socket.removeAllListeners();
+      socket.on('error', () => {});
+      socket.destroy();
+      if (this.#closed) return;
+      if (open) {
+        this.#options.logger.info({ app_address: `${this.#options.host}:${this.#options.port}` }, 'the app is listening');
+        if (this.#options.probe === undefined) this.#set({ t: 'ready' });
+        else this.#probe();
+        return;
+      }
+      const now = Date.now();
+      if (now - this.#lastWaitLog >= WAIT_LOG_EVERY_MS) {
+        this.#lastWaitLog = now;
+        this.#options.logger.info(
+          { app_address: `${this.#options.host}:${this.#options.port}`, waited_ms: now - this.#waitStartedAt },
+          'still waiting for the app to listen',
+        );
+      }
+      this.#schedule(() => this.#tryPort(), PORT_RETRY_MS);
+    };
+    socket.once('connect', () => done(true));
+    socket.once('error', () => done(false));
+  }
+
+  #probe(): void {
+    const probe = this.#options.probe;
+    if (this.#closed || probe === undefined) return;
+    const abort = new AbortController();
+    this.#probeAbort = abort;
+    const timer = setTimeout(() => abort.abort(), probe.timeoutMs);
+    timer.unref();
+    const headers: string[] = ['user-agent', 'courier-health-probe'];
+    if (this.#options.appApiToken !== undefined) headers.push('dapr-api-token', this.#options.appApiToken);
+    this.#options.dispatcher
+      .request({ path: probe.path, method: 'GET', headers, signal: abort.signal })
+      .then(
+        async (res) => {
+          await res.body.dump();
+          return res.statusCode >= 200 && res.statusCode < 300 ? undefined : `health probe answered ${res.statusCode}`;
+        },
+        (err: unknown) => (abort.signal.aborted ? `health probe timed out after ${probe.timeoutMs}ms` : `health probe failed: ${String((err as Error).message)}`),
+      )
+      .then((failure) => {
+        clearTimeout(timer);
+        if (this.#closed) return;
+        if (failure === undefined) {
+          if (this.#failures > 0 || this.#state.t !== 'ready') this.#options.logger.info('the app is healthy');
+          this.#failures = 0;
+          this.#set({ t: 'ready' });
+        } else {
+          this.#failures++;
+          this.#options.logger.debug({ failures: this.#failures, reason: failure }, 'app health probe failed');
+          if (this.#failures >= probe.threshold && this.#state.t !== 'unhealthy') {
+            this.#options.logger.warn({ reason: failure, failures: this.#failures }, 'the app is unhealthy');
+            this.#set({ t: 'unhealthy', reason: failure });
+          }
+        }
+        this.#schedule(() => this.#probe(), probe.intervalMs);
+      }, () => {});
+  }
+}

@@ -1,0 +1,117 @@
+import { CourierError, errorMessage } from '../errors/index.js';
+import type { AppIdentity } from './identity.js';
+
+/** The part of a name resolver the address book uses (see src/nameresolution). */
+export interface AddressSource {
+  readonly component: string;
+  resolve(request: { appId: string; namespace: string }): Promise<readonly { address: string; expiresAtMs?: number }[]>;
+}
+
+export interface AddressBookOptions {
+  /** How long a resolver answer is reused before asking again. */
+  readonly cacheTtlMs: number;
+  /** How long an address that failed is skipped while others are available. */
+  readonly ejectMs: number;
+  readonly now?: () => number;
+}
+
+interface Entry {
+  fetchedAt: number;
+  addresses: readonly { address: string; expiresAtMs?: number }[];
+  next: number;
+  pending: Promise<void> | undefined;
+}
+
+/**
+ * Picks the instance each call goes to: asks the name resolver (at most once per `cacheTtlMs` per app
+ * id, concurrent callers sharing one query), drops instances whose liveness has lapsed, and hands
+ * out the rest in round-robin order. An address that just failed is skipped for `ejectMs` while other
+ * instances remain, so a dead instance stops receiving calls before the resolver notices it.
+ */
+export class AddressBook {
+  readonly #source: AddressSource;
+  readonly #cacheTtlMs: number;
+  readonly #ejectMs: number;
+  readonly #now: () => number;
+  readonly #entries = new Map<string, Entry>();
+  readonly #ejected = new Map<string, number>();
+
+  constructor(source: AddressSource, options: AddressBookOptions) {
+    this.#source = source;
+    this.#cacheTtlMs = options.cacheTtlMs;
+    this.#ejectMs = options.ejectMs;
+    this.#now = options.now ?? Date.now;
+  }
+
+  /**
+   * The next address for `target`, preferring ones not in `exclude` (already tried by this call) and
+   * not recently failed. Throws ERR_DIRECT_INVOKE when the resolver knows no live instance.
+   */
+  async pick(target: AppIdentity, exclude: ReadonlySet<string>): Promise<string> {
+    const key = `${target.namespace}/${target.appId}`;
+    let entry = this.#entries.get(key);
+    const now = this.#now();
+    if (entry === undefined || now - entry.fetchedAt >= this.#cacheTtlMs) entry = await this.#refresh(key, target);
+    let live = this.#live(entry, this.#now());
+    if (live.length === 0 && this.#now() - entry.fetchedAt > 0) {
+      // The cached answer ran dry (every instance expired): ask once more before giving up.
+      entry = await this.#refresh(key, target, true);
+      live = this.#live(entry, this.#now());
+    }
+    if (live.length === 0) {
+      throw new CourierError(
+        'ERR_DIRECT_INVOKE',
+        `no instance of app "${target.appId}" in namespace "${target.namespace}" is registered with the ${this.#source.component} name resolver`,
+        { grpcCode: 14 },
+      );
+    }
+    const at = this.#now();
+    const fresh = live.filter((a) => !exclude.has(a) && (this.#ejected.get(a) ?? 0) <= at);
+    const untried = live.filter((a) => !exclude.has(a));
+    const choices = fresh.length > 0 ? fresh : untried.length > 0 ? untried : live;
+    const chosen = choices[entry.next % choices.length] as string;
+    entry.next = (entry.next + 1) % 0x7fffffff;
+    return chosen;
+  }
+
+  /** Skips `address` for a while after a failure. */
+  eject(address: string): void {
+    this.#ejected.set(address, this.#now() + this.#ejectMs);
+    if (this.#ejected.size > 4096) {
+      const now = this.#now();
+      for (const [a, until] of this.#ejected) if (until <= now) this.#ejected.delete(a);
+    }
+  }
+
+  #live(entry: Entry, now: number): string[] {
+    const out: string[] = [];
+    for (const a of entry.addresses) if (a.expiresAtMs === undefined || a.expiresAtMs > now) out.push(a.address);
+    return out;
+  }
+
+  async #refresh(key: string, target: AppIdentity, force = false): Promise<Entry> {
+    let entry = this.#entries.get(key);
+    if (entry?.pending !== undefined) {
+      await entry.pending;
+      return entry;
+    }
+    if (entry !== undefined && !force && this.#now() - entry.fetchedAt < this.#cacheTtlMs) return entry;
+    const current: Entry = entry ?? { fetchedAt: 0, addresses: [], next: Math.floor(Math.random() * 1024), pending: undefined };
+    if (entry === undefined) this.#entries.set(key, current);
+    current.pending = (async () => {
+      try {
+        current.addresses = await this.#source.resolve({ appId: target.appId, namespace: target.namespace });
+        current.fetchedAt = this.#now();
+      } catch (err) {
+        throw new CourierError('ERR_DIRECT_INVOKE', `the ${this.#source.component} name resolver failed to resolve "${target.appId}": ${errorMessage(err)}`, {
+          cause: err,
+        });
+      } finally {
+        current.pending = undefined;
+      }
+    })();
+    await current.pending;
+    entry = current;
+    return entry;
+  }
+}

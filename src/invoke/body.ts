@@ -1,0 +1,168 @@
+import { Readable } from 'node:stream';
+import { CourierError } from '../errors/index.js';
+import { formatQuantity } from '../util/quantity.js';
+
+export function bodyTooLargeError(limitBytes: number): CourierError {
+  return new CourierError('ERR_BODY_TOO_LARGE', `the request body is larger than the limit of ${formatQuantity(limitBytes)} (--max-body-size)`);
+}
+
+export function bodyClosedError(): CourierError {
+  return new CourierError('ERR_BODY_READ', 'the caller closed the connection before sending the whole request body');
+}
+
+/**
+ * Passes a request body through unchanged while counting it: past `limitBytes` it stops reading
+ * the source and fails with ERR_BODY_TOO_LARGE, so nothing beyond the limit is read into memory.
+ * Backpressure is kept: the source is read only as fast as this stream is consumed.
+ */
+export class LimitedBody extends Readable {
+  readonly #source: Readable;
+  readonly #limitBytes: number;
+  #received = 0;
+  #ended = false;
+
+  constructor(source: Readable, limitBytes: number) {
+    super();
+    this.#source = source;
+    this.#limitBytes = limitBytes;
+    source.on('data', (chunk: Buffer) => this.#onData(chunk));
+    source.pause();
+    source.once('end', () => {
+      this.#ended = true;
+      this.push(null);
+    });
+    source.once('error', (err) => this.destroy(CourierError.from(err, 'ERR_BODY_READ')));
+    source.once('close', () => {
+      if (!this.#ended && !this.destroyed) this.destroy(bodyClosedError());
+    });
+  }
+
+  /** Bytes read from the source so far. */
+  get received(): number {
+    return this.#received;
+  }
+
+  override _read(): void {
+    this.#source.resume();
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    this.#source.pause();
+    callback(error);
+  }
+
+  #onData(chunk: Buffer): void {
+    this.#received += chunk.length;
+    if (this.#received > this.#limitBytes) {
+      this.#source.pause();
+      this.destroy(bodyTooLargeError(this.#limitBytes));
+      return;
+    }
+    if (!this.push(chunk)) this.#source.pause();
+  }
+}
+
+/**
+ * Lets a request body be sent again after a failed attempt. While an attempt reads the body, the
+ * chunks it took are kept, up to `limitBytes`; `open()` then returns a stream that repeats them and
+ * continues with the rest of the source. Past the limit the body is no longer replayable and only
+ * the current attempt may use it.
+ */
+export class ReplayableBody {
+  readonly #source: Readable;
+  readonly #limitBytes: number;
+  readonly #kept: Buffer[] = [];
+  #keptBytes = 0;
+  #overflowed = false;
+  #sourceEnded = false;
+  #sourceError: Error | undefined;
+  #current: AttemptBody | undefined;
+  #listening = false;
+
+  constructor(source: Readable, limitBytes: number) {
+    this.#source = source;
+    this.#limitBytes = limitBytes;
+  }
+
+  /** True while every byte taken so far can be sent again. */
+  get replayable(): boolean {
+    return !this.#overflowed;
+  }
+
+  /** A stream over the whole body for one attempt; a previous attempt's stream stops receiving data. */
+  open(): Readable {
+    this.#current?.detach();
+    const attempt = new AttemptBody(this, [...this.#kept]);
+    this.#current = attempt;
+    if (!this.#listening) this.#listen();
+    return attempt;
+  }
+
+  /** @internal called by AttemptBody when it wants more data. */
+  pull(): void {
+    if (this.#sourceEnded) this.#current?.finish(this.#sourceError);
+    else this.#source.resume();
+  }
+
+  #listen(): void {
+    this.#listening = true;
+    this.#source.on('data', (chunk: Buffer) => {
+      if (!this.#overflowed) {
+        this.#keptBytes += chunk.length;
+        if (this.#keptBytes > this.#limitBytes) {
+          this.#overflowed = true;
+          this.#kept.length = 0;
+        } else {
+          this.#kept.push(chunk);
+        }
+      }
+      const current = this.#current;
+      if (current === undefined || !current.offer(chunk)) this.#source.pause();
+    });
+    this.#source.pause();
+    this.#source.once('end', () => {
+      this.#sourceEnded = true;
+      this.#current?.finish(undefined);
+    });
+    this.#source.once('error', (err) => {
+      this.#sourceEnded = true;
+      this.#sourceError = err;
+      this.#current?.finish(err);
+    });
+  }
+}
+
+class AttemptBody extends Readable {
+  readonly #owner: ReplayableBody;
+  readonly #replay: Buffer[];
+  #detached = false;
+
+  constructor(owner: ReplayableBody, replay: Buffer[]) {
+    super();
+    this.#owner = owner;
+    this.#replay = replay;
+  }
+
+  override _read(): void {
+    while (this.#replay.length > 0) {
+      const chunk = this.#replay.shift() as Buffer;
+      if (!this.push(chunk)) return;
+    }
+    this.#owner.pull();
+  }
+
+  offer(chunk: Buffer): boolean {
+    if (this.#detached || this.destroyed) return false;
+    return this.push(chunk);
+  }
+
+  finish(error: Error | undefined): void {
+    if (this.#detached || this.destroyed || this.#replay.length > 0) return;
+    if (error === undefined) this.push(null);
+    else this.destroy(error);
+  }
+
+  detach(): void {
+    this.#detached = true;
+  }
+}

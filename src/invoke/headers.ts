@@ -1,0 +1,222 @@
+import type { MetadataMap } from '../proto/index.js';
+
+/**
+ * Header rules of service invocation (Dapr `pkg/messaging/v1/util.go`, `pkg/channel/http/http_channel.go`):
+ * what is forwarded from caller to app and back, under which names.
+ *
+ * Headers travel between sidecars as `map<string, ListStringValue>` keyed by Go's canonical header
+ * names (`Content-Type`, `X-Custom`), the form Dapr sidecars send and expect. Objects holding them
+ * are created with a null prototype so a header called `__proto__` is an ordinary key.
+ */
+export type Metadata = MetadataMap;
+
+export function newMetadata(): Metadata {
+  return Object.create(null) as Metadata;
+}
+
+export function addValue(md: Metadata, key: string, value: string): void {
+  const existing = md[key];
+  if (existing === undefined) md[key] = { values: [value] };
+  else (existing.values ??= []).push(value);
+}
+
+/** The first value of a key, looked up case-insensitively. */
+export function firstValue(md: Metadata, key: string): string | undefined {
+  const direct = md[key]?.values?.[0];
+  if (direct !== undefined) return direct;
+  const lower = key.toLowerCase();
+  for (const k of Object.keys(md)) if (k.toLowerCase() === lower) return md[k]?.values?.[0];
+  return undefined;
+}
+
+/** Removes every key equal to `key` ignoring case. */
+export function deleteKey(md: Metadata, key: string): void {
+  const lower = key.toLowerCase();
+  for (const k of Object.keys(md)) if (k.toLowerCase() === lower) delete md[k];
+}
+
+/** RFC 7230 hop-by-hop headers, never forwarded in either direction (plus any named in `Connection`). */
+export const hopByHopHeaders: ReadonlySet<string> = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'upgrade',
+  'http2-settings',
+  'te',
+  'trailer',
+  'proxy-authorization',
+  'proxy-authenticate',
+]);
+
+/** Headers a caller may not set on an invocation: Courier sets them from what it knows. */
+export const identityHeaders = ['dapr-caller-app-id', 'dapr-caller-namespace', 'dapr-callee-app-id'] as const;
+const identityHeaderSet: ReadonlySet<string> = new Set(identityHeaders);
+
+/** Internal routing metadata of the sidecar-to-sidecar hop; never reaches an app. */
+export const DESTINATION_APP_ID = 'destination-app-id';
+
+const canonicalCache = new Map<string, string>();
+const tokenPattern = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
+/**
+ * Go's `textproto.CanonicalMIMEHeaderKey`: the first letter and every letter after a hyphen in upper
+ * case, the rest in lower case. Names with characters outside the HTTP token set are left alone.
+ */
+export function canonicalHeaderKey(name: string): string {
+  const cached = canonicalCache.get(name);
+  if (cached !== undefined) return cached;
+  let out = name;
+  if (tokenPattern.test(name)) {
+    out = '';
+    let upper = true;
+    for (const ch of name) {
+      out += upper ? ch.toUpperCase() : ch.toLowerCase();
+      upper = ch === '-';
+    }
+  }
+  if (canonicalCache.size < 1024) canonicalCache.set(name, out);
+  return out;
+}
+
+/** The lower-case names listed in `Connection` header values, which are hop-by-hop for this message. */
+function connectionTokens(raw: readonly string[]): Set<string> | undefined {
+  let tokens: Set<string> | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    if ((raw[i] ?? '').toLowerCase() !== 'connection') continue;
+    for (const t of (raw[i + 1] ?? '').split(',')) {
+      const token = t.trim().toLowerCase();
+      if (token !== '') (tokens ??= new Set()).add(token);
+    }
+  }
+  return tokens;
+}
+
+/** Request headers Courier consumes or replaces rather than forwards. */
+const requestDropped: ReadonlySet<string> = new Set([
+  'host',
+  'expect',
+  'dapr-app-id',
+  'dapr-api-token',
+  DESTINATION_APP_ID,
+  ...identityHeaders,
+]);
+
+/**
+ * Builds the metadata forwarded for an HTTP request from Node's `rawHeaders` (name/value pairs in
+ * arrival order, so repeated headers keep every value in order). Hop-by-hop headers, `Host`,
+ * `Expect`, `dapr-app-id`, `dapr-api-token` and the identity headers are dropped.
+ */
+export function requestMetadataFromRawHeaders(rawHeaders: readonly string[]): Metadata {
+  const md = newMetadata();
+  const connectionNamed = connectionTokens(rawHeaders);
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i] ?? '';
+    const lower = name.toLowerCase();
+    if (hopByHopHeaders.has(lower) || requestDropped.has(lower) || connectionNamed?.has(lower)) continue;
+    addValue(md, canonicalHeaderKey(name), rawHeaders[i + 1] ?? '');
+  }
+  return md;
+}
+
+/** Sets the caller/callee identity headers, replacing whatever the metadata held under any casing. */
+export function setIdentityHeaders(
+  md: Metadata,
+  caller: { appId: string; namespace: string },
+  calleeAppId: string,
+): void {
+  for (const key of Object.keys(md)) if (identityHeaderSet.has(key.toLowerCase())) delete md[key];
+  md['dapr-caller-app-id'] = { values: [caller.appId] };
+  md['dapr-caller-namespace'] = { values: [caller.namespace] };
+  md['dapr-callee-app-id'] = { values: [calleeAppId] };
+}
+
+/**
+ * Appends `X-Forwarded-For`, `X-Forwarded-Host` and `Forwarded` for a call leaving this sidecar
+ * (RFC 7239). `clientAddress` is the address the app's request came from; `sidecarAddress` is this
+ * sidecar's own address; `hostname` is this machine's name.
+ */
+export function addForwardedHeaders(md: Metadata, clientAddress: string, sidecarAddress: string, hostname: string): void {
+  addValue(md, 'X-Forwarded-For', clientAddress);
+  addValue(md, 'X-Forwarded-Host', hostname);
+  addValue(md, 'Forwarded', `for=${forwardedNode(clientAddress)};by=${forwardedNode(sidecarAddress)};host=${hostname}`);
+}
+
+function forwardedNode(address: string): string {
+  return address.includes(':') ? `"[${address}]"` : address;
+}
+
+/** Metadata keys that never become headers of the request to an HTTP app. */
+const appRequestDropped: ReadonlySet<string> = new Set([
+  'host',
+  'expect',
+  'content-type',
+  'content-length',
+  'dapr-api-token',
+  'dapr-app-id',
+  DESTINATION_APP_ID,
+]);
+
+/**
+ * Turns invocation metadata into the header list of the request to an HTTP app, as a flat
+ * `[name, value, name, value, …]` array (one entry per value, order kept):
+ * names lower-cased; hop-by-hop, `-bin`, `Content-Type`/`Content-Length` (set separately) and internal
+ * keys dropped; gRPC pseudo-headers and `grpc-*` keys prefixed `dapr-`; the callee's own app token
+ * added when `APP_API_TOKEN` is set.
+ */
+export function appRequestHeaders(md: Metadata, appApiToken: string | undefined): string[] {
+  const out: string[] = [];
+  let connectionNamed: Set<string> | undefined;
+  for (const key of Object.keys(md)) {
+    if (key.toLowerCase() !== 'connection') continue;
+    for (const v of md[key]?.values ?? []) {
+      for (const t of v.split(',')) {
+        const token = t.trim().toLowerCase();
+        if (token !== '') (connectionNamed ??= new Set()).add(token);
+      }
+    }
+  }
+  for (const key of Object.keys(md)) {
+    let name = key.toLowerCase();
+    if (hopByHopHeaders.has(name) || appRequestDropped.has(name) || name.endsWith('-bin') || connectionNamed?.has(name)) continue;
+    if (name.startsWith(':')) name = `dapr-${name.slice(1)}`;
+    else if (name.startsWith('grpc-')) name = `dapr-${name}`;
+    for (const value of md[key]?.values ?? []) out.push(name, value);
+  }
+  if (appApiToken !== undefined) out.push('dapr-api-token', appApiToken);
+  return out;
+}
+
+/** Response headers that are not forwarded as such (Content-Length is recomputed by Courier). */
+const responseDropped: ReadonlySet<string> = new Set(['content-length', 'dapr-app-id', 'dapr-api-token']);
+
+/**
+ * Builds the response metadata from an HTTP app's raw response headers: hop-by-hop headers (and
+ * those named in `Connection`) and `Content-Length` removed, every other header kept with all its
+ * values in order, under its canonical name.
+ */
+export function responseMetadataFromRawHeaders(rawHeaders: readonly string[]): Metadata {
+  const md = newMetadata();
+  const connectionNamed = connectionTokens(rawHeaders);
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i] ?? '';
+    const lower = name.toLowerCase();
+    if (hopByHopHeaders.has(lower) || responseDropped.has(lower) || connectionNamed?.has(lower)) continue;
+    addValue(md, canonicalHeaderKey(name), rawHeaders[i + 1] ?? '');
+  }
+  return md;
+}
+
+/**
+ * The flat header list written to an HTTP caller for a response: every metadata value, minus
+ * hop-by-hop headers and `Content-Length`, which the writer sets itself when it knows the length.
+ */
+export function callerResponseHeaders(md: Metadata): string[] {
+  const out: string[] = [];
+  for (const key of Object.keys(md)) {
+    const lower = key.toLowerCase();
+    if (hopByHopHeaders.has(lower) || responseDropped.has(lower)) continue;
+    for (const value of md[key]?.values ?? []) out.push(key, value);
+  }
+  return out;
+}

@@ -1,0 +1,31 @@
+import type { CourierError } from '../errors/index.js';
+import { idempotentVerbs } from './types.js';
+
+/**
+ * Courier's built-in retries for calls to another sidecar, as the service-invocation overview
+ * states them: up to 3 retries, 1 s apart, each on the next instance.
+ *
+ * What is retried (and nothing else):
+ * - the connection to the target sidecar could not be made (refused, unreachable, timed out after
+ *   5 s, or the TLS handshake failed), so nothing was sent;
+ * - the target sidecar refused the stream without processing it (HTTP/2 REFUSED_STREAM, or a GOAWAY
+ *   that excludes it, as a sidecar that is shutting down sends);
+ * - the target sidecar answered UNAVAILABLE or UNAUTHENTICATED before sending any response headers
+ *   (a Courier callee does this only before it dispatches to its app: app not healthy, draining,
+ *   its app's port refused the connection);
+ * - for idempotent methods only (GET, HEAD, OPTIONS, TRACE, PUT, DELETE): the connection broke after
+ *   the request was sent but before any part of the response arrived.
+ * Never retried: anything after the first byte of the response; errors the callee returned after
+ * dispatching; requests whose body has outgrown the replay buffer.
+ */
+export interface RetryPolicy {
+  readonly maxRetries: number;
+  readonly backoffMs: number;
+}
+
+export const builtInRetryPolicy: RetryPolicy = { maxRetries: 3, backoffMs: 1000 };
+
+export function isRetryable(error: CourierError, verb: string): boolean {
+  if (error.retry === 'safe') return true;
+  return error.retry === 'idempotent' && idempotentVerbs.has(verb);
+}

@@ -1,0 +1,75 @@
+import type { Readable } from 'node:stream';
+import type { CourierError } from '../errors/index.js';
+import type { Metadata } from './headers.js';
+import type { AppIdentity } from './identity.js';
+
+/**
+ * One invocation as it flows through a sidecar: from the HTTP API (or the internal server, at the
+ * callee) through the pipeline to an app channel or another sidecar. Bodies are streams end to end;
+ * nothing on this path holds a whole body in memory.
+ */
+export interface InvokeRequest {
+  /** The app and namespace being called. */
+  readonly target: AppIdentity;
+  /** The app making the call (this sidecar's app at the caller; the verified caller at the callee). */
+  readonly caller: AppIdentity;
+  /** The normalized method: no leading `/`, already checked by `normalizeMethod`. */
+  readonly method: string;
+  /** The HTTP verb in upper case (`GET`, `POST`, …). */
+  readonly verb: string;
+  /** The raw query string, without `?`; empty when none. */
+  readonly query: string;
+  /** The request's Content-Type; empty when none. */
+  readonly contentType: string;
+  /** Headers to forward, by canonical name (see headers.ts). Stages may add identity headers. */
+  readonly metadata: Metadata;
+  /** The body, or null for a request without one. Consumed at most once per attempt. */
+  readonly body: Readable | null;
+  /** The exact body length when known (Content-Length); undefined for a streamed body of unknown length. */
+  readonly contentLength: number | undefined;
+  /** Aborted when the caller goes away or gives up; every stage stops work when it fires. */
+  readonly signal: AbortSignal;
+  /** The address the call came from (the app, at the caller's sidecar), for Forwarded headers. */
+  readonly clientAddress: string;
+}
+
+/** The status line and headers of a response. */
+export interface ResponseHead {
+  /** The app's status: an HTTP status (≥ 100) for HTTP apps. */
+  readonly status: number;
+  /** Response headers by canonical name, without hop-by-hop headers and Content-Length. */
+  readonly headers: Metadata;
+  /** The response's Content-Type; empty when none. */
+  readonly contentType: string;
+  /**
+   * The exact length of the body that follows, when known. Only set when it is certain
+   * (the whole body was read, or the response to HEAD/204/304 declared it).
+   */
+  readonly contentLength: number | undefined;
+}
+
+/** Lets a sink slow down the producer of a response body. */
+export interface FlowControl {
+  pause(): void;
+  resume(): void;
+}
+
+/**
+ * Where a response goes, one event at a time (undici's dispatch-handler shape): `head` once, then
+ * `data` for each body chunk, then `end`; or `error` at any point (before `head`: the call failed;
+ * after: the body was cut short). Exactly one of `end` or `error` is called.
+ */
+export interface ResponseSink {
+  head(head: ResponseHead, flow: FlowControl): void;
+  data(chunk: Buffer): void;
+  end(): void;
+  error(error: CourierError): void;
+}
+
+/** Anything that can carry out an invocation: the pipeline, an app channel, a remote transport. */
+export interface Invoke {
+  invoke(request: InvokeRequest, sink: ResponseSink): void;
+}
+
+/** RFC 9110 §9.2.2: methods whose repetition has the same effect as one request. */
+export const idempotentVerbs: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);

@@ -1,0 +1,60 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  encodePayloadChunkHead,
+  internalInvokeRequestStreamCodec,
+  internalInvokeResponseStreamCodec,
+  internalInvokeResponseCodec,
+} from './codec.js';
+import { HttpVerb } from './types.js';
+
+test('InternalInvokeRequestStream uses Dapr field numbers', () => {
+  const bytes = internalInvokeRequestStreamCodec.encode({
+    request: {
+      ver: 1,
+      metadata: { 'Content-Type': { values: ['a'] } },
+      message: { method: 'm', contentType: 'c', httpExtension: { verb: HttpVerb.POST, querystring: 'q' } },
+    },
+  });
+  // request = field 1 (0x0a); inside: ver field 1 varint (0x08 0x01), metadata field 2 (0x12),
+  // message field 3 (0x1a) with method 1, content_type 3, http_extension 4 {verb 1, querystring 2}.
+  const hex = Buffer.from(bytes).toString('hex');
+  assert.ok(hex.startsWith('0a'), hex);
+  assert.ok(hex.includes('0801'), 'ver=1');
+  assert.ok(hex.includes('1a' + '0d' + '0a016d' + '1a0163' + '2205' + '0803' + '120171'), hex);
+});
+
+test('payload-only chunk head + data decodes as a payload message, in both directions', () => {
+  const data = Buffer.from('hello world');
+  for (const seq of [0, 1, 127, 128, 300000]) {
+    const bytes = Buffer.concat([encodePayloadChunkHead(data.length, seq), data]);
+    const req = internalInvokeRequestStreamCodec.decode(bytes);
+    assert.equal(req.request, null);
+    assert.equal(Buffer.from(req.payload?.data ?? []).toString(), 'hello world');
+    assert.equal(req.payload?.seq ?? 0, seq);
+    const res = internalInvokeResponseStreamCodec.decode(bytes);
+    assert.equal(Buffer.from(res.payload?.data ?? []).toString(), 'hello world');
+    assert.equal(res.payload?.seq ?? 0, seq);
+  }
+});
+
+test('a large chunk length is encoded as a multi-byte varint', () => {
+  const data = Buffer.alloc(70_000, 1);
+  const bytes = Buffer.concat([encodePayloadChunkHead(data.length, 5), data]);
+  const decoded = internalInvokeRequestStreamCodec.decode(bytes);
+  assert.equal(decoded.payload?.data?.length, 70_000);
+  assert.equal(decoded.payload?.seq, 5);
+});
+
+test('InternalInvokeResponse round-trips status, headers and Any data', () => {
+  const bytes = internalInvokeResponseCodec.encode({
+    status: { code: 201, message: 'Created' },
+    headers: { 'X-A': { values: ['1', '2'] } },
+    message: { contentType: 'text/plain', data: { typeUrl: 'mytype', value: Buffer.from('x') } },
+  });
+  const back = internalInvokeResponseCodec.decode(bytes);
+  assert.equal(back.status?.code, 201);
+  assert.deepEqual(back.headers?.['X-A']?.values, ['1', '2']);
+  assert.equal(back.message?.data?.typeUrl, 'mytype');
+  assert.equal(Buffer.from(back.message?.data?.value ?? []).toString(), 'x');
+});

@@ -1,0 +1,112 @@
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import protobuf from 'protobufjs';
+import type {
+  InternalInvokeRequest,
+  InternalInvokeRequestStream,
+  InternalInvokeResponse,
+  InternalInvokeResponseStream,
+} from './types.js';
+
+/** Encodes and decodes one message type. */
+export interface Codec<T> {
+  encode(message: T): Uint8Array;
+  decode(bytes: Uint8Array): T;
+}
+
+// uint64 fields (StreamPayload.seq) decode as plain numbers rather than Long objects: a sequence
+// number never exceeds 2^53 and numbers are cheaper on the hot path.
+(protobuf.util as { Long: unknown }).Long = undefined;
+protobuf.configure();
+
+/** `proto/` at the package root: two levels up from both `src/proto/` and `dist/proto/`. */
+const protoRoot = fileURLToPath(new URL('../../proto/', import.meta.url));
+
+/**
+ * Our .proto files, in dependency order. They are parsed one by one rather than through
+ * `Root.loadSync`, because protobufjs's loader substitutes its own bundled JSON for any path containing
+ * `google/protobuf/`, whose field names keep snake_case; parsing our own text keeps every field camelCase.
+ */
+const protoFiles = [
+  'google/protobuf/any.proto',
+  'dapr/proto/common/v1/common.proto',
+  'dapr/proto/internals/v1/apiversion.proto',
+  'dapr/proto/internals/v1/status.proto',
+  'dapr/proto/internals/v1/service_invocation.proto',
+];
+
+function loadRoot(): protobuf.Root {
+  const root = new protobuf.Root();
+  for (const file of protoFiles) {
+    protobuf.parse(readFileSync(protoRoot + file, 'utf8'), root, { keepCase: false });
+  }
+  root.resolveAll();
+  return root;
+}
+
+const root = loadRoot();
+
+function codecFor<T>(name: string): Codec<T> {
+  const type = root.lookupType(name);
+  return {
+    encode: (message: T) => type.encode(message as unknown as Record<string, unknown>).finish(),
+    decode: (bytes: Uint8Array) => type.decode(bytes) as unknown as T,
+  };
+}
+
+export const internalInvokeRequestCodec = codecFor<InternalInvokeRequest>('dapr.proto.internals.v1.InternalInvokeRequest');
+export const internalInvokeResponseCodec = codecFor<InternalInvokeResponse>('dapr.proto.internals.v1.InternalInvokeResponse');
+export const internalInvokeRequestStreamCodec = codecFor<InternalInvokeRequestStream>(
+  'dapr.proto.internals.v1.InternalInvokeRequestStream',
+);
+export const internalInvokeResponseStreamCodec = codecFor<InternalInvokeResponseStream>(
+  'dapr.proto.internals.v1.InternalInvokeResponseStream',
+);
+
+/** The protobufjs root holding every Courier message type, for tests and tools. */
+export function protoTypes(): protobuf.Root {
+  return root;
+}
+
+/**
+ * The leading bytes of an `Internal­Invoke{Request,Response}Stream` message that carries only a
+ * payload chunk, so that the chunk itself can be written after it without being copied:
+ *
+ *   field 2 (payload, length-delimited) { field 2 (seq, varint) ; field 1 (data, length-delimited) }
+ *
+ * Protobuf parsers accept fields in any order, which is what lets `data` come last here.
+ * Both stream messages use field number 2 for the payload, so one encoder serves both directions.
+ */
+export function encodePayloadChunkHead(dataLength: number, seq: number): Buffer {
+  const seqBytes = seq === 0 ? 0 : 1 + varintSize(seq);
+  const inner = seqBytes + 1 + varintSize(dataLength) + dataLength;
+  const head = Buffer.allocUnsafe(1 + varintSize(inner) + seqBytes + 1 + varintSize(dataLength));
+  let at = 0;
+  head[at++] = 0x12; // field 2, wire type 2
+  at = writeVarint(head, at, inner);
+  if (seq !== 0) {
+    head[at++] = 0x10; // field 2, wire type 0
+    at = writeVarint(head, at, seq);
+  }
+  head[at++] = 0x0a; // field 1, wire type 2
+  writeVarint(head, at, dataLength);
+  return head;
+}
+
+function varintSize(value: number): number {
+  let size = 1;
+  while (value >= 0x80) {
+    value = Math.floor(value / 128);
+    size++;
+  }
+  return size;
+}
+
+function writeVarint(buf: Buffer, at: number, value: number): number {
+  while (value >= 0x80) {
+    buf[at++] = (value % 128) | 0x80;
+    value = Math.floor(value / 128);
+  }
+  buf[at++] = value;
+  return at;
+}

@@ -1,0 +1,86 @@
+/**
+ * TypeScript shapes of the protobuf messages Courier exchanges, as protobufjs encodes and decodes
+ * them (camelCase field names, enums as numbers, bytes as Uint8Array, uint64 as number). They mirror
+ * `proto/dapr/proto/**`; `codec.test.ts` pins the field numbers against hand-assembled bytes.
+ */
+
+/** `common.v1.HTTPExtension.Verb`. */
+export const HttpVerb = {
+  NONE: 0,
+  GET: 1,
+  HEAD: 2,
+  POST: 3,
+  PUT: 4,
+  DELETE: 5,
+  CONNECT: 6,
+  OPTIONS: 7,
+  TRACE: 8,
+  PATCH: 9,
+} as const;
+export type HttpVerbName = keyof typeof HttpVerb;
+
+export interface Any {
+  typeUrl?: string;
+  value?: Uint8Array;
+}
+
+export interface HTTPExtension {
+  verb?: number;
+  querystring?: string;
+}
+
+export interface InvokeRequest {
+  method?: string;
+  data?: Any | null;
+  contentType?: string;
+  httpExtension?: HTTPExtension | null;
+}
+
+export interface InvokeResponse {
+  data?: Any | null;
+  contentType?: string;
+}
+
+export interface StreamPayload {
+  data?: Uint8Array;
+  seq?: number;
+}
+
+export interface ListStringValue {
+  values?: string[];
+}
+
+/** A protobuf `map<string, ListStringValue>`; build it with `Object.create(null)` (see metadata.ts). */
+export type MetadataMap = Record<string, ListStringValue>;
+
+export interface Status {
+  code?: number;
+  message?: string;
+  details?: Any[];
+}
+
+export interface InternalInvokeRequest {
+  ver?: number;
+  metadata?: MetadataMap;
+  message?: InvokeRequest | null;
+}
+
+export interface InternalInvokeResponse {
+  status?: Status | null;
+  headers?: MetadataMap;
+  trailers?: MetadataMap;
+  message?: InvokeResponse | null;
+}
+
+export interface InternalInvokeRequestStream {
+  request?: InternalInvokeRequest | null;
+  payload?: StreamPayload | null;
+}
+
+export interface InternalInvokeResponseStream {
+  response?: InternalInvokeResponse | null;
+  payload?: StreamPayload | null;
+}
+
+/** `internals.v1.APIVersion.V1`: the only version either side speaks. */
+export const API_VERSION_V1 = 1;
