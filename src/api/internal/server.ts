@@ -1,0 +1,384 @@
+import { Readable } from 'node:stream';
+import { CourierError, errorMessage, GrpcStatus } from '../../errors/index.js';
+import { GrpcServer, type ServerCall } from '../../grpc/index.js';
+import { bodyTooLargeError } from '../../invoke/body.js';
+import { firstValue, setIdentityHeaders, type Metadata } from '../../invoke/headers.js';
+import type { AppIdentity } from '../../invoke/identity.js';
+import { normalizeMethod } from '../../invoke/method.js';
+import type { FlowControl, Invoke, InvokeRequest, ResponseHead, ResponseSink } from '../../invoke/types.js';
+import type { Logger } from '../../observability/logging/index.js';
+import {
+  API_VERSION_V1,
+  encodePayloadChunkHead,
+  internalInvokeRequestCodec,
+  internalInvokeRequestStreamCodec,
+  internalInvokeResponseCodec,
+  internalInvokeResponseStreamCodec,
+  type InternalInvokeRequest,
+  type InternalInvokeResponse,
+} from '../../proto/index.js';
+import { verbFromEnum } from './verbs.js';
+
+export const CALL_LOCAL_STREAM = '/dapr.proto.internals.v1.ServiceInvocation/CallLocalStream';
+export const CALL_LOCAL = '/dapr.proto.internals.v1.ServiceInvocation/CallLocal';
+
+/** Room for the protobuf framing around a body of `--max-body-size`. */
+const MESSAGE_OVERHEAD_BYTES = 64 * 1024;
+
+export interface InternalServerOptions {
+  readonly self: AppIdentity;
+  /** Where calls for this sidecar's app go. */
+  readonly appChannel: Invoke;
+  /** `--max-body-size`: request bodies over this are refused with RESOURCE_EXHAUSTED. */
+  readonly maxBodyBytes: number;
+  readonly logger: Logger;
+}
+
+/**
+ * The callee side of the sidecar-to-sidecar hop: `dapr.proto.internals.v1.ServiceInvocation`
+ * `CallLocalStream` and `CallLocal` on `--dapr-internal-grpc-port`, forwarding each call to the
+ * local app. Calls that fail before reaching the app are answered as a Trailers-Only gRPC status, so
+ * a caller can tell "not dispatched" (UNAVAILABLE: retry elsewhere) from an app's own answer.
+ */
+export class InternalServer {
+  readonly #options: InternalServerOptions;
+  readonly #grpc: GrpcServer;
+
+  constructor(options: InternalServerOptions) {
+    this.#options = options;
+    const limit = options.maxBodyBytes + MESSAGE_OVERHEAD_BYTES;
+    this.#grpc = new GrpcServer({ maxReceiveMessageBytes: limit, maxSendMessageBytes: limit, logger: options.logger });
+    this.#grpc.register(CALL_LOCAL_STREAM, (call) => new StreamedCall(options, call).start());
+    this.#grpc.register(CALL_LOCAL, (call) => new UnaryCall(options, call).start());
+  }
+
+  async listen(host: string, port: number): Promise<number> {
+    const address = await this.#grpc.listen(host, port);
+    this.#options.logger.info({ address: host.includes(':') ? `[${host}]:${address.port}` : `${host}:${address.port}` }, 'internal gRPC server listening');
+    return address.port;
+  }
+
+  close(graceMs: number): Promise<void> {
+    return this.#grpc.close({ graceMs });
+  }
+}
+
+function invalid(message: string): CourierError {
+  return new CourierError('ERR_MALFORMED_REQUEST', message, { grpcCode: GrpcStatus.INVALID_ARGUMENT });
+}
+
+/**
+ * Builds the app-facing request from the leading InternalInvokeRequest. The method is normalized
+ * again here (defense in depth: the caller may not be a Courier sidecar).
+ */
+function requestFrom(
+  options: InternalServerOptions,
+  call: ServerCall,
+  req: InternalInvokeRequest,
+): Omit<InvokeRequest, 'body' | 'contentLength'> & { declaredLength: number | undefined } {
+  if ((req.ver ?? 0) !== API_VERSION_V1) {
+    throw new CourierError('ERR_MALFORMED_REQUEST', 'Unsupported spec version', { grpcCode: GrpcStatus.UNIMPLEMENTED });
+  }
+  const message = req.message;
+  if (message === null || message === undefined) throw invalid('the request carries no message');
+  const ext = message.httpExtension;
+  if (ext === null || ext === undefined) throw invalid('missing HTTP extension field');
+  const verb = verbFromEnum(ext.verb);
+  if (verb === undefined) throw invalid('invalid HTTP verb');
+  const method = normalizeMethod(message.method ?? '');
+  if (method === undefined) throw invalid('invalid method');
+  const metadata: Metadata = Object.assign(Object.create(null) as Metadata, req.metadata ?? {});
+  const caller: AppIdentity = {
+    appId: firstValue(metadata, 'dapr-caller-app-id') ?? 'unknown',
+    namespace: firstValue(metadata, 'dapr-caller-namespace') ?? options.self.namespace,
+  };
+  setIdentityHeaders(metadata, caller, options.self.appId);
+  const declared = firstValue(metadata, 'Content-Length');
+  const declaredLength = declared !== undefined && /^\d+$/.test(declared) ? Number(declared) : undefined;
+  return {
+    target: options.self,
+    caller,
+    method,
+    verb,
+    query: ext.querystring ?? '',
+    contentType: message.contentType ?? '',
+    metadata,
+    signal: call.signal,
+    clientAddress: call.peer.address,
+    declaredLength,
+  };
+}
+
+/** The body of a streamed call, fed by payload chunks, read as fast as the app channel takes it. */
+class PayloadBody extends Readable {
+  readonly #call: ServerCall;
+  constructor(call: ServerCall) {
+    super({ highWaterMark: 64 * 1024 });
+    this.#call = call;
+  }
+  override _read(): void {
+    this.#call.resume();
+  }
+  offer(chunk: Buffer): void {
+    if (!this.push(chunk)) this.#call.pause();
+  }
+}
+
+type StreamState = 'awaiting-request' | 'awaiting-body' | 'dispatched' | 'failed';
+
+/** One CallLocalStream call: reads the chunked request, calls the app, writes the chunked response. */
+class StreamedCall implements ResponseSink {
+  readonly #options: InternalServerOptions;
+  readonly #call: ServerCall;
+  #state: StreamState = 'awaiting-request';
+  #base: ReturnType<typeof requestFrom> | undefined;
+  #body: PayloadBody | undefined;
+  #expectedSeq = 0;
+  #received = 0;
+  // response side
+  #flow: FlowControl | undefined;
+  #pendingHead: Buffer | undefined;
+  #headTimer: NodeJS.Immediate | undefined;
+  #sentAnything = false;
+  #seq = 0;
+  #finished = false;
+  readonly #flushHead = (): void => {
+    this.#headTimer = undefined;
+    if (this.#pendingHead !== undefined) this.#send([this.#takeHead()]);
+  };
+  readonly #onDrain = (): void => this.#flow?.resume();
+
+  constructor(options: InternalServerOptions, call: ServerCall) {
+    this.#options = options;
+    this.#call = call;
+  }
+
+  start(): void {
+    this.#call.setReader({
+      message: (bytes) => this.#onMessage(bytes),
+      end: () => this.#onEnd(),
+      error: () => this.#body?.destroy(new CourierError('ERR_BODY_READ', 'the caller cancelled the call')),
+    });
+  }
+
+  #onMessage(bytes: Buffer): void {
+    if (this.#state === 'failed') return;
+    let msg;
+    try {
+      msg = internalInvokeRequestStreamCodec.decode(bytes);
+    } catch (err) {
+      this.#fail(invalid(`parsing InternalInvokeRequest error: ${errorMessage(err)}`));
+      return;
+    }
+    if (this.#state === 'awaiting-request') {
+      if (msg.request === null || msg.request === undefined) {
+        this.#fail(invalid('the leading message of the stream carries no request'));
+        return;
+      }
+      try {
+        this.#base = requestFrom(this.#options, this.#call, msg.request);
+      } catch (err) {
+        this.#fail(CourierError.from(err));
+        return;
+      }
+      const declared = this.#base.declaredLength;
+      if (msg.payload !== null && msg.payload !== undefined) this.#dispatch(true);
+      else if (declared === 0) this.#dispatch(false);
+      else if (declared !== undefined) this.#dispatch(true);
+      else this.#state = 'awaiting-body';
+    } else if (msg.request !== null && msg.request !== undefined) {
+      this.#fail(invalid('request/response metadata found in non-leading chunk'));
+      return;
+    } else if (this.#state === 'awaiting-body') {
+      this.#dispatch(true);
+    }
+    const payload = msg.payload;
+    if (payload === null || payload === undefined) return;
+    const seq = payload.seq ?? 0;
+    if (seq !== this.#expectedSeq) {
+      this.#fail(invalid(`invalid sequence number received: ${seq} (expected: ${this.#expectedSeq})`));
+      return;
+    }
+    this.#expectedSeq++;
+    const data = payload.data;
+    if (data === undefined || data.length === 0) return;
+    this.#received += data.length;
+    if (this.#received > this.#options.maxBodyBytes) {
+      const error = bodyTooLargeError(this.#options.maxBodyBytes);
+      this.#body?.destroy(error);
+      this.#fail(error);
+      return;
+    }
+    this.#body?.offer(Buffer.from(data.buffer, data.byteOffset, data.length));
+  }
+
+  #onEnd(): void {
+    if (this.#state === 'awaiting-request') this.#fail(invalid('the stream ended without a request'));
+    else if (this.#state === 'awaiting-body') this.#dispatch(false);
+    else this.#body?.push(null);
+  }
+
+  #dispatch(withBody: boolean): void {
+    const base = this.#base;
+    if (base === undefined) return;
+    this.#state = 'dispatched';
+    const { declaredLength, ...rest } = base;
+    if (withBody) this.#body = new PayloadBody(this.#call);
+    const request: InvokeRequest = {
+      ...rest,
+      body: this.#body ?? null,
+      contentLength: withBody ? declaredLength : declaredLength === 0 ? 0 : undefined,
+    };
+    this.#options.appChannel.invoke(request, this);
+  }
+
+  #fail(error: CourierError): void {
+    this.#state = 'failed';
+    this.error(error);
+  }
+
+  // ResponseSink: the app's answer, written back as InternalInvokeResponseStream messages.
+
+  head(head: ResponseHead, flow: FlowControl): void {
+    this.#flow = flow;
+    const headers = head.headers;
+    if (head.contentLength !== undefined) headers['Content-Length'] = { values: [String(head.contentLength)] };
+    this.#pendingHead = Buffer.from(
+      internalInvokeResponseStreamCodec.encode({
+        response: { status: { code: head.status }, headers, message: { contentType: head.contentType } },
+      }),
+    );
+    // Sent with the first body chunk when that follows at once; on its own otherwise (e.g. a stream
+    // whose first event comes later), so the caller gets the status line without waiting.
+    this.#headTimer = setImmediate(this.#flushHead);
+  }
+
+  data(chunk: Buffer): void {
+    const parts: Uint8Array[] = [];
+    if (this.#pendingHead !== undefined) parts.push(this.#takeHead());
+    parts.push(encodePayloadChunkHead(chunk.length, this.#seq++), chunk);
+    this.#send(parts);
+  }
+
+  end(): void {
+    if (this.#pendingHead !== undefined) this.#send([this.#takeHead()]);
+    this.#finish({ code: GrpcStatus.OK });
+  }
+
+  error(error: CourierError): void {
+    if (this.#headTimer !== undefined) clearImmediate(this.#headTimer);
+    this.#pendingHead = undefined;
+    if (!this.#sentAnything) {
+      this.#finish({ code: error.grpcCode === GrpcStatus.OK ? GrpcStatus.INTERNAL : error.grpcCode, message: error.message });
+      return;
+    }
+    this.#finish({ code: GrpcStatus.INTERNAL, message: `the app's response failed: ${error.message}` });
+  }
+
+  #takeHead(): Buffer {
+    const head = this.#pendingHead as Buffer;
+    this.#pendingHead = undefined;
+    if (this.#headTimer !== undefined) {
+      clearImmediate(this.#headTimer);
+      this.#headTimer = undefined;
+    }
+    return head;
+  }
+
+  #send(parts: Uint8Array[]): void {
+    if (this.#finished) return;
+    this.#sentAnything = true;
+    const ok = parts.length === 1 ? this.#call.sendMessage(parts[0] as Uint8Array) : this.#call.sendMessageParts(parts);
+    if (!ok) {
+      this.#flow?.pause();
+      this.#call.onDrain(this.#onDrain);
+    }
+  }
+
+  #finish(status: { code: number; message?: string }): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    this.#call.end(status);
+  }
+}
+
+/**
+ * One unary CallLocal call (what older Dapr sidecars send): the whole body in
+ * `InvokeRequest.data`, the whole response in `InvokeResponse.data`.
+ */
+class UnaryCall implements ResponseSink {
+  readonly #options: InternalServerOptions;
+  readonly #call: ServerCall;
+  #request: Buffer | undefined;
+  #head: ResponseHead | undefined;
+  readonly #chunks: Buffer[] = [];
+  #size = 0;
+  #done = false;
+
+  constructor(options: InternalServerOptions, call: ServerCall) {
+    this.#options = options;
+    this.#call = call;
+  }
+
+  start(): void {
+    this.#call.setReader({
+      message: (bytes) => {
+        if (this.#request === undefined) this.#request = bytes;
+        else this.error(invalid('CallLocal takes exactly one request message'));
+      },
+      end: () => this.#run(),
+      error: () => {},
+    });
+  }
+
+  #run(): void {
+    if (this.#done) return;
+    if (this.#request === undefined) {
+      this.error(invalid('CallLocal received no request message'));
+      return;
+    }
+    let decoded: InternalInvokeRequest;
+    try {
+      decoded = internalInvokeRequestCodec.decode(this.#request);
+      const base = requestFrom(this.#options, this.#call, decoded);
+      const data = decoded.message?.data?.value;
+      const bytes = data === undefined || data.length === 0 ? undefined : Buffer.from(data.buffer, data.byteOffset, data.length);
+      if (bytes !== undefined && bytes.length > this.#options.maxBodyBytes) throw bodyTooLargeError(this.#options.maxBodyBytes);
+      const { declaredLength: _declared, ...rest } = base;
+      this.#options.appChannel.invoke(
+        { ...rest, body: bytes === undefined ? null : Readable.from([bytes]), contentLength: bytes?.length ?? 0 },
+        this,
+      );
+    } catch (err) {
+      this.error(err instanceof CourierError ? err : invalid(`parsing InternalInvokeRequest error: ${errorMessage(err)}`));
+    }
+  }
+
+  head(head: ResponseHead): void {
+    this.#head = head;
+  }
+
+  data(chunk: Buffer): void {
+    this.#size += chunk.length;
+    this.#chunks.push(chunk);
+  }
+
+  end(): void {
+    if (this.#done) return;
+    this.#done = true;
+    const head = this.#head as ResponseHead;
+    const response: InternalInvokeResponse = {
+      status: { code: head.status },
+      headers: head.headers,
+      message: { contentType: head.contentType, data: { value: Buffer.concat(this.#chunks, this.#size) } },
+    };
+    this.#call.sendMessage(internalInvokeResponseCodec.encode(response));
+    this.#call.end({ code: GrpcStatus.OK });
+  }
+
+  error(error: CourierError): void {
+    if (this.#done) return;
+    this.#done = true;
+    this.#call.end({ code: error.grpcCode === GrpcStatus.OK ? GrpcStatus.INTERNAL : error.grpcCode, message: error.message });
+  }
+}

@@ -1,0 +1,227 @@
+import { CourierError, GrpcStatus, grpcStatusName } from '../../errors/index.js';
+import { ChannelPool, type CallResult, type ClientCall } from '../../grpc/index.js';
+import { deleteKey, firstValue } from '../../invoke/headers.js';
+import type { RemoteTransport } from '../../invoke/invoker.js';
+import type { FlowControl, InvokeRequest, ResponseSink } from '../../invoke/types.js';
+import type { Logger } from '../../observability/logging/index.js';
+import {
+  API_VERSION_V1,
+  encodePayloadChunkHead,
+  internalInvokeRequestStreamCodec,
+  internalInvokeResponseStreamCodec,
+} from '../../proto/index.js';
+import { CALL_LOCAL_STREAM } from './server.js';
+import { verbToEnum } from './verbs.js';
+
+export interface GrpcRemoteTransportOptions {
+  /** The largest message sent or accepted on the hop (the body limit plus framing). */
+  readonly maxMessageBytes: number;
+  readonly logger: Logger;
+}
+
+/** Parses `host:port` or `[v6]:port`. */
+export function parseAddress(address: string): { host: string; port: number } {
+  const match = /^\[?([^\]]*?)\]?:(\d+)$/.exec(address);
+  if (match === null) throw new CourierError('ERR_DIRECT_INVOKE', `invalid sidecar address "${address}"`);
+  return { host: match[1] ?? '', port: Number(match[2]) };
+}
+
+/**
+ * The caller side of the sidecar-to-sidecar hop: each invocation is one `CallLocalStream` call on a
+ * pooled HTTP/2 connection to the target sidecar. The request body is sent as payload chunks as it is
+ * read (with HTTP/2 flow control pushing back on the reader), and the response is passed on chunk by
+ * chunk. Failures are classified so the invoker knows which ones are safe to retry.
+ */
+export class GrpcRemoteTransport implements RemoteTransport {
+  readonly #pool: ChannelPool;
+
+  constructor(options: GrpcRemoteTransportOptions) {
+    this.#pool = new ChannelPool({
+      connectTimeoutMs: 5000,
+      maxReceiveMessageBytes: options.maxMessageBytes,
+      maxSendMessageBytes: options.maxMessageBytes,
+      logger: options.logger,
+    });
+  }
+
+  invoke(address: string, request: InvokeRequest, sink: ResponseSink): void {
+    let target;
+    try {
+      target = parseAddress(address);
+    } catch (err) {
+      sink.error(CourierError.from(err));
+      return;
+    }
+    const call = this.#pool.get(target).call(CALL_LOCAL_STREAM, {}, { signal: request.signal });
+    new OutgoingCall(address, request, sink, call).start();
+  }
+
+  close(): Promise<void> {
+    return this.#pool.close();
+  }
+}
+
+class OutgoingCall implements FlowControl {
+  readonly #address: string;
+  readonly #request: InvokeRequest;
+  readonly #sink: ResponseSink;
+  readonly #call: ClientCall;
+  #headDelivered = false;
+  #expectedSeq = 0;
+  #seq = 0;
+  #bodyError: CourierError | undefined;
+  #protocolError: CourierError | undefined;
+
+  constructor(address: string, request: InvokeRequest, sink: ResponseSink, call: ClientCall) {
+    this.#address = address;
+    this.#request = request;
+    this.#sink = sink;
+    this.#call = call;
+  }
+
+  pause(): void {
+    this.#call.pause();
+  }
+
+  resume(): void {
+    this.#call.resume();
+  }
+
+  start(): void {
+    const req = this.#request;
+    const call = this.#call;
+    call.setReader({
+      headers: () => {},
+      message: (bytes) => this.#onMessage(bytes),
+      end: (result) => this.#onEnd(result),
+    });
+    call.sendMessage(
+      internalInvokeRequestStreamCodec.encode({
+        request: {
+          ver: API_VERSION_V1,
+          metadata: req.metadata,
+          message: {
+            method: req.method,
+            contentType: req.contentType,
+            httpExtension: { verb: verbToEnum(req.verb), querystring: req.query },
+          },
+        },
+      }),
+    );
+    const body = req.body;
+    if (body === null) {
+      call.end();
+      return;
+    }
+    body.on('data', (chunk: Buffer) => {
+      if (!call.sendMessageParts([encodePayloadChunkHead(chunk.length, this.#seq++), chunk])) {
+        body.pause();
+        call.onDrain(() => body.resume());
+      }
+    });
+    body.once('end', () => call.end());
+    body.once('error', (err) => {
+      this.#bodyError = CourierError.from(err, 'ERR_BODY_READ');
+      call.cancel();
+    });
+  }
+
+  #onMessage(bytes: Buffer): void {
+    if (this.#protocolError !== undefined) return;
+    let msg;
+    try {
+      msg = internalInvokeResponseStreamCodec.decode(bytes);
+    } catch (err) {
+      this.#abort(`the target sidecar sent a malformed response: ${(err as Error).message}`);
+      return;
+    }
+    if (!this.#headDelivered) {
+      const response = msg.response;
+      if (response === null || response === undefined) {
+        this.#abort('the target sidecar sent a body chunk before the response');
+        return;
+      }
+      const headers = Object.assign(Object.create(null) as Record<string, { values?: string[] }>, response.headers ?? {});
+      const declared = firstValue(headers, 'Content-Length');
+      deleteKey(headers, 'Content-Length');
+      const status = response.status?.code ?? 200;
+      this.#headDelivered = true;
+      this.#sink.head(
+        {
+          status,
+          headers,
+          contentType: response.message?.contentType ?? '',
+          contentLength: declared !== undefined && /^\d+$/.test(declared) ? Number(declared) : undefined,
+        },
+        this,
+      );
+    } else if (msg.response !== null && msg.response !== undefined) {
+      this.#abort('request/response metadata found in non-leading chunk');
+      return;
+    }
+    const payload = msg.payload;
+    if (payload === null || payload === undefined) return;
+    const seq = payload.seq ?? 0;
+    if (seq !== this.#expectedSeq) {
+      this.#abort(`invalid sequence number received: ${seq} (expected: ${this.#expectedSeq})`);
+      return;
+    }
+    this.#expectedSeq++;
+    const data = payload.data;
+    if (data !== undefined && data.length > 0) this.#sink.data(Buffer.from(data.buffer, data.byteOffset, data.length));
+  }
+
+  #abort(reason: string): void {
+    this.#protocolError = new CourierError('ERR_DIRECT_INVOKE', reason);
+    this.#call.cancel();
+  }
+
+  #onEnd(result: CallResult): void {
+    if (this.#protocolError !== undefined) {
+      this.#sink.error(this.#protocolError);
+      return;
+    }
+    if (this.#bodyError !== undefined) {
+      this.#sink.error(this.#bodyError);
+      return;
+    }
+    if (result.code === GrpcStatus.OK) {
+      if (this.#headDelivered) this.#sink.end();
+      else this.#sink.error(new CourierError('ERR_DIRECT_INVOKE', 'the target sidecar ended the call without a response'));
+      return;
+    }
+    this.#sink.error(this.#classify(result));
+  }
+
+  #classify(result: CallResult): CourierError {
+    const where = `sidecar at ${this.#address}`;
+    if (this.#request.signal.aborted) return new CourierError('ERR_DIRECT_INVOKE', 'the call was cancelled by the caller', { grpcCode: GrpcStatus.CANCELLED });
+    switch (result.transport) {
+      case 'connect-failed':
+        return new CourierError('ERR_DIRECT_INVOKE', result.message, { grpcCode: GrpcStatus.UNAVAILABLE, retry: 'safe' });
+      case 'refused':
+        return new CourierError('ERR_DIRECT_INVOKE', `the ${where} refused the call: ${result.message}`, { grpcCode: GrpcStatus.UNAVAILABLE, retry: 'safe' });
+      case 'reset':
+        return new CourierError('ERR_DIRECT_INVOKE', `the connection to the ${where} broke: ${result.message}`, {
+          grpcCode: GrpcStatus.UNAVAILABLE,
+          retry: 'idempotent',
+        });
+      default:
+        break;
+    }
+    const message = result.message === '' ? grpcStatusName(result.code) : result.message;
+    switch (result.code) {
+      case GrpcStatus.UNAVAILABLE:
+      case GrpcStatus.UNAUTHENTICATED:
+        return new CourierError('ERR_DIRECT_INVOKE', message, { grpcCode: result.code as GrpcStatus, ...(result.headersReceived ? {} : { retry: 'safe' as const }) });
+      case GrpcStatus.PERMISSION_DENIED:
+        return new CourierError('ERR_DIRECT_INVOKE', message, { grpcCode: result.code as GrpcStatus, httpStatus: 403 });
+      case GrpcStatus.RESOURCE_EXHAUSTED:
+        return new CourierError('ERR_BODY_TOO_LARGE', message);
+      case GrpcStatus.DEADLINE_EXCEEDED:
+        return new CourierError('ERR_DIRECT_INVOKE', message, { grpcCode: result.code as GrpcStatus, httpStatus: 504 });
+      default:
+        return new CourierError('ERR_DIRECT_INVOKE', message, { grpcCode: result.code as GrpcStatus });
+    }
+  }
+}

@@ -1,0 +1,67 @@
+#!/usr/bin/env node
+import { CourierError } from '../errors/index.js';
+import { version } from '../version.js';
+import { sidecarMain } from './sidecar-main.js';
+
+const usage = `Courier ${version}: service invocation for your apps, compatible with Dapr's API.
+
+Usage: courier <command> [flags]
+
+Commands:
+  run        run an app with its sidecar (or several apps from a run file with -f)
+  sidecar    run a sidecar for an app that is started some other way (daprd's flags)
+  list       list the sidecars running on this machine
+  stop       stop a running app and its sidecar
+  invoke     call a method of a running app
+  version    print Courier's version
+
+Run "courier <command> --help" for the flags of a command.
+`;
+
+type Command = (argv: readonly string[]) => Promise<number>;
+
+async function lazy(module: string, name: string): Promise<Command> {
+  const loaded = (await import(module)) as Record<string, Command>;
+  const command = loaded[name];
+  if (command === undefined) throw new Error(`${module} does not export ${name}`);
+  return command;
+}
+
+const commands: Readonly<Record<string, () => Promise<Command>>> = {
+  sidecar: () => Promise.resolve(sidecarMain),
+  run: () => lazy('./run-command.js', 'runMain'),
+  list: () => lazy('./list-command.js', 'listMain'),
+  stop: () => lazy('./stop-command.js', 'stopMain'),
+  invoke: () => lazy('./invoke-command.js', 'invokeMain'),
+};
+
+async function main(argv: readonly string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === 'help' || name === '--help' || name === '-h') {
+    process.stdout.write(usage);
+    return 0;
+  }
+  if (name === 'version' || name === '--version' || name === '-v') {
+    process.stdout.write(`${version}\n`);
+    return 0;
+  }
+  const load = commands[name];
+  if (load === undefined) {
+    process.stderr.write(`courier: unknown command "${name}" (see "courier --help")\n`);
+    return 1;
+  }
+  return (await load())(rest);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+    // Anything left (a stray timer or socket) must not keep a finished command alive.
+    setImmediate(() => process.exit(code)).unref();
+  },
+  (err: unknown) => {
+    const error = CourierError.from(err);
+    process.stderr.write(`courier: ${error.message}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,206 @@
+import { validateAppId } from '../invoke/identity.js';
+import { logLevels, type LogLevel } from '../observability/logging/index.js';
+import { courierHome, type SidecarOptions } from '../runtime/options.js';
+import { parseDuration } from '../util/duration.js';
+import { parseQuantity } from '../util/quantity.js';
+import { flagError, formatFlagHelp, parseFlags, type FlagSpec } from './flags.js';
+
+/**
+ * The flags of `courier sidecar`, which are daprd's (Dapr `cmd/daprd/options/options.go`), so scripts
+ * written for daprd work unchanged. Flags for Dapr features Courier does not have (actors, pub/sub
+ * placement) are accepted and ignored with a warning; flags for features not yet available fail.
+ */
+export const sidecarFlags: readonly FlagSpec[] = [
+  { name: 'app-id', type: 'string', placeholder: '<id>', help: 'the id of the app this sidecar serves (required)' },
+  { name: 'app-port', type: 'int', placeholder: '<port>', help: 'the port the app listens on; omit for an app that only makes calls' },
+  { name: 'app-protocol', type: 'string', placeholder: '<protocol>', defaultText: 'http', help: 'how the sidecar talks to the app: http' },
+  { name: 'app-channel-address', type: 'string', placeholder: '<host>', defaultText: '127.0.0.1', help: 'the address of the app' },
+  { name: 'dapr-http-port', type: 'int', placeholder: '<port>', defaultText: '3500', help: 'the port of the HTTP API (0 picks a free port)' },
+  { name: 'dapr-grpc-port', type: 'int', placeholder: '<port>', defaultText: '50001', help: "the port of Dapr's gRPC API (reserved)" },
+  {
+    name: 'dapr-internal-grpc-port',
+    type: 'int',
+    placeholder: '<port>',
+    defaultText: 'a stable port derived from the app id',
+    help: 'the port other sidecars call this one on',
+  },
+  {
+    name: 'dapr-internal-grpc-listen-address',
+    type: 'string',
+    placeholder: '<host>',
+    defaultText: '127.0.0.1',
+    help: 'the address the internal port listens on (and is announced to other sidecars)',
+  },
+  {
+    name: 'dapr-listen-addresses',
+    type: 'string',
+    placeholder: '<hosts>',
+    defaultText: '127.0.0.1,[::1]',
+    help: 'comma-separated addresses the HTTP API listens on',
+  },
+  { name: 'config', short: 'c', type: 'string', placeholder: '<file>', help: 'a Dapr Configuration file' },
+  { name: 'resources-path', aliases: ['components-path'], type: 'list', placeholder: '<dir>', help: 'a directory of resource files (repeatable)' },
+  { name: 'max-body-size', type: 'string', placeholder: '<size>', defaultText: '4Mi', help: 'the largest request body accepted' },
+  { name: 'read-buffer-size', type: 'string', placeholder: '<size>', defaultText: '16Ki', help: 'the largest request head (headers) accepted' },
+  { name: 'app-max-concurrency', type: 'int', placeholder: '<n>', defaultText: '-1 (unlimited)', help: 'the most calls to the app at once' },
+  { name: 'enable-app-health-check', type: 'bool', help: 'probe the app and stop calling it while it is unhealthy' },
+  { name: 'app-health-check-path', type: 'string', placeholder: '<path>', defaultText: '/healthz', help: 'the path probed with GET' },
+  { name: 'app-health-probe-interval', type: 'string', placeholder: '<seconds>', defaultText: '5', help: 'seconds between probes' },
+  { name: 'app-health-probe-timeout', type: 'string', placeholder: '<ms>', defaultText: '500', help: 'milliseconds a probe may take' },
+  { name: 'app-health-threshold', type: 'int', placeholder: '<n>', defaultText: '3', help: 'failed probes in a row before the app is unhealthy' },
+  { name: 'log-level', type: 'string', placeholder: '<level>', defaultText: 'info', help: 'debug, info, warn, error or fatal' },
+  { name: 'log-as-json', type: 'bool', help: 'write logs as JSON lines' },
+  { name: 'metrics-port', short: 'M', type: 'int', placeholder: '<port>', defaultText: '9090', help: 'the port of the metrics endpoint (reserved)' },
+  { name: 'enable-metrics', type: 'bool', defaultText: 'true', help: 'serve metrics (reserved)' },
+  { name: 'metrics-listen-address', type: 'string', placeholder: '<host>', hidden: true, help: 'the address of the metrics endpoint (reserved)' },
+  {
+    name: 'dapr-graceful-shutdown-seconds',
+    type: 'int',
+    placeholder: '<s>',
+    defaultText: '5',
+    help: 'how long calls in flight may take to finish on shutdown',
+  },
+  { name: 'mode', type: 'string', placeholder: '<mode>', defaultText: 'standalone', help: 'standalone (the only mode Courier has)' },
+  { name: 'dapr-http-max-request-size', type: 'int', placeholder: '<MB>', hidden: true, help: 'deprecated: use --max-body-size' },
+  { name: 'dapr-http-read-buffer-size', type: 'int', placeholder: '<KB>', hidden: true, help: 'deprecated: use --read-buffer-size' },
+  { name: 'placement-host-address', type: 'string', hidden: true, ignored: 'Courier has no actors', help: '' },
+  { name: 'scheduler-host-address', type: 'string', hidden: true, ignored: 'Courier has no scheduler', help: '' },
+  { name: 'enable-profiling', type: 'bool', hidden: true, ignored: 'profiling is done with node --cpu-prof', help: '' },
+  { name: 'profile-port', type: 'int', hidden: true, ignored: 'profiling is done with node --cpu-prof', help: '' },
+  { name: 'enable-api-logging', type: 'bool', hidden: true, ignored: 'requests are logged at --log-level debug', help: '' },
+  { name: 'help', short: 'h', type: 'bool', help: 'show this help' },
+];
+
+/** Flags of Dapr features that Courier does not offer yet: refused with this reason. */
+const notYetSupported: Readonly<Record<string, string>> = {};
+
+export const sidecarUsage = `Usage: courier sidecar --app-id <id> [flags]
+
+Runs a Courier sidecar beside one app, like daprd. The app calls the sidecar's HTTP API
+(/v1.0/invoke/<app-id>/method/<method>, or any path with a dapr-app-id header) and the sidecar finds
+the target through name resolution and calls its sidecar.
+
+Environment: NAMESPACE (default "default"), DAPR_API_TOKEN, APP_API_TOKEN, COURIER_HOME (default ~/.courier).
+
+Flags:
+${formatFlagHelp(sidecarFlags)}
+`;
+
+export interface SidecarCommandResult {
+  readonly options: SidecarOptions;
+  /** Warnings about accepted-but-ignored flags, to be logged once the logger exists. */
+  readonly warnings: readonly string[];
+}
+
+/** Turns `courier sidecar` arguments and the environment into SidecarOptions. Throws ERR_INVALID_FLAG. */
+export function parseSidecarArgs(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): SidecarCommandResult | 'help' {
+  const cmd = 'sidecar';
+  const { values } = parseFlags(cmd, argv, sidecarFlags);
+  if (values.get('help') === true) return 'help';
+  const warnings: string[] = [];
+  for (const spec of sidecarFlags) {
+    if (!values.has(spec.name)) continue;
+    if (spec.ignored !== undefined) warnings.push(`--${spec.name} is ignored: ${spec.ignored}`);
+    const reason = notYetSupported[spec.name];
+    if (reason !== undefined) throw flagError(cmd, `--${spec.name} is not supported: ${reason}`);
+  }
+  const str = (name: string): string | undefined => values.get(name) as string | undefined;
+  const int = (name: string): number | undefined => values.get(name) as number | undefined;
+  const bool = (name: string): boolean | undefined => values.get(name) as boolean | undefined;
+  const port = (name: string, fallback: number): number => {
+    const v = int(name) ?? fallback;
+    if (v < 0 || v > 65535) throw flagError(cmd, `--${name}: ${v} is not a port number`);
+    return v;
+  };
+
+  const appId = str('app-id');
+  if (appId === undefined) throw flagError(cmd, '--app-id is required');
+  const invalid = validateAppId(appId);
+  if (invalid !== undefined) throw flagError(cmd, `--app-id: ${invalid}`);
+
+  const appPortRaw = int('app-port');
+  const appPort = appPortRaw === undefined || appPortRaw === 0 ? undefined : port('app-port', 0);
+  const protocol = (str('app-protocol') ?? 'http').toLowerCase();
+  if (protocol !== 'http') {
+    throw flagError(cmd, `--app-protocol ${protocol} is not supported by this version of Courier (supported: http)`);
+  }
+  const mode = str('mode') ?? 'standalone';
+  if (mode !== 'standalone') throw flagError(cmd, `--mode ${mode} is not supported (Courier runs in standalone mode)`);
+
+  let maxBodyBytes = 4 * 1024 * 1024;
+  const legacyMax = int('dapr-http-max-request-size');
+  if (legacyMax !== undefined) maxBodyBytes = legacyMax * 1024 * 1024;
+  const maxBody = str('max-body-size');
+  if (maxBody !== undefined) {
+    const parsed = parseQuantity(maxBody);
+    if (parsed === undefined || parsed <= 0) throw flagError(cmd, `--max-body-size: "${maxBody}" is not a size such as 4Mi or 200Mi`);
+    maxBodyBytes = parsed;
+  }
+  let readBufferBytes = 16 * 1024;
+  const legacyRead = int('dapr-http-read-buffer-size');
+  if (legacyRead !== undefined) readBufferBytes = legacyRead * 1024;
+  const readBuffer = str('read-buffer-size');
+  if (readBuffer !== undefined) {
+    const parsed = parseQuantity(readBuffer);
+    if (parsed === undefined || parsed < 1024) throw flagError(cmd, `--read-buffer-size: "${readBuffer}" is not a size of at least 1Ki`);
+    readBufferBytes = parsed;
+  }
+
+  const listenAddresses = (str('dapr-listen-addresses') ?? '127.0.0.1,[::1]')
+    .split(',')
+    .map((a) => a.trim().replace(/^\[(.*)\]$/, '$1'))
+    .filter((a) => a !== '');
+  if (listenAddresses.length === 0) throw flagError(cmd, '--dapr-listen-addresses must name at least one address');
+
+  const logLevel = (str('log-level') ?? 'info').toLowerCase();
+  if (!(logLevels as readonly string[]).includes(logLevel)) {
+    throw flagError(cmd, `--log-level: "${logLevel}" is not one of ${logLevels.join(', ')}`);
+  }
+
+  const healthEnabled = bool('enable-app-health-check') === true;
+  const intervalMs = parseDuration(str('app-health-probe-interval') ?? '5', 's');
+  const timeoutMs = parseDuration(str('app-health-probe-timeout') ?? '500', 'ms');
+  const threshold = int('app-health-threshold') ?? 3;
+  if (intervalMs === undefined || intervalMs <= 0) throw flagError(cmd, '--app-health-probe-interval must be a positive number of seconds (or a duration such as 5s)');
+  if (timeoutMs === undefined || timeoutMs <= 0) throw flagError(cmd, '--app-health-probe-timeout must be a positive number of milliseconds (or a duration such as 500ms)');
+  if (threshold < 1) throw flagError(cmd, '--app-health-threshold must be at least 1');
+  const healthPath = str('app-health-check-path') ?? '/healthz';
+
+  const graceSeconds = int('dapr-graceful-shutdown-seconds') ?? 5;
+  if (graceSeconds < 0) throw flagError(cmd, '--dapr-graceful-shutdown-seconds must not be negative');
+  const maxConcurrency = int('app-max-concurrency') ?? -1;
+  if (maxConcurrency === 0 || maxConcurrency < -1) throw flagError(cmd, '--app-max-concurrency must be a positive number, or -1 for unlimited');
+
+  const internalPort = int('dapr-internal-grpc-port');
+  const options: SidecarOptions = {
+    appId,
+    namespace: nonEmpty(env.NAMESPACE) ?? 'default',
+    appPort,
+    appProtocol: 'http',
+    appChannelAddress: str('app-channel-address') ?? '127.0.0.1',
+    httpPort: port('dapr-http-port', 3500),
+    grpcPort: port('dapr-grpc-port', 50001),
+    internalGrpcPort: internalPort === undefined || internalPort === 0 ? undefined : port('dapr-internal-grpc-port', 0),
+    internalGrpcListenAddress: (str('dapr-internal-grpc-listen-address') ?? '127.0.0.1').replace(/^\[(.*)\]$/, '$1'),
+    listenAddresses,
+    configFile: str('config'),
+    resourcesPaths: (values.get('resources-path') as string[] | undefined) ?? [],
+    maxBodyBytes,
+    readBufferBytes,
+    appMaxConcurrency: maxConcurrency,
+    healthProbe: healthEnabled ? { path: healthPath.startsWith('/') ? healthPath : `/${healthPath}`, intervalMs, timeoutMs, threshold } : undefined,
+    logLevel: logLevel as LogLevel,
+    logAsJson: bool('log-as-json') === true,
+    metricsPort: port('metrics-port', 9090),
+    enableMetrics: bool('enable-metrics') ?? true,
+    gracefulShutdownMs: graceSeconds * 1000,
+    apiToken: nonEmpty(env.DAPR_API_TOKEN),
+    appApiToken: nonEmpty(env.APP_API_TOKEN),
+    courierHome: courierHome(env),
+  };
+  return { options, warnings };
+}
+
+function nonEmpty(value: string | undefined): string | undefined {
+  return value === undefined || value === '' ? undefined : value;
+}

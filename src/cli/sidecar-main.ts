@@ -1,0 +1,57 @@
+import { CourierError } from '../errors/index.js';
+import { createLogger } from '../observability/logging/index.js';
+import { Sidecar } from '../runtime/sidecar.js';
+import { parseSidecarArgs, sidecarUsage } from './sidecar-command.js';
+
+/**
+ * `courier sidecar`: runs until SIGTERM, SIGINT or `POST /v1.0/shutdown`, then shuts down gracefully
+ * and exits 0. A second signal during shutdown exits at once with status 1.
+ */
+export async function sidecarMain(argv: readonly string[]): Promise<number> {
+  const parsed = parseSidecarArgs(argv);
+  if (parsed === 'help') {
+    process.stdout.write(sidecarUsage);
+    return 0;
+  }
+  const { options, warnings } = parsed;
+  const logger = createLogger({
+    level: options.logLevel,
+    json: options.logAsJson,
+    base: { app_id: options.appId, scope: 'courier' },
+  });
+  for (const warning of warnings) logger.warn(warning);
+  const sidecar = new Sidecar(options, logger);
+
+  let stopping = false;
+  const exitCode = new Promise<number>((resolve) => {
+    const stop = (reason: string): void => {
+      if (stopping) {
+        logger.warn(`${reason} again: exiting now`);
+        resolve(1);
+        return;
+      }
+      stopping = true;
+      logger.info(`${reason}: stopping`);
+      sidecar.stop().then(
+        () => resolve(0),
+        (err: unknown) => {
+          logger.error({ err: CourierError.from(err).message }, 'shutdown failed');
+          resolve(1);
+        },
+      );
+    };
+    process.on('SIGTERM', () => stop('received SIGTERM'));
+    process.on('SIGINT', () => stop('received SIGINT'));
+    sidecar.onShutdownRequest(() => stop('shutdown requested through the API'));
+  });
+
+  try {
+    await sidecar.start();
+  } catch (err) {
+    const error = CourierError.from(err);
+    logger.fatal({ code: error.code }, error.message);
+    await sidecar.stop().catch(() => {});
+    return 1;
+  }
+  return exitCode;
+}

@@ -1,0 +1,85 @@
+import { z } from 'zod';
+import { CourierError } from '../errors/index.js';
+import { readYamlDocuments } from './yaml-file.js';
+import { schemaError } from './schema-errors.js';
+
+/**
+ * Dapr's `Configuration` resource (`dapr.io/v1alpha1`), as Courier reads it from `--config`.
+ * Every key of Dapr's schema is accepted so existing files work unchanged; the ones Courier does not
+ * apply are reported once at start (see `unappliedSections`). Keys Dapr does not know are errors.
+ */
+const nameResolutionSchema = z
+  .object({
+    component: z.string().optional(),
+    version: z.string().optional(),
+    configuration: z.unknown().optional(),
+  })
+  .strict();
+
+/** Sections of Dapr's ConfigurationSpec that Courier accepts but does not act on. */
+const unappliedKeys = [
+  'httpPipeline',
+  'appHttpPipeline',
+  'tracing',
+  'metric',
+  'metrics',
+  'mtls',
+  'secrets',
+  'accessControl',
+  'features',
+  'api',
+  'components',
+  'logging',
+  'wasm',
+  'workflow',
+] as const;
+
+const specSchema = z
+  .object({
+    nameResolution: nameResolutionSchema.optional(),
+    ...Object.fromEntries(unappliedKeys.map((k) => [k, z.unknown().optional()])),
+  })
+  .strict();
+
+const configurationSchema = z
+  .object({
+    apiVersion: z.string().optional(),
+    kind: z.literal('Configuration', { error: 'must be "Configuration"' }),
+    metadata: z.object({ name: z.string().optional(), namespace: z.string().optional() }).loose().optional(),
+    spec: specSchema.optional(),
+  })
+  .strict();
+
+export type NameResolutionSpec = z.infer<typeof nameResolutionSchema>;
+
+export interface Configuration {
+  readonly file: string | undefined;
+  readonly name: string;
+  readonly nameResolution: NameResolutionSpec | undefined;
+  /** Sections present in the file that Courier does not apply (e.g. `tracing`). */
+  readonly unappliedSections: readonly string[];
+}
+
+/** The configuration in force when no `--config` is given. */
+export const defaultConfiguration: Configuration = {
+  file: undefined,
+  name: 'default',
+  nameResolution: undefined,
+  unappliedSections: [],
+};
+
+/** Loads and validates a Configuration file. Throws ERR_INVALID_CONFIG naming file, key and reason. */
+export function loadConfiguration(file: string): Configuration {
+  const docs = readYamlDocuments(file);
+  const doc = docs.find((d) => (d.value as { kind?: unknown } | null)?.kind === 'Configuration') ?? docs[0];
+  if (doc === undefined) throw new CourierError('ERR_INVALID_CONFIG', `${file}: the file holds no Configuration`);
+  const parsed = configurationSchema.safeParse(doc.value);
+  if (!parsed.success) throw schemaError(file, parsed.error);
+  const spec = parsed.data.spec ?? {};
+  return {
+    file,
+    name: parsed.data.metadata?.name ?? 'default',
+    nameResolution: spec.nameResolution,
+    unappliedSections: unappliedKeys.filter((k) => (spec as Record<string, unknown>)[k] !== undefined),
+  };
+}

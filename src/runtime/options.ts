@@ -1,0 +1,49 @@
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import type { HealthProbeOptions } from '../channel/app-health.js';
+import type { LogLevel } from '../observability/logging/index.js';
+
+/** Everything a sidecar needs to start, resolved from flags and environment (see cli/sidecar-command.ts). */
+export interface SidecarOptions {
+  readonly appId: string;
+  /** `NAMESPACE`, default `default`. */
+  readonly namespace: string;
+  /** `--app-port`; undefined for a sidecar that only makes calls. */
+  readonly appPort: number | undefined;
+  readonly appProtocol: 'http';
+  readonly appChannelAddress: string;
+  /** `--dapr-http-port`; 0 picks a free port. */
+  readonly httpPort: number;
+  /** `--dapr-grpc-port`: reserved for Dapr's gRPC API. */
+  readonly grpcPort: number;
+  /** `--dapr-internal-grpc-port`; undefined picks a stable port derived from the app id, or a free one. */
+  readonly internalGrpcPort: number | undefined;
+  readonly internalGrpcListenAddress: string;
+  /** `--dapr-listen-addresses`: where the HTTP API listens. */
+  readonly listenAddresses: readonly string[];
+  readonly configFile: string | undefined;
+  readonly resourcesPaths: readonly string[];
+  readonly maxBodyBytes: number;
+  readonly readBufferBytes: number;
+  /** `--app-max-concurrency`; -1 is unlimited. */
+  readonly appMaxConcurrency: number;
+  readonly healthProbe: HealthProbeOptions | undefined;
+  readonly logLevel: LogLevel;
+  readonly logAsJson: boolean;
+  readonly metricsPort: number;
+  readonly enableMetrics: boolean;
+  /** `--dapr-graceful-shutdown-seconds`, in ms: how long in-flight calls may take to finish on shutdown. */
+  readonly gracefulShutdownMs: number;
+  /** `DAPR_API_TOKEN`. */
+  readonly apiToken: string | undefined;
+  /** `APP_API_TOKEN`. */
+  readonly appApiToken: string | undefined;
+  /** Where Courier keeps its state: `COURIER_HOME`, default `~/.courier`. */
+  readonly courierHome: string;
+}
+
+/** `COURIER_HOME`, or `~/.courier`. */
+export function courierHome(env: NodeJS.ProcessEnv = process.env): string {
+  const fromEnv = env.COURIER_HOME;
+  return fromEnv !== undefined && fromEnv !== '' ? fromEnv : join(homedir(), '.courier');
+}

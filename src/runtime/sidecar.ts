@@ -1,0 +1,268 @@
+import { HttpApiServer } from '../api/http/server.js';
+import { InternalServer } from '../api/internal/server.js';
+import { GrpcRemoteTransport } from '../api/internal/transport.js';
+import { NoAppChannel, type AppChannel, type AppChannelState } from '../channel/app-channel.js';
+import { HttpAppChannel } from '../channel/http-app-channel.js';
+import { defaultConfiguration, loadConfiguration, type Configuration } from '../config/configuration.js';
+import { loadResources, type ResourceDocument } from '../config/resources.js';
+import { errorMessage } from '../errors/index.js';
+import { AddressBook } from '../invoke/address-book.js';
+import type { AppIdentity } from '../invoke/identity.js';
+import { Invoker } from '../invoke/invoker.js';
+import { builtInRetryPolicy } from '../invoke/retry.js';
+import { defaultRegistry, type NameResolver } from '../nameresolution/index.js';
+import type { Logger } from '../observability/logging/index.js';
+import { version } from '../version.js';
+import type { SidecarOptions } from './options.js';
+import { stableInternalPort } from './ports.js';
+import { removeRunRecord, writeRunRecord } from './run-registry.js';
+
+/** How long a resolver answer is reused: new instances are called within this, dead ones leave at their liveness deadline. */
+const RESOLVER_CACHE_TTL_MS = 1000;
+/** How long an instance that failed a call is skipped while others are available. */
+const EJECT_MS = 5000;
+/** At most this much of a request body is kept for a retry. */
+const REPLAY_LIMIT_BYTES = 4 * 1024 * 1024;
+
+/** What a running sidecar reports about itself. */
+export interface SidecarInfo {
+  readonly appId: string;
+  readonly httpPort: number;
+  readonly internalGrpcPort: number;
+}
+
+/**
+ * One Courier sidecar: the composition root that builds every part from the options, starts them in
+ * order (app channel, internal server, HTTP API, registration) and closes them in reverse.
+ */
+export class Sidecar {
+  readonly #options: SidecarOptions;
+  readonly #logger: Logger;
+  readonly #self: AppIdentity;
+  readonly #extended = new Map<string, string>();
+  readonly #startedAt = new Date();
+  #configuration: Configuration = defaultConfiguration;
+  #resources: ResourceDocument[] = [];
+  #resolver: NameResolver | undefined;
+  #appChannel: AppChannel | undefined;
+  #transport: GrpcRemoteTransport | undefined;
+  #internal: InternalServer | undefined;
+  #http: HttpApiServer | undefined;
+  #runFile: string | undefined;
+  #info: SidecarInfo | undefined;
+  #registered = false;
+  #stopping: Promise<void> | undefined;
+  readonly #shutdownListeners: Array<() => void> = [];
+
+  constructor(options: SidecarOptions, logger: Logger) {
+    this.#options = options;
+    this.#logger = logger;
+    this.#self = { appId: options.appId, namespace: options.namespace };
+  }
+
+  get info(): SidecarInfo | undefined {
+    return this.#info;
+  }
+
+  /** Called when something asks the sidecar to stop (`POST /v1.0/shutdown`). */
+  onShutdownRequest(listener: () => void): void {
+    this.#shutdownListeners.push(listener);
+  }
+
+  async start(): Promise<SidecarInfo> {
+    const options = this.#options;
+    const log = this.#logger;
+    log.info({ version, app_id: options.appId, namespace: options.namespace }, 'starting Courier sidecar');
+
+    if (options.configFile !== undefined) this.#configuration = loadConfiguration(options.configFile);
+    for (const section of this.#configuration.unappliedSections) {
+      log.warn({ config: this.#configuration.file }, `spec.${section} in the configuration is not applied by this version of Courier`);
+    }
+    this.#resources = loadResources(options.resourcesPaths);
+    for (const r of this.#resources) {
+      log.warn({ file: r.file, kind: r.kind, name: r.name }, `resource ${r.kind}/${r.name} is not used: Courier provides service invocation only`);
+    }
+
+    this.#resolver = defaultRegistry().create(
+      this.#configuration.nameResolution ?? {},
+      { logger: log.child({ scope: 'nameresolution' }), courierHome: options.courierHome },
+      `${this.#configuration.file ?? 'the default configuration'}: spec.nameResolution`,
+    );
+
+    this.#appChannel =
+      options.appPort === undefined
+        ? new NoAppChannel()
+        : new HttpAppChannel({
+            host: options.appChannelAddress,
+            port: options.appPort,
+            maxConcurrency: options.appMaxConcurrency,
+            appApiToken: options.appApiToken,
+            healthProbe: options.healthProbe,
+            logger: log.child({ scope: 'app-channel' }),
+          });
+    this.#appChannel.onStateChange((state) => this.#onAppState(state));
+
+    this.#transport = new GrpcRemoteTransport({ maxMessageBytes: options.maxBodyBytes + 64 * 1024, logger: log.child({ scope: 'transport' }) });
+    const addressBook = new AddressBook(this.#resolver, { cacheTtlMs: RESOLVER_CACHE_TTL_MS, ejectMs: EJECT_MS });
+    const sidecarAddress = options.internalGrpcListenAddress;
+    const invoker = new Invoker({
+      self: this.#self,
+      sidecarAddress,
+      appChannel: this.#appChannel,
+      addressBook,
+      transport: this.#transport,
+      retry: builtInRetryPolicy,
+      replayLimitBytes: Math.min(REPLAY_LIMIT_BYTES, options.maxBodyBytes),
+      logger: log.child({ scope: 'invoke' }),
+    });
+
+    this.#internal = new InternalServer({
+      self: this.#self,
+      appChannel: this.#appChannel,
+      maxBodyBytes: options.maxBodyBytes,
+      logger: log.child({ scope: 'internal' }),
+    });
+    const internalGrpcPort = await this.#listenInternal();
+
+    this.#http = new HttpApiServer({
+      self: this.#self,
+      invoker,
+      maxBodyBytes: options.maxBodyBytes,
+      maxHeaderBytes: options.readBufferBytes,
+      apiToken: options.apiToken,
+      readiness: { notReady: () => this.#notReady(), outboundReady: () => this.#info !== undefined },
+      metadata: { describe: () => this.#describe(), setExtended: (k, v) => this.#extended.set(k, v) },
+      requestShutdown: () => {
+        for (const listener of this.#shutdownListeners) listener();
+      },
+      logger: log.child({ scope: 'http' }),
+    });
+    const httpPort = await this.#http.listen(options.listenAddresses, options.httpPort);
+    log.info({ addresses: options.listenAddresses.map((a) => hostPort(a, httpPort)) }, 'HTTP API listening');
+
+    await this.#resolver.register({
+      appId: options.appId,
+      namespace: options.namespace,
+      host: sidecarAddress,
+      internalPort: internalGrpcPort,
+      httpPort,
+      ...(options.appPort === undefined ? {} : { appPort: options.appPort }),
+    });
+    this.#registered = true;
+    log.info({ component: this.#resolver.component, address: hostPort(sidecarAddress, internalGrpcPort) }, 'registered with name resolution');
+
+    this.#appChannel.start();
+    this.#info = { appId: options.appId, httpPort, internalGrpcPort };
+    this.#runFile = writeRunRecord(options.courierHome, {
+      appId: options.appId,
+      namespace: options.namespace,
+      pid: process.pid,
+      httpPort,
+      grpcPort: options.grpcPort,
+      internalGrpcPort,
+      appPort: options.appPort ?? null,
+      metricsPort: options.metricsPort,
+      listenAddresses: options.listenAddresses,
+      startedAt: this.#startedAt.toISOString(),
+      command: process.argv.slice(1),
+      cwd: process.cwd(),
+    });
+    log.info('Courier sidecar is up');
+    return this.#info;
+  }
+
+  /**
+   * Stops in reverse order: leave name resolution first so callers stop choosing this instance, stop
+   * accepting calls, let those in flight finish within the grace period, then close everything.
+   */
+  stop(): Promise<void> {
+    this.#stopping ??= this.#stop();
+    return this.#stopping;
+  }
+
+  async #stop(): Promise<void> {
+    const log = this.#logger;
+    const graceMs = this.#options.gracefulShutdownMs;
+    log.info({ grace_ms: graceMs }, 'shutting down');
+    if (this.#runFile !== undefined) removeRunRecord(this.#runFile);
+    await settle(log, 'name resolution', this.#resolver?.close());
+    await Promise.all([
+      settle(log, 'HTTP API', this.#http?.close(graceMs)),
+      settle(log, 'internal server', this.#internal?.close(graceMs)),
+    ]);
+    await settle(log, 'app channel', this.#appChannel?.close());
+    await settle(log, 'transport', this.#transport?.close());
+    log.info('stopped');
+  }
+
+  async #listenInternal(): Promise<number> {
+    const internal = this.#internal as InternalServer;
+    const host = this.#options.internalGrpcListenAddress;
+    const wanted = this.#options.internalGrpcPort;
+    if (wanted !== undefined) return internal.listen(host, wanted);
+    try {
+      return await internal.listen(host, stableInternalPort(this.#options.appId));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
+      return internal.listen(host, 0);
+    }
+  }
+
+  #onAppState(state: AppChannelState): void {
+    if (state.t === 'ready') this.#logger.info('app channel is ready');
+  }
+
+  #notReady(): string[] {
+    const reasons: string[] = [];
+    if (this.#info === undefined || !this.#registered) reasons.push('sidecar');
+    const state = this.#appChannel?.state;
+    if (state !== undefined && state.t !== 'ready' && state.t !== 'none') reasons.push('app-channel');
+    return reasons;
+  }
+
+  #describe(): Record<string, unknown> {
+    const options = this.#options;
+    const out: Record<string, unknown> = {
+      id: options.appId,
+      runtimeVersion: `courier-${version}`,
+      enabledFeatures: [],
+      actors: [],
+      components: [],
+      extended: Object.fromEntries(this.#extended),
+      subscriptions: [],
+      httpEndpoints: [],
+    };
+    if (options.appPort !== undefined) {
+      const health = options.healthProbe;
+      out.appConnectionProperties = {
+        port: options.appPort,
+        protocol: options.appProtocol,
+        channelAddress: options.appChannelAddress,
+        ...(options.appMaxConcurrency > 0 ? { maxConcurrency: options.appMaxConcurrency } : {}),
+        ...(health === undefined
+          ? {}
+          : {
+              health: {
+                healthCheckPath: health.path,
+                healthProbeInterval: `${health.intervalMs / 1000}s`,
+                healthProbeTimeout: `${health.timeoutMs}ms`,
+                healthThreshold: health.threshold,
+              },
+            }),
+      };
+    }
+    return out;
+  }
+}
+
+async function settle(log: Logger, what: string, work: Promise<void> | undefined): Promise<void> {
+  try {
+    await work;
+  } catch (err) {
+    log.warn({ err: errorMessage(err) }, `error while closing the ${what}`);
+  }
+}
+
+function hostPort(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
