@@ -20,7 +20,7 @@ export function findTargetAndMethod(
   if (fromAuth !== undefined) return { target: fromAuth, method: path };
   if (!isInvokeRoute) return undefined;
   // Past the "v1.0" and "invoke" segments, tolerating repeated slashes.
-  const match = /^\/*v1\.0\/+invoke\/+(.*)$/.exec(path);
+  const match = /^\/*v1\.0\/+invoke\/+(.*)$/s.exec(path);
   const rest = match?.[1];
   if (rest === undefined) return undefined;
   const at = rest.indexOf('/method/');

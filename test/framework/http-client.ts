@@ -1,0 +1,63 @@
+import { request as httpRequest, Agent, type IncomingHttpHeaders } from 'node:http';
+
+export interface RawResponse {
+  status: number;
+  headers: IncomingHttpHeaders;
+  rawHeaders: string[];
+  body: Buffer;
+  text: string;
+}
+
+export interface RawRequest {
+  method?: string;
+  /** Sent exactly as given (no normalization): `/v1.0////invoke/b/method/foo`. */
+  path: string;
+  headers?: Record<string, string | string[]>;
+  body?: string | Buffer;
+  host?: string;
+  agent?: Agent | false;
+  signal?: AbortSignal;
+}
+
+/**
+ * A plain `node:http` request, used where fetch would get in the way: any verb (fetch refuses TRACE
+ * and CONNECT), paths sent verbatim, repeated headers, and access to raw response headers.
+ */
+export function send(port: number, req: RawRequest): Promise<RawResponse> {
+  const headers: Record<string, string | string[]> = { ...req.headers };
+  // node:http sends a DELETE/OPTIONS body with no length at all unless told; say it explicitly.
+  if (req.body !== undefined && !Object.keys(headers).some((k) => k.toLowerCase() === 'content-length' || k.toLowerCase() === 'transfer-encoding')) {
+    headers['content-length'] = String(Buffer.byteLength(req.body));
+  }
+  return new Promise((resolve, reject) => {
+    const r = httpRequest(
+      {
+        host: req.host ?? '127.0.0.1',
+        port,
+        method: req.method ?? 'GET',
+        path: req.path,
+        headers,
+        agent: req.agent ?? false,
+        ...(req.signal === undefined ? {} : { signal: req.signal }),
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const body = Buffer.concat(chunks);
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, rawHeaders: res.rawHeaders, body, text: body.toString() });
+        });
+        res.on('error', reject);
+      },
+    );
+    r.on('error', reject);
+    r.end(req.body);
+  });
+}
+
+/** All values of a header, from raw headers, in order. */
+export function headerValues(rawHeaders: readonly string[], name: string): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < rawHeaders.length; i += 2) if ((rawHeaders[i] ?? '').toLowerCase() === name.toLowerCase()) out.push(rawHeaders[i + 1] ?? '');
+  return out;
+}
