@@ -88,6 +88,8 @@ class Session {
   readonly http2: ClientHttp2Session;
   state: SessionState = { t: 'connecting', waiting: [] };
   active = 0;
+  /** Calls with an open stream on this session. */
+  readonly calls = new Set<ClientCall>();
   goawayLastStreamId: number | undefined;
   readonly #channel: GrpcChannel;
   readonly #options: ResolvedOptions;
@@ -110,13 +112,18 @@ class Session {
     });
     this.http2.on('goaway', (_code: number, lastStreamId: number) => {
       this.goawayLastStreamId = lastStreamId;
+      // Streams the server says it never processed end now, as refused; Node would leave them open.
+      for (const call of [...this.calls]) call.refuseIfBeyond(lastStreamId);
       this.#close();
+      // No new streams here; the connection goes once the streams it still carries are done.
+      if (!this.http2.closed) this.http2.close();
     });
     this.http2.once('close', () => {
       if (this.state.t === 'connecting') this.#fail(`connection to ${where} closed before it was established`);
       this.#close();
+      this.#channel.gone(this);
     });
-    this.http2.unref();
+    // Held open while connecting for a call; afterwards only while calls are in flight.
   }
 
   get usable(): boolean {
@@ -132,7 +139,9 @@ class Session {
     else call.open(this);
   }
 
-  opened(): void {
+  opened(call: ClientCall): void {
+    this.calls.add(call);
+    if (this.active === 0) this.http2.ref();
     this.active++;
     if (this.#idleTimer !== undefined) {
       clearTimeout(this.#idleTimer);
@@ -140,12 +149,11 @@ class Session {
     }
   }
 
-  closedStream(): void {
+  closedStream(call: ClientCall): void {
+    if (!this.calls.delete(call)) return;
     this.active--;
-    if (this.active === 0 && this.state.t === 'ready') {
-      this.#idleTimer = setTimeout(() => this.http2.close(), this.#options.idleTimeoutMs);
-      this.#idleTimer.unref();
-    }
+    if (this.active === 0) this.http2.unref();
+    if (this.active === 0 && this.state.t === 'ready') this.#startIdleTimer();
   }
 
   destroy(): void {
@@ -161,7 +169,12 @@ class Session {
     this.#pingTimer = setInterval(() => this.#ping(), this.#options.pingIntervalMs);
     this.#pingTimer.unref();
     for (const call of waiting) call.open(this);
-    if (this.active === 0) this.closedStream();
+    if (this.active === 0) this.#startIdleTimer();
+  }
+
+  #startIdleTimer(): void {
+    this.#idleTimer = setTimeout(() => this.http2.close(), this.#options.idleTimeoutMs);
+    this.#idleTimer.unref();
   }
 
   #ping(): void {
@@ -212,7 +225,10 @@ class Session {
 export class GrpcChannel {
   readonly target: Target;
   readonly #options: ResolvedOptions;
+  /** Sessions new calls may use. */
   readonly #sessions: Session[] = [];
+  /** Every session not yet fully closed, including those draining after a GOAWAY. */
+  readonly #all = new Set<Session>();
   #closed = false;
 
   constructor(target: Target, options: ChannelOptions = {}) {
@@ -230,6 +246,7 @@ export class GrpcChannel {
     if (session === undefined) {
       session = new Session(this, this.target, this.#options);
       this.#sessions.push(session);
+      this.#all.add(session);
     }
     session.enqueue(call);
     return call;
@@ -241,10 +258,16 @@ export class GrpcChannel {
     if (at >= 0) this.#sessions.splice(at, 1);
   }
 
+  /** @internal a session whose connection has closed. */
+  gone(session: Session): void {
+    this.#all.delete(session);
+  }
+
   /** Drops every connection now; calls on them fail. */
   close(): void {
     this.#closed = true;
-    for (const s of [...this.#sessions]) s.destroy();
+    for (const s of [...this.#all]) s.destroy();
+    this.#all.clear();
   }
 }
 
@@ -387,7 +410,7 @@ export class ClientCall {
     this.#phase = 'open';
     this.#stream = stream;
     this.#session = session;
-    session.opened();
+    session.opened(this);
     stream.on('response', (h: IncomingHttpHeaders) => this.#onResponse(h));
     stream.on('data', (chunk: Buffer) => this.#onData(chunk));
     stream.on('trailers', (t: IncomingHttpHeaders) => this.#onTrailers(t));
@@ -430,7 +453,7 @@ export class ClientCall {
       return;
     }
     this.#headersReceived = true;
-    this.#reader?.headers(customMetadata(headers as Record<string, string | string[] | undefined>));
+    this.#reader?.headers(customMetadata(headers));
   }
 
   #onData(chunk: Buffer): void {
@@ -455,7 +478,7 @@ export class ClientCall {
 
   #onClose(): void {
     const stream = this.#stream as ClientHttp2Stream;
-    this.#session?.closedStream();
+    this.#session?.closedStream(this);
     if (this.#phase === 'done') return;
     this.#phase = 'done';
     if (this.#localError !== undefined) return this.#finish(this.#localError);
@@ -477,6 +500,14 @@ export class ClientCall {
       headersReceived: this.#headersReceived,
       transport: 'reset',
     });
+  }
+
+  /** @internal the server sent GOAWAY: if this stream is beyond its last processed one, it was refused. */
+  refuseIfBeyond(lastStreamId: number): void {
+    const id = this.#stream?.id;
+    if (this.#phase !== 'open' || this.#headersReceived || (id !== undefined && id <= lastStreamId)) return;
+    this.#localError = { code: GrpcStatus.UNAVAILABLE, message: 'the server refused the stream without processing it (GOAWAY)', trailers: {}, headersReceived: false, transport: 'refused' };
+    this.#stream?.close(h2.NGHTTP2_CANCEL);
   }
 
   #cancelWith(result: CallResult): void {

@@ -77,7 +77,7 @@ export class GrpcServer {
     server.on('session', (session: ServerHttp2Session) => {
       this.#sessions.add(session);
       session.once('close', () => this.#sessions.delete(session));
-      session.on('error', (err) => this.#logger.debug({ err: err.message }, 'HTTP/2 session error'));
+      session.on('error', (err: Error) => this.#logger.debug({ err: err.message }, 'HTTP/2 session error'));
     });
     server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => this.#onStream(stream, headers));
     await new Promise<void>((resolve, reject) => {
@@ -104,18 +104,18 @@ export class GrpcServer {
   async #close(graceMs: number): Promise<void> {
     const serversClosed = Promise.all(this.#servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
     for (const session of this.#sessions) session.close();
+    // These timers keep the process alive on purpose: a shutdown waits for calls in flight, up to the grace period.
     if (this.#calls.size > 0) {
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, graceMs);
-        timer.unref();
         const check = setInterval(() => {
-          if (this.#calls.size === 0) {
-            clearInterval(check);
-            clearTimeout(timer);
-            resolve();
-          }
+          if (this.#calls.size === 0) done();
         }, 10);
-        check.unref();
+        const timer = setTimeout(() => done(), graceMs);
+        const done = (): void => {
+          clearInterval(check);
+          clearTimeout(timer);
+          resolve();
+        };
       });
     }
     for (const call of [...this.#calls]) call.end({ code: GrpcStatus.UNAVAILABLE, message: 'the server is shutting down' });
@@ -136,7 +136,7 @@ export class GrpcServer {
     this.#calls.add(call);
     const encoding = headers['grpc-encoding'];
     if (encoding !== undefined && encoding !== 'identity') {
-      call.end({ code: GrpcStatus.UNIMPLEMENTED, message: `compression "${encoding}" is not supported` });
+      call.end({ code: GrpcStatus.UNIMPLEMENTED, message: `compression "${String(encoding)}" is not supported` });
       return;
     }
     if (this.#closing !== undefined) {

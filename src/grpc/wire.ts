@@ -46,6 +46,7 @@ const timeoutUnits: ReadonlyArray<readonly [string, number]> = [
 /** Encodes a timeout in ms as `grpc-timeout` (at most 8 digits, in the finest unit that fits). */
 export function encodeTimeout(ms: number): string {
   const value = Math.max(0, ms);
+  if (Number.isInteger(value) && value < 1e8) return `${value}m`;
   for (const [unit, factor] of timeoutUnits) {
     const amount = Math.ceil(value / factor);
     if (amount < 1e8) return `${amount}${unit}`;

@@ -1,4 +1,4 @@
-import { request as httpRequest, Agent, type IncomingHttpHeaders } from 'node:http';
+import { request as httpRequest, type Agent, type IncomingHttpHeaders } from 'node:http';
 
 export interface RawResponse {
   status: number;
@@ -60,4 +60,14 @@ export function headerValues(rawHeaders: readonly string[], name: string): strin
   const out: string[] = [];
   for (let i = 0; i < rawHeaders.length; i += 2) if ((rawHeaders[i] ?? '').toLowerCase() === name.toLowerCase()) out.push(rawHeaders[i + 1] ?? '');
   return out;
+}
+
+/** The `{errorCode, message}` body of a Courier error response. */
+export function errorOf(res: RawResponse): { errorCode: string; message: string } {
+  return JSON.parse(res.text) as { errorCode: string; message: string };
+}
+
+/** A response body parsed as JSON. */
+export function jsonOf<T = Record<string, unknown>>(res: RawResponse): T {
+  return JSON.parse(res.text) as T;
 }

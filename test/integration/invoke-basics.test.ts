@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { TestEnv } from '../framework/env.js';
 import { startSidecar, type SidecarProcess } from '../framework/sidecar-process.js';
 import { startApp, type TestApp } from '../framework/test-app.js';
-import { headerValues, send } from '../framework/http-client.js';
+import { headerValues, send, errorOf } from '../framework/http-client.js';
 
 const statusByVerb: Record<string, number> = { GET: 200, POST: 201, PUT: 202, DELETE: 409, PATCH: 502 };
 
@@ -37,7 +37,7 @@ describe('invocation between two sidecars', () => {
       app.route('/url', (req, res) => res.end(req.url));
       app.route('/orders', (req, res, body) => {
         res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8' });
-        res.end(JSON.parse(body.toString()).orderId === 1 ? 'OK' : 'bad');
+        res.end((JSON.parse(body.toString()) as { orderId?: number }).orderId === 1 ? 'OK' : 'bad');
       });
       for (const verb of ['get', 'head', 'post', 'put', 'delete', 'options', 'trace', 'patch']) {
         app.route(`/${verb}handler`, (req, res, body) => {
@@ -167,7 +167,7 @@ describe('invocation between two sidecars', () => {
   test('an app id with more than one dot is refused', async () => {
     const res = await send(a.httpPort, { method: 'POST', path: '/v1.0/invoke/b.ns.extra/method/foo' });
     assert.equal(res.status, 500);
-    assert.match(JSON.parse(res.text).message as string, /invalid app id b\.ns\.extra/);
+    assert.match(errorOf(res).message, /invalid app id b\.ns\.extra/);
   });
 
   test('an app id in this namespace may be written with the namespace', async () => {

@@ -7,7 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { TestEnv } from '../framework/env.js';
 import { startSidecar, waitForHealthy } from '../framework/sidecar-process.js';
 import { startApp, TestApp } from '../framework/test-app.js';
-import { send } from '../framework/http-client.js';
+import { send, errorOf } from '../framework/http-client.js';
 import { freePort } from '../framework/ports.js';
 
 describe('lifecycle', () => {
@@ -19,12 +19,12 @@ describe('lifecycle', () => {
     const b = await startSidecar(env, { appId: 'slow', appPort: port });
     const health = await send(b.httpPort, { path: '/v1.0/healthz' });
     assert.equal(health.status, 500);
-    assert.equal(JSON.parse(health.text).errorCode, 'ERR_HEALTH_NOT_READY');
-    assert.match(JSON.parse(health.text).message as string, /^dapr is not ready: \[.*app-channel.*\]$/);
+    assert.equal(errorOf(health).errorCode, 'ERR_HEALTH_NOT_READY');
+    assert.match(errorOf(health).message, /^dapr is not ready: \[.*app-channel.*\]$/);
     assert.equal((await send(b.httpPort, { path: '/v1.0/healthz/outbound' })).status, 204);
     const early = await send(b.httpPort, { method: 'POST', path: '/v1.0/invoke/slow/method/hi' });
     assert.equal(early.status, 500);
-    assert.match(JSON.parse(early.text).message as string, /app is not in a healthy state/);
+    assert.match(errorOf(early).message, /app is not in a healthy state/);
     const app = new TestApp().route('/hi', (_req, res) => res.end('hi'));
     await sleep(300);
     await app.listen(port);
@@ -40,7 +40,7 @@ describe('lifecycle', () => {
     assert.equal((await send(s.httpPort, { path: '/v1.0/healthz?appid=checker' })).status, 204);
     const other = await send(s.httpPort, { path: '/v1.0/healthz?appid=someone-else' });
     assert.equal(other.status, 500);
-    assert.equal(JSON.parse(other.text).errorCode, 'ERR_HEALTH_APPID_NOT_MATCH');
+    assert.equal(errorOf(other).errorCode, 'ERR_HEALTH_APPID_NOT_MATCH');
   });
 
   test('S13: the HTTP API answers on 127.0.0.1 and on ::1', async () => {
@@ -69,7 +69,7 @@ describe('lifecycle', () => {
     await waitUntil(async () => (await send(s.httpPort, { path: '/v1.0/healthz' })).status === 500);
     const refused = await send(s.httpPort, { method: 'POST', path: '/v1.0/invoke/probed/method/work' });
     assert.equal(refused.status, 500);
-    assert.match(JSON.parse(refused.text).message as string, /app is not in a healthy state/);
+    assert.match(errorOf(refused).message, /app is not in a healthy state/);
     healthy = true;
     await waitForHealthy(s);
     assert.equal((await send(s.httpPort, { method: 'POST', path: '/v1.0/invoke/probed/method/work' })).text, 'done');
@@ -85,7 +85,7 @@ describe('lifecycle', () => {
     await app.close();
     const down = await send(s.httpPort, { path: '/v1.0/invoke/restarter/method/v' });
     assert.equal(down.status, 500);
-    assert.match(JSON.parse(down.text).message as string, /error invoking app channel/);
+    assert.match(errorOf(down).message, /error invoking app channel/);
     app = new TestApp().route('/v', (_req, res) => res.end('two'));
     await app.listen(port);
     env.track(app);
@@ -129,7 +129,7 @@ describe('lifecycle', () => {
     assert.equal(existsSync(join(env.home, 'run', `${s.pid}.json`)), false, 'run record removed');
     const after = await send(caller.httpPort, { path: '/v1.0/invoke/draining/method/long' });
     assert.equal(after.status, 500);
-    assert.match(JSON.parse(after.text).message as string, /no instance of app "draining"/, 'deregistered: not found, not a timeout');
+    assert.match(errorOf(after).message, /no instance of app "draining"/, 'deregistered: not found, not a timeout');
   });
 
   test('POST /v1.0/shutdown stops the sidecar with exit status 0', async () => {
@@ -156,7 +156,7 @@ describe('lifecycle', () => {
     const s = await startSidecar(env, { appId: 'nostate' });
     const res = await send(s.httpPort, { method: 'POST', path: '/v1.0/state/statestore', body: '[]' });
     assert.equal(res.status, 501);
-    assert.equal(JSON.parse(res.text).errorCode, 'ERR_API_UNIMPLEMENTED');
+    assert.equal(errorOf(res).errorCode, 'ERR_API_UNIMPLEMENTED');
   });
 });
 

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { TestEnv } from '../framework/env.js';
 import { startSidecar, type SidecarProcess } from '../framework/sidecar-process.js';
 import { startApp } from '../framework/test-app.js';
-import { send } from '../framework/http-client.js';
+import { send, errorOf } from '../framework/http-client.js';
 
 describe('S37: path correctness', () => {
   const env = new TestEnv();
@@ -42,7 +42,7 @@ describe('S37: path correctness', () => {
       const res = await send(a.httpPort, { method: 'GET', path: `/v1.0/invoke/b/method/${suffix}` });
       assert.equal(res.status, status, res.text);
       if (seen !== undefined) assert.equal(res.text, seen);
-      else assert.equal(JSON.parse(res.text).errorCode, 'ERR_DIRECT_INVOKE');
+      else assert.equal(errorOf(res).errorCode, 'ERR_DIRECT_INVOKE');
     });
   }
 
@@ -67,7 +67,7 @@ describe('S37: path correctness', () => {
   test('a malformed percent-encoding is a 400', async () => {
     const res = await send(a.httpPort, { method: 'GET', path: '/v1.0/invoke/b/method/bad%zz' });
     assert.equal(res.status, 400);
-    assert.equal(JSON.parse(res.text).errorCode, 'ERR_MALFORMED_REQUEST');
+    assert.equal(errorOf(res).errorCode, 'ERR_MALFORMED_REQUEST');
   });
 
   test('a trailing slash and dot segments are cleaned like Go path.Clean', async () => {

@@ -31,19 +31,19 @@ describe('@dapr/dapr HTTP client and server', () => {
       clientOptions: { daprHost: '127.0.0.1', daprPort: String(sidecarPort), communicationProtocol: CommunicationProtocolEnum.HTTP, logger },
     });
     const count = (name: string): void => void (calls[name] = (calls[name] ?? 0) + 1);
-    await server.invoker.listen('hello-world', async () => (count('get'), { hello: 'world' }), { method: HttpMethod.GET });
+    await server.invoker.listen('hello-world', () => (count('get'), Promise.resolve({ hello: 'world' })), { method: HttpMethod.GET });
     await server.invoker.listen(
       'hello-world',
-      async (data) => {
+      (data) => {
         count('post');
         assert.equal(data.metadata?.contentType, 'application/json');
-        return JSON.parse(data.body as string) as unknown;
+        return Promise.resolve(JSON.parse(data.body as string) as unknown);
       },
       { method: HttpMethod.POST },
     );
-    await server.invoker.listen('hello-world-headers', async (data) => data.headers, { method: HttpMethod.GET });
-    await server.invoker.listen('invoke-large-payload-1', async () => (count('large1'), { ok: true }), { method: HttpMethod.POST });
-    await server.invoker.listen('invoke-large-payload-2', async () => (count('large2'), { ok: true }), { method: HttpMethod.POST });
+    await server.invoker.listen('hello-world-headers', (data) => Promise.resolve(data.headers), { method: HttpMethod.GET });
+    await server.invoker.listen('invoke-large-payload-1', () => (count('large1'), Promise.resolve({ ok: true })), { method: HttpMethod.POST });
+    await server.invoker.listen('invoke-large-payload-2', () => (count('large2'), Promise.resolve({ ok: true })), { method: HttpMethod.POST });
     // The SDK's app listens first, then waits for its sidecar (polling /v1.0/metadata), as in its e2e suite.
     const serverStarted = server.start();
     serverSidecar = await startSidecar(env, { appId, appPort, args: ['--max-body-size', '20Mi', '--dapr-http-port', String(sidecarPort)] });

@@ -112,9 +112,9 @@ export class HttpApiServer {
     const closed = Promise.all(this.#servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
     for (const server of this.#servers) server.closeIdleConnections();
     if (this.#inFlight > 0) {
+      // Keeps the process alive on purpose: shutdown waits for requests in flight, up to the grace period.
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, graceMs);
-        timer.unref();
         this.#idleWaiters.push(() => {
           clearTimeout(timer);
           resolve();

@@ -1,4 +1,4 @@
-import { pino, type Logger as PinoLogger, type DestinationStream, type LevelWithSilent } from 'pino';
+import { pino, type Logger as PinoLogger, type DestinationStream } from 'pino';
 
 export type Logger = PinoLogger;
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'fatal';
@@ -23,7 +23,7 @@ export function createLogger(options: LoggerOptions): Logger {
   const destination: DestinationStream = options.json ? out : { write: (line: string) => out.write(formatText(line)) };
   return pino(
     {
-      level: options.level as LevelWithSilent,
+      level: options.level,
       base: options.base ?? {},
       messageKey: 'msg',
       timestamp: pino.stdTimeFunctions.isoTime,

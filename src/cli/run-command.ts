@@ -1,0 +1,124 @@
+import { fileURLToPath } from 'node:url';
+import { courierHome } from '../runtime/options.js';
+import { AppRunner, StartAborted, type RunnerContext, type RunOutcome } from './run/app-runner.js';
+import type { AppLaunch } from './run/launch.js';
+import { exitCodeOf } from './run/processes.js';
+import { parseRunArgs, runUsage } from './run/run-args.js';
+import { loadRunFile, logTimestamp } from './run/run-file.js';
+
+/** How long a sidecar may take to write its run record. */
+const SIDECAR_START_TIMEOUT_MS = 30_000;
+
+/**
+ * `courier run`: one app and its sidecar from flags, or every app of a run file with `-f`. Returns
+ * the exit code: the app's own when it exits by itself, 1 when a sidecar dies, 0 when stopped by a
+ * signal (unless the app then exits with an error code of its own).
+ */
+export async function runMain(argv: readonly string[]): Promise<number> {
+  const request = parseRunArgs(argv, { cwd: process.cwd(), env: process.env });
+  if (request.kind === 'help') {
+    process.stdout.write(runUsage);
+    return 0;
+  }
+  for (const warning of request.warnings) warn(warning);
+  let launches: readonly AppLaunch[];
+  if (request.kind === 'file') {
+    const runFile = loadRunFile(request.path, { env: process.env });
+    for (const warning of runFile.warnings) warn(warning);
+    launches = runFile.apps;
+    say(`ℹ️  Starting ${launches.length} app${launches.length === 1 ? '' : 's'} from ${runFile.file}`);
+  } else {
+    launches = [request.launch];
+  }
+  return supervise(launches, request.kind === 'file');
+}
+
+function say(line: string): void {
+  process.stdout.write(`${line}\n`);
+}
+
+function warn(line: string): void {
+  process.stderr.write(`⚠️  ${line}\n`);
+}
+
+/** Starts every launch, waits until all have ended, and stops everything on SIGINT, SIGTERM or SIGHUP. */
+async function supervise(launches: readonly AppLaunch[], multi: boolean): Promise<number> {
+  const context: RunnerContext = {
+    env: process.env,
+    home: courierHome(process.env),
+    mainScript: fileURLToPath(new URL('./main.js', import.meta.url)),
+    multi,
+    startTimeoutMs: SIDECAR_START_TIMEOUT_MS,
+    timestamp: logTimestamp(new Date()),
+    say,
+    stdout: (line) => process.stdout.write(`${line}\n`),
+    stderr: (line) => process.stderr.write(`${line}\n`),
+  };
+  // A closed console (`courier run | head`) must not end the CLI before it has stopped its children.
+  const ignoreBrokenPipe = (): void => {};
+  process.stdout.on('error', ignoreBrokenPipe);
+  process.stderr.on('error', ignoreBrokenPipe);
+  const runners = launches.map((launch) => new AppRunner(launch, context));
+  const abort = new AbortController();
+  let signalled = false;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (signalled) {
+      say(`⚠️  Received ${signal} again: killing the apps and sidecars`);
+      for (const runner of runners) runner.kill();
+      return;
+    }
+    signalled = true;
+    say(`ℹ️  Received ${signal}: stopping ${multi ? 'the apps and their sidecars' : 'the app and its sidecar'}`);
+    abort.abort();
+    for (const runner of runners) void runner.stop();
+  };
+  const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+  for (const signal of signals) process.on(signal, onSignal);
+
+  try {
+    let failure: Error | undefined;
+    await Promise.all(
+      runners.map((runner) =>
+        runner.start(abort.signal).catch((err: unknown) => {
+          // Aborted: by a signal, by another app's failure, or because this app or its sidecar ended
+          // while starting (its outcome then counts like any other end).
+          if (err instanceof StartAborted) return;
+          failure ??= err instanceof Error ? err : new Error(String(err));
+          abort.abort();
+        }),
+      ),
+    );
+    if (failure !== undefined && !signalled) {
+      await Promise.all(runners.map((runner) => runner.stop()));
+      throw failure;
+    }
+    if (!signalled && !runners.some((runner) => runner.stopping)) {
+      say(
+        multi
+          ? `✅  You're up and running! The output of the apps (and of their sidecars, per the run file) appears here.`
+          : `✅  You're up and running! The output of the app and its sidecar appears here.`,
+      );
+    }
+    const outcomes = await Promise.all(runners.map((runner) => (signalled ? runner.stop() : runner.finished)));
+    const codes = outcomes.map(exitCode);
+    return codes.find((code) => code !== 0) ?? 0;
+  } finally {
+    await Promise.all(runners.map((runner) => runner.stop()));
+    for (const signal of signals) process.off(signal, onSignal);
+    process.stdout.off('error', ignoreBrokenPipe);
+    process.stderr.off('error', ignoreBrokenPipe);
+  }
+}
+
+/** The exit code one app contributes. */
+function exitCode(outcome: RunOutcome): number {
+  switch (outcome.kind) {
+    case 'app-exited':
+      return exitCodeOf(outcome.status);
+    case 'sidecar-exited':
+      // Shut down cleanly (POST /v1.0/shutdown, or SIGTERM from `courier stop`): not a failure.
+      return outcome.status.code === 0 ? 0 : 1;
+    case 'stopped':
+      return outcome.app?.code != null && outcome.app.code !== 0 ? outcome.app.code : 0;
+  }
+}

@@ -1,0 +1,182 @@
+import { resolve } from 'node:path';
+import { CourierError } from '../../errors/index.js';
+import { validateAppId } from '../../invoke/identity.js';
+import { flagError, formatFlagHelp, parseFlags, type FlagSpec } from '../flags.js';
+import { randomAppId } from './app-names.js';
+import { bareFlagMessage, checkPath, checkSidecarFlags, type AppLaunch } from './launch.js';
+
+/** The flags of `courier run`, which are `dapr run`'s. */
+export const runFlags: readonly FlagSpec[] = [
+  { name: 'app-id', short: 'a', type: 'string', placeholder: '<id>', defaultText: 'a random adjective-noun name', help: 'the id of the app' },
+  { name: 'app-port', short: 'p', type: 'int', placeholder: '<port>', help: 'the port the app listens on; omit for an app that only makes calls' },
+  { name: 'app-protocol', short: 'P', type: 'string', placeholder: '<protocol>', defaultText: 'http', help: 'how the sidecar talks to the app: http' },
+  { name: 'app-channel-address', type: 'string', placeholder: '<host>', defaultText: '127.0.0.1', help: 'the address of the app' },
+  { name: 'dapr-http-port', short: 'H', type: 'int', placeholder: '<port>', defaultText: 'a free port', help: "the port of the sidecar's HTTP API" },
+  { name: 'dapr-grpc-port', short: 'G', type: 'int', placeholder: '<port>', defaultText: 'a free port', help: "the port of Dapr's gRPC API (reserved)" },
+  {
+    name: 'dapr-internal-grpc-port',
+    short: 'I',
+    type: 'int',
+    placeholder: '<port>',
+    defaultText: 'a stable port derived from the app id',
+    help: 'the port other sidecars call this one on',
+  },
+  { name: 'metrics-port', short: 'M', type: 'int', placeholder: '<port>', defaultText: 'a free port', help: 'the port of the metrics endpoint (reserved)' },
+  { name: 'config', short: 'c', type: 'string', placeholder: '<file>', help: 'a Dapr Configuration file' },
+  {
+    name: 'resources-path',
+    short: 'd',
+    aliases: ['components-path'],
+    type: 'list',
+    placeholder: '<dir>',
+    help: 'a directory of resource files (repeatable; -d/--components-path is the old name)',
+  },
+  { name: 'app-max-concurrency', type: 'int', placeholder: '<n>', defaultText: 'unlimited', help: 'the most calls to the app at once' },
+  { name: 'log-level', type: 'string', placeholder: '<level>', defaultText: 'info', help: "the sidecar's log level: debug, info, warn, error or fatal" },
+  { name: 'max-body-size', type: 'string', placeholder: '<size>', defaultText: '4Mi', help: 'the largest request body accepted' },
+  { name: 'read-buffer-size', type: 'string', placeholder: '<size>', defaultText: '16Ki', help: 'the largest request head (headers) accepted' },
+  { name: 'enable-app-health-check', type: 'bool', help: 'probe the app and stop calling it while it is unhealthy' },
+  { name: 'app-health-check-path', type: 'string', placeholder: '<path>', defaultText: '/healthz', help: 'the path probed with GET' },
+  { name: 'app-health-probe-interval', type: 'string', placeholder: '<seconds>', defaultText: '5', help: 'seconds between probes' },
+  { name: 'app-health-probe-timeout', type: 'string', placeholder: '<ms>', defaultText: '500', help: 'milliseconds a probe may take' },
+  { name: 'app-health-threshold', type: 'int', placeholder: '<n>', defaultText: '3', help: 'failed probes in a row before the app is unhealthy' },
+  { name: 'dapr-listen-addresses', type: 'string', placeholder: '<hosts>', defaultText: '127.0.0.1,[::1]', help: 'comma-separated addresses the HTTP API listens on' },
+  { name: 'run-file', short: 'f', type: 'string', placeholder: '<dir|file>', help: 'run the apps of a run file (dapr.yaml in a directory)' },
+  { name: 'enable-api-logging', type: 'bool', hidden: true, ignored: 'requests are logged at --log-level debug', help: '' },
+  { name: 'placement-host-address', type: 'string', hidden: true, ignored: 'Courier has no actors', help: '' },
+  { name: 'scheduler-host-address', type: 'string', hidden: true, ignored: 'Courier has no scheduler', help: '' },
+  { name: 'enable-profiling', type: 'bool', hidden: true, ignored: 'profile the sidecar with node --cpu-prof instead', help: '' },
+  { name: 'profile-port', type: 'int', hidden: true, ignored: 'profile the sidecar with node --cpu-prof instead', help: '' },
+  { name: 'runtime-path', type: 'string', hidden: true, ignored: 'Courier needs no Dapr installation', help: '' },
+  { name: 'kubernetes', short: 'k', type: 'bool', hidden: true, help: '' },
+  { name: 'unix-domain-socket', short: 'u', type: 'string', hidden: true, help: '' },
+  { name: 'help', short: 'h', type: 'bool', help: 'show this help' },
+];
+
+/** Flags refused with a reason rather than ignored. */
+const refused: Readonly<Record<string, string>> = {
+  kubernetes: 'Courier runs apps on this machine only; there is no Kubernetes mode',
+  'unix-domain-socket': 'Courier listens on TCP ports only; leave the flag out',
+};
+
+export const runUsage = `Usage: courier run [flags] [--] [<command> [<args>...]]
+       courier run -f <dir|file>
+
+Starts a Courier sidecar, then your app with APP_ID, APP_PORT, APP_PROTOCOL, DAPR_HTTP_PORT,
+DAPR_GRPC_PORT and DAPR_METRICS_PORT in its environment, and shows the output of both. Everything
+from the first argument that is not a flag belongs to the app's command. Ctrl-C stops the app, then
+the sidecar. Ports not given are chosen free. Without a command only the sidecar runs.
+
+With -f, starts every app of a run file (Dapr's multi-app run template, dapr.yaml in a directory).
+
+Examples:
+  courier run --app-id nodeapp --app-port 3000 -- node app.js
+  courier run -a checkout node app.js
+  courier run -f .
+
+Flags:
+${formatFlagHelp(runFlags)}
+`;
+
+export type RunRequest =
+  | { readonly kind: 'help' }
+  | { readonly kind: 'file'; readonly path: string; readonly warnings: readonly string[] }
+  | { readonly kind: 'app'; readonly launch: AppLaunch; readonly warnings: readonly string[] };
+
+export interface RunArgsContext {
+  readonly cwd: string;
+  readonly env: NodeJS.ProcessEnv;
+  readonly randomId?: () => string;
+}
+
+/** Turns `courier run` arguments into what to start. Throws ERR_INVALID_FLAG. */
+export function parseRunArgs(argv: readonly string[], context: RunArgsContext): RunRequest {
+  const cmd = 'run';
+  const { values, rest } = parseFlags(cmd, argv, runFlags, { stopAtPositional: true });
+  if (values.get('help') === true) return { kind: 'help' };
+
+  const warnings: string[] = [];
+  for (const spec of runFlags) {
+    if (!values.has(spec.name)) continue;
+    const reason = refused[spec.name];
+    if (reason !== undefined) throw flagError(cmd, `--${spec.name} is not supported: ${reason}`);
+    if (spec.ignored !== undefined) warnings.push(`--${spec.name} is ignored: ${spec.ignored}`);
+  }
+  const str = (name: string): string | undefined => values.get(name) as string | undefined;
+  const int = (name: string): number | undefined => values.get(name) as number | undefined;
+
+  const runFile = str('run-file');
+  if (runFile !== undefined) {
+    const others = runFlags.filter((s) => s.name !== 'run-file' && s.ignored === undefined && values.has(s.name)).map((s) => `--${s.name}`);
+    if (others.length > 0) throw flagError(cmd, `${others.join(', ')} cannot be combined with --run-file: set it in the run file instead`);
+    if (rest.length > 0) throw flagError(cmd, `an app command cannot be combined with --run-file: give each app's command in the run file`);
+    if (runFile === '') throw flagError(cmd, '--run-file needs a file or directory');
+    return { kind: 'file', path: resolve(context.cwd, runFile), warnings };
+  }
+
+  const appId = str('app-id') ?? (context.randomId ?? randomAppId)();
+  const invalid = validateAppId(appId);
+  if (invalid !== undefined) throw flagError(cmd, `--app-id: ${invalid}`);
+
+  const sidecarFlags: string[] = [];
+  const config = str('config');
+  if (config !== undefined) {
+    const file = resolve(context.cwd, config);
+    const problem = checkPath(file, 'file');
+    if (problem !== undefined) throw flagError(cmd, `--config ${config}: ${problem}`);
+    sidecarFlags.push('--config', file);
+  }
+  for (const dir of (values.get('resources-path') as string[] | undefined) ?? []) {
+    const path = resolve(context.cwd, dir);
+    const problem = checkPath(path, 'directory');
+    if (problem !== undefined) throw flagError(cmd, `--resources-path ${dir}: ${problem}`);
+    sidecarFlags.push('--resources-path', path);
+  }
+  for (const name of [
+    'app-max-concurrency',
+    'log-level',
+    'max-body-size',
+    'read-buffer-size',
+    'app-health-check-path',
+    'app-health-probe-interval',
+    'app-health-probe-timeout',
+    'app-health-threshold',
+    'dapr-listen-addresses',
+  ]) {
+    const value = values.get(name);
+    if (value !== undefined) sidecarFlags.push(`--${name}`, String(value));
+  }
+  if (values.get('enable-app-health-check') === true) sidecarFlags.push('--enable-app-health-check');
+
+  const port = (name: string): number | undefined => {
+    const value = int(name);
+    if (value === undefined) return undefined;
+    if (value < 0 || value > 65535) throw flagError(cmd, `--${name}: ${value} is not a port number`);
+    return value === 0 ? undefined : value;
+  };
+  const launch: AppLaunch = {
+    appId,
+    appPort: port('app-port'),
+    appProtocol: (str('app-protocol') ?? 'http').toLowerCase(),
+    appChannelAddress: str('app-channel-address'),
+    httpPort: port('dapr-http-port'),
+    grpcPort: port('dapr-grpc-port'),
+    internalGrpcPort: port('dapr-internal-grpc-port'),
+    metricsPort: port('metrics-port'),
+    sidecarFlags,
+    command: rest,
+    cwd: context.cwd,
+    env: {},
+    appLogDestination: 'console',
+    sidecarLogDestination: 'console',
+    logDirectory: undefined,
+    runTemplate: undefined,
+  };
+  try {
+    checkSidecarFlags(launch, context.env);
+  } catch (err) {
+    if (err instanceof CourierError && err.code === 'ERR_INVALID_FLAG') throw flagError(cmd, bareFlagMessage(err));
+    throw err;
+  }
+  return { kind: 'app', launch, warnings };
+}

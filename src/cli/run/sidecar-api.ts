@@ -1,0 +1,128 @@
+import { request } from 'node:http';
+import { courierHome } from '../../runtime/options.js';
+import { listRunRecords, type RunRecord } from '../../runtime/run-registry.js';
+
+/** The part of a run record needed to reach a sidecar's HTTP API. */
+export type SidecarAddress = Pick<RunRecord, 'httpPort' | 'listenAddresses'>;
+
+/** The host to call a sidecar's HTTP API on: loopback where it listens there, else its first address. */
+export function sidecarHost(record: SidecarAddress): string {
+  const addresses = record.listenAddresses.map((a) => a.replace(/^\[(.*)\]$/, '$1').toLowerCase());
+  if (addresses.length === 0 || addresses.some((a) => a === '127.0.0.1' || a === '0.0.0.0' || a === 'localhost' || a === '::')) return '127.0.0.1';
+  if (addresses.includes('::1')) return '::1';
+  return addresses[0] ?? '127.0.0.1';
+}
+
+/** Headers every call to a sidecar's API carries: `dapr-api-token` when `DAPR_API_TOKEN` is set. */
+export function apiHeaders(env: NodeJS.ProcessEnv): Record<string, string> {
+  const token = env.DAPR_API_TOKEN;
+  return token === undefined || token === '' ? {} : { 'dapr-api-token': token };
+}
+
+export interface HttpResult {
+  readonly status: number;
+  readonly statusText: string;
+  readonly body: Buffer;
+}
+
+/** One HTTP request to a sidecar with `node:http` (any verb, a body with any verb, a hard timeout). */
+export function callSidecar(
+  record: SidecarAddress,
+  options: { method: string; path: string; headers?: Record<string, string>; body?: string | Buffer; timeoutMs: number },
+): Promise<HttpResult> {
+  return new Promise((resolve, reject) => {
+    const headers: Record<string, string> = { ...options.headers };
+    if (options.body !== undefined) headers['content-length'] = String(Buffer.byteLength(options.body));
+    const req = request(
+      {
+        host: sidecarHost(record),
+        port: record.httpPort,
+        method: options.method,
+        path: options.path,
+        headers,
+        agent: false,
+        signal: AbortSignal.timeout(options.timeoutMs),
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, statusText: res.statusMessage ?? '', body: Buffer.concat(chunks) }));
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end(options.body);
+  });
+}
+
+/** What `GET /v1.0/metadata` tells `courier list` and `courier stop`. */
+export interface SidecarMetadata {
+  readonly id: string | undefined;
+  readonly extended: Readonly<Record<string, string>>;
+}
+
+/** `GET /v1.0/metadata`, or undefined if the sidecar does not answer in time. */
+export async function getMetadata(record: SidecarAddress, env: NodeJS.ProcessEnv, timeoutMs = 1000): Promise<SidecarMetadata | undefined> {
+  try {
+    const res = await callSidecar(record, { method: 'GET', path: '/v1.0/metadata', headers: apiHeaders(env), timeoutMs });
+    if (res.status !== 200) return undefined;
+    const body = JSON.parse(res.body.toString('utf8')) as { id?: unknown; extended?: unknown };
+    const extended: Record<string, string> = {};
+    if (typeof body.extended === 'object' && body.extended !== null) {
+      for (const [k, v] of Object.entries(body.extended)) if (typeof v === 'string') extended[k] = v;
+    }
+    return { id: typeof body.id === 'string' ? body.id : undefined, extended };
+  } catch {
+    return undefined;
+  }
+}
+
+/** `PUT /v1.0/metadata/<key>` with the value as the body. Throws if the sidecar does not accept it. */
+export async function putMetadata(record: SidecarAddress, env: NodeJS.ProcessEnv, key: string, value: string, timeoutMs = 2000): Promise<void> {
+  const res = await callSidecar(record, {
+    method: 'PUT',
+    path: `/v1.0/metadata/${encodeURIComponent(key)}`,
+    headers: { ...apiHeaders(env), 'content-type': 'text/plain; charset=utf-8' },
+    body: value,
+    timeoutMs,
+  });
+  if (res.status >= 300) throw new Error(`HTTP ${res.status} ${res.body.toString('utf8').trim()}`.trim());
+}
+
+/** A running sidecar as `courier list` shows it: its run record and what its metadata adds. */
+export interface Instance {
+  readonly record: RunRecord;
+  /** Undefined if the sidecar did not answer. */
+  readonly metadata: SidecarMetadata | undefined;
+  readonly cliPid: number | undefined;
+  readonly appPid: number | undefined;
+  readonly appCommand: string;
+  readonly runTemplatePath: string;
+  readonly runTemplateName: string;
+}
+
+function pidOf(value: string | undefined): number | undefined {
+  if (value === undefined || !/^\d+$/.test(value.trim())) return undefined;
+  const pid = Number(value);
+  return pid > 0 ? pid : undefined;
+}
+
+/** Every live sidecar of this machine's Courier home, with its metadata (fetched in parallel). */
+export async function listInstances(env: NodeJS.ProcessEnv, timeoutMs = 1000): Promise<Instance[]> {
+  const records = listRunRecords(courierHome(env));
+  return Promise.all(
+    records.map(async (record) => {
+      const metadata = await getMetadata(record, env, timeoutMs);
+      const ext = metadata?.extended ?? {};
+      return {
+        record,
+        metadata,
+        cliPid: pidOf(ext.cliPID),
+        appPid: pidOf(ext.appPID),
+        appCommand: ext.appCommand ?? '',
+        runTemplatePath: ext.runTemplatePath ?? '',
+        runTemplateName: ext.runTemplateName ?? '',
+      };
+    }),
+  );
+}
