@@ -49,8 +49,13 @@ export async function sidecarMain(argv: readonly string[]): Promise<number> {
     await sidecar.start();
   } catch (err) {
     const error = CourierError.from(err);
-    logger.fatal({ code: error.code }, error.message);
-    await sidecar.stop().catch(() => {});
+    if (error.code === 'ERR_INVALID_CONFIG' || error.code === 'ERR_INVALID_FLAG') {
+      // A mistake in what the user gave: one plain line, as the CLI reports its other errors.
+      process.stderr.write(`courier sidecar: ${error.message}\n`);
+    } else {
+      logger.fatal({ code: error.code }, error.message);
+    }
+    await sidecar.stop({ quiet: true }).catch(() => {});
     return 1;
   }
   return exitCode;

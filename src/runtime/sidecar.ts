@@ -175,15 +175,15 @@ export class Sidecar {
    * Stops in reverse order: leave name resolution first so callers stop choosing this instance, stop
    * accepting calls, let those in flight finish within the grace period, then close everything.
    */
-  stop(): Promise<void> {
-    this.#stopping ??= this.#stop();
+  stop(options: { quiet?: boolean } = {}): Promise<void> {
+    this.#stopping ??= this.#stop(options.quiet === true);
     return this.#stopping;
   }
 
-  async #stop(): Promise<void> {
+  async #stop(quiet: boolean): Promise<void> {
     const log = this.#logger;
     const graceMs = this.#options.gracefulShutdownMs;
-    log.info({ grace_ms: graceMs }, 'shutting down');
+    if (!quiet) log.info({ grace_ms: graceMs }, 'shutting down');
     if (this.#runFile !== undefined) removeRunRecord(this.#runFile);
     await settle(log, 'name resolution', this.#resolver?.close());
     await Promise.all([
@@ -192,7 +192,7 @@ export class Sidecar {
     ]);
     await settle(log, 'app channel', this.#appChannel?.close());
     await settle(log, 'transport', this.#transport?.close());
-    log.info('stopped');
+    if (!quiet) log.info('stopped');
   }
 
   async #listenInternal(): Promise<number> {
