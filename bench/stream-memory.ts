@@ -1,0 +1,113 @@
+// How much memory the sidecars need while large bodies stream through them.
+// Starts two sidecars (A: caller, B: callee) with --max-body-size 200Mi and an app behind B, uploads
+// 100 MiB through A → B → app and downloads 100 MiB app → B → A, sampling each sidecar's resident set
+// size (VmRSS from /proc) every 50 ms. Prints idle RSS, peak RSS and the growth for each transfer.
+//
+//   npm run bench:memory
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { request } from 'node:http';
+import { TestEnv } from '../test/framework/env.js';
+import { startSidecar, type SidecarProcess } from '../test/framework/sidecar-process.js';
+import { startApp } from '../test/framework/test-app.js';
+
+const MiB = 1024 * 1024;
+const TOTAL = 100 * MiB;
+
+function rssBytes(pid: number): number {
+  const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return Number(match?.[1] ?? 0) * 1024;
+}
+
+async function sampled<T>(sidecars: SidecarProcess[], work: () => Promise<T>): Promise<{ result: T; peaks: number[] }> {
+  const peaks = sidecars.map((s) => rssBytes(s.pid));
+  const timer = setInterval(() => sidecars.forEach((s, i) => (peaks[i] = Math.max(peaks[i] ?? 0, rssBytes(s.pid)))), 50);
+  try {
+    return { result: await work(), peaks };
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+function upload(port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, method: 'POST', path: '/v1.0/invoke/b/method/sink', headers: { 'content-length': TOTAL } }, (res) => {
+      let text = '';
+      res.on('data', (d: Buffer) => (text += d.toString()));
+      res.on('end', () => resolve(`${res.statusCode ?? 0} ${text}`));
+    });
+    req.on('error', reject);
+    const chunk = Buffer.alloc(256 * 1024, 7);
+    let sent = 0;
+    const write = (): void => {
+      while (sent < TOTAL) {
+        sent += chunk.length;
+        if (!req.write(chunk)) {
+          req.once('drain', write);
+          return;
+        }
+      }
+      req.end();
+    };
+    write();
+  });
+}
+
+function download(port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    request({ host: '127.0.0.1', port, path: '/v1.0/invoke/b/method/source' }, (res) => {
+      let n = 0;
+      res.on('data', (d: Buffer) => (n += d.length));
+      res.on('end', () => resolve(n));
+    })
+      .on('error', reject)
+      .end();
+  });
+}
+
+const env = new TestEnv();
+try {
+  const source = (_req: unknown, res: import('node:http').ServerResponse): void => {
+    const chunk = Buffer.alloc(256 * 1024, 9);
+    let sent = 0;
+    const pump = (): void => {
+      while (sent < TOTAL) {
+        sent += chunk.length;
+        if (!res.write(chunk)) {
+          res.once('drain', pump);
+          return;
+        }
+      }
+      res.end();
+    };
+    pump();
+  };
+  // The app (not measured) buffers each upload to hash it; only the sidecars' memory is reported.
+  const app = await startApp(env, (x) => x.route('/source', source));
+  app.route('/sink', (_req, res, body) => res.end(`${body.length} ${createHash('sha256').update(body).digest('hex').slice(0, 12)}`));
+  const a = await startSidecar(env, { appId: 'a', args: ['--max-body-size', '200Mi', '--log-level', 'warn'] });
+  const b = await startSidecar(env, { appId: 'b', appPort: app.port, waitForApp: true, args: ['--max-body-size', '200Mi', '--log-level', 'warn'] });
+  const sidecars = [a, b];
+  // Warm up both paths so connection pools and code are in place before measuring.
+  await download(a.httpPort);
+  await upload(a.httpPort);
+  await new Promise((r) => setTimeout(r, 500));
+  const idle = sidecars.map((s) => rssBytes(s.pid));
+  const up = await sampled(sidecars, () => upload(a.httpPort));
+  const afterUp = sidecars.map((s) => rssBytes(s.pid));
+  const down = await sampled(sidecars, () => download(a.httpPort));
+  const mb = (n: number): string => `${(n / MiB).toFixed(1)} MB`;
+  console.log(`upload of ${TOTAL / MiB} MiB through A → B → app: answer "${up.result}"`);
+  console.log(`download of ${TOTAL / MiB} MiB app → B → A: ${down.result} bytes`);
+  console.log('');
+  console.log('sidecar   idle RSS   peak during upload (growth)   peak during download (growth)');
+  sidecars.forEach((s, i) => {
+    const base = idle[i] ?? 0;
+    console.log(
+      `${s.appId.padEnd(8)}  ${mb(base).padStart(8)}   ${mb(up.peaks[i] ?? 0).padStart(8)} (+${mb((up.peaks[i] ?? 0) - base)})`.padEnd(60) +
+        `${mb(down.peaks[i] ?? 0).padStart(8)} (+${mb((down.peaks[i] ?? 0) - (afterUp[i] ?? 0))})`,
+    );
+  });
+} finally {
+  await env.close();
+}
