@@ -6,7 +6,7 @@
 //   npm run bench:memory
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { request } from 'node:http';
+import { request, type ServerResponse } from 'node:http';
 import { TestEnv } from '../test/framework/env.js';
 import { startSidecar, type SidecarProcess } from '../test/framework/sidecar-process.js';
 import { startApp } from '../test/framework/test-app.js';
@@ -67,7 +67,7 @@ function download(port: number): Promise<number> {
 
 const env = new TestEnv();
 try {
-  const source = (_req: unknown, res: import('node:http').ServerResponse): void => {
+  const source = (_req: unknown, res: ServerResponse): void => {
     const chunk = Buffer.alloc(256 * 1024, 9);
     let sent = 0;
     const pump = (): void => {
