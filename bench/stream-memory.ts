@@ -10,6 +10,7 @@ import { request, type ServerResponse } from 'node:http';
 import { TestEnv } from '../test/framework/env.js';
 import { startSidecar, type SidecarProcess } from '../test/framework/sidecar-process.js';
 import { startApp } from '../test/framework/test-app.js';
+import { writeBytes } from '../test/framework/streams.js';
 
 const MiB = 1024 * 1024;
 const TOTAL = 100 * MiB;
@@ -37,19 +38,7 @@ function upload(port: number): Promise<string> {
       res.on('end', () => resolve(`${res.statusCode ?? 0} ${text}`));
     });
     req.on('error', reject);
-    const chunk = Buffer.alloc(256 * 1024, 7);
-    let sent = 0;
-    const write = (): void => {
-      while (sent < TOTAL) {
-        sent += chunk.length;
-        if (!req.write(chunk)) {
-          req.once('drain', write);
-          return;
-        }
-      }
-      req.end();
-    };
-    write();
+    writeBytes(req, TOTAL, 256 * 1024);
   });
 }
 
@@ -67,21 +56,7 @@ function download(port: number): Promise<number> {
 
 const env = new TestEnv();
 try {
-  const source = (_req: unknown, res: ServerResponse): void => {
-    const chunk = Buffer.alloc(256 * 1024, 9);
-    let sent = 0;
-    const pump = (): void => {
-      while (sent < TOTAL) {
-        sent += chunk.length;
-        if (!res.write(chunk)) {
-          res.once('drain', pump);
-          return;
-        }
-      }
-      res.end();
-    };
-    pump();
-  };
+  const source = (_req: unknown, res: ServerResponse): void => writeBytes(res, TOTAL, 256 * 1024);
   // The app (not measured) buffers each upload to hash it; only the sidecars' memory is reported.
   const app = await startApp(env, (x) => x.route('/source', source));
   app.route('/sink', (_req, res, body) => res.end(`${body.length} ${createHash('sha256').update(body).digest('hex').slice(0, 12)}`));

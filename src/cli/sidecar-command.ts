@@ -65,8 +65,8 @@ export const sidecarFlags: readonly FlagSpec[] = [
   { name: 'dapr-http-read-buffer-size', type: 'int', placeholder: '<KB>', hidden: true, help: 'deprecated: use --read-buffer-size' },
   { name: 'placement-host-address', type: 'string', hidden: true, ignored: 'Courier has no actors', help: '' },
   { name: 'scheduler-host-address', type: 'string', hidden: true, ignored: 'Courier has no scheduler', help: '' },
-  { name: 'enable-profiling', type: 'bool', hidden: true, ignored: 'profiling is done with node --cpu-prof', help: '' },
-  { name: 'profile-port', type: 'int', hidden: true, ignored: 'profiling is done with node --cpu-prof', help: '' },
+  { name: 'enable-profiling', type: 'bool', hidden: true, ignored: 'profile the sidecar with node --cpu-prof instead', help: '' },
+  { name: 'profile-port', type: 'int', hidden: true, ignored: 'profile the sidecar with node --cpu-prof instead', help: '' },
   { name: 'enable-api-logging', type: 'bool', hidden: true, ignored: 'requests are logged at --log-level debug', help: '' },
   { name: 'help', short: 'h', type: 'bool', help: 'show this help' },
 ];

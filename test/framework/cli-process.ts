@@ -1,10 +1,13 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { courierBin, type TestEnv } from './env.js';
+import { isAlive } from '../../src/runtime/run-registry.js';
+import { freePort } from '../../src/cli/run/free-port.js';
+
+export { freePort, isAlive };
 
 /** How a process ended. */
 export interface Exit {
@@ -177,15 +180,6 @@ export async function waitForListed(
   }
 }
 
-export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /** Waits (≤ `timeoutMs`) until none of the pids is alive; returns those still alive. */
 export async function waitGone(pids: readonly number[], timeoutMs = 10_000): Promise<number[]> {
   const deadline = Date.now() + timeoutMs;
@@ -214,19 +208,6 @@ export function trackPids(env: TestEnv, pids: () => readonly number[]): void {
       const left = await waitGone(alive, 5000);
       throw new Error(`processes left running at the end of the test: ${alive.join(', ')}${left.length > 0 ? ` (still alive after SIGKILL: ${left.join(', ')})` : ''}`);
     },
-  });
-}
-
-/** A free TCP port on 127.0.0.1. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
   });
 }
 

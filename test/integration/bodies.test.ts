@@ -11,6 +11,7 @@ import { TestEnv } from '../framework/env.js';
 import { startSidecar, type SidecarProcess } from '../framework/sidecar-process.js';
 import { startApp, type TestApp } from '../framework/test-app.js';
 import { send } from '../framework/http-client.js';
+import { writeBytes } from '../framework/streams.js';
 
 const fidelity: Record<string, string> = {
   null: 'null',
@@ -43,20 +44,7 @@ describe('bodies', () => {
       app.route('/stream-out', (req, res) => {
         const total = Number(new URL(req.url ?? '', 'http://x').searchParams.get('bytes'));
         res.writeHead(200, { 'Content-Type': 'application/octet-stream' });
-        const chunk = Buffer.alloc(64 * 1024, 'z');
-        let sent = 0;
-        const pump = (): void => {
-          while (sent < total) {
-            const n = Math.min(chunk.length, total - sent);
-            sent += n;
-            if (!res.write(n === chunk.length ? chunk : chunk.subarray(0, n))) {
-              res.once('drain', pump);
-              return;
-            }
-          }
-          res.end();
-        };
-        pump();
+        writeBytes(res, total, 64 * 1024);
       });
       app.route('/slow', (req, res) => {
         req.socket.once('close', () => markSlowClosed());
@@ -174,20 +162,7 @@ describe('bodies', () => {
         },
       );
       req.on('error', reject);
-      let sent = 0;
-      const write = (): void => {
-        while (sent < total) {
-          const chunk = Buffer.alloc(256 * 1024, sent % 251);
-          hash.update(chunk);
-          sent += chunk.length;
-          if (!req.write(chunk)) {
-            req.once('drain', write);
-            return;
-          }
-        }
-        req.end();
-      };
-      write();
+      writeBytes(req, total, 256 * 1024, (offset) => offset % 251, (piece) => hash.update(piece));
     });
     assert.equal(answer, `200 ${total} ${hash.digest('hex')}`);
   });

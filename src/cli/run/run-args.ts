@@ -2,55 +2,49 @@ import { resolve } from 'node:path';
 import { CourierError } from '../../errors/index.js';
 import { validateAppId } from '../../invoke/identity.js';
 import { flagError, formatFlagHelp, parseFlags, type FlagSpec } from '../flags.js';
+import { sidecarFlags } from '../sidecar-command.js';
 import { randomAppId } from './app-names.js';
 import { bareFlagMessage, checkPath, checkSidecarFlags, type AppLaunch } from './launch.js';
 
-/** The flags of `courier run`, which are `dapr run`'s. */
+/** A sidecar flag as `courier run` offers it: the same definition, with dapr CLI's short name or default. */
+function shared(name: string, changes: Partial<FlagSpec> = {}): FlagSpec {
+  const spec = sidecarFlags.find((f) => f.name === name);
+  if (spec === undefined) throw new Error(`no sidecar flag --${name}`);
+  return { ...spec, ...changes };
+}
+
+/** The flags of `courier run`, which are `dapr run`'s: the sidecar's own flags plus the CLI's. */
 export const runFlags: readonly FlagSpec[] = [
-  { name: 'app-id', short: 'a', type: 'string', placeholder: '<id>', defaultText: 'a random adjective-noun name', help: 'the id of the app' },
-  { name: 'app-port', short: 'p', type: 'int', placeholder: '<port>', help: 'the port the app listens on; omit for an app that only makes calls' },
-  { name: 'app-protocol', short: 'P', type: 'string', placeholder: '<protocol>', defaultText: 'http', help: 'how the sidecar talks to the app: http' },
-  { name: 'app-channel-address', type: 'string', placeholder: '<host>', defaultText: '127.0.0.1', help: 'the address of the app' },
-  { name: 'dapr-http-port', short: 'H', type: 'int', placeholder: '<port>', defaultText: 'a free port', help: "the port of the sidecar's HTTP API" },
-  { name: 'dapr-grpc-port', short: 'G', type: 'int', placeholder: '<port>', defaultText: 'a free port', help: "the port of Dapr's gRPC API (reserved)" },
-  {
-    name: 'dapr-internal-grpc-port',
-    short: 'I',
-    type: 'int',
-    placeholder: '<port>',
-    defaultText: 'a stable port derived from the app id',
-    help: 'the port other sidecars call this one on',
-  },
-  { name: 'metrics-port', short: 'M', type: 'int', placeholder: '<port>', defaultText: 'a free port', help: 'the port of the metrics endpoint (reserved)' },
-  { name: 'config', short: 'c', type: 'string', placeholder: '<file>', help: 'a Dapr Configuration file' },
-  {
-    name: 'resources-path',
-    short: 'd',
-    aliases: ['components-path'],
-    type: 'list',
-    placeholder: '<dir>',
-    help: 'a directory of resource files (repeatable; -d/--components-path is the old name)',
-  },
-  { name: 'app-max-concurrency', type: 'int', placeholder: '<n>', defaultText: 'unlimited', help: 'the most calls to the app at once' },
-  { name: 'log-level', type: 'string', placeholder: '<level>', defaultText: 'info', help: "the sidecar's log level: debug, info, warn, error or fatal" },
-  { name: 'max-body-size', type: 'string', placeholder: '<size>', defaultText: '4Mi', help: 'the largest request body accepted' },
-  { name: 'read-buffer-size', type: 'string', placeholder: '<size>', defaultText: '16Ki', help: 'the largest request head (headers) accepted' },
-  { name: 'enable-app-health-check', type: 'bool', help: 'probe the app and stop calling it while it is unhealthy' },
-  { name: 'app-health-check-path', type: 'string', placeholder: '<path>', defaultText: '/healthz', help: 'the path probed with GET' },
-  { name: 'app-health-probe-interval', type: 'string', placeholder: '<seconds>', defaultText: '5', help: 'seconds between probes' },
-  { name: 'app-health-probe-timeout', type: 'string', placeholder: '<ms>', defaultText: '500', help: 'milliseconds a probe may take' },
-  { name: 'app-health-threshold', type: 'int', placeholder: '<n>', defaultText: '3', help: 'failed probes in a row before the app is unhealthy' },
-  { name: 'dapr-listen-addresses', type: 'string', placeholder: '<hosts>', defaultText: '127.0.0.1,[::1]', help: 'comma-separated addresses the HTTP API listens on' },
+  shared('app-id', { short: 'a', defaultText: 'a random adjective-noun name', help: 'the id of the app' }),
+  shared('app-port', { short: 'p' }),
+  shared('app-protocol', { short: 'P' }),
+  shared('app-channel-address'),
+  shared('dapr-http-port', { short: 'H', defaultText: 'a free port', help: "the port of the sidecar's HTTP API" }),
+  shared('dapr-grpc-port', { short: 'G', defaultText: 'a free port' }),
+  shared('dapr-internal-grpc-port', { short: 'I' }),
+  shared('metrics-port', { defaultText: 'a free port' }),
+  shared('config'),
+  shared('resources-path', { short: 'd', help: 'a directory of resource files (repeatable; -d/--components-path is the old name)' }),
+  shared('app-max-concurrency', { defaultText: 'unlimited' }),
+  shared('log-level', { help: "the sidecar's log level: debug, info, warn, error or fatal" }),
+  shared('max-body-size'),
+  shared('read-buffer-size'),
+  shared('enable-app-health-check'),
+  shared('app-health-check-path'),
+  shared('app-health-probe-interval'),
+  shared('app-health-probe-timeout'),
+  shared('app-health-threshold'),
+  shared('dapr-listen-addresses'),
   { name: 'run-file', short: 'f', type: 'string', placeholder: '<dir|file>', help: 'run the apps of a run file (dapr.yaml in a directory)' },
-  { name: 'enable-api-logging', type: 'bool', hidden: true, ignored: 'requests are logged at --log-level debug', help: '' },
-  { name: 'placement-host-address', type: 'string', hidden: true, ignored: 'Courier has no actors', help: '' },
-  { name: 'scheduler-host-address', type: 'string', hidden: true, ignored: 'Courier has no scheduler', help: '' },
-  { name: 'enable-profiling', type: 'bool', hidden: true, ignored: 'profile the sidecar with node --cpu-prof instead', help: '' },
-  { name: 'profile-port', type: 'int', hidden: true, ignored: 'profile the sidecar with node --cpu-prof instead', help: '' },
+  shared('enable-api-logging'),
+  shared('placement-host-address'),
+  shared('scheduler-host-address'),
+  shared('enable-profiling'),
+  shared('profile-port'),
   { name: 'runtime-path', type: 'string', hidden: true, ignored: 'Courier needs no Dapr installation', help: '' },
   { name: 'kubernetes', short: 'k', type: 'bool', hidden: true, help: '' },
   { name: 'unix-domain-socket', short: 'u', type: 'string', hidden: true, help: '' },
-  { name: 'help', short: 'h', type: 'bool', help: 'show this help' },
+  shared('help'),
 ];
 
 /** Flags refused with a reason rather than ignored. */
