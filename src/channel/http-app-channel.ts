@@ -2,7 +2,7 @@ import { Pool, type Dispatcher } from 'undici';
 import { CourierError, errorMessage } from '../errors/index.js';
 import { appRequestHeaders, responseMetadataFromRawHeaders } from '../invoke/headers.js';
 import { methodToPath } from '../invoke/method.js';
-import type { FlowControl, InvokeRequest, ResponseSink } from '../invoke/types.js';
+import { cancelledError, type FlowControl, type InvokeRequest, type ResponseSink } from '../invoke/types.js';
 import type { Logger } from '../observability/logging/index.js';
 import { appNotReadyError, type AppChannel, type AppChannelState } from './app-channel.js';
 import { AppHealthMonitor, type HealthProbeOptions } from './app-health.js';
@@ -128,10 +128,6 @@ export class HttpAppChannel implements AppChannel {
       handler.fail(err);
     }
   }
-}
-
-function cancelledError(): CourierError {
-  return new CourierError('ERR_DIRECT_INVOKE', 'the call was cancelled by the caller', { grpcCode: 1 });
 }
 
 type HandlerState = 'waiting' | 'coalescing' | 'streaming' | 'done';

@@ -7,7 +7,7 @@ import { ReplayableBody } from './body.js';
 import { addForwardedHeaders, DESTINATION_APP_ID, setIdentityHeaders } from './headers.js';
 import { sameIdentity, type AppIdentity } from './identity.js';
 import { isRetryable, type RetryPolicy } from './retry.js';
-import type { FlowControl, Invoke, InvokeRequest, ResponseHead, ResponseSink } from './types.js';
+import { cancelledError, type FlowControl, type Invoke, type InvokeRequest, type ResponseHead, type ResponseSink } from './types.js';
 
 /** Sends an invocation to another sidecar's internal server. */
 export interface RemoteTransport {
@@ -69,10 +69,11 @@ class RemoteCall implements ResponseSink {
   #timer: NodeJS.Timeout | undefined;
   #done = false;
   readonly #onAbort = (): void => {
+    // Only a call waiting between attempts is ended here; an attempt in flight ends through its sink.
     if (this.#timer !== undefined) {
       clearTimeout(this.#timer);
       this.#timer = undefined;
-      this.#fail(new CourierError('ERR_DIRECT_INVOKE', 'the call was cancelled by the caller', { grpcCode: 1 }));
+      this.#fail(cancelledError());
     }
   };
 
@@ -97,7 +98,7 @@ class RemoteCall implements ResponseSink {
       (address) => {
         if (this.#done) return;
         if (this.#request.signal.aborted) {
-          this.#onAbortNow();
+          this.#fail(cancelledError());
           return;
         }
         this.#address = address;
@@ -108,10 +109,6 @@ class RemoteCall implements ResponseSink {
       },
       (err: unknown) => this.#fail(CourierError.from(err, 'ERR_DIRECT_INVOKE')),
     );
-  }
-
-  #onAbortNow(): void {
-    this.#fail(new CourierError('ERR_DIRECT_INVOKE', 'the call was cancelled by the caller', { grpcCode: 1 }));
   }
 
   head(head: ResponseHead, flow: FlowControl): void {

@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import type { CourierError } from '../errors/index.js';
+import { CourierError, GrpcStatus } from '../errors/index.js';
 import type { Metadata } from './headers.js';
 import type { AppIdentity } from './identity.js';
 
@@ -73,3 +73,8 @@ export interface Invoke {
 
 /** RFC 9110 §9.2.2: methods whose repetition has the same effect as one request. */
 export const idempotentVerbs: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+
+/** The error of a call whose caller went away or gave up. */
+export function cancelledError(): CourierError {
+  return new CourierError('ERR_DIRECT_INVOKE', 'the call was cancelled by the caller', { grpcCode: GrpcStatus.CANCELLED });
+}

@@ -2,7 +2,7 @@ import { CourierError, GrpcStatus, grpcStatusName } from '../../errors/index.js'
 import { ChannelPool, type CallResult, type ClientCall } from '../../grpc/index.js';
 import { deleteKey, firstValue } from '../../invoke/headers.js';
 import type { RemoteTransport } from '../../invoke/invoker.js';
-import type { FlowControl, InvokeRequest, ResponseSink } from '../../invoke/types.js';
+import { cancelledError, type FlowControl, type InvokeRequest, type ResponseSink } from '../../invoke/types.js';
 import type { Logger } from '../../observability/logging/index.js';
 import {
   API_VERSION_V1,
@@ -195,7 +195,7 @@ class OutgoingCall implements FlowControl {
 
   #classify(result: CallResult): CourierError {
     const where = `sidecar at ${this.#address}`;
-    if (this.#request.signal.aborted) return new CourierError('ERR_DIRECT_INVOKE', 'the call was cancelled by the caller', { grpcCode: GrpcStatus.CANCELLED });
+    if (this.#request.signal.aborted) return cancelledError();
     switch (result.transport) {
       case 'connect-failed':
         return new CourierError('ERR_DIRECT_INVOKE', result.message, { grpcCode: GrpcStatus.UNAVAILABLE, retry: 'safe' });
