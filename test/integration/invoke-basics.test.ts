@@ -35,6 +35,16 @@ describe('invocation between two sidecars', () => {
         res.end(body);
       });
       app.route('/url', (req, res) => res.end(req.url));
+      app.route('/parseerror', (_req, res, body) => {
+        try {
+          const parsed = JSON.parse(body.toString()) as { data?: unknown };
+          if (typeof parsed.data !== 'number') throw new Error(`json: cannot unmarshal ${typeof parsed.data} into Go value of type int`);
+          res.end('{}');
+        } catch (err) {
+          res.writeHead(500, { 'Content-Type': 'application/json' });
+          res.end(JSON.stringify({ message: `serialization failed with ${(err as Error).message}` }));
+        }
+      });
       app.route('/orders', (req, res, body) => {
         res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8' });
         res.end((JSON.parse(body.toString()) as { orderId?: number }).orderId === 1 ? 'OK' : 'bad');
@@ -120,6 +130,15 @@ describe('invocation between two sidecars', () => {
     const res = await send(a.httpPort, { method: 'POST', path: '/v1.0/invoke/b/method/doesntexist' });
     assert.equal(res.status, 404);
     assert.equal(res.text, '404 page not found\n');
+  });
+
+  test("S32: the app's own error status and body reach the caller unchanged, remotely and locally", async () => {
+    for (const sidecar of [a, b]) {
+      const res = await send(sidecar.httpPort, { method: 'POST', path: '/v1.0/invoke/b/method/parseerror', body: '{"data":"not a number"}' });
+      assert.equal(res.status, 500);
+      assert.equal(res.headers['content-type'], 'application/json');
+      assert.equal(res.text, '{"message":"serialization failed with json: cannot unmarshal string into Go value of type int"}');
+    }
   });
 
   test('S18: no method or no app id is a 404 ERR_DIRECT_INVOKE', async () => {
