@@ -13,6 +13,8 @@ Commands:
   list       list the sidecars running on this machine
   stop       stop a running app and its sidecar
   invoke     call a method of a running app
+  init       set up ~/.courier: a certificate authority and a configuration with mTLS on
+  sentry     run the certificate authority (and "sentry token" to make join tokens)
   version    print Courier's version
 
 Run "courier <command> --help" for the flags of a command.
@@ -33,6 +35,8 @@ const commands: Readonly<Record<string, () => Promise<Command>>> = {
   list: () => lazy('./list-command.js', 'listMain'),
   stop: () => lazy('./stop-command.js', 'stopMain'),
   invoke: () => lazy('./invoke-command.js', 'invokeMain'),
+  sentry: () => lazy('./sentry-command.js', 'sentryMain'),
+  init: () => lazy('./init-command.js', 'initMain'),
 };
 
 async function main(argv: readonly string[]): Promise<number> {

@@ -1,4 +1,9 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { loadConfiguration } from '../config/configuration.js';
+import { LocalSentry } from './run/local-sentry.js';
+import { configFileOf } from './run/launch.js';
 import { courierHome } from '../runtime/options.js';
 import { AppRunner, StartAborted, type RunnerContext, type RunOutcome } from './run/app-runner.js';
 import type { AppLaunch } from './run/launch.js';
@@ -30,7 +35,36 @@ export async function runMain(argv: readonly string[]): Promise<number> {
   } else {
     launches = [request.launch];
   }
-  return supervise(launches, request.kind === 'file');
+  const home = courierHome(process.env);
+  launches = launches.map((launch) => withDefaultConfiguration(launch, home));
+  const secured = launches.filter((launch) => wantsMtls(launch));
+  if (secured.length === 0) return supervise(launches, request.kind === 'file');
+  const sentry = await LocalSentry.start({ home, mainScript: fileURLToPath(new URL('./main.js', import.meta.url)), env: process.env, say });
+  try {
+    const namespace = process.env.NAMESPACE || 'default';
+    launches = launches.map((launch) => {
+      if (!secured.includes(launch)) return launch;
+      const { flags, env } = sentry.sidecarSettings(launch.appId, namespace);
+      return { ...launch, sidecarFlags: [...launch.sidecarFlags, ...flags], sidecarEnv: { ...launch.sidecarEnv, ...env } };
+    });
+    return await supervise(launches, request.kind === 'file');
+  } finally {
+    await sentry.stop();
+  }
+}
+
+/** Like the dapr CLI, a launch without `--config` uses `$COURIER_HOME/config.yaml` when there is one (`courier init` writes it). */
+function withDefaultConfiguration(launch: AppLaunch, home: string): AppLaunch {
+  if (configFileOf(launch) !== undefined) return launch;
+  const file = join(home, 'config.yaml');
+  return existsSync(file) ? { ...launch, sidecarFlags: [...launch.sidecarFlags, '--config', file] } : launch;
+}
+
+/** Whether the launch's configuration turns mTLS on (`spec.mtls.enabled`) and it does not already do so itself. */
+function wantsMtls(launch: AppLaunch): boolean {
+  const file = configFileOf(launch);
+  if (file === undefined || launch.sidecarFlags.includes('--enable-mtls')) return false;
+  return loadConfiguration(file).mtlsEnabled;
 }
 
 function say(line: string): void {

@@ -1,6 +1,9 @@
+import { readFileSync } from 'node:fs';
 import { validateAppId } from '../invoke/identity.js';
 import { logLevels, type LogLevel } from '../observability/logging/index.js';
-import { courierHome, type SidecarOptions } from '../runtime/options.js';
+import { errorMessage } from '../errors/index.js';
+import { courierHome, type MtlsOptions, type SidecarOptions } from '../runtime/options.js';
+import { DEFAULT_CONTROL_PLANE_NAMESPACE, DEFAULT_CONTROL_PLANE_TRUST_DOMAIN } from '../sentry/names.js';
 import { parseDuration } from '../util/duration.js';
 import { parseQuantity } from '../util/quantity.js';
 import { flagError, formatFlagHelp, parseFlags, type FlagSpec } from './flags.js';
@@ -61,6 +64,16 @@ export const sidecarFlags: readonly FlagSpec[] = [
     help: 'how long calls in flight may take to finish on shutdown',
   },
   { name: 'mode', type: 'string', placeholder: '<mode>', defaultText: 'standalone', help: 'standalone (the only mode Courier has)' },
+  { name: 'enable-mtls', type: 'bool', help: 'mutual TLS with other sidecars, with a certificate from the Sentry (needs --sentry-address and trust anchors)' },
+  { name: 'sentry-address', type: 'string', placeholder: '<host:port>', help: 'the Sentry that signs this sidecar\'s certificates' },
+  {
+    name: 'trust-anchors-file',
+    type: 'string',
+    placeholder: '<file>',
+    help: 'PEM certificates to trust, watched for changes (instead of DAPR_TRUST_ANCHORS)',
+  },
+  { name: 'control-plane-trust-domain', type: 'string', placeholder: '<domain>', defaultText: 'localhost', help: "the Sentry's trust domain" },
+  { name: 'control-plane-namespace', type: 'string', placeholder: '<namespace>', defaultText: 'default', help: "the Sentry's namespace" },
   { name: 'dapr-http-max-request-size', type: 'int', placeholder: '<MB>', hidden: true, help: 'deprecated: use --max-body-size' },
   { name: 'dapr-http-read-buffer-size', type: 'int', placeholder: '<KB>', hidden: true, help: 'deprecated: use --read-buffer-size' },
   { name: 'placement-host-address', type: 'string', hidden: true, ignored: 'Courier has no actors', help: '' },
@@ -80,7 +93,9 @@ Runs a Courier sidecar beside one app, like daprd. The app calls the sidecar's H
 (/v1.0/invoke/<app-id>/method/<method>, or any path with a dapr-app-id header) and the sidecar finds
 the target through name resolution and calls its sidecar.
 
-Environment: NAMESPACE (default "default"), DAPR_API_TOKEN, APP_API_TOKEN, COURIER_HOME (default ~/.courier).
+Environment: NAMESPACE (default "default"), DAPR_API_TOKEN, APP_API_TOKEN, COURIER_HOME (default ~/.courier);
+for mTLS: DAPR_TRUST_ANCHORS, COURIER_SENTRY_TOKEN or DAPR_SENTRY_TOKEN_FILE, DAPR_CONTROLPLANE_TRUST_DOMAIN,
+DAPR_CONTROLPLANE_NAMESPACE.
 
 Flags:
 ${formatFlagHelp(sidecarFlags)}
@@ -172,6 +187,12 @@ export function parseSidecarArgs(argv: readonly string[], env: NodeJS.ProcessEnv
   if (maxConcurrency === 0 || maxConcurrency < -1) throw flagError(cmd, '--app-max-concurrency must be a positive number, or -1 for unlimited');
 
   const internalPort = int('dapr-internal-grpc-port');
+  const mtls = bool('enable-mtls') === true ? mtlsOptions(cmd, str, env) : undefined;
+  if (mtls === undefined) {
+    for (const name of ['sentry-address', 'trust-anchors-file']) {
+      if (values.has(name)) warnings.push(`--${name} has no effect without --enable-mtls`);
+    }
+  }
   const options: SidecarOptions = {
     appId,
     namespace: nonEmpty(env.NAMESPACE) ?? 'default',
@@ -197,8 +218,36 @@ export function parseSidecarArgs(argv: readonly string[], env: NodeJS.ProcessEnv
     apiToken: nonEmpty(env.DAPR_API_TOKEN),
     appApiToken: nonEmpty(env.APP_API_TOKEN),
     courierHome: courierHome(env),
+    mtls,
   };
   return { options, warnings };
+}
+
+function mtlsOptions(cmd: string, str: (name: string) => string | undefined, env: NodeJS.ProcessEnv): MtlsOptions {
+  const sentryAddress = str('sentry-address');
+  if (sentryAddress === undefined) throw flagError(cmd, '--enable-mtls needs --sentry-address <host:port>');
+  if (!/^\[?[^\]]+\]?:\d+$/.test(sentryAddress)) throw flagError(cmd, `--sentry-address: "${sentryAddress}" is not host:port`);
+  const file = str('trust-anchors-file');
+  const pem = nonEmpty(env.DAPR_TRUST_ANCHORS);
+  if (file === undefined && pem === undefined) {
+    throw flagError(cmd, '--enable-mtls needs trust anchors: DAPR_TRUST_ANCHORS (PEM) or --trust-anchors-file <file>');
+  }
+  let token = nonEmpty(env.COURIER_SENTRY_TOKEN);
+  const tokenFile = nonEmpty(env.DAPR_SENTRY_TOKEN_FILE);
+  if (token === undefined && tokenFile !== undefined) {
+    try {
+      token = readFileSync(tokenFile, 'utf8').trim();
+    } catch (err) {
+      throw flagError(cmd, `DAPR_SENTRY_TOKEN_FILE ${tokenFile}: ${errorMessage(err)}`);
+    }
+  }
+  return {
+    sentryAddress,
+    trustAnchors: file !== undefined ? { file } : { pem: pem as string },
+    token,
+    controlPlaneTrustDomain: str('control-plane-trust-domain') ?? nonEmpty(env.DAPR_CONTROLPLANE_TRUST_DOMAIN) ?? DEFAULT_CONTROL_PLANE_TRUST_DOMAIN,
+    controlPlaneNamespace: str('control-plane-namespace') ?? nonEmpty(env.DAPR_CONTROLPLANE_NAMESPACE) ?? DEFAULT_CONTROL_PLANE_NAMESPACE,
+  };
 }
 
 function nonEmpty(value: string | undefined): string | undefined {

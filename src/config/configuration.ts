@@ -23,9 +23,7 @@ const unappliedKeys = [
   'tracing',
   'metric',
   'metrics',
-  'mtls',
   'secrets',
-  'accessControl',
   'features',
   'api',
   'components',
@@ -37,6 +35,8 @@ const unappliedKeys = [
 const specSchema = z
   .object({
     nameResolution: nameResolutionSchema.optional(),
+    accessControl: z.unknown().optional(),
+    mtls: z.unknown().optional(),
     ...Object.fromEntries(unappliedKeys.map((k) => [k, z.unknown().optional()])),
   })
   .strict();
@@ -56,6 +56,12 @@ export interface Configuration {
   readonly file: string | undefined;
   readonly name: string;
   readonly nameResolution: NameResolutionSpec | undefined;
+  /** `spec.accessControl` as written; parsed and validated by src/acl. */
+  readonly accessControl: unknown;
+  /** `spec.mtls.enabled` (used by `courier run` to start a Sentry and turn mTLS on). */
+  readonly mtlsEnabled: boolean;
+  /** `spec.mtls.workloadCertTTL` and `allowedClockSkew` as written (read by `courier sentry`). */
+  readonly mtls: { readonly workloadCertTTL?: string; readonly allowedClockSkew?: string } | undefined;
   /** Sections present in the file that Courier does not apply (e.g. `tracing`). */
   readonly unappliedSections: readonly string[];
 }
@@ -65,8 +71,22 @@ export const defaultConfiguration: Configuration = {
   file: undefined,
   name: 'default',
   nameResolution: undefined,
+  accessControl: undefined,
+  mtlsEnabled: false,
+  mtls: undefined,
   unappliedSections: [],
 };
+
+const mtlsSchema = z
+  .object({
+    enabled: z.boolean().optional(),
+    workloadCertTTL: z.string().optional(),
+    allowedClockSkew: z.string().optional(),
+    sentryAddress: z.string().optional(),
+    controlPlaneTrustDomain: z.string().optional(),
+    tokenValidators: z.unknown().optional(),
+  })
+  .strict();
 
 /** Loads and validates a Configuration file. Throws ERR_INVALID_CONFIG naming file, key and reason. */
 export function loadConfiguration(file: string): Configuration {
@@ -76,10 +96,19 @@ export function loadConfiguration(file: string): Configuration {
   const parsed = configurationSchema.safeParse(doc.value);
   if (!parsed.success) throw schemaError(file, parsed.error);
   const spec = parsed.data.spec ?? {};
+  let mtls: z.infer<typeof mtlsSchema> | undefined;
+  if (spec.mtls !== undefined && spec.mtls !== null) {
+    const checked = mtlsSchema.safeParse(spec.mtls);
+    if (!checked.success) throw schemaError(`${file}: spec.mtls`, checked.error);
+    mtls = checked.data;
+  }
   return {
     file,
     name: parsed.data.metadata?.name ?? 'default',
     nameResolution: spec.nameResolution,
+    accessControl: spec.accessControl,
+    mtlsEnabled: mtls?.enabled === true,
+    mtls: mtls === undefined ? undefined : { ...(mtls.workloadCertTTL === undefined ? {} : { workloadCertTTL: mtls.workloadCertTTL }), ...(mtls.allowedClockSkew === undefined ? {} : { allowedClockSkew: mtls.allowedClockSkew }) },
     unappliedSections: unappliedKeys.filter((k) => (spec as Record<string, unknown>)[k] !== undefined),
   };
 }

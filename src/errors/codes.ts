@@ -30,6 +30,11 @@ export const errorCatalogue = {
   ERR_INVALID_FLAG: { httpStatus: 400, grpcCode: GrpcStatus.INVALID_ARGUMENT },
   /** Courier: a configuration, resource or run file is unreadable or invalid. */
   ERR_INVALID_CONFIG: { httpStatus: 400, grpcCode: GrpcStatus.INVALID_ARGUMENT },
+  /**
+   * Courier: a certificate signing request sent to the Sentry is not a PKCS#10 request, its
+   * self-signature does not verify, or its key is not Ed25519 or ECDSA P-256.
+   */
+  ERR_CSR_INVALID: { httpStatus: 400, grpcCode: GrpcStatus.INVALID_ARGUMENT },
   /** Courier: an internal invariant failed; never expected. */
   ERR_INTERNAL: { httpStatus: 500, grpcCode: GrpcStatus.INTERNAL },
 } as const satisfies Record<string, { httpStatus: number; grpcCode: GrpcStatus }>;

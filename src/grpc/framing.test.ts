@@ -1,75 +1,147 @@
-import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
 import { GrpcStatus } from '../errors/index.js';
-import { MessageParser, framedParts, messageHead } from './framing.js';
-import { decodeGrpcMessage, encodeGrpcMessage, encodeTimeout, parseTimeout } from './wire.js';
+import { MessageDecoder, messageHead, totalLength } from './framing.js';
 
-function frame(body: string): Buffer {
-  return Buffer.concat([messageHead(Buffer.byteLength(body)), Buffer.from(body)]);
+function frame(payload: Buffer, flag = 0): Buffer {
+  const head = messageHead(payload.length);
+  head[0] = flag;
+  return Buffer.concat([head, payload]);
 }
 
-test('messages packed in one chunk, split across chunks, and empty', () => {
-  const parser = new MessageParser(1024);
-  const out: string[] = [];
-  const all = Buffer.concat([frame('one'), frame(''), frame('two'), frame('three')]);
-  assert.equal(parser.push(all.subarray(0, 2), (m) => out.push(m.toString())), undefined);
-  for (let i = 2; i < all.length; i += 3) parser.push(all.subarray(i, Math.min(all.length, i + 3)), (m) => out.push(m.toString()));
-  assert.deepEqual(out, ['one', '', 'two', 'three']);
-  assert.equal(parser.idle, true);
-  const single: string[] = [];
-  parser.push(all, (m) => single.push(m.toString()));
-  assert.deepEqual(single, ['one', '', 'two', 'three']);
+function drain(decoder: MessageDecoder): Buffer[] {
+  const out: Buffer[] = [];
+  for (let m = decoder.read(); m !== undefined; m = decoder.read()) out.push(Buffer.from(m));
+  return out;
+}
+
+describe('messageHead', () => {
+  test('writes flag 0 and a big-endian length', () => {
+    assert.deepEqual([...messageHead(0x01020304)], [0, 1, 2, 3, 4]);
+    assert.deepEqual([...messageHead(0)], [0, 0, 0, 0, 0]);
+  });
+
+  test('totalLength sums the parts of a message', () => {
+    assert.equal(totalLength([Buffer.alloc(3), new Uint8Array(4), Buffer.alloc(0)]), 7);
+  });
 });
 
-test('a message inside one chunk is a view of it, not a copy', () => {
-  const chunk = frame('hello');
-  let message: Buffer | undefined;
-  new MessageParser(1024).push(chunk, (m) => (message = m));
-  assert.equal(message?.buffer, chunk.buffer);
-});
+describe('MessageDecoder', () => {
+  test('many messages packed in one chunk come out as views of it (no copy)', () => {
+    const payloads = Array.from({ length: 50 }, (_, i) => Buffer.alloc(i, i));
+    const chunk = Buffer.concat(payloads.map((p) => frame(p)));
+    const decoder = new MessageDecoder(1024);
+    decoder.push(chunk);
+    const views: Buffer[] = [];
+    for (let m = decoder.read(); m !== undefined; m = decoder.read()) views.push(m);
+    assert.equal(views.length, 50);
+    views.forEach((view, i) => {
+      assert.deepEqual(view, payloads[i]);
+      assert.equal(view.buffer, chunk.buffer, 'a message within one chunk is a subarray of it');
+    });
+    assert.equal(decoder.atBoundary, true);
+  });
 
-test('a message over the limit fails before being buffered; a compressed one is refused', () => {
-  const big = new MessageParser(10).push(messageHead(11), () => assert.fail('no message'));
-  assert.equal(big?.code, GrpcStatus.RESOURCE_EXHAUSTED);
-  assert.match(big?.message ?? '', /larger than max \(11 vs\. 10\)/);
-  const compressed = Buffer.concat([Buffer.from([1, 0, 0, 0, 1]), Buffer.from('x')]);
-  assert.equal(new MessageParser(10).push(compressed, () => {})?.code, GrpcStatus.INTERNAL);
-});
+  test('a message split byte by byte across chunks is reassembled once', () => {
+    const payload = Buffer.from('split across many DATA frames');
+    const wire = Buffer.concat([frame(payload), frame(Buffer.from('next'))]);
+    const decoder = new MessageDecoder(1024);
+    const out: Buffer[] = [];
+    for (let i = 0; i < wire.length; i++) {
+      decoder.push(wire.subarray(i, i + 1));
+      out.push(...drain(decoder));
+    }
+    assert.deepEqual(
+      out.map((b) => b.toString()),
+      ['split across many DATA frames', 'next'],
+    );
+    assert.equal(decoder.atBoundary, true);
+  });
 
-test('a partial message leaves the parser busy', () => {
-  const parser = new MessageParser(100);
-  parser.push(frame('abcdef').subarray(0, 7), () => {});
-  assert.equal(parser.idle, false);
-});
+  test('every split point of a three-message stream yields the same messages', () => {
+    const payloads = [Buffer.from('alpha'), Buffer.alloc(0), Buffer.alloc(300, 7)];
+    const wire = Buffer.concat(payloads.map((p) => frame(p)));
+    for (let a = 0; a <= wire.length; a++) {
+      for (const b of [a, Math.min(wire.length, a + 1), Math.min(wire.length, a + 6), wire.length]) {
+        const decoder = new MessageDecoder(1024);
+        const out: Buffer[] = [];
+        for (const piece of [wire.subarray(0, a), wire.subarray(a, b), wire.subarray(b)]) {
+          decoder.push(piece);
+          out.push(...drain(decoder));
+        }
+        assert.deepEqual(out, payloads, `split at ${a}/${b}`);
+        assert.equal(decoder.atBoundary, true);
+      }
+    }
+  });
 
-test('framedParts writes small messages as one buffer and large ones without copying', () => {
-  const small = framedParts([Buffer.from('ab'), Buffer.from('cd')]);
-  assert.equal(small.length, 1);
-  assert.deepEqual([...(small[0] as Buffer)], [0, 0, 0, 0, 4, 0x61, 0x62, 0x63, 0x64]);
-  const chunk = Buffer.alloc(64 * 1024, 1);
-  const large = framedParts([Buffer.from('h'), chunk]);
-  assert.equal(large.length, 3);
-  assert.equal(large[2], chunk);
-  assert.equal((large[0] as Buffer).readUInt32BE(1), 64 * 1024 + 1);
-});
+  test('chunks pushed while the reader is not pulling are kept in order', () => {
+    const decoder = new MessageDecoder(1024);
+    decoder.push(frame(Buffer.from('one')));
+    decoder.push(frame(Buffer.from('two')).subarray(0, 6));
+    decoder.push(frame(Buffer.from('two')).subarray(6));
+    decoder.push(frame(Buffer.from('three')));
+    assert.deepEqual(
+      drain(decoder).map((b) => b.toString()),
+      ['one', 'two', 'three'],
+    );
+  });
 
-test('grpc-message percent-encoding round-trips', () => {
-  for (const text of ['plain', '100% sure', 'line\nbreak', 'café ☕', '']) {
-    const encoded = encodeGrpcMessage(text);
-    assert.match(encoded, /^[\x20-\x7e]*$/);
-    assert.equal(decodeGrpcMessage(encoded), text);
-  }
-  assert.equal(encodeGrpcMessage('100% sure'), '100%25 sure');
-  assert.equal(decodeGrpcMessage('bad %zz escape'), 'bad %zz escape');
-});
+  test('a stream that stops inside a message is not at a boundary', () => {
+    const decoder = new MessageDecoder(1024);
+    decoder.push(frame(Buffer.from('whole')));
+    decoder.push(frame(Buffer.from('partial')).subarray(0, 8));
+    assert.equal(drain(decoder).length, 1);
+    assert.equal(decoder.atBoundary, false);
+    const headOnly = new MessageDecoder(1024);
+    headOnly.push(Buffer.from([0, 0]));
+    assert.equal(headOnly.read(), undefined);
+    assert.equal(headOnly.atBoundary, false);
+  });
 
-test('grpc-timeout encoding and parsing', () => {
-  assert.equal(encodeTimeout(1500), '1500m');
-  assert.equal(parseTimeout('1500m'), 1500);
-  assert.equal(parseTimeout('2S'), 2000);
-  assert.equal(parseTimeout('1H'), 3_600_000);
-  assert.equal(parseTimeout('100u'), 0.1);
-  assert.equal(parseTimeout('123456789S'), undefined);
-  assert.equal(parseTimeout('5x'), undefined);
-  assert.equal(parseTimeout(encodeTimeout(3 * 24 * 3_600_000)), 3 * 24 * 3_600_000);
+  test('a declared length over the limit fails with RESOURCE_EXHAUSTED before buffering', () => {
+    const decoder = new MessageDecoder(10);
+    decoder.push(frame(Buffer.alloc(10)));
+    decoder.push(messageHead(11));
+    assert.equal(drain(decoder).length, 1);
+    assert.deepEqual(decoder.failure, { code: GrpcStatus.RESOURCE_EXHAUSTED, message: 'received message larger than max (11 vs. 10)' });
+    // Declaring 4 GiB costs nothing: nothing is allocated for it.
+    const huge = new MessageDecoder(4 * 1024 * 1024);
+    huge.push(Buffer.from([0, 0xff, 0xff, 0xff, 0xff, 1, 2, 3]));
+    assert.equal(huge.read(), undefined);
+    assert.equal(huge.failure?.code, GrpcStatus.RESOURCE_EXHAUSTED);
+    assert.match(huge.failure?.message ?? '', /\(4294967295 vs\. 4194304\)/);
+  });
+
+  test('a set compressed flag is a protocol error (INTERNAL), as is any other flag', () => {
+    const decoder = new MessageDecoder(1024);
+    decoder.push(frame(Buffer.from('x'), 1));
+    assert.equal(decoder.read(), undefined);
+    assert.equal(decoder.failure?.code, GrpcStatus.INTERNAL);
+    const odd = new MessageDecoder(1024);
+    odd.push(frame(Buffer.from('x'), 2));
+    assert.equal(odd.read(), undefined);
+    assert.equal(odd.failure?.code, GrpcStatus.INTERNAL);
+    // Also when the flag byte arrives on its own.
+    const split = new MessageDecoder(1024);
+    split.push(Buffer.from([1]));
+    split.push(Buffer.from([0, 0, 0, 1, 9]));
+    assert.equal(split.read(), undefined);
+    assert.equal(split.failure?.code, GrpcStatus.INTERNAL);
+  });
+
+  test('a spanning message whose head is split is copied into an exact-size buffer', () => {
+    const payload = Buffer.alloc(1000, 3);
+    const wire = frame(payload);
+    const decoder = new MessageDecoder(2000);
+    decoder.push(wire.subarray(0, 3));
+    decoder.push(wire.subarray(3, 500));
+    assert.equal(decoder.read(), undefined);
+    decoder.push(wire.subarray(500));
+    const message = decoder.read();
+    assert.ok(message !== undefined);
+    assert.equal(message.length, 1000);
+    assert.equal(message.buffer.byteLength >= 1000, true);
+    assert.deepEqual(message, payload);
+  });
 });

@@ -1,6 +1,26 @@
-export { GrpcServer, ServerCall } from './server.js';
-export type { CallHandler, CallStatus, GrpcServerOptions, MessageReader, Metadata } from './server.js';
-export { ChannelPool, ClientCall, GrpcChannel } from './channel.js';
-export type { CallResult, ChannelOptions, ResponseReader, Target } from './channel.js';
-export { MessageParser, messageHead } from './framing.js';
-export { encodeGrpcMessage, decodeGrpcMessage, encodeTimeout, parseTimeout } from './wire.js';
+// A general gRPC transport (PROTOCOL-HTTP2.md) over node:http2 carrying opaque message bytes.
+// Knows nothing about protobuf or Dapr: service code encodes and decodes messages.
+export { GrpcServer } from './server.js';
+export type { CallHandler, GrpcServerCloseOptions, GrpcServerOptions } from './server.js';
+export { ServerCall } from './server-call.js';
+export type { Peer, ServerReader } from './server-call.js';
+export { GrpcChannel, targetLabel } from './channel.js';
+export type { GrpcChannelOptions } from './channel.js';
+export type { ChannelTarget } from './connection.js';
+export { ClientCall } from './client-call.js';
+export type { CallOptions, CallResult, ClientReader, TransportFailure } from './client-call.js';
+export { ChannelPool } from './pool.js';
+export { DEFAULT_MAX_MESSAGE_BYTES, MESSAGE_HEAD_BYTES, MessageDecoder, messageHead } from './framing.js';
+export { appendCustomMetadata, customMetadata, isGrpcContentType, isReservedHeader, metadataFromRawHeaders } from './metadata.js';
+export type { Metadata, ReceivedMetadata } from './metadata.js';
+export {
+  decodeGrpcMessage,
+  encodeGrpcMessage,
+  grpcCodeForHttpStatus,
+  grpcCodeForRstCode,
+  parseGrpcStatus,
+} from './status.js';
+export type { CallStatus } from './status.js';
+export { encodeGrpcTimeout, parseGrpcTimeout } from './timeout.js';
+export { tlsClient, tlsServer } from './tls.js';
+export type { ServerTlsOptions } from './tls.js';

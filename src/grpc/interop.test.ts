@@ -1,223 +1,340 @@
-// Our transport against @grpc/grpc-js, an independent gRPC implementation, in both directions.
-import { after, before, describe, test } from 'node:test';
+// Interoperability with @grpc/grpc-js, both ways, with a passthrough codec (messages are Buffers):
+// their client against our server, and our client against their server.
 import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import { GrpcStatus } from '../errors/index.js';
-import { ChannelPool, type CallResult } from './channel.js';
-import { GrpcServer, type ServerCall } from './server.js';
+import { GrpcChannel } from './channel.js';
+import type { GrpcServer } from './server.js';
+import type { ServerCall } from './server-call.js';
+import { collect, eventually, sendAll, startEchoServer } from './testing/helpers.js';
 
 const identity = (b: Buffer): Buffer => b;
-const method = (path: string, requestStream: boolean, responseStream: boolean): grpc.MethodDefinition<Buffer, Buffer> => ({
-  path,
-  requestStream,
-  responseStream,
-  requestSerialize: identity,
-  requestDeserialize: identity,
-  responseSerialize: identity,
-  responseDeserialize: identity,
-});
-const service = {
-  unary: method('/test.Echo/Unary', false, false),
-  serverStream: method('/test.Echo/ServerStream', false, true),
-  bidi: method('/test.Echo/Bidi', true, true),
-  slow: method('/test.Echo/Slow', false, false),
-};
-const Client = grpc.makeGenericClientConstructor(service, 'Echo');
 
-/** Collects a server call's inbound messages, then runs `done`. */
-function collect(call: ServerCall, done: (messages: Buffer[]) => void): void {
-  const messages: Buffer[] = [];
-  call.setReader({ message: (m) => messages.push(Buffer.from(m)), end: () => done(messages), error: () => {} });
+function method(path: string, requestStream: boolean, responseStream: boolean): grpc.MethodDefinition<Buffer, Buffer> {
+  return {
+    path,
+    requestStream,
+    responseStream,
+    requestSerialize: identity,
+    requestDeserialize: identity,
+    responseSerialize: identity,
+    responseDeserialize: identity,
+  };
 }
 
-describe('grpc-js client → Courier server', () => {
-  const server = new GrpcServer();
-  let client: InstanceType<typeof Client>;
-  const aborted: string[] = [];
+const MESSAGE_WITH_EVERYTHING = '100% broken — ünïcödé 😀\nline two\ttabbed';
+
+describe('grpc-js client → our server', () => {
+  let server: GrpcServer;
+  let client: grpc.Client;
+  const held: ServerCall[] = [];
 
   before(async () => {
-    server.register('/test.Echo/Unary', (call) =>
-      collect(call, (messages) => {
-        const text = Buffer.concat(messages).toString();
-        if (text === 'fail') {
-          call.end({ code: GrpcStatus.FAILED_PRECONDITION, message: '100% not ok\nsecond line ☕' });
-          return;
-        }
-        const tag = call.metadata['x-tag'];
-        call.sendHeaders({ 'x-echo-tag': String(tag) });
-        call.sendMessage(Buffer.from(`echo:${text}`));
-        call.end({ code: GrpcStatus.OK }, { 'x-trailer': 't', 'x-multi': ['1', '2'] });
-      }),
-    );
-    server.register('/test.Echo/ServerStream', (call) =>
-      collect(call, () => {
-        for (let i = 0; i < 5; i++) call.sendMessage(Buffer.from(String(i)));
-        call.end({ code: GrpcStatus.OK });
-      }),
-    );
-    server.register('/test.Echo/Slow', (call) => {
-      call.signal.addEventListener('abort', () => aborted.push(String((call.signal.reason as { code?: number }).code)));
-      collect(call, () => {});
+    const started = await startEchoServer({ maxReceiveMessageBytes: 1024 * 1024 });
+    server = started.server;
+    server.register('/test.Hold/Call', (call) => {
+      held.push(call);
+      call.setReader({ message: () => {}, end: () => {}, error: () => {} });
     });
-    const { port } = await server.listen('127.0.0.1', 0);
-    client = new Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+    client = new grpc.Client(`127.0.0.1:${started.target.port}`, grpc.credentials.createInsecure(), {
+      'grpc.max_send_message_length': 8 * 1024 * 1024,
+    });
   });
+
   after(async () => {
     client.close();
-    await server.close({ graceMs: 100 });
+    await server.close({ graceMs: 0 });
   });
 
-  test('unary call with metadata, headers and trailers', async () => {
+  function unary(path: string, body: Buffer, metadata = new grpc.Metadata(), options: grpc.CallOptions = {}) {
+    let headers: grpc.Metadata | undefined;
+    let status: grpc.StatusObject | undefined;
+    return new Promise<{ error: grpc.ServiceError | null; value: Buffer | undefined; headers: grpc.Metadata | undefined; status: grpc.StatusObject | undefined }>(
+      (resolve) => {
+        const call = client.makeUnaryRequest(path, identity, identity, body, metadata, options, (error, value) => {
+          // 'status' is emitted right after the callback.
+          setImmediate(() => resolve({ error, value, headers, status }));
+        });
+        call.on('metadata', (md: grpc.Metadata) => {
+          headers = md;
+        });
+        call.on('status', (s: grpc.StatusObject) => {
+          status = s;
+        });
+      },
+    );
+  }
+
+  test('unary with multi-valued and binary metadata, headers and trailers', async () => {
     const md = new grpc.Metadata();
-    md.set('x-tag', 'abc');
-    let headers = new grpc.Metadata();
-    let trailers = new grpc.Metadata();
-    const reply = await new Promise<Buffer>((resolve, reject) => {
-      const call = client.makeUnaryRequest(service.unary.path, identity, identity, Buffer.from('hi'), md, (err, r) =>
-        err === null && r !== undefined ? resolve(r) : reject(err ?? new Error('no reply')),
-      );
-      call.on('metadata', (m: grpc.Metadata) => (headers = m));
-      call.on('status', (s: grpc.StatusObject) => (trailers = s.metadata));
-    });
-    assert.equal(reply.toString(), 'echo:hi');
-    assert.deepEqual(headers.get('x-echo-tag'), ['abc']);
-    assert.deepEqual(trailers.get('x-trailer'), ['t']);
-    assert.deepEqual(trailers.get('x-multi'), ['1, 2']);
+    md.add('x-echo-multi', 'one');
+    md.add('x-echo-multi', 'two');
+    md.add('x-echo-bin', Buffer.from([0, 1, 2, 255]));
+    md.add('x-trailer-t', 'tail');
+    const { error, value, headers, status } = await unary('/test.Echo/Unary', Buffer.from('hello'), md);
+    assert.equal(error, null);
+    assert.equal(value?.toString(), 'hello');
+    // Node (under grpc-js) joins repeated header fields with ", ", which the spec allows.
+    assert.deepEqual(headers?.get('x-echo-multi').flatMap((v) => String(v).split(', ')), ['one', 'two']);
+    assert.deepEqual(headers?.get('x-echo-bin'), [Buffer.from([0, 1, 2, 255])]);
+    assert.equal(status?.code, grpc.status.OK);
+    assert.deepEqual(status?.metadata.get('x-trailer-t'), ['tail']);
   });
 
-  test('an error status with a message needing percent-encoding (Trailers-Only)', async () => {
-    const err = await new Promise<grpc.ServiceError>((resolve) =>
-      client.makeUnaryRequest(service.unary.path, identity, identity, Buffer.from('fail'), (e) => resolve(e as grpc.ServiceError)),
-    );
-    assert.equal(err.code, grpc.status.FAILED_PRECONDITION);
-    assert.equal(err.details, '100% not ok\nsecond line ☕');
-  });
-
-  test('server streaming', async () => {
-    const got: string[] = [];
-    await new Promise<void>((resolve, reject) => {
-      const call = client.makeServerStreamRequest(service.serverStream.path, identity, identity, Buffer.from('go'));
-      call.on('data', (d: Buffer) => got.push(d.toString()));
-      call.on('end', resolve);
+  test('server streaming, client streaming and bidi', async () => {
+    const messages = await new Promise<Buffer[]>((resolve, reject) => {
+      const out: Buffer[] = [];
+      const call = client.makeServerStreamRequest('/test.Echo/ServerStream', identity, identity, Buffer.from('1000:100'));
+      call.on('data', (b: Buffer) => out.push(b));
       call.on('error', reject);
+      call.on('end', () => resolve(out));
     });
-    assert.deepEqual(got, ['0', '1', '2', '3', '4']);
-  });
+    assert.equal(messages.length, 1000);
+    assert.ok(messages.every((m, i) => m.length === 100 && m[0] === i % 256));
 
-  test("the client's deadline ends the call on both sides", async () => {
-    const err = await new Promise<grpc.ServiceError>((resolve) =>
-      client.makeUnaryRequest(service.slow.path, identity, identity, Buffer.from('x'), new grpc.Metadata(), { deadline: Date.now() + 200 }, (e) =>
-        resolve(e as grpc.ServiceError),
-      ),
-    );
-    assert.equal(err.code, grpc.status.DEADLINE_EXCEEDED);
-    await waitFor(() => aborted.length > 0);
-  });
-
-  test('a cancelled call aborts the server side', async () => {
-    const before = aborted.length;
-    const call = client.makeUnaryRequest(service.slow.path, identity, identity, Buffer.from('x'), () => {});
-    await new Promise((r) => setTimeout(r, 100));
-    call.cancel();
-    await waitFor(() => aborted.length > before);
-    assert.equal(aborted[aborted.length - 1], String(GrpcStatus.CANCELLED));
-  });
-
-  test('an unknown method is UNIMPLEMENTED', async () => {
-    const err = await new Promise<grpc.ServiceError>((resolve) =>
-      client.makeUnaryRequest('/test.Echo/Nope', identity, identity, Buffer.from('x'), (e) => resolve(e as grpc.ServiceError)),
-    );
-    assert.equal(err.code, grpc.status.UNIMPLEMENTED);
-    assert.match(err.details, /unknown method Nope for service test\.Echo/);
-  });
-});
-
-describe('Courier client → grpc-js server', () => {
-  const server = new grpc.Server();
-  const pool = new ChannelPool({ connectTimeoutMs: 2000 });
-  let port = 0;
-
-  before(async () => {
-    server.addService(service, {
-      unary: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
-        if (call.request.toString() === 'fail') {
-          cb({ code: grpc.status.NOT_FOUND, details: 'nothing here: 100%' });
-          return;
-        }
-        const trailer = new grpc.Metadata();
-        trailer.set('x-trailer', 'yes');
-        call.sendMetadata(call.metadata);
-        cb(null, Buffer.concat([Buffer.from('echo:'), call.request]), trailer);
-      },
-      serverStream: (call: grpc.ServerWritableStream<Buffer, Buffer>) => {
-        for (let i = 0; i < 3; i++) call.write(Buffer.from(String(i)));
-        call.end();
-      },
-      bidi: (call: grpc.ServerDuplexStream<Buffer, Buffer>) => {
-        call.on('data', (d: Buffer) => call.write(Buffer.concat([Buffer.from('<'), d, Buffer.from('>')])));
-        call.on('end', () => call.end());
-      },
-      slow: () => {},
-    });
-    port = await new Promise<number>((resolve, reject) =>
-      server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err === null ? resolve(p) : reject(err))),
-    );
-  });
-  after(async () => {
-    await pool.close();
-    await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
-  });
-
-  function run(path: string, messages: string[], options: { deadline?: number; signal?: AbortSignal } = {}, md: Record<string, string | string[]> = {}) {
-    return new Promise<{ result: CallResult; messages: string[]; headers: Record<string, string | string[]> }>((resolve) => {
-      const call = pool.get({ host: '127.0.0.1', port }).call(path, md, options);
-      const got: string[] = [];
-      let headers: Record<string, string | string[]> = {};
-      call.setReader({ headers: (h) => (headers = h), message: (m) => got.push(m.toString()), end: (result) => resolve({ result, messages: got, headers }) });
-      for (const m of messages) call.sendMessage(Buffer.from(m));
+    const count = await new Promise<string>((resolve, reject) => {
+      const call = client.makeClientStreamRequest('/test.Echo/ClientStream', identity, identity, (error, value) =>
+        error === null ? resolve(value?.toString() ?? '') : reject(error),
+      );
+      for (let i = 0; i < 300; i++) call.write(Buffer.from(`m${i}`));
       call.end();
     });
-  }
+    assert.equal(count, '300');
 
-  test('unary: reply, custom headers (multi-valued) and trailers', async () => {
-    const { result, messages, headers } = await run('/test.Echo/Unary', ['hi'], {}, { 'x-multi': ['a', 'b'] });
-    assert.equal(result.code, GrpcStatus.OK);
-    assert.deepEqual(messages, ['echo:hi']);
-    assert.equal(headers['x-multi'], 'a, b');
-    assert.equal(result.trailers['x-trailer'], 'yes');
-    assert.equal(result.transport, undefined);
+    const echoed = await new Promise<string[]>((resolve, reject) => {
+      const out: string[] = [];
+      const call = client.makeBidiStreamRequest('/test.Echo/Bidi', identity, identity);
+      call.on('data', (b: Buffer) => {
+        out.push(b.toString());
+        if (out.length < 10) call.write(Buffer.from(`ping ${out.length}`));
+        else call.end();
+      });
+      call.on('error', reject);
+      call.on('end', () => resolve(out));
+      call.write(Buffer.from('ping 0'));
+    });
+    assert.deepEqual(echoed, Array.from({ length: 10 }, (_, i) => `ping ${i}`));
   });
 
-  test('an error status and message from the server', async () => {
-    const { result } = await run('/test.Echo/Unary', ['fail']);
-    assert.equal(result.code, GrpcStatus.NOT_FOUND);
-    assert.equal(result.message, 'nothing here: 100%');
-    assert.equal(result.transport, undefined);
+  test('errors: Trailers-Only status with %, non-ASCII and newlines; unknown methods', async () => {
+    const md = new grpc.Metadata();
+    md.set('x-code', String(GrpcStatus.FAILED_PRECONDITION));
+    md.set('x-message', encodeURIComponent(MESSAGE_WITH_EVERYTHING));
+    const { error, status } = await unary('/test.Echo/Fail', Buffer.alloc(0), md);
+    assert.equal(error?.code, grpc.status.FAILED_PRECONDITION);
+    assert.equal(error?.details, MESSAGE_WITH_EVERYTHING);
+    assert.deepEqual(status?.metadata.get('x-detail'), ['yes']);
+    const unknown = await unary('/test.Echo/Missing', Buffer.alloc(0));
+    assert.equal(unknown.error?.code, grpc.status.UNIMPLEMENTED);
+    assert.equal(unknown.error?.details, 'unknown method Missing for service test.Echo');
   });
 
-  test('server streaming and bidirectional streaming', async () => {
-    assert.deepEqual((await run('/test.Echo/ServerStream', ['x'])).messages, ['0', '1', '2']);
-    assert.deepEqual((await run('/test.Echo/Bidi', ['a', 'b', 'c'])).messages, ['<a>', '<b>', '<c>']);
+  test('their deadline reaches our server as grpc-timeout; our signal aborts when they give up', async () => {
+    held.length = 0;
+    const deadline = Date.now() + 300;
+    const pending = unary('/test.Hold/Call', Buffer.from('x'), new grpc.Metadata(), { deadline });
+    await eventually(() => held.length === 1, 5000, 'the call to arrive');
+    const call = held[0] as ServerCall;
+    assert.ok(call.deadline !== undefined && Math.abs(call.deadline - deadline) < 250);
+    const { error } = await pending;
+    assert.equal(error?.code, grpc.status.DEADLINE_EXCEEDED);
+    await eventually(() => call.signal.aborted, 5000, 'our signal to abort');
   });
 
-  test('deadline and cancellation', async () => {
-    const late = await run('/test.Echo/Slow', ['x'], { deadline: Date.now() + 150 });
-    assert.equal(late.result.code, GrpcStatus.DEADLINE_EXCEEDED);
-    const abort = new AbortController();
-    setTimeout(() => abort.abort(), 100);
-    const cancelled = await run('/test.Echo/Slow', ['x'], { signal: abort.signal });
-    assert.equal(cancelled.result.code, GrpcStatus.CANCELLED);
+  test('their cancellation aborts our signal', async () => {
+    held.length = 0;
+    const call = client.makeBidiStreamRequest('/test.Hold/Call', identity, identity);
+    const ended = new Promise<grpc.StatusObject>((resolve) => call.on('status', resolve));
+    call.on('error', () => {});
+    call.write(Buffer.from('x'));
+    await eventually(() => held.length === 1, 5000, 'the call to arrive');
+    call.cancel();
+    assert.equal((await ended).code, grpc.status.CANCELLED);
+    await eventually(() => (held[0] as ServerCall).signal.aborted, 5000, 'our signal to abort');
   });
 
-  test('an unknown method is UNIMPLEMENTED', async () => {
-    assert.equal((await run('/test.Echo/Missing', ['x'])).result.code, GrpcStatus.UNIMPLEMENTED);
+  test('a message over our receive limit fails RESOURCE_EXHAUSTED', async () => {
+    const { error } = await unary('/test.Echo/Unary', Buffer.alloc(2 * 1024 * 1024));
+    assert.equal(error?.code, grpc.status.RESOURCE_EXHAUSTED);
+    assert.match(error?.details ?? '', /received message larger than max \(2097152 vs\. 1048576\)/);
   });
 });
 
-async function waitFor(check: () => boolean, timeoutMs = 3000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error('condition not met');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+describe('our client → grpc-js server', () => {
+  let server: grpc.Server;
+  let channel: GrpcChannel;
+  let port: number;
+  const holds: { deadline: grpc.Deadline; cancelled: boolean }[] = [];
+
+  before(async () => {
+    server = new grpc.Server({ 'grpc.max_receive_message_length': 1024 * 1024, 'grpc.max_send_message_length': 8 * 1024 * 1024 });
+    server.addService(
+      {
+        Unary: method('/interop.Echo/Unary', false, false),
+        ServerStream: method('/interop.Echo/ServerStream', false, true),
+        ClientStream: method('/interop.Echo/ClientStream', true, false),
+        Bidi: method('/interop.Echo/Bidi', true, true),
+        Fail: method('/interop.Echo/Fail', false, false),
+        Hold: method('/interop.Echo/Hold', false, false),
+        Big: method('/interop.Echo/Big', false, false),
+      },
+      {
+        Unary: (call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => {
+          const headers = new grpc.Metadata();
+          for (const value of call.metadata.get('x-echo-multi')) headers.add('x-echo-multi', value);
+          for (const value of call.metadata.get('x-echo-bin')) headers.add('x-echo-bin', value);
+          call.sendMetadata(headers);
+          const trailers = new grpc.Metadata();
+          trailers.add('x-trailer', 'a');
+          trailers.add('x-trailer', 'b');
+          callback(null, call.request, trailers);
+        },
+        ServerStream: (call: grpc.ServerWritableStream<Buffer, Buffer>) => {
+          const n = Number(call.request.toString());
+          for (let i = 0; i < n; i++) call.write(Buffer.alloc(64, i % 256));
+          call.end();
+        },
+        ClientStream: (call: grpc.ServerReadableStream<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => {
+          let n = 0;
+          call.on('data', () => n++);
+          call.on('end', () => callback(null, Buffer.from(String(n))));
+        },
+        Bidi: (call: grpc.ServerDuplexStream<Buffer, Buffer>) => {
+          call.on('data', (b: Buffer) => call.write(b));
+          call.on('end', () => call.end());
+        },
+        Fail: (_call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => {
+          const metadata = new grpc.Metadata();
+          metadata.set('x-detail', 'yes');
+          callback({ code: grpc.status.PERMISSION_DENIED, details: MESSAGE_WITH_EVERYTHING, metadata });
+        },
+        Hold: (call: grpc.ServerUnaryCall<Buffer, Buffer>) => {
+          const record = { deadline: call.getDeadline(), cancelled: false };
+          holds.push(record);
+          call.on('cancelled', () => {
+            record.cancelled = true;
+          });
+        },
+        Big: (call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => {
+          callback(null, Buffer.alloc(Number(call.request.toString()), 1));
+        },
+      },
+    );
+    port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound))),
+    );
+    channel = new GrpcChannel({ host: '127.0.0.1', port }, { maxReceiveMessageBytes: 1024 * 1024, maxSendMessageBytes: 4 * 1024 * 1024 });
+  });
+
+  after(async () => {
+    await channel.close();
+    await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+    server.forceShutdown();
+  });
+
+  test('unary with multi-valued and binary metadata, headers and trailers', async () => {
+    const call = channel.call('/interop.Echo/Unary', {
+      'x-echo-multi': ['one', 'two'],
+      'x-echo-bin': Buffer.from([0, 1, 2, 255]).toString('base64'),
+    });
+    const done = collect(call);
+    sendAll(call, [Buffer.from('hello')]);
+    const { headers, messages, result } = await done;
+    assert.equal(result.code, GrpcStatus.OK, result.message);
+    assert.equal(messages[0]?.toString(), 'hello');
+    const multi = headers?.['x-echo-multi'];
+    // grpc-js joins repeated values into one field; the spec allows that.
+    assert.deepEqual(typeof multi === 'string' ? multi.split(', ') : multi, ['one', 'two']);
+    assert.equal(Buffer.from(String(headers?.['x-echo-bin']), 'base64').toString('hex'), '000102ff');
+    const trailer = result.trailers['x-trailer'];
+    assert.deepEqual(typeof trailer === 'string' ? trailer.split(', ') : trailer, ['a', 'b']);
+  });
+
+  test('server streaming, client streaming and bidi', async () => {
+    const stream = channel.call('/interop.Echo/ServerStream');
+    const streamDone = collect(stream);
+    sendAll(stream, [Buffer.from('1000')]);
+    const { messages, result } = await streamDone;
+    assert.equal(result.code, GrpcStatus.OK);
+    assert.equal(messages.length, 1000);
+    assert.ok(messages.every((m, i) => m.length === 64 && m[0] === i % 256));
+
+    const upload = channel.call('/interop.Echo/ClientStream');
+    const uploadDone = collect(upload);
+    sendAll(
+      upload,
+      Array.from({ length: 300 }, (_, i) => Buffer.from(`m${i}`)),
+    );
+    assert.equal((await uploadDone).messages[0]?.toString(), '300');
+
+    const bidi = channel.call('/interop.Echo/Bidi');
+    const bidiDone = collect(bidi);
+    sendAll(
+      bidi,
+      Array.from({ length: 50 }, (_, i) => Buffer.from(`b${i}`)),
+    );
+    const echoed = await bidiDone;
+    assert.equal(echoed.result.code, GrpcStatus.OK);
+    assert.deepEqual(
+      echoed.messages.map((m) => m.toString()),
+      Array.from({ length: 50 }, (_, i) => `b${i}`),
+    );
+  });
+
+  test('their error status: code, message with %, non-ASCII and newlines, trailers', async () => {
+    const call = channel.call('/interop.Echo/Fail');
+    const done = collect(call);
+    sendAll(call, [Buffer.alloc(0)]);
+    const { result } = await done;
+    assert.equal(result.code, GrpcStatus.PERMISSION_DENIED);
+    assert.equal(result.message, MESSAGE_WITH_EVERYTHING);
+    assert.equal(result.trailers['x-detail'], 'yes');
+    assert.equal(result.transport, undefined);
+  });
+
+  test('unknown method: UNIMPLEMENTED', async () => {
+    const call = channel.call('/interop.Echo/Nope');
+    const done = collect(call);
+    sendAll(call, [Buffer.alloc(0)]);
+    assert.equal((await done).result.code, GrpcStatus.UNIMPLEMENTED);
+  });
+
+  test('our deadline reaches their server as grpc-timeout, which cancels the call there', async () => {
+    holds.length = 0;
+    const deadline = Date.now() + 300;
+    const call = channel.call('/interop.Echo/Hold', {}, { deadline });
+    const done = collect(call);
+    sendAll(call, [Buffer.from('x')]);
+    await eventually(() => holds.length === 1, 5000, 'the call to arrive');
+    const theirs = Number(holds[0]?.deadline);
+    assert.ok(Math.abs(theirs - deadline) < 250, `their deadline ${theirs}, ours ${deadline}`);
+    assert.equal((await done).result.code, GrpcStatus.DEADLINE_EXCEEDED);
+    await eventually(() => holds[0]?.cancelled === true, 5000, 'their call to be cancelled');
+  });
+
+  test('our cancel reaches their server', async () => {
+    holds.length = 0;
+    const call = channel.call('/interop.Echo/Hold');
+    const done = collect(call);
+    sendAll(call, [Buffer.from('x')]);
+    await eventually(() => holds.length === 1, 5000, 'the call to arrive');
+    call.cancel();
+    assert.equal((await done).result.code, GrpcStatus.CANCELLED);
+    await eventually(() => holds[0]?.cancelled === true, 5000, 'their call to be cancelled');
+  });
+
+  test('message size limits both ways: RESOURCE_EXHAUSTED', async () => {
+    const tooBigForThem = channel.call('/interop.Echo/Unary');
+    const sent = collect(tooBigForThem);
+    sendAll(tooBigForThem, [Buffer.alloc(2 * 1024 * 1024)]);
+    assert.equal((await sent).result.code, GrpcStatus.RESOURCE_EXHAUSTED);
+
+    const tooBigForUs = channel.call('/interop.Echo/Big');
+    const received = collect(tooBigForUs);
+    sendAll(tooBigForUs, [Buffer.from(String(2 * 1024 * 1024))]);
+    const { result } = await received;
+    assert.equal(result.code, GrpcStatus.RESOURCE_EXHAUSTED);
+    assert.equal(result.message, `received message larger than max (${2 * 1024 * 1024} vs. ${1024 * 1024})`);
+  });
+});

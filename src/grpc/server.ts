@@ -1,333 +1,362 @@
+import type { TLSSocket } from 'node:tls';
 import {
-  createServer,
+  constants as h2,
+  createServer as createHttp2Server,
+  type Http2SecureServer,
   type Http2Server,
   type IncomingHttpHeaders,
-  type OutgoingHttpHeaders,
   type ServerHttp2Session,
   type ServerHttp2Stream,
+  type ServerOptions,
 } from 'node:http2';
-import type { AddressInfo } from 'node:net';
-import { GrpcStatus } from '../errors/index.js';
+import type { AddressInfo, Socket } from 'node:net';
+import { CourierError, GrpcStatus, errorMessage } from '../errors/index.js';
 import { silentLogger, type Logger } from '../observability/logging/index.js';
-import { framedLength, framedParts, MessageParser } from './framing.js';
-import { encodeGrpcMessage, parseTimeout } from './wire.js';
+import { DEFAULT_MAX_MESSAGE_BYTES } from './framing.js';
+import { SessionKeeper } from './keepalive.js';
+import { isGrpcContentType } from './metadata.js';
+import { ServerCall, respondTrailersOnly, type Peer, type ServerCallOwner, type ServerCallSession } from './server-call.js';
+import { parseGrpcTimeout } from './timeout.js';
 
-export type Metadata = Record<string, string | string[]>;
-
-export interface CallStatus {
-  readonly code: number;
-  readonly message?: string;
-}
-
-/** Receives a call's inbound messages, in order. Exactly one of `end` or `error` ends the sequence. */
-export interface MessageReader {
-  message(bytes: Buffer): void;
-  /** The peer half-closed: no more messages. */
-  end(): void;
-  /** The call failed or was cancelled before the peer finished sending. */
-  error(status: CallStatus): void;
-}
-
-export interface GrpcServerOptions {
-  readonly maxReceiveMessageBytes?: number;
-  readonly maxSendMessageBytes?: number;
-  /** SETTINGS_MAX_CONCURRENT_STREAMS advertised to clients. */
-  readonly maxConcurrentStreams?: number;
-  readonly logger?: Logger;
-}
-
+/** Handles one call. It owns the call from here: it must eventually `end` it (or see it cancelled). */
 export type CallHandler = (call: ServerCall) => void;
 
-const DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024;
+export interface GrpcServerOptions {
+  /** Largest inbound message accepted; larger ones fail the call with RESOURCE_EXHAUSTED. Default 4 MiB. */
+  readonly maxReceiveMessageBytes?: number | undefined;
+  /** Largest outbound message; sending a larger one fails the call with RESOURCE_EXHAUSTED. Default 4 MiB. */
+  readonly maxSendMessageBytes?: number | undefined;
+  /** SETTINGS_MAX_CONCURRENT_STREAMS advertised to clients. Default 2048. */
+  readonly maxConcurrentStreams?: number | undefined;
+  /** A connection without calls for this long is closed with GOAWAY. Default 3 minutes; 0 disables. */
+  readonly idleSessionTimeoutMs?: number | undefined;
+  /** Server-side keepalive: PING each connection this often. Default: off (clients ping). */
+  readonly pingIntervalMs?: number | undefined;
+  /** A PING not acknowledged within this drops the connection. Default 20 s. */
+  readonly pingTimeoutMs?: number | undefined;
+  /**
+   * Creates the HTTP/2 server for each `listen`. The seam for TLS: pass a factory that calls
+   * `http2.createSecureServer({ ...options, key, cert, ... })`. Default: plaintext h2c with prior
+   * knowledge (`http2.createServer`).
+   */
+  readonly createServer?: ((options: ServerOptions) => Http2Server | Http2SecureServer) | undefined;
+  readonly logger?: Logger | undefined;
+}
+
+/** Options of {@link GrpcServer.close}. */
+export interface GrpcServerCloseOptions {
+  /** How long in-flight calls may take to finish before they are cancelled. Default 5 s. */
+  readonly graceMs?: number | undefined;
+}
+
+const DEFAULT_IDLE_SESSION_TIMEOUT_MS = 180_000;
+const DEFAULT_PING_TIMEOUT_MS = 20_000;
+const DEFAULT_MAX_CONCURRENT_STREAMS = 2048;
+const DEFAULT_GRACE_MS = 5000;
+/**
+ * Node refuses new streams (RST_STREAM ENHANCE_YOUR_CALM) on a session whose buffered data exceeds
+ * `maxSessionMemory` (default 10 MB). A few 4 MiB messages in flight reach that, and a client could not
+ * tell such a refusal from a reset, so the ceiling is raised; flow control still bounds each stream.
+ */
+const MAX_SESSION_MEMORY_MB = 256;
+/** The connection-level receive window. Node's default (64 KiB) would be shared by all streams. */
+const SESSION_WINDOW_BYTES = 16 * 1024 * 1024;
+
+const SESSION = Symbol('courier.grpc.ServerSession');
+
+/** Per-connection bookkeeping. */
+class ServerSession implements ServerCallSession {
+  readonly session: ServerHttp2Session;
+  readonly peer: Peer;
+  readonly keeper: SessionKeeper;
+
+  constructor(session: ServerHttp2Session, keeper: (record: ServerSession) => SessionKeeper) {
+    this.session = session;
+    const socket = session.socket;
+    const tls = socket as Partial<TLSSocket>;
+    const verified = tls.authorized === true && typeof tls.getPeerCertificate === 'function' ? tls.getPeerCertificate() : undefined;
+    this.peer = {
+      address: socket.remoteAddress ?? '',
+      port: socket.remotePort ?? 0,
+      family: socket.remoteFamily ?? '',
+      certificate: verified !== undefined && Object.keys(verified).length > 0 ? verified : undefined,
+    };
+    this.keeper = keeper(this);
+  }
+}
+
+function destroySocket(this: Socket): void {
+  this.destroy();
+}
+
+function onStreamError(this: ServerHttp2Stream): void {
+  // Stream errors (resets, destroyed sessions) surface through 'close'; this only keeps Node from
+  // treating them as unhandled.
+}
 
 /**
- * A gRPC server over plaintext HTTP/2 (h2c with prior knowledge), carrying opaque message bytes.
- * Handlers are registered by full method path (`/package.Service/Method`); anything else is answered
- * UNIMPLEMENTED. `listen` may be called for several addresses; `close` drains gracefully.
+ * A gRPC server over HTTP/2 (PROTOCOL-HTTP2.md) carrying opaque message bytes: it routes calls by
+ * `:path` to handlers and leaves encoding to them. Plaintext h2c with prior knowledge by default.
+ *
+ * `listen` may be called several times (e.g. 127.0.0.1 and ::1 on the same port); all listeners share
+ * the handlers. `close` drains: every connection gets GOAWAY (so clients stop opening streams, and
+ * streams the server never processed are reported to them as refused), in-flight calls get `graceMs`
+ * to finish, then they are cancelled and the connections destroyed.
  */
 export class GrpcServer {
-  readonly #handlers = new Map<string, CallHandler>();
-  readonly #servers: Http2Server[] = [];
-  readonly #sessions = new Set<ServerHttp2Session>();
-  readonly #calls = new Set<ServerCall>();
-  readonly #maxReceive: number;
-  readonly #maxSend: number;
-  readonly #maxConcurrentStreams: number;
+  readonly #owner: ServerCallOwner;
   readonly #logger: Logger;
+  readonly #maxConcurrentStreams: number;
+  readonly #idleSessionTimeoutMs: number;
+  readonly #pingIntervalMs: number | undefined;
+  readonly #pingTimeoutMs: number;
+  readonly #createServer: (options: ServerOptions) => Http2Server | Http2SecureServer;
+
+  readonly #handlers = new Map<string, CallHandler>();
+  /** Service names with at least one registered method, for grpc-go's "unknown method" wording. */
+  readonly #services = new Set<string>();
+  #fallback: CallHandler | undefined;
+
+  readonly #servers: (Http2Server | Http2SecureServer)[] = [];
+  readonly #sessions = new Set<ServerSession>();
+  readonly #calls = new Set<ServerCall>();
   #closing: Promise<void> | undefined;
+  #sessionsGone: (() => void) | undefined;
+
+  readonly #sockets = new Set<Socket>();
+  readonly #onConnection = (socket: Socket): void => {
+    this.#sockets.add(socket);
+    // Node quirk: a gracefully closed session ends its socket and then waits for the client to close
+    // its side, possibly forever. Once our side is ended there is nothing left to wait for.
+    socket.once('finish', destroySocket);
+    socket.once('close', () => this.#sockets.delete(socket));
+  };
+  readonly #onSession = (session: ServerHttp2Session): void => this.#acceptSession(session);
+  readonly #onStream = (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, _flags: number, rawHeaders?: string[]): void =>
+    this.#acceptStream(stream, headers, rawHeaders);
 
   constructor(options: GrpcServerOptions = {}) {
-    this.#maxReceive = options.maxReceiveMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
-    this.#maxSend = options.maxSendMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
-    this.#maxConcurrentStreams = options.maxConcurrentStreams ?? 2048;
     this.#logger = options.logger ?? silentLogger();
+    this.#owner = {
+      maxReceiveMessageBytes: options.maxReceiveMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
+      maxSendMessageBytes: options.maxSendMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
+      logger: this.#logger,
+      callClosed: (call, session) => {
+        this.#calls.delete(call);
+        (session as ServerSession).keeper.callEnded();
+      },
+    };
+    this.#maxConcurrentStreams = options.maxConcurrentStreams ?? DEFAULT_MAX_CONCURRENT_STREAMS;
+    this.#idleSessionTimeoutMs = options.idleSessionTimeoutMs ?? DEFAULT_IDLE_SESSION_TIMEOUT_MS;
+    this.#pingIntervalMs = options.pingIntervalMs;
+    this.#pingTimeoutMs = options.pingTimeoutMs ?? DEFAULT_PING_TIMEOUT_MS;
+    this.#createServer = options.createServer ?? createHttp2Server;
   }
 
+  /** Routes calls to `path` (`/package.Service/Method`, case-sensitive) to `handler`. */
   register(path: string, handler: CallHandler): void {
     this.#handlers.set(path, handler);
+    const parsed = splitPath(path);
+    if (parsed !== undefined) this.#services.add(parsed.service);
   }
 
-  /** Calls in progress. */
-  get activeCalls(): number {
-    return this.#calls.size;
+  /**
+   * Handles calls to paths nothing was registered for (e.g. to proxy them). Without a fallback they
+   * get a Trailers-Only UNIMPLEMENTED.
+   */
+  setFallback(handler: CallHandler | undefined): void {
+    this.#fallback = handler;
   }
 
+  /** Starts listening on `host:port` (port 0 picks a free port) and resolves with the bound address. */
   async listen(host: string, port: number): Promise<AddressInfo> {
-    const server = createServer({ settings: { maxConcurrentStreams: this.#maxConcurrentStreams, enablePush: false } });
-    server.on('session', (session: ServerHttp2Session) => {
-      this.#sessions.add(session);
-      session.once('close', () => this.#sessions.delete(session));
-      session.on('error', (err: Error) => this.#logger.debug({ err: err.message }, 'HTTP/2 session error'));
+    if (this.#closing !== undefined) throw new CourierError('ERR_INTERNAL', 'the gRPC server is closed');
+    const server = this.#createServer({
+      settings: { maxConcurrentStreams: this.#maxConcurrentStreams, enablePush: false },
+      maxSessionMemory: MAX_SESSION_MEMORY_MB,
     });
-    server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => this.#onStream(stream, headers));
+    server.on('connection', this.#onConnection);
+    server.on('session', this.#onSession);
+    server.on('stream', this.#onStream);
     await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen({ host, port, exclusive: true }, () => {
-        server.removeListener('error', reject);
+      const onError = (err: Error): void => reject(err);
+      server.once('error', onError);
+      server.listen({ host, port }, () => {
+        server.off('error', onError);
         resolve();
       });
     });
+    server.on('error', (err) => this.#logger.warn({ err: errorMessage(err) }, 'gRPC listener error'));
     this.#servers.push(server);
     return server.address() as AddressInfo;
   }
 
+  /** Number of open client connections (for tests and diagnostics). */
+  get connectionCount(): number {
+    return this.#sessions.size;
+  }
+
+  /** Number of calls whose streams are still open. */
+  get activeCallCount(): number {
+    return this.#calls.size;
+  }
+
   /**
-   * Stops accepting connections and sends GOAWAY on every session, so clients open no new streams
-   * here (streams they had not yet sent are refused, unprocessed). Calls in progress may finish for
-   * `graceMs`; then they are cancelled and every session is destroyed.
+   * Stops accepting connections, sends GOAWAY on every connection, lets in-flight calls run for up to
+   * `graceMs`, then cancels the rest (their `signal` aborts, their streams are reset with CANCEL) and
+   * destroys the connections. Resolves when every listener and connection is closed. Idempotent: later
+   * calls return the same promise.
    */
-  close(options: { graceMs: number }): Promise<void> {
-    this.#closing ??= this.#close(options.graceMs);
+  close(options: GrpcServerCloseOptions = {}): Promise<void> {
+    this.#closing ??= this.#shutdown(options.graceMs ?? DEFAULT_GRACE_MS);
     return this.#closing;
   }
 
-  async #close(graceMs: number): Promise<void> {
-    const serversClosed = Promise.all(this.#servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
-    for (const session of this.#sessions) session.close();
-    // These timers keep the process alive on purpose: a shutdown waits for calls in flight, up to the grace period.
-    if (this.#calls.size > 0) {
-      await new Promise<void>((resolve) => {
-        const check = setInterval(() => {
-          if (this.#calls.size === 0) done();
-        }, 10);
-        const timer = setTimeout(() => done(), graceMs);
-        const done = (): void => {
-          clearInterval(check);
-          clearTimeout(timer);
-          resolve();
-        };
+  // --- internals ------------------------------------------------------------------------------
+
+  async #shutdown(graceMs: number): Promise<void> {
+    const listenersClosed = Promise.all(this.#servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
+    if (this.#sessions.size > 0) {
+      const gone = new Promise<void>((resolve) => {
+        this.#sessionsGone = resolve;
       });
+      for (const record of this.#sessions) this.#goAway(record);
+      let timer: NodeJS.Timeout | undefined;
+      const graceOver = new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, Math.max(0, graceMs));
+        timer.unref();
+      });
+      await Promise.race([gone, graceOver]);
+      clearTimeout(timer);
+      if (this.#sessions.size > 0) {
+        const status = { code: GrpcStatus.UNAVAILABLE, message: 'the server is shutting down' };
+        for (const call of [...this.#calls]) call.cancel(status);
+        for (const record of this.#sessions) record.session.destroy();
+        // A session Node had already closed gracefully would otherwise wait for the client.
+        for (const socket of this.#sockets) socket.destroy();
+        await gone;
+      }
     }
-    for (const call of [...this.#calls]) call.end({ code: GrpcStatus.UNAVAILABLE, message: 'the server is shutting down' });
-    for (const session of this.#sessions) session.destroy();
-    await serversClosed;
+    await listenersClosed;
   }
 
-  #onStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void {
-    stream.on('error', () => {});
-    const contentType = headers['content-type'] ?? '';
-    if (headers[':method'] !== 'POST' || !(contentType === 'application/grpc' || contentType.startsWith('application/grpc+') || contentType.startsWith('application/grpc;'))) {
-      stream.respond({ ':status': 415, 'content-type': 'text/plain' }, { endStream: false });
-      stream.end('gRPC requests must be POST with content-type application/grpc\n');
-      return;
-    }
-    const path = headers[':path'] ?? '';
-    const call = new ServerCall(stream, headers, this.#maxReceive, this.#maxSend, () => this.#calls.delete(call));
-    this.#calls.add(call);
-    const encoding = headers['grpc-encoding'];
-    if (encoding !== undefined && encoding !== 'identity') {
-      call.end({ code: GrpcStatus.UNIMPLEMENTED, message: `compression "${String(encoding)}" is not supported` });
-      return;
-    }
+  /** Graceful close of one connection: GOAWAY now, socket closed once its streams are done. */
+  #goAway(record: ServerSession): void {
+    record.keeper.stop();
+    const session = record.session;
+    if (session.closed || session.destroyed) return;
+    // Node's close() sends GOAWAY(NO_ERROR) whose last-stream-id is the last stream it processed;
+    // the client's nghttp2 then fails any later stream with REFUSED_STREAM.
+    session.close();
+  }
+
+  #acceptSession(session: ServerHttp2Session): void {
+    const record = new ServerSession(
+      session,
+      (self) =>
+        new SessionKeeper(session, {
+          pingIntervalMs: this.#pingIntervalMs,
+          pingTimeoutMs: this.#pingTimeoutMs,
+          idleTimeoutMs: this.#idleSessionTimeoutMs,
+          onIdle: () => this.#goAway(self),
+          onPingTimeout: () => {
+            this.#logger.debug({ peer: self.peer.address }, 'gRPC client did not answer a keepalive ping; closing the connection');
+            session.destroy();
+          },
+        }),
+    );
+    (session as ServerHttp2Session & { [SESSION]?: ServerSession })[SESSION] = record;
+    this.#sessions.add(record);
+    session.on('error', (err) => this.#logger.debug({ peer: record.peer.address, err: errorMessage(err) }, 'gRPC connection error'));
+    session.once('close', () => {
+      record.keeper.stop();
+      this.#sessions.delete(record);
+      if (this.#sessions.size === 0) this.#sessionsGone?.();
+    });
     if (this.#closing !== undefined) {
-      call.end({ code: GrpcStatus.UNAVAILABLE, message: 'the server is shutting down' });
-      return;
-    }
-    const handler = this.#handlers.get(path);
-    if (handler === undefined) {
-      const match = /^\/([^/]+)\/([^/]+)$/.exec(path);
-      const service = match?.[1];
-      const known = service !== undefined && [...this.#handlers.keys()].some((p) => p.startsWith(`/${service}/`));
-      call.end({
-        code: GrpcStatus.UNIMPLEMENTED,
-        message: known ? `unknown method ${match?.[2] ?? ''} for service ${service}` : `unknown service ${service ?? path}`,
-      });
+      this.#goAway(record);
       return;
     }
     try {
+      session.setLocalWindowSize(SESSION_WINDOW_BYTES);
+    } catch {
+      // Not fatal: the default window only limits throughput.
+    }
+    record.keeper.start();
+  }
+
+  #acceptStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, rawHeaders: string[] | undefined): void {
+    stream.on('error', onStreamError);
+    const record = (stream.session as (ServerHttp2Session & { [SESSION]?: ServerSession }) | undefined)?.[SESSION];
+    if (record === undefined || this.#closing !== undefined) {
+      // A stream that raced our GOAWAY: tell the client it was not processed.
+      stream.close(h2.NGHTTP2_REFUSED_STREAM);
+      return;
+    }
+    if (headers[':method'] !== 'POST') {
+      stream.respond({ ':status': 405, allow: 'POST' }, { endStream: true });
+      return;
+    }
+    if (!isGrpcContentType(headers['content-type'])) {
+      // PROTOCOL-HTTP2.md: answer 415 so non-gRPC clients do not read a 200 as success.
+      stream.respond({ ':status': 415 }, { endStream: true });
+      return;
+    }
+    const encoding = headers['grpc-encoding'];
+    if (encoding !== undefined && encoding !== 'identity') {
+      // Courier never advertises compression (no grpc-accept-encoding but identity), so a compressing
+      // client is answered as the spec says: UNIMPLEMENTED, listing what is accepted.
+      respondTrailersOnly(
+        stream,
+        { code: GrpcStatus.UNIMPLEMENTED, message: `grpc-encoding "${String(encoding)}" is not supported: this server does not decompress messages` },
+        undefined,
+        { 'grpc-accept-encoding': 'identity' },
+      );
+      return;
+    }
+    let deadline: number | undefined;
+    const timeout = headers['grpc-timeout'];
+    if (timeout !== undefined) {
+      const ms = typeof timeout === 'string' ? parseGrpcTimeout(timeout) : undefined;
+      if (ms === undefined) {
+        respondTrailersOnly(stream, { code: GrpcStatus.INTERNAL, message: `malformed grpc-timeout: ${String(timeout)}` });
+        return;
+      }
+      if (ms <= 0) {
+        respondTrailersOnly(stream, { code: GrpcStatus.DEADLINE_EXCEEDED, message: 'deadline exceeded before the call started' });
+        return;
+      }
+      deadline = Date.now() + ms;
+    }
+    const path = headers[':path'] ?? '';
+    const handler = this.#handlers.get(path) ?? this.#fallback;
+    if (handler === undefined) {
+      respondTrailersOnly(stream, { code: GrpcStatus.UNIMPLEMENTED, message: this.#unimplemented(path) });
+      return;
+    }
+    const call = new ServerCall(this.#owner, record, stream, headers, rawHeaders, deadline);
+    this.#calls.add(call);
+    record.keeper.callStarted();
+    try {
       handler(call);
     } catch (err) {
-      this.#logger.error({ err: (err as Error).message, path }, 'gRPC handler failed');
-      call.end({ code: GrpcStatus.INTERNAL, message: 'internal error' });
+      this.#logger.error({ path, err: errorMessage(err) }, 'gRPC handler threw');
+      call.end({ code: GrpcStatus.UNKNOWN, message: 'the handler failed' });
     }
+  }
+
+  /** grpc-go's wording, so callers see the same text from Courier and Dapr. */
+  #unimplemented(path: string): string {
+    const parsed = splitPath(path);
+    if (parsed === undefined) return `malformed method name: "${path}"`;
+    if (this.#services.has(parsed.service)) return `unknown method ${parsed.method} for service ${parsed.service}`;
+    return `unknown service ${parsed.service}`;
   }
 }
 
-type CallState = 'open' | 'responding' | 'finished';
-
-/**
- * One call on the server: inbound messages through a MessageReader with pause/resume backpressure,
- * outbound messages and a final status. Once finished or cancelled, further sends are ignored.
- */
-export class ServerCall {
-  readonly path: string;
-  readonly metadata: IncomingHttpHeaders;
-  /** When the client's `grpc-timeout` runs out (epoch ms), if it sent one. */
-  readonly deadline: number | undefined;
-  readonly peer: { readonly address: string; readonly port: number };
-  readonly #stream: ServerHttp2Stream;
-  readonly #abort = new AbortController();
-  readonly #parser: MessageParser;
-  readonly #maxSend: number;
-  readonly #onDone: () => void;
-  #state: CallState = 'open';
-  #reader: MessageReader | undefined;
-  #inputDone = false;
-  #trailers: OutgoingHttpHeaders | undefined;
-  #deadlineTimer: NodeJS.Timeout | undefined;
-
-  constructor(stream: ServerHttp2Stream, headers: IncomingHttpHeaders, maxReceive: number, maxSend: number, onDone: () => void) {
-    this.#stream = stream;
-    this.path = headers[':path'] ?? '';
-    this.metadata = headers;
-    this.#parser = new MessageParser(maxReceive);
-    this.#maxSend = maxSend;
-    this.#onDone = onDone;
-    const socket = stream.session?.socket;
-    const address = socket?.remoteAddress ?? '';
-    this.peer = { address: address.startsWith('::ffff:') ? address.slice(7) : address, port: socket?.remotePort ?? 0 };
-    const timeout = headers['grpc-timeout'];
-    const ms = typeof timeout === 'string' ? parseTimeout(timeout) : undefined;
-    this.deadline = ms === undefined ? undefined : Date.now() + ms;
-    if (ms !== undefined) {
-      this.#deadlineTimer = setTimeout(() => this.end({ code: GrpcStatus.DEADLINE_EXCEEDED, message: 'deadline exceeded' }), ms);
-      this.#deadlineTimer.unref();
-    }
-    stream.pause();
-    stream.on('data', (chunk: Buffer) => this.#onData(chunk));
-    stream.once('end', () => this.#onInputEnd());
-    stream.once('close', () => this.#onClose());
-  }
-
-  /** Aborted when the client cancels, the deadline passes, or the call ends with an error. */
-  get signal(): AbortSignal {
-    return this.#abort.signal;
-  }
-
-  /** Starts delivering inbound messages. Call once. */
-  setReader(reader: MessageReader): void {
-    this.#reader = reader;
-    this.#stream.resume();
-  }
-
-  pause(): void {
-    this.#stream.pause();
-  }
-
-  resume(): void {
-    if (!this.#inputDone) this.#stream.resume();
-  }
-
-  sendHeaders(metadata: Metadata = {}): void {
-    if (this.#state !== 'open' || this.#stream.destroyed) return;
-    this.#state = 'responding';
-    this.#stream.respond({ ...metadata, ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
-    this.#stream.once('wantTrailers', () => {
-      this.#stream.sendTrailers(this.#trailers ?? { 'grpc-status': String(GrpcStatus.OK) });
-    });
-  }
-
-  /** Sends one message; false when the stream's buffer is full (wait for `onDrain`). */
-  sendMessage(bytes: Uint8Array): boolean {
-    return this.sendMessageParts([bytes]);
-  }
-
-  /** Sends one message made of several buffers, without concatenating large ones. */
-  sendMessageParts(parts: readonly Uint8Array[]): boolean {
-    if (this.#state === 'finished' || this.#stream.destroyed) return true;
-    if (framedLength(parts) > this.#maxSend) {
-      this.end({ code: GrpcStatus.RESOURCE_EXHAUSTED, message: `trying to send message larger than max (${framedLength(parts)} vs. ${this.#maxSend})` });
-      return true;
-    }
-    if (this.#state === 'open') this.sendHeaders();
-    let ok = true;
-    for (const part of framedParts(parts)) ok = this.#stream.write(part);
-    return ok;
-  }
-
-  onDrain(callback: () => void): void {
-    this.#stream.once('drain', callback);
-  }
-
-  /** Ends the call with a status (Trailers-Only when nothing was sent yet). */
-  end(status: CallStatus, trailers: Metadata = {}): void {
-    if (this.#state === 'finished') return;
-    const wasOpen = this.#state === 'open';
-    this.#state = 'finished';
-    this.#clearDeadline();
-    const statusHeaders: OutgoingHttpHeaders = { ...trailers, 'grpc-status': String(status.code) };
-    if (status.message !== undefined && status.message !== '') statusHeaders['grpc-message'] = encodeGrpcMessage(status.message);
-    if (status.code !== GrpcStatus.OK) this.#abortWith(status);
-    const stream = this.#stream;
-    if (stream.destroyed || stream.closed) {
-      this.#onDone();
-      return;
-    }
-    if (wasOpen) {
-      stream.respond({ ':status': 200, 'content-type': 'application/grpc', ...statusHeaders }, { endStream: true });
-    } else {
-      this.#trailers = statusHeaders;
-      stream.end();
-    }
-    this.#onDone();
-  }
-
-  #onData(chunk: Buffer): void {
-    if (this.#state === 'finished') return;
-    const reader = this.#reader;
-    const error = this.#parser.push(chunk, (message) => reader?.message(message));
-    if (error !== undefined) {
-      this.#inputDone = true;
-      reader?.error(error);
-      this.end(error);
-    }
-  }
-
-  #onInputEnd(): void {
-    if (this.#inputDone) return;
-    this.#inputDone = true;
-    if (!this.#parser.idle) {
-      const status = { code: GrpcStatus.INTERNAL, message: 'the request ended inside a message' };
-      this.#reader?.error(status);
-      this.end(status);
-      return;
-    }
-    this.#reader?.end();
-  }
-
-  #onClose(): void {
-    this.#clearDeadline();
-    if (this.#state !== 'finished') {
-      // The client reset the stream (cancelled) or the connection went away.
-      this.#state = 'finished';
-      const status = { code: GrpcStatus.CANCELLED, message: 'the call was cancelled by the client' };
-      if (!this.#inputDone) {
-        this.#inputDone = true;
-        this.#reader?.error(status);
-      }
-      this.#abortWith(status);
-      this.#onDone();
-    }
-  }
-
-  #abortWith(status: CallStatus): void {
-    if (!this.#abort.signal.aborted) this.#abort.abort(Object.assign(new Error(status.message ?? 'call ended'), { code: status.code }));
-  }
-
-  #clearDeadline(): void {
-    if (this.#deadlineTimer !== undefined) {
-      clearTimeout(this.#deadlineTimer);
-      this.#deadlineTimer = undefined;
-    }
-  }
+function splitPath(path: string): { service: string; method: string } | undefined {
+  if (path.charCodeAt(0) !== 0x2f) return undefined;
+  const slash = path.indexOf('/', 1);
+  if (slash <= 1 || slash === path.length - 1 || path.indexOf('/', slash + 1) !== -1) return undefined;
+  return { service: path.slice(1, slash), method: path.slice(slash + 1) };
 }

@@ -58,3 +58,18 @@ test('InternalInvokeResponse round-trips status, headers and Any data', () => {
   assert.equal(back.message?.data?.typeUrl, 'mytype');
   assert.equal(Buffer.from(back.message?.data?.value ?? []).toString(), 'x');
 });
+
+test('SignCertificateRequest and Response use Dapr field numbers', async () => {
+  const { signCertificateRequestCodec, signCertificateResponseCodec } = await import('./codec.js');
+  const req = Buffer.from(
+    signCertificateRequestCodec.encode({ id: 'a', token: 't', trustDomain: 'd', namespace: 'n', certificateSigningRequest: Buffer.from('c'), tokenValidator: 3 }),
+  ).toString('hex');
+  // id 1, token 2, trust_domain 3, namespace 4, csr 5 (bytes), token_validator 6 (varint)
+  assert.equal(req, '0a0161' + '120174' + '1a0164' + '22016e' + '2a0163' + '3003');
+  const res = signCertificateResponseCodec.decode(
+    Buffer.from('0a0178' + '120179' + '1a0408c0c407', 'hex'),
+  );
+  assert.equal(Buffer.from(res.workloadCertificate ?? []).toString(), 'x');
+  assert.equal(Buffer.from(res.trustChainCertificates?.[0] ?? []).toString(), 'y');
+  assert.equal(res.validUntil?.seconds, 123456);
+});

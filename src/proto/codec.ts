@@ -6,6 +6,8 @@ import type {
   InternalInvokeRequestStream,
   InternalInvokeResponse,
   InternalInvokeResponseStream,
+  SignCertificateRequest,
+  SignCertificateResponse,
 } from './types.js';
 
 /** Encodes and decodes one message type. */
@@ -29,10 +31,13 @@ const protoRoot = fileURLToPath(new URL('../../proto/', import.meta.url));
  */
 const protoFiles = [
   'google/protobuf/any.proto',
+  'google/protobuf/timestamp.proto',
+  'google/protobuf/wrappers.proto',
   'dapr/proto/common/v1/common.proto',
   'dapr/proto/internals/v1/apiversion.proto',
   'dapr/proto/internals/v1/status.proto',
   'dapr/proto/internals/v1/service_invocation.proto',
+  'dapr/proto/sentry/v1/sentry.proto',
 ];
 
 function loadRoot(): protobuf.Root {
@@ -62,6 +67,9 @@ export const internalInvokeRequestStreamCodec = codecFor<InternalInvokeRequestSt
 export const internalInvokeResponseStreamCodec = codecFor<InternalInvokeResponseStream>(
   'dapr.proto.internals.v1.InternalInvokeResponseStream',
 );
+
+export const signCertificateRequestCodec = codecFor<SignCertificateRequest>('dapr.proto.sentry.v1.SignCertificateRequest');
+export const signCertificateResponseCodec = codecFor<SignCertificateResponse>('dapr.proto.sentry.v1.SignCertificateResponse');
 
 /** The protobufjs root holding every Courier message type, for tests and tools. */
 export function protoTypes(): protobuf.Root {

@@ -5,9 +5,11 @@ export {
   internalInvokeResponseStreamCodec,
   encodePayloadChunkHead,
   protoTypes,
+  signCertificateRequestCodec,
+  signCertificateResponseCodec,
 } from './codec.js';
 export type { Codec } from './codec.js';
-export { HttpVerb, API_VERSION_V1 } from './types.js';
+export { HttpVerb, API_VERSION_V1, TokenValidator } from './types.js';
 export type {
   Any,
   HTTPExtension,
@@ -22,4 +24,7 @@ export type {
   InternalInvokeResponse,
   InternalInvokeRequestStream,
   InternalInvokeResponseStream,
+  SignCertificateRequest,
+  SignCertificateResponse,
+  Timestamp,
 } from './types.js';

@@ -84,3 +84,28 @@ export interface InternalInvokeResponseStream {
 
 /** `internals.v1.APIVersion.V1`: the only version either side speaks. */
 export const API_VERSION_V1 = 1;
+
+/** `sentry.v1.SignCertificateRequest.TokenValidator`. */
+export const TokenValidator = { UNKNOWN: 0, INSECURE: 1, KUBERNETES: 2, JWKS: 3 } as const;
+
+export interface Timestamp {
+  /** int64 seconds; numbers are exact up to 2^53. */
+  seconds?: number;
+  nanos?: number;
+}
+
+export interface SignCertificateRequest {
+  id?: string;
+  token?: string;
+  trustDomain?: string;
+  namespace?: string;
+  certificateSigningRequest?: Uint8Array;
+  tokenValidator?: number;
+  jwtAudiences?: string[];
+}
+
+export interface SignCertificateResponse {
+  workloadCertificate?: Uint8Array;
+  trustChainCertificates?: Uint8Array[];
+  validUntil?: Timestamp | null;
+}

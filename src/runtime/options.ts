@@ -40,6 +40,21 @@ export interface SidecarOptions {
   readonly appApiToken: string | undefined;
   /** Where Courier keeps its state: `COURIER_HOME`, default `~/.courier`. */
   readonly courierHome: string;
+  /** Mutual TLS between sidecars (`--enable-mtls`); undefined when off. */
+  readonly mtls: MtlsOptions | undefined;
+}
+
+export interface MtlsOptions {
+  /** `--sentry-address` (host:port). */
+  readonly sentryAddress: string;
+  /** `DAPR_TRUST_ANCHORS` (PEM) or `--trust-anchors-file` (watched). */
+  readonly trustAnchors: { readonly pem: string } | { readonly file: string };
+  /** The join token for the Sentry: `COURIER_SENTRY_TOKEN`, or the file named by `DAPR_SENTRY_TOKEN_FILE`. */
+  readonly token: string | undefined;
+  /** `--control-plane-trust-domain` / `DAPR_CONTROLPLANE_TRUST_DOMAIN` (default `localhost`). */
+  readonly controlPlaneTrustDomain: string;
+  /** `--control-plane-namespace` / `DAPR_CONTROLPLANE_NAMESPACE` (default `default`). */
+  readonly controlPlaneNamespace: string;
 }
 
 /** `COURIER_HOME`, or `~/.courier`. */

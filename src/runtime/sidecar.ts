@@ -1,3 +1,4 @@
+import { parseAccessControl, type AccessControlPolicy } from '../acl/index.js';
 import { HttpApiServer } from '../api/http/server.js';
 import { InternalServer } from '../api/internal/server.js';
 import { GrpcRemoteTransport } from '../api/internal/transport.js';
@@ -13,6 +14,11 @@ import { builtInRetryPolicy } from '../invoke/retry.js';
 import { defaultRegistry, type NameResolver } from '../nameresolution/index.js';
 import type { Logger } from '../observability/logging/index.js';
 import { version } from '../version.js';
+import { SentryClient } from '../sentry/client.js';
+import { WorkloadIdentity } from '../sentry/identity.js';
+import { clientTls, serverTls } from '../sentry/mtls.js';
+import { TrustAnchors } from '../sentry/trust-anchors.js';
+import { watchConfiguration, type ConfigurationWatch } from '../config/watch.js';
 import type { SidecarOptions } from './options.js';
 import { stableInternalPort } from './ports.js';
 import { removeRunRecord, writeRunRecord } from './run-registry.js';
@@ -51,6 +57,10 @@ export class Sidecar {
   #runFile: string | undefined;
   #info: SidecarInfo | undefined;
   #registered = false;
+  #identity: WorkloadIdentity | undefined;
+  #sentry: SentryClient | undefined;
+  #accessControl: AccessControlPolicy | undefined;
+  #configWatch: ConfigurationWatch | undefined;
   #stopping: Promise<void> | undefined;
   readonly #shutdownListeners: Array<() => void> = [];
 
@@ -78,6 +88,30 @@ export class Sidecar {
     for (const section of this.#configuration.unappliedSections) {
       log.warn({ config: this.#configuration.file }, `spec.${section} in the configuration is not applied by this version of Courier`);
     }
+    if (this.#configuration.mtlsEnabled && options.mtls === undefined) {
+      log.warn({ config: this.#configuration.file }, 'spec.mtls.enabled is true but --enable-mtls is not set: calls between sidecars are not encrypted');
+    }
+    this.#accessControl = this.#parseAccessControl(this.#configuration, true);
+    if (options.configFile !== undefined) {
+      this.#configWatch = watchConfiguration(options.configFile, (next) => this.#reloadConfiguration(next), (err) =>
+        log.error({ config: options.configFile, err: errorMessage(err) }, 'the changed configuration was refused; the current access-control policy stays in force'),
+      );
+    }
+    if (options.mtls !== undefined) {
+      const mtls = options.mtls;
+      const anchorLog = log.child({ scope: 'mtls' });
+      const anchors = 'file' in mtls.trustAnchors ? TrustAnchors.fromFile(mtls.trustAnchors.file, anchorLog) : TrustAnchors.fromPem(mtls.trustAnchors.pem, anchorLog);
+      this.#sentry = new SentryClient(mtls.sentryAddress, { trustDomain: mtls.controlPlaneTrustDomain, namespace: mtls.controlPlaneNamespace }, () => anchors.pem);
+      this.#identity = new WorkloadIdentity({
+        appId: options.appId,
+        namespace: options.namespace,
+        sentry: this.#sentry,
+        trustAnchors: anchors,
+        token: mtls.token,
+        logger: anchorLog,
+      });
+      await this.#identity.start();
+    }
     this.#resources = loadResources(options.resourcesPaths);
     for (const r of this.#resources) {
       log.warn({ file: r.file, kind: r.kind, name: r.name }, `resource ${r.kind}/${r.name} is not used: Courier provides service invocation only`);
@@ -102,7 +136,12 @@ export class Sidecar {
           });
     this.#appChannel.onStateChange((state) => this.#onAppState(state));
 
-    this.#transport = new GrpcRemoteTransport({ maxMessageBytes: options.maxBodyBytes + 64 * 1024, logger: log.child({ scope: 'transport' }) });
+    const identity = this.#identity;
+    this.#transport = new GrpcRemoteTransport({
+      maxMessageBytes: options.maxBodyBytes + 64 * 1024,
+      logger: log.child({ scope: 'transport' }),
+      ...(identity === undefined ? {} : { tls: clientTls(identity) }),
+    });
     const addressBook = new AddressBook(this.#resolver, { cacheTtlMs: RESOLVER_CACHE_TTL_MS, ejectMs: EJECT_MS });
     const sidecarAddress = options.internalGrpcListenAddress;
     const invoker = new Invoker({
@@ -121,6 +160,12 @@ export class Sidecar {
       appChannel: this.#appChannel,
       maxBodyBytes: options.maxBodyBytes,
       logger: log.child({ scope: 'internal' }),
+      accessControl: () => this.#accessControl,
+      ...(identity === undefined ? {} : { tls: serverTls(identity) }),
+    });
+    identity?.onChange(() => {
+      this.#internal?.updateTls();
+      log.info('new connections use the renewed certificate');
     });
     const internalGrpcPort = await this.#listenInternal();
 
@@ -185,6 +230,7 @@ export class Sidecar {
     const graceMs = this.#options.gracefulShutdownMs;
     if (!quiet) log.info({ grace_ms: graceMs }, 'shutting down');
     if (this.#runFile !== undefined) removeRunRecord(this.#runFile);
+    this.#configWatch?.close();
     await settle(log, 'name resolution', this.#resolver?.close());
     await Promise.all([
       settle(log, 'HTTP API', this.#http?.close(graceMs)),
@@ -192,6 +238,8 @@ export class Sidecar {
     ]);
     await settle(log, 'app channel', this.#appChannel?.close());
     await settle(log, 'transport', this.#transport?.close());
+    this.#identity?.close();
+    await settle(log, 'Sentry client', this.#sentry?.close());
     if (!quiet) log.info('stopped');
   }
 
@@ -206,6 +254,32 @@ export class Sidecar {
       if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
       return internal.listen(host, 0);
     }
+  }
+
+  /** Parses `spec.accessControl`; at start a bad policy stops the sidecar, on reload it throws to the watcher. */
+  #parseAccessControl(configuration: Configuration, atStart: boolean): AccessControlPolicy | undefined {
+    const where = `${configuration.file ?? 'configuration'}: spec.accessControl`;
+    const { policy, warnings } = parseAccessControl(configuration.accessControl, where, this.#options.appProtocol);
+    for (const warning of warnings) this.#logger.warn({ config: configuration.file }, warning);
+    if (policy !== undefined) {
+      this.#logger.info({ policy: policy.describe() }, atStart ? 'access-control policy in force' : 'access-control policy reloaded');
+      if (this.#options.mtls === undefined) {
+        this.#logger.warn('without --enable-mtls callers are not identified, so only the global default action of the access-control policy applies');
+      }
+    } else if (!atStart) {
+      this.#logger.info('access-control policy removed: every call is allowed');
+    }
+    return policy;
+  }
+
+  /** A changed configuration file: the access-control policy is replaced atomically, or kept if the new one is bad. */
+  #reloadConfiguration(next: Configuration): void {
+    const policy = this.#parseAccessControl(next, false);
+    this.#accessControl = policy;
+    if (JSON.stringify(next.nameResolution ?? null) !== JSON.stringify(this.#configuration.nameResolution ?? null)) {
+      this.#logger.warn('spec.nameResolution changed; it applies when the sidecar restarts');
+    }
+    this.#configuration = next;
   }
 
   #onAppState(state: AppChannelState): void {

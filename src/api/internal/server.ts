@@ -1,6 +1,8 @@
 import { Readable } from 'node:stream';
 import { CourierError, errorMessage, GrpcStatus } from '../../errors/index.js';
-import { GrpcServer, type ServerCall } from '../../grpc/index.js';
+import type { AccessControlPolicy } from '../../acl/index.js';
+import { GrpcServer, tlsServer, type ServerCall, type ServerTlsOptions } from '../../grpc/index.js';
+import { formatSpiffeId, spiffeIdFromPeerCertificate, type SpiffeId } from '../../security/index.js';
 import { bodyTooLargeError } from '../../invoke/body.js';
 import { firstValue, setIdentityHeaders, type Metadata } from '../../invoke/headers.js';
 import type { AppIdentity } from '../../invoke/identity.js';
@@ -32,6 +34,13 @@ export interface InternalServerOptions {
   /** `--max-body-size`: request bodies over this are refused with RESOURCE_EXHAUSTED. */
   readonly maxBodyBytes: number;
   readonly logger: Logger;
+  /**
+   * Mutual TLS (see sentry/mtls.ts). With it, the caller's identity comes from its verified
+   * certificate, never from what the request claims, and callers without one are refused.
+   */
+  readonly tls?: () => ServerTlsOptions;
+  /** The access-control policy in force (it may be replaced while running); undefined: none. */
+  readonly accessControl: () => AccessControlPolicy | undefined;
 }
 
 /**
@@ -43,11 +52,19 @@ export interface InternalServerOptions {
 export class InternalServer {
   readonly #options: InternalServerOptions;
   readonly #grpc: GrpcServer;
+  readonly #refreshTls: (() => void) | undefined;
 
   constructor(options: InternalServerOptions) {
     this.#options = options;
     const limit = options.maxBodyBytes + MESSAGE_OVERHEAD_BYTES;
-    this.#grpc = new GrpcServer({ maxReceiveMessageBytes: limit, maxSendMessageBytes: limit, logger: options.logger });
+    const secure = options.tls === undefined ? undefined : tlsServer(options.tls);
+    this.#refreshTls = secure?.refresh;
+    this.#grpc = new GrpcServer({
+      maxReceiveMessageBytes: limit,
+      maxSendMessageBytes: limit,
+      logger: options.logger,
+      ...(secure === undefined ? {} : { createServer: secure.createServer }),
+    });
     this.#grpc.register(CALL_LOCAL_STREAM, (call) => new StreamedCall(options, call).start());
     this.#grpc.register(CALL_LOCAL, (call) => new UnaryCall(options, call).start());
   }
@@ -56,6 +73,11 @@ export class InternalServer {
     const address = await this.#grpc.listen(host, port);
     this.#options.logger.info({ address: host.includes(':') ? `[${host}]:${address.port}` : `${host}:${address.port}` }, 'internal gRPC server listening');
     return address.port;
+  }
+
+  /** Applies a rotated certificate or reloaded trust anchors to new connections. */
+  updateTls(): void {
+    this.#refreshTls?.();
   }
 
   close(graceMs: number): Promise<void> {
@@ -88,11 +110,29 @@ function requestFrom(
   const method = normalizeMethod(message.method ?? '');
   if (method === undefined) throw invalid('invalid method');
   const metadata: Metadata = Object.assign(Object.create(null) as Metadata, req.metadata ?? {});
-  const caller: AppIdentity = {
-    appId: firstValue(metadata, 'dapr-caller-app-id') ?? 'unknown',
-    namespace: firstValue(metadata, 'dapr-caller-namespace') ?? options.self.namespace,
-  };
+  let caller: AppIdentity;
+  let spiffe: SpiffeId | undefined;
+  if (options.tls !== undefined) {
+    spiffe = spiffeIdFromPeerCertificate(call.peer.certificate);
+    if (spiffe === undefined) {
+      throw new CourierError('ERR_DIRECT_INVOKE', 'the caller presented no SPIFFE identity', { grpcCode: GrpcStatus.UNAUTHENTICATED });
+    }
+    caller = { appId: spiffe.appId, namespace: spiffe.namespace };
+  } else {
+    caller = {
+      appId: firstValue(metadata, 'dapr-caller-app-id') ?? 'unknown',
+      namespace: firstValue(metadata, 'dapr-caller-namespace') ?? options.self.namespace,
+    };
+  }
   setIdentityHeaders(metadata, caller, options.self.appId);
+  const policy = options.accessControl();
+  if (policy !== undefined) {
+    const decision = policy.evaluate(spiffe, { operation: `/${method}`, verb, isHttp: true });
+    if (!decision.allowed) {
+      options.logger.info({ caller: spiffe === undefined ? 'unverified' : formatSpiffeId(spiffe), operation: `/${method}`, verb, scope: decision.scope }, 'call denied by the access-control policy');
+      throw new CourierError('ERR_DIRECT_INVOKE', decision.message, { grpcCode: GrpcStatus.PERMISSION_DENIED, httpStatus: 403 });
+    }
+  }
   const declared = firstValue(metadata, 'Content-Length');
   const declaredLength = declared !== undefined && /^\d+$/.test(declared) ? Number(declared) : undefined;
   return {

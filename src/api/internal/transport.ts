@@ -1,5 +1,7 @@
 import { CourierError, GrpcStatus, grpcStatusName } from '../../errors/index.js';
-import { ChannelPool, type CallResult, type ClientCall } from '../../grpc/index.js';
+import type { ConnectionOptions } from 'node:tls';
+import { ChannelPool, tlsClient, type CallResult, type ChannelTarget, type ClientCall } from '../../grpc/index.js';
+import { expectedPeerPath } from '../../sentry/mtls.js';
 import { deleteKey, firstValue } from '../../invoke/headers.js';
 import type { RemoteTransport } from '../../invoke/invoker.js';
 import { cancelledError, type FlowControl, type InvokeRequest, type ResponseSink } from '../../invoke/types.js';
@@ -17,6 +19,8 @@ export interface GrpcRemoteTransportOptions {
   /** The largest message sent or accepted on the hop (the body limit plus framing). */
   readonly maxMessageBytes: number;
   readonly logger: Logger;
+  /** Mutual TLS: the client side's TLS options for a target (see sentry/mtls.ts); plaintext without. */
+  readonly tls?: (target: ChannelTarget) => ConnectionOptions;
 }
 
 /** Parses `host:port` or `[v6]:port`. */
@@ -34,20 +38,25 @@ export function parseAddress(address: string): { host: string; port: number } {
  */
 export class GrpcRemoteTransport implements RemoteTransport {
   readonly #pool: ChannelPool;
+  readonly #mtls: boolean;
 
   constructor(options: GrpcRemoteTransportOptions) {
+    this.#mtls = options.tls !== undefined;
     this.#pool = new ChannelPool({
       connectTimeoutMs: 5000,
       maxReceiveMessageBytes: options.maxMessageBytes,
       maxSendMessageBytes: options.maxMessageBytes,
       logger: options.logger,
+      ...(options.tls === undefined ? {} : tlsClient(options.tls)),
     });
   }
 
   invoke(address: string, request: InvokeRequest, sink: ResponseSink): void {
-    let target;
+    let target: ChannelTarget;
     try {
-      target = parseAddress(address);
+      const { host, port } = parseAddress(address);
+      // With mTLS the connection must be proven to be the target app's sidecar; connections are pooled per identity.
+      target = this.#mtls ? { host, port, identity: expectedPeerPath(request.target.appId, request.target.namespace) } : { host, port };
     } catch (err) {
       sink.error(CourierError.from(err));
       return;

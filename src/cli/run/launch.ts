@@ -34,6 +34,8 @@ export interface AppLaunch {
   readonly cwd: string;
   /** Variables added to the environment of the app and its sidecar. */
   readonly env: Readonly<Record<string, string>>;
+  /** Variables for the sidecar only (its Sentry token and trust anchors), never the app. */
+  readonly sidecarEnv?: Readonly<Record<string, string>>;
   readonly appLogDestination: LogDestination;
   readonly sidecarLogDestination: LogDestination;
   /** Where log files go when a destination includes `file`. */
@@ -77,7 +79,13 @@ export function appEnvironment(launch: AppLaunch, ports: LaunchPorts, base: Node
 
 /** The sidecar's environment: inherited, then the launch's own variables. */
 export function sidecarEnvironment(launch: AppLaunch, base: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
-  return { ...base, ...launch.env };
+  return { ...base, ...launch.env, ...launch.sidecarEnv };
+}
+
+/** The `--config` file a launch passes to its sidecar, if any. */
+export function configFileOf(launch: AppLaunch): string | undefined {
+  const at = launch.sidecarFlags.lastIndexOf('--config');
+  return at < 0 ? undefined : launch.sidecarFlags[at + 1];
 }
 
 /**

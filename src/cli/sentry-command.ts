@@ -1,0 +1,149 @@
+import { join } from 'node:path';
+import { CourierError, errorMessage } from '../errors/index.js';
+import { validateAppId } from '../invoke/identity.js';
+import { loadConfiguration } from '../config/configuration.js';
+import { createLogger, logLevels, type LogLevel } from '../observability/logging/index.js';
+import { courierHome } from '../runtime/options.js';
+import { CertificateAuthority, loadOrCreateCa, loadOrCreateTokenSecret, mintJoinToken } from '../security/index.js';
+import {
+  DEFAULT_ALLOWED_CLOCK_SKEW_MS,
+  DEFAULT_CONTROL_PLANE_NAMESPACE,
+  DEFAULT_CONTROL_PLANE_TRUST_DOMAIN,
+  DEFAULT_SENTRY_PORT,
+  DEFAULT_WORKLOAD_CERT_TTL_MS,
+  DEFAULT_WORKLOAD_TRUST_DOMAIN,
+} from '../sentry/names.js';
+import { SentryServer } from '../sentry/server.js';
+import { formatDuration, parseDuration } from '../util/duration.js';
+import { flagError, formatFlagHelp, parseFlags, type FlagSpec } from './flags.js';
+
+const sentryFlags: readonly FlagSpec[] = [
+  { name: 'issuer-credentials', type: 'string', placeholder: '<dir>', defaultText: '$COURIER_HOME/certs', help: 'where ca.crt, issuer.crt, issuer.key and token.key are (created when missing)' },
+  { name: 'port', type: 'int', placeholder: '<port>', defaultText: String(DEFAULT_SENTRY_PORT), help: 'the port to listen on' },
+  { name: 'listen-address', type: 'string', placeholder: '<host>', defaultText: '127.0.0.1', help: 'the address to listen on (0.0.0.0 for several machines)' },
+  { name: 'trust-domain', type: 'string', placeholder: '<domain>', defaultText: DEFAULT_WORKLOAD_TRUST_DOMAIN, help: 'the trust domain of the app certificates' },
+  { name: 'control-plane-trust-domain', type: 'string', placeholder: '<domain>', defaultText: DEFAULT_CONTROL_PLANE_TRUST_DOMAIN, help: "the trust domain of the Sentry's own identity" },
+  { name: 'control-plane-namespace', type: 'string', placeholder: '<namespace>', defaultText: DEFAULT_CONTROL_PLANE_NAMESPACE, help: "the namespace of the Sentry's own identity" },
+  { name: 'workload-cert-ttl', type: 'string', placeholder: '<duration>', defaultText: '24h', help: 'how long app certificates live' },
+  { name: 'allowed-clock-skew', type: 'string', placeholder: '<duration>', defaultText: '15m', help: 'how far back certificates are valid from, for clocks that differ' },
+  { name: 'config', short: 'c', type: 'string', placeholder: '<file>', help: 'a Configuration file whose spec.mtls sets the TTL and clock skew' },
+  { name: 'insecure', type: 'bool', help: 'sign for anyone who asks, without a join token (local development only)' },
+  { name: 'log-level', type: 'string', placeholder: '<level>', defaultText: 'info', help: 'debug, info, warn, error or fatal' },
+  { name: 'log-as-json', type: 'bool', help: 'write logs as JSON lines' },
+  { name: 'help', short: 'h', type: 'bool', help: 'show this help' },
+];
+
+const tokenFlags: readonly FlagSpec[] = [
+  { name: 'app-id', short: 'a', type: 'string', placeholder: '<id>', help: 'the app the token lets ask for certificates (required)' },
+  { name: 'namespace', short: 'n', type: 'string', placeholder: '<ns>', defaultText: '$NAMESPACE or default', help: "the app's namespace" },
+  { name: 'ttl', type: 'string', placeholder: '<duration>', defaultText: 'no expiry', help: 'how long the token can be used, e.g. 720h' },
+  { name: 'issuer-credentials', type: 'string', placeholder: '<dir>', defaultText: '$COURIER_HOME/certs', help: "the Sentry's credentials directory (holds token.key)" },
+  { name: 'help', short: 'h', type: 'bool', help: 'show this help' },
+];
+
+const usage = `Usage: courier sentry [flags]
+       courier sentry token --app-id <id> [flags]
+
+Runs Courier's certificate authority: it signs short-lived SPIFFE certificates
+(spiffe://<trust-domain>/ns/<namespace>/<app-id>) for sidecars started with --enable-mtls, over
+TLS, with Dapr's dapr.proto.sentry.v1.CA/SignCertificate. A sidecar must prove its app id with a join
+token made by "courier sentry token" (given to it as COURIER_SENTRY_TOKEN or in the file named by
+DAPR_SENTRY_TOKEN_FILE), unless the Sentry runs with --insecure.
+
+Flags:
+${formatFlagHelp(sentryFlags)}
+`;
+
+const tokenUsage = `Usage: courier sentry token --app-id <id> [flags]
+
+Prints a join token that lets a sidecar of <id> in <namespace> get certificates from the Sentry that
+uses the same credentials directory. Treat it as a secret.
+
+Flags:
+${formatFlagHelp(tokenFlags)}
+`;
+
+function durationFlag(cmd: string, name: string, raw: string | undefined, fallbackMs: number): number {
+  if (raw === undefined) return fallbackMs;
+  const ms = parseDuration(raw);
+  if (ms === undefined || ms <= 0) throw flagError(cmd, `--${name}: "${raw}" is not a duration such as 24h or 15m`);
+  return ms;
+}
+
+export async function sentryMain(argv: readonly string[]): Promise<number> {
+  if (argv[0] === 'token') return tokenMain(argv.slice(1));
+  const cmd = 'sentry';
+  const { values } = parseFlags(cmd, argv, sentryFlags);
+  if (values.get('help') === true) {
+    process.stdout.write(usage);
+    return 0;
+  }
+  const str = (n: string): string | undefined => values.get(n) as string | undefined;
+  const level = (str('log-level') ?? 'info').toLowerCase();
+  if (!(logLevels as readonly string[]).includes(level)) throw flagError(cmd, `--log-level: "${level}" is not one of ${logLevels.join(', ')}`);
+  const port = (values.get('port') as number | undefined) ?? DEFAULT_SENTRY_PORT;
+  if (port < 0 || port > 65535) throw flagError(cmd, `--port: ${port} is not a port number`);
+  const config = str('config') === undefined ? undefined : loadConfiguration(str('config') as string);
+  const ttlMs = durationFlag(cmd, 'workload-cert-ttl', str('workload-cert-ttl') ?? config?.mtls?.workloadCertTTL, DEFAULT_WORKLOAD_CERT_TTL_MS);
+  const skewMs = durationFlag(cmd, 'allowed-clock-skew', str('allowed-clock-skew') ?? config?.mtls?.allowedClockSkew, DEFAULT_ALLOWED_CLOCK_SKEW_MS);
+  const dir = str('issuer-credentials') ?? join(courierHome(), 'certs');
+  const trustDomain = str('trust-domain') ?? DEFAULT_WORKLOAD_TRUST_DOMAIN;
+  const insecure = values.get('insecure') === true;
+  const logger = createLogger({ level: level as LogLevel, json: values.get('log-as-json') === true, base: { scope: 'sentry' } });
+
+  const { material, created } = await loadOrCreateCa(dir, { trustDomain });
+  if (created) logger.info({ dir }, 'created a new certificate authority (root and issuer)');
+  const ca = await CertificateAuthority.fromMaterial(material);
+  if (insecure) logger.warn('running with --insecure: certificates are signed for anyone who asks; use this for local development only');
+  const server = new SentryServer({
+    ca,
+    tokenSecret: loadOrCreateTokenSecret(dir),
+    insecure,
+    workloadTrustDomain: trustDomain,
+    controlPlaneTrustDomain: str('control-plane-trust-domain') ?? DEFAULT_CONTROL_PLANE_TRUST_DOMAIN,
+    controlPlaneNamespace: str('control-plane-namespace') ?? DEFAULT_CONTROL_PLANE_NAMESPACE,
+    workloadCertTtlMs: ttlMs,
+    allowedClockSkewMs: skewMs,
+    logger,
+  });
+  const host = str('listen-address') ?? '127.0.0.1';
+  let bound: number;
+  try {
+    bound = await server.listen(host, port);
+  } catch (err) {
+    throw new CourierError('ERR_INVALID_CONFIG', `courier sentry: cannot listen on ${host}:${port}: ${errorMessage(err)}`);
+  }
+  logger.info({ address: `${host}:${bound}`, trust_domain: trustDomain, workload_cert_ttl: formatDuration(ttlMs), allowed_clock_skew: formatDuration(skewMs) }, 'Sentry listening');
+  return new Promise<number>((resolve) => {
+    const stop = (signal: string): void => {
+      logger.info(`received ${signal}: stopping`);
+      server.close().then(
+        () => resolve(0),
+        () => resolve(1),
+      );
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+}
+
+async function tokenMain(argv: readonly string[]): Promise<number> {
+  const cmd = 'sentry token';
+  const { values } = parseFlags(cmd, argv, tokenFlags);
+  if (values.get('help') === true) {
+    process.stdout.write(tokenUsage);
+    return 0;
+  }
+  const appId = values.get('app-id') as string | undefined;
+  if (appId === undefined) throw flagError(cmd, '--app-id is required');
+  const invalid = validateAppId(appId);
+  if (invalid !== undefined) throw flagError(cmd, `--app-id: ${invalid}`);
+  const namespace = (values.get('namespace') as string | undefined) ?? (process.env.NAMESPACE || 'default');
+  const ttl = values.get('ttl') as string | undefined;
+  const ttlMs = ttl === undefined ? undefined : durationFlag(cmd, 'ttl', ttl, 0);
+  const dir = (values.get('issuer-credentials') as string | undefined) ?? join(courierHome(), 'certs');
+  const secret = loadOrCreateTokenSecret(dir);
+  process.stdout.write(`${mintJoinToken(secret, { appId, namespace, ...(ttlMs === undefined ? {} : { expiresAtMs: Date.now() + ttlMs }) })}\n`);
+  await Promise.resolve();
+  return 0;
+}

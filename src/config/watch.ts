@@ -1,0 +1,27 @@
+import { unwatchFile, watchFile, type Stats } from 'node:fs';
+import { loadConfiguration, type Configuration } from './configuration.js';
+
+/** How often the configuration file is checked for changes. */
+const WATCH_INTERVAL_MS = 1000;
+
+export interface ConfigurationWatch {
+  close(): void;
+}
+
+/**
+ * Watches a Configuration file and hands each changed version, parsed and validated, to `onChange`;
+ * a version that fails to load or that `onChange` rejects (by throwing) goes to `onError`, and the
+ * caller keeps what it had. Polling (`fs.watchFile`) rather than `fs.watch`, because editors and
+ * config-management tools replace files by renaming, which `fs.watch` loses track of.
+ */
+export function watchConfiguration(file: string, onChange: (next: Configuration) => void, onError: (err: unknown) => void): ConfigurationWatch {
+  watchFile(file, { interval: WATCH_INTERVAL_MS, persistent: false }, (curr: Stats, prev: Stats) => {
+    if (curr.mtimeMs === prev.mtimeMs && curr.size === prev.size && curr.ino === prev.ino) return;
+    try {
+      onChange(loadConfiguration(file));
+    } catch (err) {
+      onError(err);
+    }
+  });
+  return { close: () => unwatchFile(file) };
+}

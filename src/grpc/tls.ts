@@ -1,0 +1,55 @@
+import { createSecureServer, type Http2SecureServer, type SecureServerOptions } from 'node:http2';
+import { isIP } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { connect, type ConnectionOptions, type SecureContextOptions } from 'node:tls';
+import type { ChannelTarget } from './connection.js';
+
+/** TLS settings of a server; for mutual TLS set `requestCert` and `rejectUnauthorized`, with the trust anchors as `ca`. */
+export type ServerTlsOptions = SecureContextOptions & { requestCert?: boolean; rejectUnauthorized?: boolean };
+
+/**
+ * The `createServer` hook of a GrpcServer for TLS, with `refresh()` to apply new settings (a rotated
+ * certificate, reloaded trust anchors) to every server it created: new connections get them; those
+ * already established keep theirs.
+ */
+export function tlsServer(settings: () => ServerTlsOptions): {
+  createServer: (options: SecureServerOptions) => Http2SecureServer;
+  refresh: () => void;
+} {
+  const servers = new Set<Http2SecureServer>();
+  return {
+    createServer: (options) => {
+      const server = createSecureServer({ ...options, allowHTTP1: false, ALPNProtocols: ['h2'], ...settings() });
+      servers.add(server);
+      server.once('close', () => servers.delete(server));
+      return server;
+    },
+    refresh: () => {
+      const next = settings();
+      for (const server of servers) server.setSecureContext(next);
+    },
+  };
+}
+
+/**
+ * The `createConnection` and `scheme` of a GrpcChannel for TLS. `settings` is asked for every new
+ * connection, so a rotated certificate applies from then on; it sees the target, including the
+ * identity the server must prove (check it in `checkServerIdentity`).
+ */
+export function tlsClient(settings: (target: ChannelTarget) => ConnectionOptions): {
+  scheme: 'https';
+  createConnection: (target: ChannelTarget) => Duplex;
+} {
+  return {
+    scheme: 'https',
+    createConnection: (target) =>
+      connect({
+        host: target.host,
+        port: target.port,
+        ALPNProtocols: ['h2'],
+        // SNI carries names, not addresses (RFC 6066).
+        ...(isIP(target.host) === 0 ? { servername: target.host } : {}),
+        ...settings(target),
+      }),
+  };
+}

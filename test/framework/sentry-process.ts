@@ -1,0 +1,93 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { freePort } from '../../src/cli/run/free-port.js';
+import { loadOrCreateTokenSecret, mintJoinToken } from '../../src/security/index.js';
+import { courierBin, type TestEnv } from './env.js';
+
+/** A `courier sentry` child process with its own credentials directory in the test's home. */
+export class SentryProcess {
+  readonly dir: string;
+  port = 0;
+  #child: ChildProcess | undefined;
+  #output = '';
+  readonly #args: string[];
+  readonly #env: TestEnv;
+
+  constructor(env: TestEnv, args: string[] = [], dir = join(env.home, 'certs')) {
+    this.#env = env;
+    this.dir = dir;
+    this.#args = args;
+  }
+
+  get address(): string {
+    return `127.0.0.1:${this.port}`;
+  }
+
+  get output(): string {
+    return this.#output;
+  }
+
+  /** The root certificate sidecars must trust. */
+  get trustAnchors(): string {
+    return readFileSync(join(this.dir, 'ca.crt'), 'utf8');
+  }
+
+  /** A join token for an app id (minted with the Sentry's secret, as `courier sentry token` does). */
+  token(appId: string, namespace = 'default', expiresAtMs?: number): string {
+    return mintJoinToken(loadOrCreateTokenSecret(this.dir), { appId, namespace, ...(expiresAtMs === undefined ? {} : { expiresAtMs }) });
+  }
+
+  /** Starts (or restarts, on the same port) and waits until it accepts connections. */
+  async start(): Promise<this> {
+    if (this.port === 0) this.port = await freePort();
+    const child = spawn(process.execPath, [courierBin, 'sentry', '--issuer-credentials', this.dir, '--port', String(this.port), ...this.#args], {
+      env: { ...process.env, COURIER_HOME: this.#env.home },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    child.stdout?.on('data', (d: Buffer) => (this.#output += d.toString()));
+    child.stderr?.on('data', (d: Buffer) => (this.#output += d.toString()));
+    this.#child = child;
+    const deadline = Date.now() + 20_000;
+    while (!(await accepts(this.port))) {
+      if (child.exitCode !== null || Date.now() > deadline) throw new Error(`the Sentry did not start\n${this.#output}`);
+      await sleep(25);
+    }
+    return this;
+  }
+
+  /** The environment and flags that give a sidecar mTLS with this Sentry. */
+  sidecar(appId: string, namespace = 'default'): { args: string[]; env: Record<string, string> } {
+    return {
+      args: ['--enable-mtls', '--sentry-address', this.address],
+      env: { DAPR_TRUST_ANCHORS: this.trustAnchors, COURIER_SENTRY_TOKEN: this.token(appId, namespace), NAMESPACE: namespace },
+    };
+  }
+
+  async stop(): Promise<void> {
+    const child = this.#child;
+    if (child === undefined || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGTERM');
+    await Promise.race([exited, sleep(10_000)]);
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  }
+
+  close(): Promise<void> {
+    return this.stop();
+  }
+}
+
+export async function startSentry(env: TestEnv, args: string[] = []): Promise<SentryProcess> {
+  return env.track(new SentryProcess(env, args)).start();
+}
+
+function accepts(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1');
+    socket.once('connect', () => (socket.destroy(), resolve(true)));
+    socket.once('error', () => (socket.destroy(), resolve(false)));
+  });
+}
