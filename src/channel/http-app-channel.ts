@@ -1,7 +1,8 @@
 import { Pool, type Dispatcher } from 'undici';
-import { CourierError, errorMessage } from '../errors/index.js';
+import { CourierError, errorMessage, GrpcStatus } from '../errors/index.js';
 import { appRequestHeaders, responseMetadataFromRawHeaders } from '../invoke/headers.js';
 import { methodToPath } from '../invoke/method.js';
+import { unusableVerbProblem } from '../invoke/verbs.js';
 import { cancelledError, type FlowControl, type InvokeRequest, type ResponseSink } from '../invoke/types.js';
 import type { Logger } from '../observability/logging/index.js';
 import { appNotReadyError, type AppChannel, type AppChannelState } from './app-channel.js';
@@ -100,6 +101,12 @@ export class HttpAppChannel implements AppChannel {
   }
 
   invoke(request: InvokeRequest, sink: ResponseSink): void {
+    const verbProblem = unusableVerbProblem(request.verb);
+    if (verbProblem !== undefined) {
+      // A gRPC caller that named no usable verb: an HTTP app cannot be called without one.
+      sink.error(new CourierError('ERR_MALFORMED_REQUEST', verbProblem, { grpcCode: GrpcStatus.INVALID_ARGUMENT }));
+      return;
+    }
     if (this.#health.state.t !== 'ready') {
       sink.error(appNotReadyError());
       return;

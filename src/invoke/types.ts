@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream';
 import { CourierError, GrpcStatus } from '../errors/index.js';
+import type { Any } from '../proto/index.js';
 import type { Metadata } from './headers.js';
 import type { AppIdentity } from './identity.js';
 
@@ -15,12 +16,18 @@ export interface InvokeRequest {
   readonly caller: AppIdentity;
   /** The normalized method: no leading `/`, already checked by `normalizeMethod`. */
   readonly method: string;
-  /** The HTTP verb in upper case (`GET`, `POST`, …). */
+  /**
+   * The HTTP verb in upper case (`GET`, `POST`, …). From a gRPC caller it is whatever its
+   * `http_extension` said: `NONE` (or `CONNECT`) as given, and `''` when there was no extension. Only an
+   * HTTP app needs a real verb; its channel refuses the others as Dapr does.
+   */
   readonly verb: string;
   /** The raw query string, without `?`; empty when none. */
   readonly query: string;
   /** The request's Content-Type; empty when none. */
   readonly contentType: string;
+  /** `InvokeRequest.data.type_url` from a gRPC caller (a protobuf message's type); absent for raw bodies. */
+  readonly dataTypeUrl?: string | undefined;
   /** Headers to forward, by canonical name (see headers.ts). Stages may add identity headers. */
   readonly metadata: Metadata;
   /** The body, or null for a request without one. Consumed at most once per attempt. */
@@ -35,8 +42,19 @@ export interface InvokeRequest {
 
 /** The status line and headers of a response. */
 export interface ResponseHead {
-  /** The app's status: an HTTP status (≥ 100) for HTTP apps. */
+  /**
+   * The app's status: an HTTP status (≥ 100) from an HTTP app, a gRPC status code (< 100) from a gRPC
+   * app (Dapr's `IsHTTPResponse` rule). Callers translate it with `translate.ts`.
+   */
   readonly status: number;
+  /** A gRPC app's status message (with a non-OK `status`). */
+  readonly statusMessage?: string | undefined;
+  /** A gRPC app's status details (`google.rpc.Status.details`), passed on unchanged. */
+  readonly statusDetails?: readonly Any[] | undefined;
+  /** A gRPC app's trailing metadata, by the same naming rules as `headers`. */
+  readonly trailers?: Metadata | undefined;
+  /** `InvokeResponse.data.type_url` from a gRPC app; absent for raw bodies. */
+  readonly dataTypeUrl?: string | undefined;
   /** Response headers by canonical name, without hop-by-hop headers and Content-Length. */
   readonly headers: Metadata;
   /** The response's Content-Type; empty when none. */

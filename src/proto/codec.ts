@@ -8,6 +8,13 @@ import type {
   InternalInvokeResponseStream,
   SignCertificateRequest,
   SignCertificateResponse,
+  InvokeRequest,
+  InvokeResponse,
+  InvokeServiceRequest,
+  GetMetadataResponse,
+  SetMetadataRequest,
+  RpcStatus,
+  ErrorInfo,
 } from './types.js';
 
 /** Encodes and decodes one message type. */
@@ -38,6 +45,13 @@ const protoFiles = [
   'dapr/proto/internals/v1/status.proto',
   'dapr/proto/internals/v1/service_invocation.proto',
   'dapr/proto/sentry/v1/sentry.proto',
+  'google/protobuf/empty.proto',
+  'google/rpc/status.proto',
+  'google/rpc/error_details.proto',
+  'dapr/proto/runtime/v1/appcallback.proto',
+  'dapr/proto/runtime/v1/invoke.proto',
+  'dapr/proto/runtime/v1/metadata.proto',
+  'dapr/proto/runtime/v1/dapr.proto',
 ];
 
 function loadRoot(): protobuf.Root {
@@ -70,6 +84,17 @@ export const internalInvokeResponseStreamCodec = codecFor<InternalInvokeResponse
 
 export const signCertificateRequestCodec = codecFor<SignCertificateRequest>('dapr.proto.sentry.v1.SignCertificateRequest');
 export const signCertificateResponseCodec = codecFor<SignCertificateResponse>('dapr.proto.sentry.v1.SignCertificateResponse');
+
+export const invokeRequestCodec = codecFor<InvokeRequest>('dapr.proto.common.v1.InvokeRequest');
+export const invokeResponseCodec = codecFor<InvokeResponse>('dapr.proto.common.v1.InvokeResponse');
+export const invokeServiceRequestCodec = codecFor<InvokeServiceRequest>('dapr.proto.runtime.v1.InvokeServiceRequest');
+export const getMetadataResponseCodec = codecFor<GetMetadataResponse>('dapr.proto.runtime.v1.GetMetadataResponse');
+export const setMetadataRequestCodec = codecFor<SetMetadataRequest>('dapr.proto.runtime.v1.SetMetadataRequest');
+/** `google.rpc.Status`, as carried in the `grpc-status-details-bin` trailer. */
+export const rpcStatusCodec = codecFor<RpcStatus>('google.rpc.Status');
+export const errorInfoCodec = codecFor<ErrorInfo>('google.rpc.ErrorInfo');
+/** The type URL of an `Any` holding a google.rpc.ErrorInfo. */
+export const ERROR_INFO_TYPE_URL = 'type.googleapis.com/google.rpc.ErrorInfo';
 
 /** The protobufjs root holding every Courier message type, for tests and tools. */
 export function protoTypes(): protobuf.Root {

@@ -7,6 +7,14 @@ export {
   protoTypes,
   signCertificateRequestCodec,
   signCertificateResponseCodec,
+  invokeRequestCodec,
+  invokeResponseCodec,
+  invokeServiceRequestCodec,
+  getMetadataResponseCodec,
+  setMetadataRequestCodec,
+  rpcStatusCodec,
+  errorInfoCodec,
+  ERROR_INFO_TYPE_URL,
 } from './codec.js';
 export type { Codec } from './codec.js';
 export { HttpVerb, API_VERSION_V1, TokenValidator } from './types.js';
@@ -27,4 +35,12 @@ export type {
   SignCertificateRequest,
   SignCertificateResponse,
   Timestamp,
+  InvokeServiceRequest,
+  GetMetadataResponse,
+  SetMetadataRequest,
+  RegisteredComponents,
+  AppConnectionProperties,
+  AppConnectionHealthProperties,
+  RpcStatus,
+  ErrorInfo,
 } from './types.js';

@@ -109,3 +109,59 @@ export interface SignCertificateResponse {
   trustChainCertificates?: Uint8Array[];
   validUntil?: Timestamp | null;
 }
+
+export interface InvokeServiceRequest {
+  id?: string;
+  message?: InvokeRequest | null;
+}
+
+export interface RegisteredComponents {
+  name?: string;
+  type?: string;
+  version?: string;
+  capabilities?: string[];
+}
+
+export interface AppConnectionHealthProperties {
+  healthCheckPath?: string;
+  healthProbeInterval?: string;
+  healthProbeTimeout?: string;
+  healthThreshold?: number;
+}
+
+export interface AppConnectionProperties {
+  port?: number;
+  protocol?: string;
+  channelAddress?: string;
+  maxConcurrency?: number;
+  health?: AppConnectionHealthProperties | null;
+}
+
+export interface GetMetadataResponse {
+  id?: string;
+  registeredComponents?: RegisteredComponents[];
+  extendedMetadata?: Record<string, string>;
+  httpEndpoints?: Array<{ name?: string }>;
+  appConnectionProperties?: AppConnectionProperties | null;
+  runtimeVersion?: string;
+  enabledFeatures?: string[];
+}
+
+export interface SetMetadataRequest {
+  key?: string;
+  value?: string;
+}
+
+/** `google.rpc.Status`. */
+export interface RpcStatus {
+  code?: number;
+  message?: string;
+  details?: Any[];
+}
+
+/** `google.rpc.ErrorInfo`. */
+export interface ErrorInfo {
+  reason?: string;
+  domain?: string;
+  metadata?: Record<string, string>;
+}

@@ -10,7 +10,7 @@ export interface SidecarOptions {
   readonly namespace: string;
   /** `--app-port`; undefined for a sidecar that only makes calls. */
   readonly appPort: number | undefined;
-  readonly appProtocol: 'http';
+  readonly appProtocol: 'http' | 'grpc';
   readonly appChannelAddress: string;
   /** `--dapr-http-port`; 0 picks a free port. */
   readonly httpPort: number;

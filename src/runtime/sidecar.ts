@@ -160,6 +160,7 @@ export class Sidecar {
       appChannel: this.#appChannel,
       maxBodyBytes: options.maxBodyBytes,
       logger: log.child({ scope: 'internal' }),
+      appProtocol: options.appProtocol,
       accessControl: () => this.#accessControl,
       ...(identity === undefined ? {} : { tls: serverTls(identity) }),
     });

@@ -18,8 +18,9 @@ import {
   internalInvokeResponseStreamCodec,
   type InternalInvokeRequest,
   type InternalInvokeResponse,
+  type Status,
 } from '../../proto/index.js';
-import { verbFromEnum } from './verbs.js';
+import { verbFromEnum } from '../../invoke/verbs.js';
 
 export const CALL_LOCAL_STREAM = '/dapr.proto.internals.v1.ServiceInvocation/CallLocalStream';
 export const CALL_LOCAL = '/dapr.proto.internals.v1.ServiceInvocation/CallLocal';
@@ -39,6 +40,8 @@ export interface InternalServerOptions {
    * certificate, never from what the request claims, and callers without one are refused.
    */
   readonly tls?: () => ServerTlsOptions;
+  /** How this sidecar's app is called: access control matches verbs only for HTTP apps. */
+  readonly appProtocol: 'http' | 'grpc';
   /** The access-control policy in force (it may be replaced while running); undefined: none. */
   readonly accessControl: () => AccessControlPolicy | undefined;
 }
@@ -103,9 +106,10 @@ function requestFrom(
   }
   const message = req.message;
   if (message === null || message === undefined) throw invalid('the request carries no message');
+  // Without an http_extension (a gRPC caller may leave it out) the verb is ''; whether that will do is
+  // for the app channel to say (an HTTP app needs a verb, a gRPC app does not).
   const ext = message.httpExtension;
-  if (ext === null || ext === undefined) throw invalid('missing HTTP extension field');
-  const verb = verbFromEnum(ext.verb);
+  const verb = ext === null || ext === undefined ? '' : verbFromEnum(ext.verb);
   if (verb === undefined) throw invalid('invalid HTTP verb');
   const method = normalizeMethod(message.method ?? '');
   if (method === undefined) throw invalid('invalid method');
@@ -127,7 +131,7 @@ function requestFrom(
   setIdentityHeaders(metadata, caller, options.self.appId);
   const policy = options.accessControl();
   if (policy !== undefined) {
-    const decision = policy.evaluate(spiffe, { operation: `/${method}`, verb, isHttp: true });
+    const decision = policy.evaluate(spiffe, { operation: `/${method}`, verb, isHttp: options.appProtocol === 'http' });
     if (!decision.allowed) {
       options.logger.info({ caller: spiffe === undefined ? 'unverified' : formatSpiffeId(spiffe), operation: `/${method}`, verb, scope: decision.scope }, 'call denied by the access-control policy');
       throw new CourierError('ERR_DIRECT_INVOKE', decision.message, { grpcCode: GrpcStatus.PERMISSION_DENIED, httpStatus: 403 });
@@ -140,12 +144,27 @@ function requestFrom(
     caller,
     method,
     verb,
-    query: ext.querystring ?? '',
+    query: ext?.querystring ?? '',
     contentType: message.contentType ?? '',
+    ...(message.data?.typeUrl === undefined || message.data.typeUrl === '' ? {} : { dataTypeUrl: message.data.typeUrl }),
     metadata,
     signal: call.signal,
     clientAddress: call.peer.address,
     declaredLength,
+  };
+}
+
+/** The leading `InternalInvokeResponse` of an app's answer (with the whole body for unary CallLocal). */
+function internalResponse(head: ResponseHead, headers: Metadata, body?: Buffer): InternalInvokeResponse {
+  const status: Status = { code: head.status };
+  if (head.statusMessage !== undefined) status.message = head.statusMessage;
+  if (head.statusDetails !== undefined) status.details = [...head.statusDetails];
+  const data = head.dataTypeUrl === undefined && body === undefined ? undefined : { typeUrl: head.dataTypeUrl ?? '', value: body ?? Buffer.alloc(0) };
+  return {
+    status,
+    headers,
+    ...(head.trailers === undefined ? {} : { trailers: head.trailers }),
+    message: { contentType: head.contentType, ...(data === undefined ? {} : { data }) },
   };
 }
 
@@ -283,11 +302,7 @@ class StreamedCall implements ResponseSink {
     this.#flow = flow;
     const headers = head.headers;
     if (head.contentLength !== undefined) headers['Content-Length'] = { values: [String(head.contentLength)] };
-    this.#pendingHead = Buffer.from(
-      internalInvokeResponseStreamCodec.encode({
-        response: { status: { code: head.status }, headers, message: { contentType: head.contentType } },
-      }),
-    );
+    this.#pendingHead = Buffer.from(internalInvokeResponseStreamCodec.encode({ response: internalResponse(head, headers) }));
     // Sent with the first body chunk when that follows at once; on its own otherwise (e.g. a stream
     // whose first event comes later), so the caller gets the status line without waiting.
     this.#headTimer = setImmediate(this.#flushHead);
@@ -407,11 +422,7 @@ class UnaryCall implements ResponseSink {
     if (this.#done) return;
     this.#done = true;
     const head = this.#head as ResponseHead;
-    const response: InternalInvokeResponse = {
-      status: { code: head.status },
-      headers: head.headers,
-      message: { contentType: head.contentType, data: { value: Buffer.concat(this.#chunks, this.#size) } },
-    };
+    const response = internalResponse(head, head.headers, Buffer.concat(this.#chunks, this.#size));
     this.#call.sendMessage(internalInvokeResponseCodec.encode(response));
     this.#call.end({ code: GrpcStatus.OK });
   }

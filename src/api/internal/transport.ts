@@ -2,18 +2,19 @@ import { CourierError, GrpcStatus, grpcStatusName } from '../../errors/index.js'
 import type { ConnectionOptions } from 'node:tls';
 import { ChannelPool, tlsClient, type CallResult, type ChannelTarget, type ClientCall } from '../../grpc/index.js';
 import { expectedPeerPath } from '../../sentry/mtls.js';
-import { deleteKey, firstValue } from '../../invoke/headers.js';
+import { deleteKey, firstValue, type Metadata } from '../../invoke/headers.js';
 import type { RemoteTransport } from '../../invoke/invoker.js';
-import { cancelledError, type FlowControl, type InvokeRequest, type ResponseSink } from '../../invoke/types.js';
+import { cancelledError, type FlowControl, type InvokeRequest, type ResponseHead, type ResponseSink } from '../../invoke/types.js';
 import type { Logger } from '../../observability/logging/index.js';
 import {
   API_VERSION_V1,
   encodePayloadChunkHead,
   internalInvokeRequestStreamCodec,
   internalInvokeResponseStreamCodec,
+  type InternalInvokeResponse,
 } from '../../proto/index.js';
 import { CALL_LOCAL_STREAM } from './server.js';
-import { verbToEnum } from './verbs.js';
+import { verbToEnum } from '../../invoke/verbs.js';
 
 export interface GrpcRemoteTransportOptions {
   /** The largest message sent or accepted on the hop (the body limit plus framing). */
@@ -70,6 +71,26 @@ export class GrpcRemoteTransport implements RemoteTransport {
   }
 }
 
+/**
+ * The app's response head from the leading `InternalInvokeResponse`: `status.code` ≥ 100 is an HTTP
+ * app's status, < 100 a gRPC app's code (0 when absent: an HTTP app's 200 is always explicit).
+ */
+export function responseHead(response: InternalInvokeResponse, headers: Metadata, declaredLength: string | undefined): ResponseHead {
+  const status = response.status ?? {};
+  const trailers = response.trailers;
+  const typeUrl = response.message?.data?.typeUrl;
+  return {
+    status: status.code ?? 0,
+    headers,
+    contentType: response.message?.contentType ?? '',
+    contentLength: declaredLength !== undefined && /^\d+$/.test(declaredLength) ? Number(declaredLength) : undefined,
+    ...(status.message === undefined || status.message === '' ? {} : { statusMessage: status.message }),
+    ...(status.details === undefined || status.details.length === 0 ? {} : { statusDetails: status.details }),
+    ...(trailers === undefined || Object.keys(trailers).length === 0 ? {} : { trailers: Object.assign(Object.create(null) as Metadata, trailers) }),
+    ...(typeUrl === undefined || typeUrl === '' ? {} : { dataTypeUrl: typeUrl }),
+  };
+}
+
 class OutgoingCall implements FlowControl {
   readonly #address: string;
   readonly #request: InvokeRequest;
@@ -112,7 +133,9 @@ class OutgoingCall implements FlowControl {
           message: {
             method: req.method,
             contentType: req.contentType,
-            httpExtension: { verb: verbToEnum(req.verb), querystring: req.query },
+            // A gRPC caller's call without an http_extension travels without one.
+            ...(req.verb === '' ? {} : { httpExtension: { verb: verbToEnum(req.verb), querystring: req.query } }),
+            ...(req.dataTypeUrl === undefined || req.dataTypeUrl === '' ? {} : { data: { typeUrl: req.dataTypeUrl } }),
           },
         },
       }),
@@ -153,17 +176,8 @@ class OutgoingCall implements FlowControl {
       const headers = Object.assign(Object.create(null) as Record<string, { values?: string[] }>, response.headers ?? {});
       const declared = firstValue(headers, 'Content-Length');
       deleteKey(headers, 'Content-Length');
-      const status = response.status?.code ?? 200;
       this.#headDelivered = true;
-      this.#sink.head(
-        {
-          status,
-          headers,
-          contentType: response.message?.contentType ?? '',
-          contentLength: declared !== undefined && /^\d+$/.test(declared) ? Number(declared) : undefined,
-        },
-        this,
-      );
+      this.#sink.head(responseHead(response, headers, declared), this);
     } else if (msg.response !== null && msg.response !== undefined) {
       this.#abort('request/response metadata found in non-leading chunk');
       return;
