@@ -1,5 +1,4 @@
 import { connect } from 'node:net';
-import type { Dispatcher } from 'undici';
 import type { Logger } from '../observability/logging/index.js';
 import type { AppChannelState } from './app-channel.js';
 
@@ -12,12 +11,18 @@ export interface HealthProbeOptions {
   readonly threshold: number;
 }
 
+/**
+ * One health probe of the app: resolves with undefined when healthy, or with why not. It must stop
+ * when `signal` aborts (the probe timed out or the channel closed).
+ */
+export type HealthCheck = (signal: AbortSignal) => Promise<string | undefined>;
+
 export interface AppHealthOptions {
   readonly host: string;
   readonly port: number;
   readonly probe: HealthProbeOptions | undefined;
-  readonly dispatcher: Dispatcher;
-  readonly appApiToken: string | undefined;
+  /** How the app is probed (HTTP GET of the probe path, or gRPC HealthCheck). */
+  readonly check: HealthCheck;
   readonly logger: Logger;
   readonly onChange: (state: AppChannelState) => void;
 }
@@ -116,15 +121,10 @@ export class AppHealthMonitor {
     this.#probeAbort = abort;
     const timer = setTimeout(() => abort.abort(), probe.timeoutMs);
     timer.unref();
-    const headers: string[] = ['user-agent', 'courier-health-probe'];
-    if (this.#options.appApiToken !== undefined) headers.push('dapr-api-token', this.#options.appApiToken);
-    this.#options.dispatcher
-      .request({ path: probe.path, method: 'GET', headers, signal: abort.signal })
+    this.#options
+      .check(abort.signal)
       .then(
-        async (res) => {
-          await res.body.dump();
-          return res.statusCode >= 200 && res.statusCode < 300 ? undefined : `health probe answered ${res.statusCode}`;
-        },
+        (failure) => (failure !== undefined && abort.signal.aborted ? `health probe timed out after ${probe.timeoutMs}ms` : failure),
         (err: unknown) => (abort.signal.aborted ? `health probe timed out after ${probe.timeoutMs}ms` : `health probe failed: ${String((err as Error).message)}`),
       )
       .then((failure) => {

@@ -68,8 +68,7 @@ export class HttpAppChannel implements AppChannel {
       host: options.host,
       port: options.port,
       probe: options.healthProbe,
-      dispatcher: this.#pool,
-      appApiToken: options.appApiToken,
+      check: (signal) => this.#probe(signal),
       logger: options.logger,
       onChange: (state) => {
         for (const listener of this.#listeners) listener(state);
@@ -98,6 +97,15 @@ export class HttpAppChannel implements AppChannel {
   async close(): Promise<void> {
     this.#health.close();
     await this.#pool.destroy();
+  }
+
+  /** GET of `--app-health-check-path`: any 2xx is healthy. */
+  async #probe(signal: AbortSignal): Promise<string | undefined> {
+    const headers: string[] = ['user-agent', 'courier-health-probe'];
+    if (this.#options.appApiToken !== undefined) headers.push('dapr-api-token', this.#options.appApiToken);
+    const res = await this.#pool.request({ path: this.#options.healthProbe?.path ?? '/healthz', method: 'GET', headers, signal });
+    await res.body.dump();
+    return res.statusCode >= 200 && res.statusCode < 300 ? undefined : `health probe answered ${res.statusCode}`;
   }
 
   invoke(request: InvokeRequest, sink: ResponseSink): void {

@@ -182,8 +182,8 @@ test('bad values are refused before anything starts, in terms of courier run', (
   assert.equal(refused(['--bogus']), 'courier run: unknown flag --bogus (see "courier run --help")');
   assert.equal(refused(['--app-id']), 'courier run: flag --app-id needs a value (see "courier run --help")');
   assert.equal(
-    refused(['-P', 'grpc']),
-    'courier run: --app-protocol grpc is not supported by this version of Courier (supported: http) (see "courier run --help")',
+    refused(['-P', 'grpcs']),
+    'courier run: --app-protocol grpcs is not supported by this version of Courier (supported: http, grpc) (see "courier run --help")',
   );
   assert.match(refused(['--log-level', 'loud']), /^courier run: --log-level: "loud" is not one of debug, info, warn, error, fatal \(see "courier run --help"\)$/);
   assert.match(refused(['--max-body-size', 'big']), /^courier run: --max-body-size: "big" is not a size/);

@@ -274,7 +274,7 @@ test('errors name the file, the key path and the reason on one line', async (t) 
     ['duplicate app id', 'version: 1\napps:\n  - appDirPath: a\n  - appDirPath: b\n    appID: a\n', `${f}: apps[1].appID: "a" is already the id of apps[0]; app ids must be unique`],
     ['missing config', app('    configFilePath: ./nope.yaml\n'), `${f}: apps[0].configFilePath: ./nope.yaml does not exist (resolved to ${join(dir, 'a', 'nope.yaml')})`],
     ['missing common resources', `version: 1\ncommon:\n  resourcesPaths: [./r]\napps:\n  - appDirPath: a\n`, `${f}: common.resourcesPaths[0]: ./r does not exist (resolved to ${join(dir, 'r')})`],
-    ['protocol', app('    appProtocol: grpc\n'), `${f}: apps[0] (a): --app-protocol grpc is not supported by this version of Courier (supported: http)`],
+    ['protocol', app('    appProtocol: h2c\n'), `${f}: apps[0] (a): --app-protocol h2c is not supported by this version of Courier (supported: http, grpc)`],
   ];
   for (const [name, yaml, expected] of cases) {
     await t.test(name, () => {

@@ -16,10 +16,10 @@ import { flagError, formatFlagHelp, parseFlags, type FlagSpec } from './flags.js
 export const sidecarFlags: readonly FlagSpec[] = [
   { name: 'app-id', type: 'string', placeholder: '<id>', help: 'the id of the app this sidecar serves (required)' },
   { name: 'app-port', type: 'int', placeholder: '<port>', help: 'the port the app listens on; omit for an app that only makes calls' },
-  { name: 'app-protocol', type: 'string', placeholder: '<protocol>', defaultText: 'http', help: 'how the sidecar talks to the app: http' },
+  { name: 'app-protocol', type: 'string', placeholder: '<protocol>', defaultText: 'http', help: 'how the sidecar talks to the app: http or grpc' },
   { name: 'app-channel-address', type: 'string', placeholder: '<host>', defaultText: '127.0.0.1', help: 'the address of the app' },
   { name: 'dapr-http-port', type: 'int', placeholder: '<port>', defaultText: '3500', help: 'the port of the HTTP API (0 picks a free port)' },
-  { name: 'dapr-grpc-port', type: 'int', placeholder: '<port>', defaultText: '50001', help: "the port of Dapr's gRPC API (reserved)" },
+  { name: 'dapr-grpc-port', type: 'int', placeholder: '<port>', defaultText: '50001', help: "the port of Dapr's gRPC API (InvokeService, metadata, shutdown and gRPC proxying)" },
   {
     name: 'dapr-internal-grpc-port',
     type: 'int',
@@ -136,8 +136,8 @@ export function parseSidecarArgs(argv: readonly string[], env: NodeJS.ProcessEnv
   const appPortRaw = int('app-port');
   const appPort = appPortRaw === undefined || appPortRaw === 0 ? undefined : port('app-port', 0);
   const protocol = (str('app-protocol') ?? 'http').toLowerCase();
-  if (protocol !== 'http') {
-    throw flagError(cmd, `--app-protocol ${protocol} is not supported by this version of Courier (supported: http)`);
+  if (protocol !== 'http' && protocol !== 'grpc') {
+    throw flagError(cmd, `--app-protocol ${protocol} is not supported by this version of Courier (supported: http, grpc)`);
   }
   const mode = str('mode') ?? 'standalone';
   if (mode !== 'standalone') throw flagError(cmd, `--mode ${mode} is not supported (Courier runs in standalone mode)`);
@@ -197,7 +197,7 @@ export function parseSidecarArgs(argv: readonly string[], env: NodeJS.ProcessEnv
     appId,
     namespace: nonEmpty(env.NAMESPACE) ?? 'default',
     appPort,
-    appProtocol: 'http',
+    appProtocol: protocol,
     appChannelAddress: str('app-channel-address') ?? '127.0.0.1',
     httpPort: port('dapr-http-port', 3500),
     grpcPort: port('dapr-grpc-port', 50001),

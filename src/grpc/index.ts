@@ -24,3 +24,5 @@ export type { CallStatus } from './status.js';
 export { encodeGrpcTimeout, parseGrpcTimeout } from './timeout.js';
 export { tlsClient, tlsServer } from './tls.js';
 export type { ServerTlsOptions } from './tls.js';
+export { relayCall } from './relay.js';
+export type { CallOpener, RelayOptions } from './relay.js';

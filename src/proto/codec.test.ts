@@ -73,3 +73,28 @@ test('SignCertificateRequest and Response use Dapr field numbers', async () => {
   assert.equal(Buffer.from(res.trustChainCertificates?.[0] ?? []).toString(), 'y');
   assert.equal(res.validUntil?.seconds, 123456);
 });
+
+test('InvokeServiceRequest, InvokeResponse and the metadata messages use Dapr field numbers', async () => {
+  const { invokeServiceRequestCodec, invokeResponseCodec, getMetadataResponseCodec, setMetadataRequestCodec } = await import('./codec.js');
+  // InvokeServiceRequest: id 1, message 3 (field 2 is unused) {method 1, data 2 {type_url 1, value 2}, content_type 3}
+  const req = Buffer.from(
+    invokeServiceRequestCodec.encode({ id: 'b', message: { method: 'm', data: { typeUrl: 't', value: Buffer.from('v') }, contentType: 'c' } }),
+  ).toString('hex');
+  assert.equal(req, '0a0162' + '1a0e' + '0a016d' + '1206' + '0a0174' + '120176' + '1a0163');
+  // InvokeResponse: data 1, content_type 2
+  assert.equal(Buffer.from(invokeResponseCodec.encode({ data: { value: Buffer.from('v') }, contentType: 'c' })).toString('hex'), '0a03120176' + '120163');
+  // SetMetadataRequest: key 1, value 2
+  assert.equal(Buffer.from(setMetadataRequestCodec.encode({ key: 'k', value: 'v' })).toString('hex'), '0a016b' + '120176');
+  // GetMetadataResponse: id 1, extended_metadata 4 (map entry key 1 value 2), runtime_version 8
+  const md = getMetadataResponseCodec.decode(Buffer.from('0a0161' + '2206' + '0a016b' + '120176' + '4202' + '7631', 'hex'));
+  assert.equal(md.id, 'a');
+  assert.deepEqual({ ...md.extendedMetadata }, { k: 'v' });
+  assert.equal(md.runtimeVersion, 'v1');
+});
+
+test('google.rpc.Status and ErrorInfo use their well-known field numbers', async () => {
+  const { rpcStatusCodec, errorInfoCodec } = await import('./codec.js');
+  // Status: code 1, message 2, details 3; ErrorInfo: reason 1, domain 2, metadata 3
+  assert.equal(Buffer.from(rpcStatusCodec.encode({ code: 5, message: 'm', details: [{ typeUrl: 't', value: Buffer.from('v') }] })).toString('hex'), '0805' + '12016d' + '1a06' + '0a0174' + '120176');
+  assert.equal(Buffer.from(errorInfoCodec.encode({ reason: 'r', domain: 'd', metadata: { a: 'b' } })).toString('hex'), '0a0172' + '120164' + '1a06' + '0a0161' + '120162');
+});

@@ -1,5 +1,9 @@
 import { parseAccessControl, type AccessControlPolicy } from '../acl/index.js';
 import { HttpApiServer } from '../api/http/server.js';
+import { GrpcApiServer } from '../api/grpc/server.js';
+import { calleeProxy, callerProxy } from '../api/grpc/proxy.js';
+import { GrpcAppChannel } from '../channel/grpc-app-channel.js';
+import type { GetMetadataResponse } from '../proto/index.js';
 import { InternalServer } from '../api/internal/server.js';
 import { GrpcRemoteTransport } from '../api/internal/transport.js';
 import { NoAppChannel, type AppChannel, type AppChannelState } from '../channel/app-channel.js';
@@ -29,11 +33,14 @@ const RESOLVER_CACHE_TTL_MS = 1000;
 const EJECT_MS = 5000;
 /** At most this much of a request body is kept for a retry. */
 const REPLAY_LIMIT_BYTES = 4 * 1024 * 1024;
+/** Room for the protobuf framing around a body of `--max-body-size` in a message to a gRPC app. */
+const MESSAGE_OVERHEAD_BYTES = 64 * 1024;
 
 /** What a running sidecar reports about itself. */
 export interface SidecarInfo {
   readonly appId: string;
   readonly httpPort: number;
+  readonly grpcPort: number;
   readonly internalGrpcPort: number;
 }
 
@@ -54,6 +61,7 @@ export class Sidecar {
   #transport: GrpcRemoteTransport | undefined;
   #internal: InternalServer | undefined;
   #http: HttpApiServer | undefined;
+  #grpcApi: GrpcApiServer | undefined;
   #runFile: string | undefined;
   #info: SidecarInfo | undefined;
   #registered = false;
@@ -123,18 +131,32 @@ export class Sidecar {
       `${this.#configuration.file ?? 'the default configuration'}: spec.nameResolution`,
     );
 
-    this.#appChannel =
-      options.appPort === undefined
-        ? new NoAppChannel()
-        : new HttpAppChannel({
-            host: options.appChannelAddress,
-            port: options.appPort,
-            maxConcurrency: options.appMaxConcurrency,
-            appApiToken: options.appApiToken,
-            healthProbe: options.healthProbe,
-            logger: log.child({ scope: 'app-channel' }),
-          });
-    this.#appChannel.onStateChange((state) => this.#onAppState(state));
+    let grpcApp: GrpcAppChannel | undefined;
+    let appChannel: AppChannel;
+    if (options.appPort === undefined) appChannel = new NoAppChannel();
+    else if (options.appProtocol === 'grpc') {
+      grpcApp = new GrpcAppChannel({
+        host: options.appChannelAddress,
+        port: options.appPort,
+        maxConcurrency: options.appMaxConcurrency,
+        appApiToken: options.appApiToken,
+        healthProbe: options.healthProbe,
+        maxMessageBytes: options.maxBodyBytes + MESSAGE_OVERHEAD_BYTES,
+        logger: log.child({ scope: 'app-channel' }),
+      });
+      appChannel = grpcApp;
+    } else {
+      appChannel = new HttpAppChannel({
+        host: options.appChannelAddress,
+        port: options.appPort,
+        maxConcurrency: options.appMaxConcurrency,
+        appApiToken: options.appApiToken,
+        healthProbe: options.healthProbe,
+        logger: log.child({ scope: 'app-channel' }),
+      });
+    }
+    this.#appChannel = appChannel;
+    appChannel.onStateChange((state) => this.#onAppState(state));
 
     const identity = this.#identity;
     this.#transport = new GrpcRemoteTransport({
@@ -147,7 +169,7 @@ export class Sidecar {
     const invoker = new Invoker({
       self: this.#self,
       sidecarAddress,
-      appChannel: this.#appChannel,
+      appChannel,
       addressBook,
       transport: this.#transport,
       retry: builtInRetryPolicy,
@@ -157,13 +179,22 @@ export class Sidecar {
 
     this.#internal = new InternalServer({
       self: this.#self,
-      appChannel: this.#appChannel,
+      appChannel,
       maxBodyBytes: options.maxBodyBytes,
       logger: log.child({ scope: 'internal' }),
       appProtocol: options.appProtocol,
       accessControl: () => this.#accessControl,
       ...(identity === undefined ? {} : { tls: serverTls(identity) }),
     });
+    const proxyToApp = calleeProxy({
+      self: this.#self,
+      appProtocol: options.appProtocol,
+      app: grpcApp,
+      mtls: identity !== undefined,
+      accessControl: () => this.#accessControl,
+      logger: log.child({ scope: 'proxy' }),
+    });
+    this.#internal.setProxy(proxyToApp.remote);
     identity?.onChange(() => {
       this.#internal?.updateTls();
       log.info('new connections use the renewed certificate');
@@ -186,6 +217,30 @@ export class Sidecar {
     const httpPort = await this.#http.listen(options.listenAddresses, options.httpPort);
     log.info({ addresses: options.listenAddresses.map((a) => hostPort(a, httpPort)) }, 'HTTP API listening');
 
+    this.#grpcApi = new GrpcApiServer({
+      self: this.#self,
+      invoker,
+      maxBodyBytes: options.maxBodyBytes,
+      apiToken: options.apiToken,
+      metadata: { describe: () => this.#describeGrpc(), setExtended: (k, v) => this.#extended.set(k, v) },
+      requestShutdown: () => {
+        for (const listener of this.#shutdownListeners) listener();
+      },
+      logger: log.child({ scope: 'grpc-api' }),
+    });
+    const transport = this.#transport;
+    this.#grpcApi.setProxy(
+      callerProxy({
+        self: this.#self,
+        pick: (target) => addressBook.pick(target, new Set()),
+        sidecarChannel: (address, target) => transport.channel(address, target),
+        local: proxyToApp.local,
+        logger: log.child({ scope: 'proxy' }),
+      }),
+    );
+    const grpcPort = await this.#grpcApi.listen(options.listenAddresses, options.grpcPort);
+    log.info({ addresses: options.listenAddresses.map((a) => hostPort(a, grpcPort)) }, 'gRPC API listening');
+
     await this.#resolver.register({
       appId: options.appId,
       namespace: options.namespace,
@@ -197,14 +252,14 @@ export class Sidecar {
     this.#registered = true;
     log.info({ component: this.#resolver.component, address: hostPort(sidecarAddress, internalGrpcPort) }, 'registered with name resolution');
 
-    this.#appChannel.start();
-    this.#info = { appId: options.appId, httpPort, internalGrpcPort };
+    appChannel.start();
+    this.#info = { appId: options.appId, httpPort, grpcPort, internalGrpcPort };
     this.#runFile = writeRunRecord(options.courierHome, {
       appId: options.appId,
       namespace: options.namespace,
       pid: process.pid,
       httpPort,
-      grpcPort: options.grpcPort,
+      grpcPort,
       internalGrpcPort,
       appPort: options.appPort ?? null,
       metricsPort: options.metricsPort,
@@ -235,6 +290,7 @@ export class Sidecar {
     await settle(log, 'name resolution', this.#resolver?.close());
     await Promise.all([
       settle(log, 'HTTP API', this.#http?.close(graceMs)),
+      settle(log, 'gRPC API', this.#grpcApi?.close(graceMs)),
       settle(log, 'internal server', this.#internal?.close(graceMs)),
     ]);
     await settle(log, 'app channel', this.#appChannel?.close());
@@ -293,6 +349,38 @@ export class Sidecar {
     const state = this.#appChannel?.state;
     if (state !== undefined && state.t !== 'ready' && state.t !== 'none') reasons.push('app-channel');
     return reasons;
+  }
+
+  /** The metadata of `GetMetadata` on the gRPC API: the same facts as `GET /v1.0/metadata`. */
+  #describeGrpc(): GetMetadataResponse {
+    const options = this.#options;
+    const out: GetMetadataResponse = {
+      id: options.appId,
+      runtimeVersion: `courier-${version}`,
+      enabledFeatures: [],
+      registeredComponents: [],
+      extendedMetadata: Object.fromEntries(this.#extended),
+    };
+    if (options.appPort !== undefined) {
+      const health = options.healthProbe;
+      out.appConnectionProperties = {
+        port: options.appPort,
+        protocol: options.appProtocol,
+        channelAddress: options.appChannelAddress,
+        ...(options.appMaxConcurrency > 0 ? { maxConcurrency: options.appMaxConcurrency } : {}),
+        ...(health === undefined
+          ? {}
+          : {
+              health: {
+                ...(options.appProtocol === 'http' ? { healthCheckPath: health.path } : {}),
+                healthProbeInterval: `${health.intervalMs / 1000}s`,
+                healthProbeTimeout: `${health.timeoutMs}ms`,
+                healthThreshold: health.threshold,
+              },
+            }),
+      };
+    }
+    return out;
   }
 
   #describe(): Record<string, unknown> {

@@ -52,21 +52,29 @@ export class TrustAnchors {
     const file = this.#file;
     if (file === undefined) return;
     this.#watching = true;
-    const watcher = watchFile(file, { interval: WATCH_INTERVAL_MS, persistent: false }, (curr: Stats, prev: Stats) => {
+    watchFile(file, { interval: WATCH_INTERVAL_MS, persistent: false }, (curr: Stats, prev: Stats) => {
       if (curr.mtimeMs === prev.mtimeMs && curr.size === prev.size) return;
-      let next: string;
-      try {
-        next = readAnchors(file);
-      } catch (err) {
-        this.#logger.error({ file, err: errorMessage(err) }, 'the new trust anchors were refused; the current ones stay in force');
-        return;
-      }
-      if (next === this.#pem) return;
-      this.#pem = next;
-      this.#logger.info({ file, certificates: splitPemCertificates(next).length }, 'trust anchors reloaded');
-      for (const listener of this.#listeners) listener();
+      this.#reload(file);
     });
-    void watcher;
+    // The watcher's first look at the file is its baseline: a change made between reading the file and
+    // that first look would never be reported, so the file is read once more after one interval.
+    setTimeout(() => {
+      if (this.#watching) this.#reload(file);
+    }, WATCH_INTERVAL_MS).unref();
+  }
+
+  #reload(file: string): void {
+    let next: string;
+    try {
+      next = readAnchors(file);
+    } catch (err) {
+      this.#logger.error({ file, err: errorMessage(err) }, 'the new trust anchors were refused; the current ones stay in force');
+      return;
+    }
+    if (next === this.#pem) return;
+    this.#pem = next;
+    this.#logger.info({ file, certificates: splitPemCertificates(next).length }, 'trust anchors reloaded');
+    for (const listener of this.#listeners) listener();
   }
 }
 

@@ -20,6 +20,8 @@ export class SidecarProcess {
   readonly appId: string;
   readonly child: ChildProcess;
   httpPort = 0;
+  /** The public gRPC API port (`--dapr-grpc-port`). */
+  grpcPort = 0;
   internalPort = 0;
   #output = '';
   #exit: Promise<number | null>;
@@ -89,7 +91,7 @@ export class SidecarProcess {
  * its run record (every listener is up and it is registered). Stopped by `env.close()`.
  */
 export async function startSidecar(env: TestEnv, spec: SidecarSpec): Promise<SidecarProcess> {
-  const args = [courierBin, 'sidecar', '--app-id', spec.appId, '--dapr-http-port', '0', '--dapr-internal-grpc-port', '0', '--log-level', 'debug'];
+  const args = [courierBin, 'sidecar', '--app-id', spec.appId, '--dapr-http-port', '0', '--dapr-grpc-port', '0', '--dapr-internal-grpc-port', '0', '--log-level', 'debug'];
   if (spec.appPort !== undefined) args.push('--app-port', String(spec.appPort));
   args.push(...(spec.args ?? []));
   const child = spawn(process.execPath, args, {
@@ -104,8 +106,9 @@ export async function startSidecar(env: TestEnv, spec: SidecarSpec): Promise<Sid
     if (Date.now() > deadline) throw new Error(`sidecar ${spec.appId} was not ready within 20 s\n${sidecar.output}`);
     await sleep(20);
   }
-  const record = JSON.parse(readFileSync(recordFile, 'utf8')) as { httpPort: number; internalGrpcPort: number };
+  const record = JSON.parse(readFileSync(recordFile, 'utf8')) as { httpPort: number; grpcPort: number; internalGrpcPort: number };
   sidecar.httpPort = record.httpPort;
+  sidecar.grpcPort = record.grpcPort;
   sidecar.internalPort = record.internalGrpcPort;
   if (spec.waitForApp === true) await waitForHealthy(sidecar);
   return sidecar;

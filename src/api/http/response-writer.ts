@@ -1,6 +1,7 @@
 import type { ServerResponse } from 'node:http';
-import { CourierError, renderHttpError } from '../../errors/index.js';
+import { CourierError, GrpcStatus, httpStatusFromGrpc, renderHttpError } from '../../errors/index.js';
 import { callerResponseHeaders } from '../../invoke/headers.js';
+import { grpcErrorJson } from '../../invoke/translate.js';
 import type { FlowControl, ResponseHead, ResponseSink } from '../../invoke/types.js';
 
 /**
@@ -15,6 +16,8 @@ export class HttpResponseWriter implements ResponseSink {
   readonly #wrapError: (error: CourierError) => CourierError;
   #flow: FlowControl | undefined;
   #paused = false;
+  /** The whole answer was written in `head` (a gRPC app's error): body events are ignored. */
+  #answered = false;
   readonly #onDrain = (): void => {
     if (this.#paused) {
       this.#paused = false;
@@ -32,10 +35,25 @@ export class HttpResponseWriter implements ResponseSink {
     if (res.destroyed) return;
     this.#flow = flow;
     const headers = callerResponseHeaders(head.headers);
+    if (head.status < 100 && head.status !== GrpcStatus.OK) {
+      // A gRPC app's error (Dapr: HTTPStatusFromCode, body = the google.rpc.Status as JSON).
+      const body = grpcErrorJson(head.status, head.statusMessage ?? '', head.statusDetails ?? []);
+      headers.push('Content-Type', 'application/json', 'Content-Length', String(Buffer.byteLength(body)));
+      this.#answered = true;
+      try {
+        res.writeHead(httpStatusFromGrpc(head.status), headers);
+      } catch (err) {
+        writeError(res, new CourierError('ERR_DIRECT_INVOKE', `the app's response could not be forwarded: ${(err as Error).message}`));
+        return;
+      }
+      res.end(body);
+      return;
+    }
     if (head.contentType !== '' && !hasHeader(headers, 'content-type')) headers.push('Content-Type', head.contentType);
     if (head.contentLength !== undefined) headers.push('Content-Length', String(head.contentLength));
     try {
-      res.writeHead(head.status, headers);
+      // A gRPC app's OK is an HTTP 200 (status < 100 is a gRPC code, see ResponseHead.status).
+      res.writeHead(head.status < 100 ? 200 : head.status, headers);
     } catch (err) {
       // An app answered with a status or header Node refuses to write (e.g. a control character).
       flow.pause();
@@ -47,7 +65,7 @@ export class HttpResponseWriter implements ResponseSink {
 
   data(chunk: Buffer): void {
     const res = this.#res;
-    if (res.destroyed || !res.headersSent) return;
+    if (this.#answered || res.destroyed || !res.headersSent) return;
     if (!res.write(chunk) && !this.#paused) {
       this.#paused = true;
       this.#flow?.pause();

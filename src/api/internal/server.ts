@@ -78,6 +78,11 @@ export class InternalServer {
     return address.port;
   }
 
+  /** Handles calls to services other than ServiceInvocation: proxied gRPC calls for the local app. */
+  setProxy(handler: (call: ServerCall) => void): void {
+    this.#grpc.setFallback(handler);
+  }
+
   /** Applies a rotated certificate or reloaded trust anchors to new connections. */
   updateTls(): void {
     this.#refreshTls?.();

@@ -1,6 +1,7 @@
 import { CourierError, GrpcStatus, grpcStatusName } from '../../errors/index.js';
 import type { ConnectionOptions } from 'node:tls';
-import { ChannelPool, tlsClient, type CallResult, type ChannelTarget, type ClientCall } from '../../grpc/index.js';
+import { ChannelPool, tlsClient, type CallResult, type ChannelTarget, type ClientCall, type GrpcChannel } from '../../grpc/index.js';
+import type { AppIdentity } from '../../invoke/identity.js';
 import { expectedPeerPath } from '../../sentry/mtls.js';
 import { deleteKey, firstValue, type Metadata } from '../../invoke/headers.js';
 import type { RemoteTransport } from '../../invoke/invoker.js';
@@ -53,17 +54,25 @@ export class GrpcRemoteTransport implements RemoteTransport {
   }
 
   invoke(address: string, request: InvokeRequest, sink: ResponseSink): void {
-    let target: ChannelTarget;
+    let channel: GrpcChannel;
     try {
-      const { host, port } = parseAddress(address);
-      // With mTLS the connection must be proven to be the target app's sidecar; connections are pooled per identity.
-      target = this.#mtls ? { host, port, identity: expectedPeerPath(request.target.appId, request.target.namespace) } : { host, port };
+      channel = this.channel(address, request.target);
     } catch (err) {
       sink.error(CourierError.from(err));
       return;
     }
-    const call = this.#pool.get(target).call(CALL_LOCAL_STREAM, {}, { signal: request.signal });
+    const call = channel.call(CALL_LOCAL_STREAM, {}, { signal: request.signal });
     new OutgoingCall(address, request, sink, call).start();
+  }
+
+  /**
+   * The pooled channel to the sidecar at `address` that serves `target`. With mTLS the connection must
+   * prove to be the target app's sidecar, so connections are pooled per identity.
+   */
+  channel(address: string, target: AppIdentity): GrpcChannel {
+    const { host, port } = parseAddress(address);
+    const channelTarget: ChannelTarget = this.#mtls ? { host, port, identity: expectedPeerPath(target.appId, target.namespace) } : { host, port };
+    return this.#pool.get(channelTarget);
   }
 
   close(): Promise<void> {

@@ -1,0 +1,122 @@
+// What one call costs the two sidecars in CPU, for the HTTP path and for a proxied gRPC call.
+// Starts sidecar A (caller) and two callees: B in front of an HTTP app, G in front of a gRPC app
+// (@grpc/grpc-js, a unary echo). Sends CALLS requests (CONCURRENCY in flight, 1 KiB bodies) through A:
+//   http:        POST A/v1.0/invoke/b/method/echo            (A → B over CallLocalStream → HTTP app)
+//   grpc-proxy:  /courier.bench.Echo/Say with dapr-app-id: g  (A → G relayed frame by frame → gRPC app)
+// and reads each sidecar's user+system CPU time from /proc before and after. Prints microseconds of
+// CPU per call for each sidecar and in total, and the throughput the loop reached.
+//
+//   npm run bench:call-cost [-- --calls 20000 --concurrency 16]
+import { readFileSync } from 'node:fs';
+import { Agent, request } from 'undici';
+import * as grpc from '@grpc/grpc-js';
+import { TestEnv } from '../test/framework/env.js';
+import { startSidecar, type SidecarProcess } from '../test/framework/sidecar-process.js';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+function flag(name: string, fallback: number): number {
+  const at = process.argv.indexOf(`--${name}`);
+  const value = at >= 0 ? Number(process.argv[at + 1]) : NaN;
+  return Number.isFinite(value) && value > 0 ? value : fallback;
+}
+
+const CALLS = flag('calls', 20_000);
+const CONCURRENCY = flag('concurrency', 16);
+const WARMUP = Math.min(2000, Math.floor(CALLS / 5));
+const BODY = Buffer.alloc(1024, 'x');
+const TICKS_PER_SECOND = 100; // USER_HZ on Linux
+
+/** User + system CPU seconds of a process so far (/proc/<pid>/stat fields 14 and 15). */
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
+}
+
+async function loop(count: number, call: () => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < count) {
+      next++;
+      await call();
+    }
+  };
+  await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+}
+
+async function measure(name: string, sidecars: SidecarProcess[], call: () => Promise<void>): Promise<Record<string, number | string>> {
+  await loop(WARMUP, call);
+  const before = sidecars.map((s) => cpuSeconds(s.pid));
+  const started = process.hrtime.bigint();
+  await loop(CALLS, call);
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  const after = sidecars.map((s) => cpuSeconds(s.pid));
+  const perCall = sidecars.map((_, i) => (((after[i] ?? 0) - (before[i] ?? 0)) * 1e6) / CALLS);
+  return {
+    path: name,
+    'caller µs CPU/call': Math.round(perCall[0] ?? 0),
+    'callee µs CPU/call': Math.round(perCall[1] ?? 0),
+    'both µs CPU/call': Math.round((perCall[0] ?? 0) + (perCall[1] ?? 0)),
+    'calls/s': Math.round(CALLS / seconds),
+  };
+}
+
+const passthrough = { serialize: (b: Buffer): Buffer => b, deserialize: (b: Buffer): Buffer => b };
+const echoService: grpc.ServiceDefinition = {
+  Say: {
+    path: '/courier.bench.Echo/Say',
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: passthrough.serialize,
+    requestDeserialize: passthrough.deserialize,
+    responseSerialize: passthrough.serialize,
+    responseDeserialize: passthrough.deserialize,
+  },
+};
+
+const env = new TestEnv();
+const grpcApp = new grpc.Server();
+let client: grpc.Client | undefined;
+const agent = new Agent({ connections: CONCURRENCY, pipelining: 1 });
+try {
+  const httpApp = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => res.end(Buffer.concat(chunks)));
+  });
+  await new Promise<void>((resolve) => httpApp.listen(0, '127.0.0.1', resolve));
+  env.track({ close: () => new Promise<void>((resolve) => { httpApp.closeAllConnections(); httpApp.close(() => resolve()); }) });
+  const httpPort = (httpApp.address() as AddressInfo).port;
+  grpcApp.addService(echoService, {
+    Say: (call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => callback(null, call.request),
+  });
+  const grpcPort = await new Promise<number>((resolve, reject) =>
+    grpcApp.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
+  );
+  const b = await startSidecar(env, { appId: 'b', appPort: httpPort, waitForApp: true, args: ['--log-level', 'warn'] });
+  const g = await startSidecar(env, { appId: 'g', appPort: grpcPort, waitForApp: true, args: ['--app-protocol', 'grpc', '--log-level', 'warn'] });
+  const a = await startSidecar(env, { appId: 'a', args: ['--log-level', 'warn'] });
+
+  const httpCall = async (): Promise<void> => {
+    const res = await request(`http://127.0.0.1:${a.httpPort}/v1.0/invoke/b/method/echo`, { method: 'POST', body: BODY, dispatcher: agent });
+    await res.body.arrayBuffer();
+    if (res.statusCode !== 200) throw new Error(`HTTP ${res.statusCode}`);
+  };
+  const Echo = grpc.makeGenericClientConstructor(echoService, 'Echo');
+  client = new Echo(`127.0.0.1:${a.grpcPort}`, grpc.credentials.createInsecure());
+  const echo = client as unknown as { Say(req: Buffer, md: grpc.Metadata, cb: (err: grpc.ServiceError | null, res?: Buffer) => void): void };
+  const md = new grpc.Metadata();
+  md.set('dapr-app-id', 'g');
+  const grpcCall = (): Promise<void> =>
+    new Promise((resolve, reject) => echo.Say(BODY, md, (err, res) => (err ? reject(err) : res?.length === BODY.length ? resolve() : reject(new Error('short reply')))));
+
+  const rows = [await measure('http (A → B → HTTP app)', [a, b], httpCall), await measure('grpc-proxy (A → G → gRPC app)', [a, g], grpcCall)];
+  console.log(`${CALLS} calls per path after ${WARMUP} warm-up calls, ${CONCURRENCY} in flight, 1 KiB bodies, node ${process.version}`);
+  console.table(rows);
+} finally {
+  client?.close();
+  grpcApp.forceShutdown();
+  await agent.close();
+  await env.close();
+}

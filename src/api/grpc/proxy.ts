@@ -1,0 +1,165 @@
+import type { AccessControlPolicy } from '../../acl/index.js';
+import { CourierError, GrpcStatus } from '../../errors/index.js';
+import { customMetadata, relayCall, type CallOpener, type Metadata, type ServerCall } from '../../grpc/index.js';
+import { formatSpiffeId, spiffeIdFromPeerCertificate, type SpiffeId } from '../../security/index.js';
+import { parseTarget, sameIdentity, type AppIdentity } from '../../invoke/identity.js';
+import type { Logger } from '../../observability/logging/index.js';
+
+/** Metadata naming the target of a proxied call (Dapr `GRPCProxyAppIDKey`), and the callee id, read first. */
+const APP_ID_KEY = 'dapr-app-id';
+const CALLEE_KEY = 'dapr-callee-app-id';
+const CALLER_KEY = 'dapr-caller-app-id';
+const CALLER_NAMESPACE_KEY = 'dapr-caller-namespace';
+/** Never forwarded: the routing key, one hop's credential, and identities this sidecar sets itself. */
+const callerDropped = [APP_ID_KEY, 'dapr-api-token', CALLEE_KEY, CALLER_KEY, CALLER_NAMESPACE_KEY, 'destination-app-id'] as const;
+
+function first(value: string | number | readonly string[] | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value === 'number') return String(value);
+  return typeof value === 'string' ? value : value[0];
+}
+
+function without(md: Metadata, keys: readonly string[]): Metadata {
+  for (const key of keys) delete md[key];
+  return md;
+}
+
+/** Ends a call that could not be proxied with the error's gRPC status. */
+function refuse(call: ServerCall, error: CourierError): void {
+  call.end({ code: error.grpcCode === GrpcStatus.OK ? GrpcStatus.INTERNAL : error.grpcCode, message: error.message });
+}
+
+export interface CallerProxyOptions {
+  readonly self: AppIdentity;
+  /** Picks the address of an instance of `target` (the invoker's address book). */
+  readonly pick: (target: AppIdentity) => Promise<string>;
+  /** The pooled channel to the sidecar at `address` serving `target` (with mTLS: verified as `target`). */
+  readonly sidecarChannel: (address: string, target: AppIdentity) => CallOpener;
+  /** The local app, for a call whose target is this sidecar's own app. */
+  readonly local: (call: ServerCall, metadata: Metadata) => void;
+  readonly logger: Logger;
+}
+
+/**
+ * The caller side of transparent gRPC proxying (Dapr's proxy mode, `pkg/messaging/grpc_proxy.go`): a
+ * call to a service Courier does not implement, carrying `dapr-app-id: <id>` (or `<id>.<namespace>`),
+ * is forwarded frame by frame to the target's sidecar, with `dapr-app-id` removed and the caller and
+ * callee ids added.
+ */
+export function callerProxy(options: CallerProxyOptions): (call: ServerCall) => void {
+  return (call) => {
+    const md = call.metadata;
+    const appId = first(md[CALLEE_KEY]) ?? first(md[APP_ID_KEY]);
+    if (appId === undefined || appId === '') {
+      call.end({ code: GrpcStatus.UNKNOWN, message: `failed to proxy request: required metadata ${CALLEE_KEY} or ${APP_ID_KEY} not found` });
+      return;
+    }
+    let target: AppIdentity;
+    try {
+      target = parseTarget(appId.trim(), options.self.namespace);
+    } catch (err) {
+      refuse(call, CourierError.from(err));
+      return;
+    }
+    const metadata = without({ ...customMetadata(md) }, callerDropped);
+    metadata[CALLER_KEY] = options.self.appId;
+    metadata[CALLER_NAMESPACE_KEY] = options.self.namespace;
+    metadata[CALLEE_KEY] = target.appId;
+    if (sameIdentity(target, options.self)) {
+      options.local(call, metadata);
+      return;
+    }
+    options.pick(target).then(
+      (address) => {
+        if (call.finished) return;
+        relayCall(call, options.sidecarChannel(address, target), { metadata, logger: options.logger });
+      },
+      (err: unknown) => {
+        if (!call.finished) refuse(call, CourierError.from(err, 'ERR_DIRECT_INVOKE'));
+      },
+    );
+  };
+}
+
+export interface CalleeProxyOptions {
+  readonly self: AppIdentity;
+  readonly appProtocol: 'http' | 'grpc';
+  /** Opens a call to the local gRPC app (adds the app token); undefined without `--app-port`. */
+  readonly app: CallOpener | undefined;
+  /** Mutual TLS is on: the caller's identity comes from its verified certificate. */
+  readonly mtls: boolean;
+  readonly accessControl: () => AccessControlPolicy | undefined;
+  readonly logger: Logger;
+}
+
+/**
+ * The callee side of transparent gRPC proxying: a proxied call arriving on the internal port is checked
+ * against the access-control policy with the full method as the operation (verbs do not apply), and
+ * forwarded to the local gRPC app; `local` forwards a call the public port received for this
+ * sidecar's own app.
+ */
+export function calleeProxy(options: CalleeProxyOptions): {
+  readonly remote: (call: ServerCall) => void;
+  readonly local: (call: ServerCall, metadata: Metadata) => void;
+} {
+  const toApp = (call: ServerCall, metadata: Metadata): void => {
+    if (options.app === undefined) {
+      call.end({ code: GrpcStatus.UNAVAILABLE, message: `failed to proxy request: app channel is not initialized: ${options.self.appId}'s sidecar was started without --app-port` });
+      return;
+    }
+    if (options.appProtocol !== 'grpc') {
+      call.end({
+        code: GrpcStatus.UNIMPLEMENTED,
+        message: `failed to proxy request: app ${options.self.appId} is an HTTP app (--app-protocol http); gRPC proxying needs --app-protocol grpc`,
+      });
+      return;
+    }
+    try {
+      relayCall(call, options.app, { metadata, logger: options.logger });
+    } catch (err) {
+      // The app channel refuses calls while the app is starting or unhealthy.
+      if (!call.finished) refuse(call, CourierError.from(err, 'ERR_DIRECT_INVOKE'));
+    }
+  };
+  return {
+    local: toApp,
+    remote: (call) => {
+      if (call.path.startsWith('/dapr.proto.')) {
+        // Dapr's own services (actors, and whatever newer sidecars add) are not apps' services.
+        call.end({ code: GrpcStatus.UNIMPLEMENTED, message: `unknown method ${call.path}: Courier provides service invocation only` });
+        return;
+      }
+      const md = without({ ...customMetadata(call.metadata) }, ['dapr-api-token', APP_ID_KEY, 'destination-app-id']);
+      const callee = first(md[CALLEE_KEY]);
+      if (callee !== undefined && callee !== options.self.appId) {
+        call.end({ code: GrpcStatus.NOT_FOUND, message: `failed to proxy request: this sidecar serves app ${options.self.appId}, not ${callee}` });
+        return;
+      }
+      let spiffe: SpiffeId | undefined;
+      if (options.mtls) {
+        spiffe = spiffeIdFromPeerCertificate(call.peer.certificate);
+        if (spiffe === undefined) {
+          call.end({ code: GrpcStatus.UNAUTHENTICATED, message: 'the caller presented no SPIFFE identity' });
+          return;
+        }
+        // The verified certificate says who is calling, whatever the metadata claims.
+        md[CALLER_KEY] = spiffe.appId;
+        md[CALLER_NAMESPACE_KEY] = spiffe.namespace;
+      }
+      md[CALLEE_KEY] = options.self.appId;
+      const policy = options.accessControl();
+      if (policy !== undefined) {
+        const decision = policy.evaluate(spiffe, { operation: call.path, verb: '', isHttp: false });
+        if (!decision.allowed) {
+          options.logger.info(
+            { caller: spiffe === undefined ? 'unverified' : formatSpiffeId(spiffe), operation: call.path, scope: decision.scope },
+            'proxied call denied by the access-control policy',
+          );
+          call.end({ code: GrpcStatus.PERMISSION_DENIED, message: decision.message });
+          return;
+        }
+      }
+      toApp(call, md);
+    },
+  };
+}

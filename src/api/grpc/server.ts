@@ -1,0 +1,310 @@
+import { timingSafeEqual } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { CourierError, errorMessage, GrpcStatus } from '../../errors/index.js';
+import { GrpcServer, type CallHandler, type Metadata as GrpcMetadata, type ServerCall } from '../../grpc/index.js';
+import { parseTarget, type AppIdentity } from '../../invoke/identity.js';
+import { normalizeMethod } from '../../invoke/method.js';
+import {
+  errorInfoDetail,
+  grpcMetadataFromInvoke,
+  grpcResultForHttpStatus,
+  invokeMetadataFromGrpc,
+  statusDetailsTrailer,
+} from '../../invoke/translate.js';
+import type { FlowControl, Invoke, InvokeRequest, ResponseHead, ResponseSink } from '../../invoke/types.js';
+import { verbFromEnum } from '../../invoke/verbs.js';
+import type { Logger } from '../../observability/logging/index.js';
+import {
+  getMetadataResponseCodec,
+  invokeResponseCodec,
+  invokeServiceRequestCodec,
+  setMetadataRequestCodec,
+  type Any,
+  type GetMetadataResponse,
+  type InvokeServiceRequest,
+} from '../../proto/index.js';
+
+const SERVICE = 'dapr.proto.runtime.v1.Dapr';
+export const INVOKE_SERVICE = `/${SERVICE}/InvokeService`;
+export const GET_METADATA = `/${SERVICE}/GetMetadata`;
+export const SET_METADATA = `/${SERVICE}/SetMetadata`;
+export const SHUTDOWN = `/${SERVICE}/Shutdown`;
+
+/** Metadata a caller sends that never goes further than this sidecar. */
+const dropped: ReadonlySet<string> = new Set(['dapr-api-token']);
+const EMPTY = new Uint8Array(0);
+
+export interface GrpcApiServerOptions {
+  readonly self: AppIdentity;
+  readonly invoker: Invoke;
+  /** `--max-body-size`: the largest message received or sent, as Dapr's `MaxRecvMsgSize`/`MaxSendMsgSize`. */
+  readonly maxBodyBytes: number;
+  /** `DAPR_API_TOKEN`: every call must carry it as `dapr-api-token` metadata. */
+  readonly apiToken: string | undefined;
+  readonly metadata: {
+    describe(): GetMetadataResponse;
+    setExtended(key: string, value: string): void;
+  };
+  readonly requestShutdown: () => void;
+  readonly logger: Logger;
+}
+
+/**
+ * Dapr's public gRPC API (`dapr.proto.runtime.v1.Dapr`) on `--dapr-grpc-port`, h2c: InvokeService,
+ * GetMetadata, SetMetadata and Shutdown. Other Dapr methods answer UNIMPLEMENTED; calls to any other
+ * service go to the proxy (see `setProxy`), Dapr's "bring your own proto" mode.
+ */
+export class GrpcApiServer {
+  readonly #options: GrpcApiServerOptions;
+  readonly #grpc: GrpcServer;
+  readonly #apiToken: Buffer | undefined;
+  #proxy: CallHandler | undefined;
+  #warnedHttpCallee = false;
+
+  constructor(options: GrpcApiServerOptions) {
+    this.#options = options;
+    this.#apiToken = options.apiToken === undefined ? undefined : Buffer.from(options.apiToken);
+    this.#grpc = new GrpcServer({
+      maxReceiveMessageBytes: options.maxBodyBytes,
+      maxSendMessageBytes: options.maxBodyBytes,
+      logger: options.logger,
+    });
+    this.#register(INVOKE_SERVICE, (call) => unary(call, (bytes) => this.#invokeService(call, bytes)));
+    this.#register(GET_METADATA, (call) =>
+      unary(call, () => {
+        call.sendMessage(getMetadataResponseCodec.encode(options.metadata.describe()));
+        call.end({ code: GrpcStatus.OK });
+      }),
+    );
+    this.#register(SET_METADATA, (call) =>
+      unary(call, (bytes) => {
+        const request = setMetadataRequestCodec.decode(bytes);
+        options.metadata.setExtended(request.key ?? '', request.value ?? '');
+        call.sendMessage(EMPTY);
+        call.end({ code: GrpcStatus.OK });
+      }),
+    );
+    this.#register(SHUTDOWN, (call) =>
+      unary(call, () => {
+        call.sendMessage(EMPTY);
+        call.end({ code: GrpcStatus.OK });
+        setImmediate(options.requestShutdown);
+      }),
+    );
+    this.#grpc.setFallback((call) => {
+      if (!this.#authorized(call)) return;
+      if (call.path.startsWith(`/${SERVICE}/`)) {
+        const method = call.path.slice(SERVICE.length + 2);
+        call.end({ code: GrpcStatus.UNIMPLEMENTED, message: `the ${method} API of Dapr is not implemented by Courier, which provides service invocation only` });
+        return;
+      }
+      const proxy = this.#proxy;
+      if (proxy === undefined) {
+        call.end({ code: GrpcStatus.UNIMPLEMENTED, message: `unknown service ${call.path}` });
+        return;
+      }
+      proxy(call);
+    });
+  }
+
+  /** Handles calls to services Courier does not implement (transparent proxying). */
+  setProxy(handler: CallHandler): void {
+    this.#proxy = handler;
+  }
+
+  /** Listens on every address on the same port (the first free one when `port` is 0); resolves with the port. */
+  async listen(addresses: readonly string[], port: number): Promise<number> {
+    let bound = port;
+    for (const host of addresses) {
+      const address = await this.#grpc.listen(host, bound);
+      bound = address.port;
+    }
+    return bound;
+  }
+
+  close(graceMs: number): Promise<void> {
+    return this.#grpc.close({ graceMs });
+  }
+
+  #register(path: string, handler: CallHandler): void {
+    this.#grpc.register(path, (call) => {
+      if (this.#authorized(call)) handler(call);
+    });
+  }
+
+  /** Dapr's API-token check (`pkg/api/grpc/auth.go`); on failure the call is answered UNAUTHENTICATED. */
+  #authorized(call: ServerCall): boolean {
+    const expected = this.#apiToken;
+    if (expected === undefined) return true;
+    const given = call.metadata['dapr-api-token'];
+    const token = Array.isArray(given) ? given[0] : given;
+    let message: string | undefined;
+    if (token === undefined) message = 'missing api token in request metadata';
+    else {
+      const buf = Buffer.from(token);
+      if (buf.length !== expected.length || !timingSafeEqual(buf, expected)) message = 'authentication error: api token mismatch';
+    }
+    if (message === undefined) return true;
+    const details = [errorInfoDetail('ERR_API_TOKEN', { 'http.code': '401' })];
+    call.end({ code: GrpcStatus.UNAUTHENTICATED, message }, { 'grpc-status-details-bin': statusDetailsTrailer(GrpcStatus.UNAUTHENTICATED, message, details) });
+    return false;
+  }
+
+  #invokeService(call: ServerCall, bytes: Buffer): void {
+    const options = this.#options;
+    const decoded: InvokeServiceRequest = invokeServiceRequestCodec.decode(bytes);
+    const id = decoded.id ?? '';
+    const message = decoded.message ?? undefined;
+    if (message === undefined || message === null) throw new CourierError('ERR_MALFORMED_REQUEST', 'InvokeServiceRequest.message is required');
+    const target = parseTarget(id, options.self.namespace);
+    const method = normalizeMethod(message.method ?? '');
+    if (method === undefined) throw new CourierError('ERR_DIRECT_INVOKE', `failed to invoke, id: ${id}, err: invalid method`, { grpcCode: GrpcStatus.INVALID_ARGUMENT });
+    const ext = message.httpExtension;
+    const verb = ext === null || ext === undefined ? '' : verbFromEnum(ext.verb);
+    if (verb === undefined) throw new CourierError('ERR_MALFORMED_REQUEST', 'invalid HTTP verb', { grpcCode: GrpcStatus.INVALID_ARGUMENT });
+    const data = message.data?.value;
+    const body = data === undefined || data.length === 0 ? undefined : Buffer.from(data.buffer, data.byteOffset, data.length);
+    const typeUrl = message.data?.typeUrl ?? '';
+    const request: InvokeRequest = {
+      target,
+      caller: options.self,
+      method,
+      verb,
+      query: ext?.querystring ?? '',
+      contentType: message.contentType ?? '',
+      ...(typeUrl === '' ? {} : { dataTypeUrl: typeUrl }),
+      metadata: invokeMetadataFromGrpc(call.metadata, dropped),
+      body: body === undefined ? null : Readable.from([body]),
+      contentLength: body?.length ?? 0,
+      signal: call.signal,
+      clientAddress: call.peer.address,
+    };
+    options.invoker.invoke(request, new InvokeServiceSink(call, id, options.maxBodyBytes, () => this.#warnHttpCallee()));
+  }
+
+  #warnHttpCallee(): void {
+    if (this.#warnedHttpCallee) return;
+    this.#warnedHttpCallee = true;
+    this.#options.logger.warn('Invocation path of gRPC -> HTTP is deprecated: call HTTP apps over HTTP, or use gRPC proxying for gRPC apps');
+  }
+}
+
+/** Reads the one request message of a unary call and runs `handle` on it; a throw becomes the call's status. */
+function unary(call: ServerCall, handle: (bytes: Buffer) => void): void {
+  let request: Buffer | undefined;
+  let count = 0;
+  call.setReader({
+    message: (bytes) => {
+      count++;
+      request ??= bytes;
+    },
+    end: () => {
+      if (call.finished) return;
+      if (count !== 1 || request === undefined) {
+        call.end({ code: GrpcStatus.INTERNAL, message: `a unary call takes exactly one request message, got ${count}` });
+        return;
+      }
+      try {
+        handle(request);
+      } catch (err) {
+        const error = err instanceof CourierError ? err : new CourierError('ERR_MALFORMED_REQUEST', `the request could not be decoded: ${errorMessage(err)}`, { grpcCode: GrpcStatus.INTERNAL });
+        call.end({ code: error.grpcCode, message: error.message });
+      }
+    },
+    error: () => {},
+  });
+}
+
+/**
+ * Collects an invocation's answer (Dapr reads it whole for InvokeService) and writes it as one
+ * `InvokeResponse`. An HTTP app's status becomes a gRPC status plus `dapr-http-status`; a gRPC
+ * app's status, details, headers and trailers pass through.
+ */
+class InvokeServiceSink implements ResponseSink {
+  readonly #call: ServerCall;
+  readonly #target: string;
+  readonly #limit: number;
+  readonly #onHttpCallee: () => void;
+  #head: ResponseHead | undefined;
+  #flow: FlowControl | undefined;
+  readonly #chunks: Buffer[] = [];
+  #size = 0;
+  #done = false;
+
+  constructor(call: ServerCall, target: string, limit: number, onHttpCallee: () => void) {
+    this.#call = call;
+    this.#target = target;
+    this.#limit = limit;
+    this.#onHttpCallee = onHttpCallee;
+  }
+
+  head(head: ResponseHead, flow: FlowControl): void {
+    this.#head = head;
+    this.#flow = flow;
+  }
+
+  data(chunk: Buffer): void {
+    if (this.#done) return;
+    this.#size += chunk.length;
+    if (this.#size > this.#limit) {
+      this.#flow?.pause();
+      this.#finish({ code: GrpcStatus.RESOURCE_EXHAUSTED, message: `the response is larger than the message limit of ${this.#limit} bytes (--max-body-size)` });
+      return;
+    }
+    this.#chunks.push(chunk);
+  }
+
+  end(): void {
+    if (this.#done) return;
+    const head = this.#head;
+    if (head === undefined) {
+      this.#finish({ code: GrpcStatus.INTERNAL, message: 'the app answered without a response head' });
+      return;
+    }
+    const body = this.#chunks.length === 1 ? (this.#chunks[0] as Buffer) : Buffer.concat(this.#chunks, this.#size);
+    const headers = grpcMetadataFromInvoke(head.headers);
+    const response = invokeResponseCodec.encode({
+      contentType: head.contentType,
+      data: { typeUrl: head.dataTypeUrl ?? '', value: body },
+    });
+    if (head.status >= 100) {
+      this.#onHttpCallee();
+      headers['dapr-http-status'] = String(head.status);
+      this.#call.sendHeaders(headers);
+      const result = grpcResultForHttpStatus(head.status, body);
+      if (result.code === GrpcStatus.OK) {
+        this.#call.sendMessage(response);
+        this.#finish({ code: GrpcStatus.OK });
+      } else {
+        this.#finish(result);
+      }
+      return;
+    }
+    this.#call.sendHeaders(headers);
+    const trailers = grpcMetadataFromInvoke(head.trailers);
+    if (head.status === GrpcStatus.OK) {
+      this.#call.sendMessage(response);
+      this.#finish({ code: GrpcStatus.OK }, trailers);
+      return;
+    }
+    this.#finish({ code: head.status, message: head.statusMessage ?? '', details: head.statusDetails ?? [] }, trailers);
+  }
+
+  error(error: CourierError): void {
+    if (this.#done) return;
+    const message =
+      error.code === 'ERR_DIRECT_INVOKE' && !error.message.startsWith('failed to invoke, id: ')
+        ? `failed to invoke, id: ${this.#target}, err: ${error.message}`
+        : error.message;
+    this.#finish({ code: error.grpcCode === GrpcStatus.OK ? GrpcStatus.INTERNAL : error.grpcCode, message });
+  }
+
+  #finish(status: { code: number; message?: string; details?: readonly Any[] }, trailers?: GrpcMetadata): void {
+    this.#done = true;
+    const out: GrpcMetadata = trailers ?? {};
+    if (status.details !== undefined && status.details.length > 0) {
+      out['grpc-status-details-bin'] = statusDetailsTrailer(status.code, status.message ?? '', status.details);
+    }
+    this.#call.end({ code: status.code, ...(status.message === undefined ? {} : { message: status.message }) }, out);
+  }
+}
