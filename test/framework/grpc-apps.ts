@@ -177,7 +177,7 @@ export interface EchoClient extends grpc.Client {
 }
 
 const DaprClientCtor = grpc.makeGenericClientConstructor(daprService, 'Dapr');
-const EchoClientCtor = grpc.makeGenericClientConstructor(echoService, 'Echo');
+export const EchoClientCtor = grpc.makeGenericClientConstructor(echoService, 'Echo');
 
 export function daprClient(port: number, options: grpc.ClientOptions = {}): DaprGrpcClient {
   return new DaprClientCtor(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), options) as unknown as DaprGrpcClient;

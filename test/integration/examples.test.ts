@@ -1,8 +1,8 @@
 // The examples users start with, run exactly as the README says (from a copy, on free ports):
-// the service-invocation overview's hello-world (S11, S12) and the quickstart's checkout pattern.
+// the service-invocation overview's hello-world (S11, S12), the quickstart's checkout pattern, and gRPC proxy mode.
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { cpSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
 import { repoRoot, TestEnv } from '../framework/env.js';
@@ -79,6 +79,27 @@ test('checkout: orders pass to order-processor with the dapr-app-id header', asy
     await run.waitFor(new RegExp(`== APP - order-processor == Order received: \\{ orderId: ${i} \\}`), 60_000);
     await run.waitFor(new RegExp(`== APP - checkout == Order passed: \\{"orderId":${i}\\}`));
   }
+  run.child.kill('SIGINT');
+  assert.equal((await run.waitForExit()).code, 0, run.output);
+});
+
+test('grpc: the client calls helloworld.Greeter on the greeter app through two sidecars in proxy mode', async (t) => {
+  const env = testEnv(t);
+  const dir = await copyExample(env, 'grpc', async (file) => {
+    const greeter = file.apps.find((a) => a.appID === 'greeter');
+    assert.ok(greeter);
+    greeter.appPort = await freePort();
+    const client = file.apps.find((a) => a.appID === 'client');
+    assert.ok(client);
+    client.env = { GREETING_LIMIT: '3' };
+  });
+  // The example uses the repository's @grpc/grpc-js and protobufjs, as it does when run from a checkout.
+  symlinkSync(join(repoRoot, 'node_modules'), join(dir, 'node_modules'), 'dir');
+  const run = new CliProcess(env, ['run', '-f', dir]);
+  await run.waitFor(/== APP - client == Greeter said: Hello world 1/, 60_000);
+  await run.waitFor(/== APP - client == Greeter streamed: Hello stream #1, Hello stream #2, Hello stream #3/);
+  await run.waitFor(/== APP - greeter == SayHello from client: world 3/);
+  await run.waitFor(/== APP - client == Greeter said: Hello world 3/);
   run.child.kill('SIGINT');
   assert.equal((await run.waitForExit()).code, 0, run.output);
 });
