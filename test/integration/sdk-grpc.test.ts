@@ -12,8 +12,10 @@ import { send } from '../framework/http-client.js';
 import { daprClient, EchoClientCtor, invokeService, startGrpcApp, type EchoClient } from '../framework/grpc-apps.js';
 import { freePort } from '../../src/cli/run/free-port.js';
 import { HttpVerb } from '../../src/proto/index.js';
+import type * as Sdk361 from 'dapr-sdk-361';
 
-const sdk361 = createRequire(import.meta.url)('dapr-sdk-361') as typeof import('dapr-sdk-361');
+// CommonJS, loaded as Node loads it for a CommonJS app.
+const sdk361 = createRequire(import.meta.url)('dapr-sdk-361') as typeof Sdk361;
 const logger = { level: LogLevel.Error };
 
 describe('@dapr/dapr 3.18 gRPC client and server', () => {
