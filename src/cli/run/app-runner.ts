@@ -114,10 +114,10 @@ export class AppRunner {
   async start(signal: AbortSignal): Promise<void> {
     const launch = this.launch;
     const ctx = this.#ctx;
-    const grpcPort = launch.grpcPort ?? (await freePort());
-    let metricsPort = launch.metricsPort ?? (await freePort());
-    while (metricsPort === grpcPort) metricsPort = await freePort();
-    const requested: LaunchPorts = { httpPort: launch.httpPort ?? 0, grpcPort, metricsPort };
+    // The sidecar binds port 0 itself (no window in which another listener can take a port chosen here)
+    // and reports the ports it got in its run record.
+    const metricsPort = launch.metricsPort ?? (await freePort());
+    const requested: LaunchPorts = { httpPort: launch.httpPort ?? 0, grpcPort: launch.grpcPort ?? 0, metricsPort };
     this.#openLogs();
 
     this.#checkNotStopping(signal);
@@ -133,7 +133,7 @@ export class AppRunner {
     this.#checkNotStopping(signal);
     const record = await this.#waitForRecord(this.#sidecar, signal);
     this.#record = record;
-    const ports: LaunchPorts = { httpPort: record.httpPort, grpcPort, metricsPort };
+    const ports: LaunchPorts = { httpPort: record.httpPort, grpcPort: record.grpcPort, metricsPort };
     const appPort = launch.appPort === undefined ? '' : `, app port ${launch.appPort}`;
     ctx.say(
       `✅  Courier sidecar for app "${launch.appId}" is up: HTTP port ${ports.httpPort}, gRPC port ${ports.grpcPort}, ` +
