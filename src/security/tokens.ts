@@ -28,6 +28,8 @@ const MAC_BYTES = 32;
 /** Far above any real token (~150 characters); longer input is refused before any work. */
 const MAX_TOKEN_LENGTH = 4096;
 const BASE64URL = /^[A-Za-z0-9_-]+$/;
+/** The largest time a JavaScript Date can hold, in milliseconds from the epoch either way. */
+const MAX_TIME_MS = 8.64e15;
 
 /**
  * A join token: `courier1.<base64url JSON claims>.<base64url HMAC-SHA256>`, printable and safe in
@@ -130,7 +132,10 @@ function claimsProblem(value: unknown): string | undefined {
   const { appId, namespace, expiresAtMs, ...rest } = value as Record<string, unknown>;
   if (typeof appId !== 'string' || appId === '' || appId.length > 256) return 'appId must be a non-empty string';
   if (typeof namespace !== 'string' || namespace === '' || namespace.length > 256) return 'namespace must be a non-empty string';
-  if (expiresAtMs !== undefined && !(typeof expiresAtMs === 'number' && Number.isFinite(expiresAtMs))) return 'expiresAtMs must be a finite number (milliseconds since the epoch)';
+  // Within the range of a Date (±8.64e15), so that an expiry can always be reported as a time.
+  if (expiresAtMs !== undefined && !(typeof expiresAtMs === 'number' && Math.abs(expiresAtMs) <= MAX_TIME_MS)) {
+    return 'expiresAtMs must be a finite number (milliseconds since the epoch, within the range of a Date)';
+  }
   const unknown = Object.keys(rest);
   if (unknown.length > 0) return `unknown claims: ${unknown.join(', ')}`;
   return undefined;
