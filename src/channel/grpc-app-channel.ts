@@ -188,6 +188,10 @@ class OnInvokeCall {
       this.#send(undefined);
       return;
     }
+    if (Buffer.isBuffer(request.body)) {
+      this.#send(request.body.length === 0 ? undefined : request.body);
+      return;
+    }
     readWhole(request.body, this.#channel.maxBodyBytes).then(
       (body) => this.#send(body),
       (err: unknown) => this.#finish(CourierError.from(err, 'ERR_BODY_READ')),

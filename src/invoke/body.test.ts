@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PassThrough, Readable } from 'node:stream';
-import { LimitedBody, ReplayableBody } from './body.js';
+import { LimitedBody, readWholeBody, ReplayableBody } from './body.js';
 import { CourierError } from '../errors/index.js';
 
 async function collect(stream: Readable): Promise<Buffer> {
@@ -62,4 +62,33 @@ test('ReplayableBody opened after the source ended replays everything and ends',
   const replay = new ReplayableBody(source, 100);
   assert.equal((await collect(replay.open())).toString(), 'xyz');
   assert.equal((await collect(replay.open())).toString(), 'xyz');
+});
+
+function readWhole(source: Readable, length: number): Promise<Buffer | CourierError> {
+  return new Promise((resolve) => readWholeBody(source, length, resolve, resolve));
+}
+
+test('readWholeBody joins the chunks of a body of the declared length', async () => {
+  const one = await readWhole(Readable.from([Buffer.from('hello')]), 5);
+  assert.ok(Buffer.isBuffer(one));
+  assert.equal(one.toString(), 'hello');
+  const several = await readWhole(Readable.from([Buffer.from('he'), Buffer.from('ll'), Buffer.from('o!')]), 6);
+  assert.ok(Buffer.isBuffer(several));
+  assert.equal(several.toString(), 'hello!');
+});
+
+test('readWholeBody reports a body that ends short, closes early or fails as ERR_BODY_READ', async () => {
+  const short = await readWhole(Readable.from([Buffer.from('hel')]), 5);
+  assert.ok(short instanceof CourierError && short.code === 'ERR_BODY_READ', String(short));
+  const source = new PassThrough();
+  const closed = readWhole(source, 5);
+  source.write('he');
+  source.destroy();
+  const c = await closed;
+  assert.ok(c instanceof CourierError && c.code === 'ERR_BODY_READ', String(c));
+  const failing = new PassThrough();
+  const failed = readWhole(failing, 5);
+  failing.destroy(new Error('socket hang up'));
+  const f = await failed;
+  assert.ok(f instanceof CourierError && f.code === 'ERR_BODY_READ' && /socket hang up/.test(f.message), String(f));
 });

@@ -166,3 +166,51 @@ class AttemptBody extends Readable {
     this.#detached = true;
   }
 }
+
+/**
+ * Reads a request body of known, small length whole (see `WHOLE_BODY_LIMIT_BYTES`). Calls exactly one
+ * of `done` (with the body) or `failed` (the caller closed the connection first, or the read failed).
+ */
+export function readWholeBody(source: Readable, length: number, done: (body: Buffer) => void, failed: (error: CourierError) => void): void {
+  let first: Buffer | undefined;
+  let chunks: Buffer[] | undefined;
+  let received = 0;
+  let settled = false;
+  const onData = (chunk: Buffer): void => {
+    received += chunk.length;
+    if (first === undefined) first = chunk;
+    else (chunks ??= [first]).push(chunk);
+  };
+  const onEnd = (): void => {
+    if (settled) return;
+    settled = true;
+    cleanup();
+    if (received !== length) {
+      failed(bodyClosedError());
+      return;
+    }
+    done(chunks === undefined ? (first ?? Buffer.alloc(0)) : Buffer.concat(chunks, received));
+  };
+  const onError = (err: Error): void => {
+    if (settled) return;
+    settled = true;
+    cleanup();
+    failed(CourierError.from(err, 'ERR_BODY_READ'));
+  };
+  const onClose = (): void => {
+    if (settled) return;
+    settled = true;
+    cleanup();
+    failed(bodyClosedError());
+  };
+  const cleanup = (): void => {
+    source.removeListener('data', onData);
+    source.removeListener('end', onEnd);
+    source.removeListener('error', onError);
+    source.removeListener('close', onClose);
+  };
+  source.on('data', onData);
+  source.on('end', onEnd);
+  source.on('error', onError);
+  source.on('close', onClose);
+}

@@ -81,7 +81,7 @@ class RemoteCall implements ResponseSink {
     this.#options = options;
     this.#request = request;
     this.#sink = sink;
-    if (request.body !== null && options.retry.maxRetries > 0) {
+    if (request.body !== null && !Buffer.isBuffer(request.body) && options.retry.maxRetries > 0) {
       this.#body = new ReplayableBody(request.body, options.replayLimitBytes);
     }
   }
@@ -103,7 +103,7 @@ class RemoteCall implements ResponseSink {
         }
         this.#address = address;
         this.#tried.add(address);
-        const body: Readable | null = this.#body === undefined ? this.#request.body : this.#body.open();
+        const body: Readable | Buffer | null = this.#body === undefined ? this.#request.body : this.#body.open();
         const attempt = body === this.#request.body ? this.#request : { ...this.#request, body };
         this.#options.transport.invoke(address, attempt, this);
       },

@@ -7,7 +7,8 @@ import type { AppIdentity } from './identity.js';
 /**
  * One invocation as it flows through a sidecar: from the HTTP API (or the internal server, at the
  * callee) through the pipeline to an app channel or another sidecar. Bodies are streams end to end;
- * nothing on this path holds a whole body in memory.
+ * nothing on this path holds a whole body in memory, apart from small bodies of known length (up to
+ * `WHOLE_BODY_LIMIT_BYTES`), which are read whole first: one write each way, and nothing to replay.
  */
 export interface InvokeRequest {
   /** The app and namespace being called. */
@@ -30,8 +31,11 @@ export interface InvokeRequest {
   readonly dataTypeUrl?: string | undefined;
   /** Headers to forward, by canonical name (see headers.ts). Stages may add identity headers. */
   readonly metadata: Metadata;
-  /** The body, or null for a request without one. Consumed at most once per attempt. */
-  readonly body: Readable | null;
+  /**
+   * The body, or null for a request without one: a stream (consumed at most once per attempt), or the
+   * whole body when it is small and was already read (see `WHOLE_BODY_LIMIT_BYTES`).
+   */
+  readonly body: Readable | Buffer | null;
   /** The exact body length when known (Content-Length); undefined for a streamed body of unknown length. */
   readonly contentLength: number | undefined;
   /** Aborted when the caller goes away or gives up; every stage stops work when it fires. */
@@ -39,6 +43,13 @@ export interface InvokeRequest {
   /** The address the call came from (the app, at the caller's sidecar), for Forwarded headers. */
   readonly clientAddress: string;
 }
+
+/**
+ * A request body of known length up to this size is read whole before it is sent on (HTTP API and
+ * internal server): it then travels in one write, goes to the app with one write, and can be sent
+ * again by a retry without being kept aside. Longer bodies, and bodies of unknown length, stream.
+ */
+export const WHOLE_BODY_LIMIT_BYTES = 64 * 1024;
 
 /** The status line and headers of a response. */
 export interface ResponseHead {

@@ -18,10 +18,9 @@ import { builtInRetryPolicy } from '../invoke/retry.js';
 import { defaultRegistry, type NameResolver } from '../nameresolution/index.js';
 import type { Logger } from '../observability/logging/index.js';
 import { version } from '../version.js';
-import { SentryClient } from '../sentry/client.js';
-import { WorkloadIdentity } from '../sentry/identity.js';
+import type { SentryClient } from '../sentry/client.js';
+import type { WorkloadIdentity } from '../sentry/identity.js';
 import { clientTls, serverTls } from '../sentry/mtls.js';
-import { TrustAnchors } from '../sentry/trust-anchors.js';
 import { watchConfiguration, type ConfigurationWatch } from '../config/watch.js';
 import type { SidecarOptions } from './options.js';
 import { stableInternalPort } from './ports.js';
@@ -107,6 +106,12 @@ export class Sidecar {
     }
     if (options.mtls !== undefined) {
       const mtls = options.mtls;
+      // Loaded only with mTLS on: the X.509 and CSR code is most of a sidecar's idle memory otherwise.
+      const [{ TrustAnchors }, { SentryClient }, { WorkloadIdentity }] = await Promise.all([
+        import('../sentry/trust-anchors.js'),
+        import('../sentry/client.js'),
+        import('../sentry/identity.js'),
+      ]);
       const anchorLog = log.child({ scope: 'mtls' });
       const anchors = 'file' in mtls.trustAnchors ? TrustAnchors.fromFile(mtls.trustAnchors.file, anchorLog) : TrustAnchors.fromPem(mtls.trustAnchors.pem, anchorLog);
       this.#sentry = new SentryClient(mtls.sentryAddress, { trustDomain: mtls.controlPlaneTrustDomain, namespace: mtls.controlPlaneNamespace }, () => anchors.pem);

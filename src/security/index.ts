@@ -1,6 +1,7 @@
 // Courier's PKI: SPIFFE identities, the certificate authority the Sentry signs with, workload keys
 // and CSRs, and the join tokens that let the Sentry tell which sidecar may have which identity.
-export { formatSpiffeId, isValidTrustDomain, parseSpiffeId, spiffeIdFromPeerCertificate, spiffeIdOfPem } from './spiffe.js';
+export { formatSpiffeId, isValidTrustDomain, parseSpiffeId, spiffeIdFromPeerCertificate } from './spiffe.js';
+export { spiffeIdOfPem } from './spiffe-x509.js';
 export type { SpiffeId } from './spiffe.js';
 export { decodePem, encodePem, readPkcs8PrivateKeyPem, splitPemCertificates } from './pem.js';
 export type { PemBlock } from './pem.js';

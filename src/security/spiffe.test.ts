@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { PeerCertificate } from 'node:tls';
-import { formatSpiffeId, isValidTrustDomain, parseSpiffeId, spiffeIdFromPeerCertificate, spiffeIdOfPem } from './spiffe.js';
+import { formatSpiffeId, isValidTrustDomain, parseSpiffeId, spiffeIdFromPeerCertificate } from './spiffe.js';
+import { spiffeIdOfPem } from './spiffe-x509.js';
 import { issue, newCa, spiffe } from './testing/helpers.js';
 
 describe('SPIFFE IDs', () => {

@@ -1,6 +1,4 @@
 import type { DetailedPeerCertificate, PeerCertificate } from 'node:tls';
-import { decodePem } from './pem.js';
-import { x509 } from './x509.js';
 
 /**
  * A workload identity as Dapr spells it: `spiffe://<trustDomain>/ns/<namespace>/<appId>`.
@@ -66,28 +64,8 @@ export function spiffeIdFromPeerCertificate(cert: PeerCertificate | DetailedPeer
   return spiffeIdFromUris(names.filter((n) => n.type === 'URI').map((n) => n.value));
 }
 
-/**
- * The identity in the first certificate of a PEM text (same rule: exactly one `spiffe://` URI SAN),
- * read with a real X.509 parser. For tests and tooling; TLS code uses {@link spiffeIdFromPeerCertificate}.
- */
-export function spiffeIdOfPem(pem: string): SpiffeId | undefined {
-  const block = decodePem(pem).find((b) => b.label === 'CERTIFICATE');
-  if (block === undefined) return undefined;
-  return spiffeIdOfCertificate(new x509.X509Certificate(block.der));
-}
-
-/** The identity of a parsed certificate: its URI SANs, over all its SAN extensions, by the same rule. */
-export function spiffeIdOfCertificate(cert: x509.X509Certificate): SpiffeId | undefined {
-  const uris = cert
-    .getExtensions(x509.SubjectAlternativeNameExtension)
-    .flatMap((ext) => ext.names.items)
-    .filter((name) => name.type === 'url')
-    .map((name) => name.value);
-  return spiffeIdFromUris(uris);
-}
-
 /** Exactly one `spiffe://` URI (compared without case, so `SPIFFE://` counts as a second one) that parses. */
-function spiffeIdFromUris(uris: readonly string[]): SpiffeId | undefined {
+export function spiffeIdFromUris(uris: readonly string[]): SpiffeId | undefined {
   const spiffe = uris.filter((u) => u.slice(0, SCHEME.length).toLowerCase() === SCHEME);
   const only = spiffe.length === 1 ? spiffe[0] : undefined;
   return only === undefined ? undefined : parseSpiffeId(only);

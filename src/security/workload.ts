@@ -1,7 +1,8 @@
 import { webcrypto } from 'node:crypto';
 import { CourierError } from '../errors/index.js';
 import { decodePem, encodePem } from './pem.js';
-import { formatSpiffeId, spiffeIdOfCertificate, type SpiffeId } from './spiffe.js';
+import { formatSpiffeId, type SpiffeId } from './spiffe.js';
+import { spiffeIdOfCertificate } from './spiffe-x509.js';
 import { ED25519, generateEd25519, x509 } from './x509.js';
 
 /**

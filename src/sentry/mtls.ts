@@ -1,6 +1,6 @@
 import type { ConnectionOptions, PeerCertificate } from 'node:tls';
 import type { ChannelTarget, ServerTlsOptions } from '../grpc/index.js';
-import { formatSpiffeId, spiffeIdFromPeerCertificate } from '../security/index.js';
+import { formatSpiffeId, spiffeIdFromPeerCertificate } from '../security/spiffe.js';
 import type { WorkloadIdentity } from './identity.js';
 
 /** The identity expected of the sidecar serving `appId` in `namespace`: the path of its SPIFFE ID. */

@@ -13,6 +13,8 @@ export interface SidecarSpec {
   env?: Record<string, string>;
   /** Wait for `GET /v1.0/healthz` to answer 204 (the app channel is ready) before returning. */
   waitForApp?: boolean;
+  /** Flags for node itself, before the script (e.g. ['--cpu-prof']). */
+  nodeArgs?: string[];
 }
 
 /** A `courier sidecar` child process. */
@@ -94,7 +96,7 @@ export async function startSidecar(env: TestEnv, spec: SidecarSpec): Promise<Sid
   const args = [courierBin, 'sidecar', '--app-id', spec.appId, '--dapr-http-port', '0', '--dapr-grpc-port', '0', '--dapr-internal-grpc-port', '0', '--log-level', 'debug'];
   if (spec.appPort !== undefined) args.push('--app-port', String(spec.appPort));
   args.push(...(spec.args ?? []));
-  const child = spawn(process.execPath, args, {
+  const child = spawn(process.execPath, [...(spec.nodeArgs ?? []), ...args], {
     env: { ...process.env, COURIER_HOME: env.home, NAMESPACE: 'default', ...spec.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -5,7 +5,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { TestEnv } from '../framework/env.js';
 import { startSidecar, type SidecarProcess } from '../framework/sidecar-process.js';
-import { startApp } from '../framework/test-app.js';
+import { startApp, type TestApp } from '../framework/test-app.js';
 import { ChannelPool, type CallResult } from '../../src/grpc/index.js';
 import {
   encodePayloadChunkHead,
@@ -26,9 +26,10 @@ describe('internal ServiceInvocation API', () => {
   const env = new TestEnv();
   const pool = new ChannelPool();
   let b: SidecarProcess;
+  let app: TestApp;
 
   before(async () => {
-    const app = await startApp(env, (a) =>
+    app = await startApp(env, (a) =>
       a.fallback((req, res, body) => {
         res.writeHead(201, { 'Content-Type': 'text/plain', 'X-Seen': `${req.method ?? ''} ${req.url ?? ''}`, 'X-Caller': String(req.headers['dapr-caller-app-id']) });
         res.end(`got:${body.toString()}`);
@@ -100,6 +101,18 @@ describe('internal ServiceInvocation API', () => {
     ['an unsupported version', [[internalInvokeRequestStreamCodec.encode({ request: request({ ver: 2 }) })]], GrpcStatus.UNIMPLEMENTED, /Unsupported spec version/],
     ['a method that escapes the app', [[internalInvokeRequestStreamCodec.encode({ request: request({ message: { method: 'a#b', httpExtension: { verb: HttpVerb.GET } } }) })]], GrpcStatus.INVALID_ARGUMENT, /invalid method/],
     ['bytes that are not a message', [[Buffer.from([0xff, 0xff, 0xff])]], GrpcStatus.INVALID_ARGUMENT, /parsing InternalInvokeRequest error/],
+    [
+      'a small body longer than its Content-Length',
+      [[internalInvokeRequestStreamCodec.encode({ request: request({ metadata: { 'Content-Length': { values: ['3'] } } }) })], chunk('hello', 0)],
+      GrpcStatus.INVALID_ARGUMENT,
+      /the request body is longer than its declared Content-Length of 3 bytes/,
+    ],
+    [
+      'a small body shorter than its Content-Length',
+      [[internalInvokeRequestStreamCodec.encode({ request: request({ metadata: { 'Content-Length': { values: ['10'] } } }) })], chunk('hel', 0)],
+      GrpcStatus.INVALID_ARGUMENT,
+      /the request body ended after 3 of its declared 10 bytes/,
+    ],
   ];
   for (const [what, messages, code, pattern] of protocolErrors) {
     test(`CallLocalStream refuses ${what}`, async () => {
@@ -108,6 +121,24 @@ describe('internal ServiceInvocation API', () => {
       assert.match(result.message, pattern);
     });
   }
+
+  test('a body of declared length in several chunks reaches the app whole, and calls reuse the connections to the app', async () => {
+    const before = app.sockets.size;
+    for (let i = 0; i < 20; i++) {
+      const body = `part-${i}`.repeat(100);
+      const { result, messages } = await call(STREAM, [
+        [internalInvokeRequestStreamCodec.encode({ request: request({ metadata: { 'Content-Length': { values: [String(body.length)] } } }) })],
+        chunk(body.slice(0, 7), 0),
+        chunk(body.slice(7), 1),
+      ]);
+      assert.equal(result.code, GrpcStatus.OK, result.message);
+      const decoded = messages.map((m) => internalInvokeResponseStreamCodec.decode(m));
+      assert.equal(Buffer.concat(decoded.map((d) => Buffer.from(d.payload?.data ?? []))).toString(), `got:${body}`);
+    }
+    // One call at a time: the sidecar's pool keeps using the connection it has (a request whose body
+    // the app had not seen end would have cost a new connection per call).
+    assert.ok(app.sockets.size <= before + 1, `the sidecar opened ${app.sockets.size - before} new connections to the app for 20 sequential calls`);
+  });
 
   test("Dapr's actor RPCs are UNIMPLEMENTED", async () => {
     const { result } = await call('/dapr.proto.internals.v1.ServiceInvocation/CallActor', [[Buffer.alloc(0)]]);

@@ -1,7 +1,7 @@
 import type { AccessControlPolicy } from '../../acl/index.js';
 import { CourierError, GrpcStatus } from '../../errors/index.js';
 import { customMetadata, relayCall, type CallOpener, type Metadata, type ServerCall } from '../../grpc/index.js';
-import { formatSpiffeId, spiffeIdFromPeerCertificate, type SpiffeId } from '../../security/index.js';
+import { formatSpiffeId, spiffeIdFromPeerCertificate, type SpiffeId } from '../../security/spiffe.js';
 import { parseTarget, sameIdentity, type AppIdentity } from '../../invoke/identity.js';
 import type { Logger } from '../../observability/logging/index.js';
 

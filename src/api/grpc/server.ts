@@ -1,5 +1,4 @@
 import { timingSafeEqual } from 'node:crypto';
-import { Readable } from 'node:stream';
 import { CourierError, errorMessage, GrpcStatus } from '../../errors/index.js';
 import { GrpcServer, type CallHandler, type Metadata as GrpcMetadata, type ServerCall } from '../../grpc/index.js';
 import { parseTarget, type AppIdentity } from '../../invoke/identity.js';
@@ -174,7 +173,7 @@ export class GrpcApiServer {
       contentType: message.contentType ?? '',
       ...(typeUrl === '' ? {} : { dataTypeUrl: typeUrl }),
       metadata: invokeMetadataFromGrpc(call.metadata, dropped),
-      body: body === undefined ? null : Readable.from([body]),
+      body: body ?? null,
       contentLength: body?.length ?? 0,
       signal: call.signal,
       clientAddress: call.peer.address,

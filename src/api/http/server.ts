@@ -2,11 +2,12 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo, Socket } from 'node:net';
 import { timingSafeEqual } from 'node:crypto';
 import { CourierError } from '../../errors/index.js';
-import { bodyTooLargeError, LimitedBody } from '../../invoke/body.js';
+import { bodyTooLargeError, LimitedBody, readWholeBody } from '../../invoke/body.js';
 import { requestMetadataFromRawHeaders } from '../../invoke/headers.js';
 import { formatTarget, parseTarget, type AppIdentity } from '../../invoke/identity.js';
 import { decodePath, normalizeMethod } from '../../invoke/method.js';
-import type { Invoke, InvokeRequest } from '../../invoke/types.js';
+import { WHOLE_BODY_LIMIT_BYTES, type Invoke, type InvokeRequest } from '../../invoke/types.js';
+import type { Readable } from 'node:stream';
 import type { Logger } from '../../observability/logging/index.js';
 import { findTargetAndMethod } from './invoke-target.js';
 import { HttpResponseWriter, writeError } from './response-writer.js';
@@ -272,31 +273,39 @@ export class HttpApiServer {
     }
     const chunked = req.headers['transfer-encoding'] !== undefined;
     if (chunked) contentLength = undefined;
-    const body = chunked || (contentLength ?? 0) > 0 ? new LimitedBody(req, this.#options.maxBodyBytes) : null;
     const abort = new AbortController();
     res.once('close', () => {
       if (!res.writableFinished) abort.abort();
     });
-    const request: InvokeRequest = {
-      target,
-      caller: self,
-      method,
-      verb,
-      query,
-      contentType: req.headers['content-type'] ?? '',
-      metadata: requestMetadataFromRawHeaders(req.rawHeaders),
-      body,
-      contentLength: body === null ? (contentLength === 0 ? 0 : undefined) : contentLength,
-      signal: abort.signal,
-      clientAddress: clientAddress(req),
-    };
     const writer = new HttpResponseWriter(res, (error) => {
       // A request whose body was not read to the end cannot leave its connection reusable.
       if (!req.complete) res.setHeader('Connection', 'close');
       return wrap(error);
     });
-    this.#options.logger.debug({ target: formatTarget(target, self.namespace), method, verb }, 'invoke');
-    this.#options.invoker.invoke(request, writer);
+    const send = (body: Readable | Buffer | null): void => {
+      const request: InvokeRequest = {
+        target,
+        caller: self,
+        method,
+        verb,
+        query,
+        contentType: req.headers['content-type'] ?? '',
+        metadata: requestMetadataFromRawHeaders(req.rawHeaders),
+        body,
+        contentLength: body === null ? (contentLength === 0 ? 0 : undefined) : contentLength,
+        signal: abort.signal,
+        clientAddress: clientAddress(req),
+      };
+      this.#options.logger.debug({ target: formatTarget(target, self.namespace), method, verb }, 'invoke');
+      this.#options.invoker.invoke(request, writer);
+    };
+    if (!chunked && contentLength !== undefined && contentLength > 0 && contentLength <= WHOLE_BODY_LIMIT_BYTES) {
+      // A small body is read whole first (nothing is sent on before it is complete, so a caller that
+      // gives up half-way costs nothing downstream).
+      readWholeBody(req, contentLength, send, (error) => writer.error(error));
+      return;
+    }
+    send(chunked || (contentLength ?? 0) > 0 ? new LimitedBody(req, this.#options.maxBodyBytes) : null);
   }
 }
 

@@ -2,12 +2,12 @@ import { Readable } from 'node:stream';
 import { CourierError, errorMessage, GrpcStatus } from '../../errors/index.js';
 import type { AccessControlPolicy } from '../../acl/index.js';
 import { GrpcServer, tlsServer, type ServerCall, type ServerTlsOptions } from '../../grpc/index.js';
-import { formatSpiffeId, spiffeIdFromPeerCertificate, type SpiffeId } from '../../security/index.js';
+import { formatSpiffeId, spiffeIdFromPeerCertificate, type SpiffeId } from '../../security/spiffe.js';
 import { bodyTooLargeError } from '../../invoke/body.js';
 import { firstValue, setIdentityHeaders, type Metadata } from '../../invoke/headers.js';
 import type { AppIdentity } from '../../invoke/identity.js';
 import { normalizeMethod } from '../../invoke/method.js';
-import type { FlowControl, Invoke, InvokeRequest, ResponseHead, ResponseSink } from '../../invoke/types.js';
+import { WHOLE_BODY_LIMIT_BYTES, type FlowControl, type Invoke, type InvokeRequest, type ResponseHead, type ResponseSink } from '../../invoke/types.js';
 import type { Logger } from '../../observability/logging/index.js';
 import {
   API_VERSION_V1,
@@ -188,7 +188,11 @@ class PayloadBody extends Readable {
   }
 }
 
-type StreamState = 'awaiting-request' | 'awaiting-body' | 'dispatched' | 'failed';
+/**
+ * `awaiting-body`: the length is unknown and no payload came yet; `collecting`: a small body of known
+ * length is being read whole (see WHOLE_BODY_LIMIT_BYTES) before the app is called.
+ */
+type StreamState = 'awaiting-request' | 'awaiting-body' | 'collecting' | 'dispatched' | 'failed';
 
 /** One CallLocalStream call: reads the chunked request, calls the app, writes the chunked response. */
 class StreamedCall implements ResponseSink {
@@ -199,6 +203,7 @@ class StreamedCall implements ResponseSink {
   #body: PayloadBody | undefined;
   #expectedSeq = 0;
   #received = 0;
+  #collected: Buffer[] = [];
   // response side
   #flow: FlowControl | undefined;
   #pendingHead: Buffer | undefined;
@@ -246,9 +251,9 @@ class StreamedCall implements ResponseSink {
         return;
       }
       const declared = this.#base.declaredLength;
-      if (msg.payload !== null && msg.payload !== undefined) this.#dispatch(true);
-      else if (declared === 0) this.#dispatch(false);
-      else if (declared !== undefined) this.#dispatch(true);
+      if (declared === 0) this.#dispatch(false);
+      else if (declared !== undefined && declared <= WHOLE_BODY_LIMIT_BYTES) this.#state = 'collecting';
+      else if (declared !== undefined || (msg.payload !== null && msg.payload !== undefined)) this.#dispatch(true);
       else this.#state = 'awaiting-body';
     } else if (msg.request !== null && msg.request !== undefined) {
       this.#fail(invalid('request/response metadata found in non-leading chunk'));
@@ -267,31 +272,61 @@ class StreamedCall implements ResponseSink {
     const data = payload.data;
     if (data === undefined || data.length === 0) return;
     this.#received += data.length;
+    const declared = this.#base?.declaredLength;
     if (this.#received > this.#options.maxBodyBytes) {
       const error = bodyTooLargeError(this.#options.maxBodyBytes);
       this.#body?.destroy(error);
       this.#fail(error);
       return;
     }
-    this.#body?.offer(Buffer.from(data.buffer, data.byteOffset, data.length));
+    if (declared !== undefined && this.#received > declared) {
+      const error = invalid(`the request body is longer than its declared Content-Length of ${declared} bytes`);
+      this.#body?.destroy(error);
+      this.#fail(error);
+      return;
+    }
+    const chunk = Buffer.from(data.buffer, data.byteOffset, data.length);
+    if (this.#state === 'collecting') {
+      this.#collected.push(chunk);
+      if (this.#received === declared) {
+        const whole = this.#collected.length === 1 ? chunk : Buffer.concat(this.#collected, this.#received);
+        this.#collected = [];
+        this.#dispatch(whole);
+      }
+      return;
+    }
+    this.#body?.offer(chunk);
+    // A body of known length ends with its last byte: the app (and the connection to it) need not
+    // wait for the caller's end of stream.
+    if (this.#received === declared) this.#body?.push(null);
   }
 
   #onEnd(): void {
     if (this.#state === 'awaiting-request') this.#fail(invalid('the stream ended without a request'));
     else if (this.#state === 'awaiting-body') this.#dispatch(false);
-    else this.#body?.push(null);
+    else if (this.#state === 'collecting') this.#fail(this.#shortBody());
+    else if (this.#body !== undefined && !this.#body.readableEnded) {
+      const declared = this.#base?.declaredLength;
+      if (declared !== undefined && this.#received !== declared) this.#body.destroy(this.#shortBody());
+      else this.#body.push(null);
+    }
   }
 
-  #dispatch(withBody: boolean): void {
+  #shortBody(): CourierError {
+    return invalid(`the request body ended after ${this.#received} of its declared ${this.#base?.declaredLength ?? 0} bytes`);
+  }
+
+  /** Calls the app: `true` with a streamed body, a Buffer with the whole body, `false` without one. */
+  #dispatch(body: boolean | Buffer): void {
     const base = this.#base;
     if (base === undefined) return;
     this.#state = 'dispatched';
     const { declaredLength, ...rest } = base;
-    if (withBody) this.#body = new PayloadBody(this.#call);
+    if (body === true) this.#body = new PayloadBody(this.#call);
     const request: InvokeRequest = {
       ...rest,
-      body: this.#body ?? null,
-      contentLength: withBody ? declaredLength : declaredLength === 0 ? 0 : undefined,
+      body: Buffer.isBuffer(body) ? body : (this.#body ?? null),
+      contentLength: Buffer.isBuffer(body) ? body.length : body ? declaredLength : declaredLength === 0 ? 0 : undefined,
     };
     this.#options.appChannel.invoke(request, this);
   }
@@ -406,7 +441,7 @@ class UnaryCall implements ResponseSink {
       if (bytes !== undefined && bytes.length > this.#options.maxBodyBytes) throw bodyTooLargeError(this.#options.maxBodyBytes);
       const { declaredLength: _declared, ...rest } = base;
       this.#options.appChannel.invoke(
-        { ...rest, body: bytes === undefined ? null : Readable.from([bytes]), contentLength: bytes?.length ?? 0 },
+        { ...rest, body: bytes ?? null, contentLength: bytes?.length ?? 0 },
         this,
       );
     } catch (err) {

@@ -134,8 +134,7 @@ class OutgoingCall implements FlowControl {
       message: (bytes) => this.#onMessage(bytes),
       end: (result) => this.#onEnd(result),
     });
-    call.sendMessage(
-      internalInvokeRequestStreamCodec.encode({
+    const leading = internalInvokeRequestStreamCodec.encode({
         request: {
           ver: API_VERSION_V1,
           metadata: req.metadata,
@@ -147,13 +146,20 @@ class OutgoingCall implements FlowControl {
             ...(req.dataTypeUrl === undefined || req.dataTypeUrl === '' ? {} : { data: { typeUrl: req.dataTypeUrl } }),
           },
         },
-      }),
-    );
+      });
     const body = req.body;
     if (body === null) {
+      call.sendMessage(leading);
       call.end();
       return;
     }
+    if (Buffer.isBuffer(body)) {
+      // The whole body is here: request and payload travel in one message (as Dapr sends its first chunk).
+      call.sendMessageParts([leading, encodePayloadChunkHead(body.length, this.#seq++), body]);
+      call.end();
+      return;
+    }
+    call.sendMessage(leading);
     body.on('data', (chunk: Buffer) => {
       if (!call.sendMessageParts([encodePayloadChunkHead(chunk.length, this.#seq++), chunk])) {
         body.pause();

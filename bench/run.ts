@@ -1,0 +1,348 @@
+// Courier's benchmark: what two sidecars add to a call, against a direct call and a pair of nginx
+// proxies, measured in one run on this machine.
+//
+//   npm run bench             full run (3 interleaved repetitions of 10 s warm-up + 30 s, about 17 min)
+//   npm run bench -- --quick  about a minute, for checking a change
+//
+// Paths: direct (generator → HTTP app), courier-http and courier-http-mtls (generator → sidecar A's
+// HTTP API → sidecar B over the internal gRPC hop, without and with mutual TLS → HTTP app),
+// nginx-2hop (generator → nginx → nginx → HTTP app), direct-grpc (gRPC generator → gRPC app) and
+// courier-grpc-proxy (gRPC generator → sidecar A → sidecar B → gRPC app, proxied by dapr-app-id).
+// Fixed-rate latency comes from bench/lib/loadgen.ts (open loop), saturation from wrk or h2load.
+// Writes bench/results/<timestamp>.{json,md,svg}; a full run also refreshes docs/performance.md.
+import { spawn } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { repoRoot, TestEnv } from '../test/framework/env.js';
+import { startSidecar, type SidecarProcess } from '../test/framework/sidecar-process.js';
+import { startSentry } from '../test/framework/sentry-process.js';
+import { writeBytes } from '../test/framework/streams.js';
+import type { LoadResult, LoadSpec } from './lib/loadgen.js';
+import { cpuSeconds, machineDescription, rssBytes, sampleRss } from './lib/proc.js';
+import { ensureTools, startNginx, startPortPrinter } from './lib/processes.js';
+import { h2loadSaturation, wrkSaturation, type SaturationResult } from './lib/saturation.js';
+import {
+  added,
+  baseFor,
+  markdown,
+  median,
+  medianPercentiles,
+  round3,
+  svgChart,
+  type BenchReport,
+  type PathRun,
+  type PathSummary,
+  type ProcessFigures,
+  type TargetCheck,
+  type UploadFigures,
+} from './lib/report.js';
+import { freePort } from '../src/cli/run/free-port.js';
+
+const quick = process.argv.includes('--quick');
+const method = quick
+  ? { rate: 1000, connections: 16, bodyBytes: 1024, warmupSeconds: 2, measuredSeconds: 8, repetitions: 1, saturationSeconds: 3 }
+  : { rate: 1000, connections: 16, bodyBytes: 1024, warmupSeconds: 10, measuredSeconds: 30, repetitions: 3, saturationSeconds: 10 };
+const MiB = 1024 * 1024;
+const UPLOAD_BYTES = 100 * MiB;
+const SIDECAR_ARGS = ['--log-level', 'warn', '--max-body-size', '200Mi'];
+
+interface Proc {
+  role: string;
+  pid: number;
+}
+
+interface PathSetup {
+  name: string;
+  description: string;
+  kind: 'http' | 'grpc';
+  url: string;
+  headers?: Record<string, string>;
+  processes: Proc[];
+  saturate: ((seconds: number) => Promise<SaturationResult>) | undefined;
+}
+
+const mb = (bytes: number): number => Math.round(bytes / MiB);
+
+/** Runs the load generator in its own process (so its CPU is not the measured processes'). */
+function generate(spec: LoadSpec): Promise<LoadResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'bench', 'lib', 'loadgen.ts'), JSON.stringify(spec)], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      cwd: repoRoot,
+    });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    child.once('exit', (code) => {
+      if (code !== 0) reject(new Error(`the load generator exited with ${String(code)}:\n${err}`));
+      else resolve(JSON.parse(out.trim().split('\n').pop() ?? '{}') as LoadResult);
+    });
+  });
+}
+
+async function measurePath(path: PathSetup): Promise<PathRun> {
+  const spec = (seconds: number): LoadSpec => ({
+    kind: path.kind,
+    url: path.url,
+    rate: method.rate,
+    connections: method.connections,
+    warmupSeconds: 0,
+    seconds,
+    bodyBytes: method.bodyBytes,
+    ...(path.headers === undefined ? {} : { headers: path.headers }),
+  });
+  await generate(spec(method.warmupSeconds));
+  const pids = path.processes.map((p) => p.pid);
+  const cpuBefore = pids.map(cpuSeconds);
+  const rss = sampleRss(pids, 250);
+  const load = await generate(spec(method.measuredSeconds));
+  const peaks = rss.stop();
+  const cpuAfter = pids.map(cpuSeconds);
+  const processes: ProcessFigures[] = path.processes.map((p, i) => ({
+    role: p.role,
+    cpuPer1000: round3(((cpuAfter[i] ?? 0) - (cpuBefore[i] ?? 0)) / Math.max(1, load.completed / 1000)),
+    idleRssMb: 0,
+    loadRssMb: mb(peaks[i] ?? 0),
+  }));
+  const saturation = path.saturate === undefined ? undefined : await path.saturate(method.saturationSeconds);
+  return { load, processes, saturation };
+}
+
+function summarize(path: PathSetup, runs: PathRun[], idleRss: Map<number, number>): PathSummary {
+  const sats = runs.map((r) => r.saturation).filter((s): s is SaturationResult => s !== undefined);
+  return {
+    path: path.name,
+    description: path.description,
+    scheduled: medianPercentiles(runs.map((r) => r.load.scheduled)),
+    actual: medianPercentiles(runs.map((r) => r.load.actual)),
+    achievedRate: median(runs.map((r) => r.load.achievedRate)),
+    errors: runs.reduce((sum, r) => sum + r.load.errors + (r.load.sent - r.load.completed - r.load.errors), 0),
+    saturationRps: sats.length === 0 ? undefined : Math.round(median(sats.map((s) => s.requestsPerSecond))),
+    saturationErrors: sats.reduce((sum, s) => sum + s.errors, 0),
+    saturationTool: sats[0]?.tool,
+    processes: path.processes.map((p, i) => ({
+      role: p.role,
+      cpuPer1000: round3(median(runs.map((r) => r.processes[i]?.cpuPer1000 ?? NaN))),
+      idleRssMb: mb(idleRss.get(p.pid) ?? 0),
+      loadRssMb: Math.max(...runs.map((r) => r.processes[i]?.loadRssMb ?? 0)),
+    })),
+    runs,
+  };
+}
+
+function upload(port: number, appId: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      { host: '127.0.0.1', port, method: 'POST', path: `/v1.0/invoke/${appId}/method/sink`, headers: { 'content-length': UPLOAD_BYTES } },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve(`HTTP ${res.statusCode ?? 0}`));
+      },
+    );
+    req.on('error', reject);
+    writeBytes(req, UPLOAD_BYTES, 256 * 1024);
+  });
+}
+
+function targets(report: BenchReport): TargetCheck[] {
+  const find = (name: string): PathSummary | undefined => report.paths.find((p) => p.path === name);
+  const checks: TargetCheck[] = [];
+  const http = find('courier-http');
+  const mtls = find('courier-http-mtls');
+  const grpc = find('courier-grpc-proxy');
+  const nginx = find('nginx-2hop');
+  const addedOf = (p: PathSummary | undefined): ReturnType<typeof added> | undefined => {
+    const base = p === undefined ? undefined : baseFor(report, p);
+    return p === undefined || base === undefined ? undefined : added(p, base);
+  };
+  const h = addedOf(http);
+  const t = addedOf(mtls);
+  const g = addedOf(grpc);
+  const n = addedOf(nginx);
+  const ms = (v: number | undefined): string => (v === undefined ? '–' : `${v.toFixed(2)} ms`);
+  checks.push({ target: 'courier-http added p50 ≤ 0.5 ms', measured: ms(h?.p50), met: h === undefined ? undefined : h.p50 <= 0.5 });
+  checks.push({ target: 'courier-http added p90 ≤ 1.0 ms', measured: ms(h?.p90), met: h === undefined ? undefined : h.p90 <= 1.0 });
+  checks.push({
+    target: "courier-http added p99 ≤ 1.5 × nginx-2hop's added p99",
+    measured: h === undefined || n === undefined ? '–' : `${ms(h.p99)} vs 1.5 × ${ms(n.p99)} = ${ms(1.5 * n.p99)}`,
+    met: h === undefined || n === undefined ? undefined : h.p99 <= 1.5 * n.p99,
+  });
+  checks.push({ target: 'courier-http-mtls added p90 ≤ 1.4 ms', measured: ms(t?.p90), met: t === undefined ? undefined : t.p90 <= 1.4 });
+  checks.push({ target: "Dapr's gate: courier-http added p90 ≤ 2.0 ms", measured: ms(h?.p90), met: h === undefined ? undefined : h.p90 <= 2.0 });
+  checks.push({ target: "Dapr's gate: courier-grpc-proxy added p90 ≤ 2.5 ms", measured: ms(g?.p90), met: g === undefined ? undefined : g.p90 <= 2.5 });
+  const satHttp = http?.saturationRps;
+  const satNginx = nginx?.saturationRps;
+  checks.push({
+    target: "courier-http saturation ≥ 50% of nginx-2hop's",
+    measured: satHttp === undefined || satNginx === undefined ? '–' : `${satHttp} vs ${satNginx} rps (${Math.round((100 * satHttp) / satNginx)}%)`,
+    met: satHttp === undefined || satNginx === undefined ? undefined : satHttp >= 0.5 * satNginx,
+  });
+  const sidecars = (http?.processes ?? []).filter((p) => p.role.startsWith('sidecar'));
+  const worstCpu = Math.max(...sidecars.map((p) => p.cpuPer1000));
+  checks.push({ target: 'sidecar CPU ≤ 0.15 core per 1000 req/s (courier-http, each sidecar)', measured: sidecars.map((p) => `${p.role} ${p.cpuPer1000.toFixed(3)}`).join(', '), met: sidecars.length === 0 ? undefined : worstCpu <= 0.15 });
+  checks.push({ target: 'sidecar RSS ≤ 50 MB idle', measured: sidecars.map((p) => `${p.role} ${p.idleRssMb} MB`).join(', '), met: sidecars.length === 0 ? undefined : sidecars.every((p) => p.idleRssMb <= 50) });
+  checks.push({ target: 'sidecar RSS ≤ 70 MB under 1000 req/s', measured: sidecars.map((p) => `${p.role} ${p.loadRssMb} MB`).join(', '), met: sidecars.length === 0 ? undefined : sidecars.every((p) => p.loadRssMb <= 70) });
+  const up = report.upload;
+  checks.push({
+    target: '100 MiB streamed upload adds < 50 MB to either sidecar',
+    measured: up === undefined ? '–' : up.growthMb.map((g) => `${g.role} +${g.growthMb} MB`).join(', '),
+    met: up === undefined ? undefined : up.growthMb.every((g) => g.growthMb < 50) && up.status === 'HTTP 200',
+  });
+  const errors = report.paths.reduce((sum, p) => sum + p.errors + p.saturationErrors, 0);
+  checks.push({ target: 'zero errors in every run', measured: `${errors} errors`, met: errors === 0 });
+  return checks;
+}
+
+const env = new TestEnv();
+const startedAt = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+const skipped: string[] = [];
+let exitCode = 0;
+try {
+  const tools = ensureTools();
+  for (const found of Object.values(tools)) if (typeof found !== 'string') skipped.push(found.missing);
+  const tool = (name: 'wrk' | 'nginx' | 'h2load'): string | undefined => {
+    const found = tools[name];
+    return typeof found === 'string' ? found : undefined;
+  };
+  const work = join(env.home, 'bench');
+  mkdirSync(work, { recursive: true });
+
+  const httpApp = await startPortPrinter('http-app', [join(repoRoot, 'bench', 'apps', 'http-app.mjs')]);
+  env.track(httpApp.child);
+  const grpcApp = await startPortPrinter('grpc-app', [join(repoRoot, 'bench', 'apps', 'grpc-app.mjs')]);
+  env.track(grpcApp.child);
+  const sentry = await startSentry(env);
+  const mtlsOf = (appId: string): { args: string[]; env: Record<string, string> } => sentry.sidecar(appId);
+
+  const b1 = await startSidecar(env, { appId: 'bench-http', appPort: httpApp.port, waitForApp: true, args: SIDECAR_ARGS });
+  const a1 = await startSidecar(env, { appId: 'bench-caller', args: SIDECAR_ARGS });
+  const m2 = mtlsOf('bench-http-mtls');
+  const b2 = await startSidecar(env, { appId: 'bench-http-mtls', appPort: httpApp.port, waitForApp: true, args: [...SIDECAR_ARGS, ...m2.args], env: m2.env });
+  const m2a = mtlsOf('bench-caller-mtls');
+  const a2 = await startSidecar(env, { appId: 'bench-caller-mtls', args: [...SIDECAR_ARGS, ...m2a.args], env: m2a.env });
+  const g3 = await startSidecar(env, { appId: 'bench-grpc', appPort: grpcApp.port, waitForApp: true, args: [...SIDECAR_ARGS, '--app-protocol', 'grpc'] });
+  const a3 = await startSidecar(env, { appId: 'bench-caller-grpc', args: SIDECAR_ARGS });
+
+  const wrk = tool('wrk');
+  const h2load = tool('h2load');
+  const nginxBin = tool('nginx');
+  const wrkSat = (url: string) => (wrk === undefined ? undefined : (seconds: number) => wrkSaturation(wrk, work, url, seconds, method.connections, method.bodyBytes));
+  const h2Sat = (url: string, headers: Record<string, string>) =>
+    h2load === undefined ? undefined : (seconds: number) => h2loadSaturation(h2load, work, url, seconds, method.connections, method.bodyBytes, headers);
+  const sidecarProcs = (a: SidecarProcess, b: SidecarProcess, app: string, appPid: number): Proc[] => [
+    { role: `sidecar A (${a.appId})`, pid: a.pid },
+    { role: `sidecar B (${b.appId})`, pid: b.pid },
+    { role: app, pid: appPid },
+  ];
+
+  const paths: PathSetup[] = [];
+  const directUrl = `http://127.0.0.1:${httpApp.port}/echo`;
+  paths.push({ name: 'direct', description: 'generator → HTTP app', kind: 'http', url: directUrl, processes: [{ role: 'HTTP app', pid: httpApp.child.pid }], saturate: wrkSat(directUrl) });
+  const httpUrl = a1.url('/v1.0/invoke/bench-http/method/echo');
+  paths.push({ name: 'courier-http', description: 'generator → sidecar A (HTTP API) → sidecar B → HTTP app', kind: 'http', url: httpUrl, processes: sidecarProcs(a1, b1, 'HTTP app', httpApp.child.pid), saturate: wrkSat(httpUrl) });
+  const mtlsUrl = a2.url('/v1.0/invoke/bench-http-mtls/method/echo');
+  paths.push({ name: 'courier-http-mtls', description: 'as courier-http, with mutual TLS between the sidecars', kind: 'http', url: mtlsUrl, processes: sidecarProcs(a2, b2, 'HTTP app', httpApp.child.pid), saturate: wrkSat(mtlsUrl) });
+  if (nginxBin !== undefined) {
+    const [p1, p2] = [await freePort(), await freePort()];
+    const n2 = env.track(await startNginx(nginxBin, work, 'nginx-b', p2, httpApp.port));
+    const n1 = env.track(await startNginx(nginxBin, work, 'nginx-a', p1, p2));
+    const nginxUrl = `http://127.0.0.1:${p1}/echo`;
+    paths.push({
+      name: 'nginx-2hop',
+      description: 'generator → nginx → nginx → HTTP app',
+      kind: 'http',
+      url: nginxUrl,
+      processes: [{ role: 'nginx A', pid: n1.pid }, { role: 'nginx B', pid: n2.pid }, { role: 'HTTP app', pid: httpApp.child.pid }],
+      saturate: wrkSat(nginxUrl),
+    });
+  } else {
+    skipped.push('the nginx-2hop path (no nginx)');
+  }
+  const grpcDirect = `http://127.0.0.1:${grpcApp.port}/courier.bench.Echo/Say`;
+  paths.push({ name: 'direct-grpc', description: 'gRPC generator → gRPC app', kind: 'grpc', url: grpcDirect, processes: [{ role: 'gRPC app', pid: grpcApp.child.pid }], saturate: h2Sat(grpcDirect, {}) });
+  const grpcProxy = `http://127.0.0.1:${a3.grpcPort}/courier.bench.Echo/Say`;
+  paths.push({
+    name: 'courier-grpc-proxy',
+    description: 'gRPC generator → sidecar A (proxy by dapr-app-id) → sidecar B → gRPC app',
+    kind: 'grpc',
+    url: grpcProxy,
+    headers: { 'dapr-app-id': 'bench-grpc' },
+    processes: sidecarProcs(a3, g3, 'gRPC app', grpcApp.child.pid),
+    saturate: h2Sat(grpcProxy, { 'dapr-app-id': 'bench-grpc' }),
+  });
+  if (wrk === undefined) skipped.push('HTTP saturation (no wrk)');
+  if (h2load === undefined) skipped.push('gRPC saturation (no h2load)');
+
+  await sleep(2000);
+  const idleRss = new Map<number, number>();
+  for (const path of paths) for (const p of path.processes) idleRss.set(p.pid, rssBytes(p.pid));
+
+  const runs = new Map<string, PathRun[]>(paths.map((p) => [p.name, []]));
+  for (let rep = 1; rep <= method.repetitions; rep++) {
+    for (const path of paths) {
+      process.stderr.write(`bench: repetition ${rep}/${method.repetitions}, ${path.name} ... `);
+      const run = await measurePath(path);
+      runs.get(path.name)?.push(run);
+      process.stderr.write(
+        `p50 ${run.load.scheduled.p50} p90 ${run.load.scheduled.p90} p99 ${run.load.scheduled.p99} ms, ${run.load.errors} errors` +
+          (run.saturation === undefined ? '' : `, saturation ${run.saturation.requestsPerSecond} rps`) +
+          '\n',
+      );
+    }
+  }
+
+  process.stderr.write('bench: 100 MiB upload through courier-http ... ');
+  const uploadPids = [a1.pid, b1.pid];
+  const before = uploadPids.map(rssBytes);
+  const sampler = sampleRss(uploadPids, 50);
+  const status = await upload(a1.httpPort, 'bench-http');
+  const peaks = sampler.stop();
+  const uploadFigures: UploadFigures = {
+    bytes: UPLOAD_BYTES,
+    status,
+    growthMb: ['sidecar A', 'sidecar B'].map((role, i) => ({ role, idleMb: mb(before[i] ?? 0), peakMb: mb(peaks[i] ?? 0), growthMb: mb((peaks[i] ?? 0) - (before[i] ?? 0)) })),
+  };
+  process.stderr.write(`${status}\n`);
+
+  const report: BenchReport = {
+    startedAt,
+    machine: machineDescription(),
+    mode: quick ? 'quick' : 'full',
+    method,
+    skipped,
+    paths: paths.map((p) => summarize(p, runs.get(p.name) ?? [], idleRss)),
+    upload: uploadFigures,
+    targets: [],
+  };
+  report.targets = targets(report);
+
+  const results = join(repoRoot, 'bench', 'results');
+  mkdirSync(results, { recursive: true });
+  const stem = join(results, startedAt.replace(/:/g, '-'));
+  const table = markdown(report);
+  writeFileSync(`${stem}.json`, `${JSON.stringify(report, null, 2)}\n`);
+  writeFileSync(`${stem}.md`, table);
+  writeFileSync(`${stem}.svg`, svgChart(report));
+  if (!quick) {
+    const docs = join(repoRoot, 'docs', 'performance.md');
+    const text = readFileSync(docs, 'utf8');
+    const begin = '<!-- bench:latest:begin -->';
+    const end = '<!-- bench:latest:end -->';
+    const a = text.indexOf(begin);
+    const b = text.indexOf(end);
+    if (a >= 0 && b > a) {
+      const chart = `![latency percentiles per path](../bench/results/${startedAt.replace(/:/g, '-')}.svg)`;
+      writeFileSync(docs, `${text.slice(0, a + begin.length)}\n${table}\n${chart}\n${text.slice(b)}`);
+    }
+  }
+  process.stdout.write(`\n${table}\nWritten: ${stem}.json, .md, .svg${quick ? '' : ' and docs/performance.md'}\n`);
+} catch (err) {
+  console.error(err);
+  exitCode = 1;
+} finally {
+  await env.close();
+}
+process.exit(exitCode);
