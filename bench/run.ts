@@ -197,6 +197,13 @@ function targets(report: BenchReport): TargetCheck[] {
 }
 
 const env = new TestEnv();
+// Interrupted (Ctrl-C, a CI timeout): every process the run started is still stopped.
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    process.stderr.write(`\nbench: ${signal}, stopping every process it started\n`);
+    void env.close().finally(() => process.exit(130));
+  });
+}
 const startedAt = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
 const skipped: string[] = [];
 let exitCode = 0;

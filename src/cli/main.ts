@@ -11,6 +11,7 @@ Commands:
   run        run an app with its sidecar (or several apps from a run file with -f)
   sidecar    run a sidecar for an app that is started some other way (daprd's flags)
   list       list the sidecars running on this machine
+  resolve    show what the name resolver sees for an app id
   stop       stop a running app and its sidecar
   invoke     call a method of a running app
   init       set up ~/.courier: a certificate authority and a configuration with mTLS on
@@ -37,6 +38,7 @@ const commands: Readonly<Record<string, () => Promise<Command>>> = {
   invoke: () => lazy('./invoke-command.js', 'invokeMain'),
   sentry: () => lazy('./sentry-command.js', 'sentryMain'),
   init: () => lazy('./init-command.js', 'initMain'),
+  resolve: () => lazy('./resolve-command.js', 'resolveMain'),
 };
 
 async function main(argv: readonly string[]): Promise<number> {

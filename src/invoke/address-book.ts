@@ -5,6 +5,8 @@ import type { AppIdentity } from './identity.js';
 export interface AddressSource {
   readonly component: string;
   resolve(request: { appId: string; namespace: string }): Promise<readonly { address: string; expiresAtMs?: number }[]>;
+  invalidate?(request: { appId: string; namespace: string }): void;
+  lastLookup?(request: { appId: string; namespace: string }): string | undefined;
 }
 
 export interface AddressBookOptions {
@@ -59,9 +61,10 @@ export class AddressBook {
       live = this.#live(entry, this.#now());
     }
     if (live.length === 0) {
+      const tried = this.#source.lastLookup?.({ appId: target.appId, namespace: target.namespace });
       throw new CourierError(
         'ERR_DIRECT_INVOKE',
-        `no instance of app "${target.appId}" in namespace "${target.namespace}" is registered with the ${this.#source.component} name resolver`,
+        `no instance of app "${target.appId}" in namespace "${target.namespace}" is registered with the ${this.#source.component} name resolver${tried === undefined ? '' : ` (${tried})`}`,
         { grpcCode: 14 },
       );
     }
@@ -74,9 +77,17 @@ export class AddressBook {
     return chosen;
   }
 
-  /** Skips `address` for a while after a failure. */
-  eject(address: string): void {
+  /**
+   * Skips `address` for a while after a failure; with `target`, its cached answer is also dropped
+   * (here and in the resolver) so the next call asks the resolver again.
+   */
+  eject(address: string, target?: AppIdentity): void {
     this.#ejected.set(address, this.#now() + this.#ejectMs);
+    if (target !== undefined) {
+      const entry = this.#entries.get(`${target.namespace}/${target.appId}`);
+      if (entry !== undefined && entry.pending === undefined) entry.fetchedAt = 0;
+      this.#source.invalidate?.({ appId: target.appId, namespace: target.namespace });
+    }
     if (this.#ejected.size > 4096) {
       const now = this.#now();
       for (const [a, until] of this.#ejected) if (until <= now) this.#ejected.delete(a);

@@ -139,7 +139,7 @@ class RemoteCall implements ResponseSink {
       isRetryable(error, this.#request.verb)
     ) {
       this.#retries++;
-      addressBook.eject(this.#address);
+      addressBook.eject(this.#address, this.#request.target);
       logger.debug({ address: this.#address, retry: this.#retries, err: error.message }, 'retrying invocation');
       this.#timer = setTimeout(() => this.#attempt(), retry.backoffMs);
       return;

@@ -59,6 +59,16 @@ export interface NameResolver {
    */
   resolve(request: ResolveRequest): Promise<readonly ResolvedAddress[]>;
   /**
+   * Optional: forget what is cached for `request` (a call to one of its addresses just failed), so
+   * the next resolve asks the registry again.
+   */
+  invalidate?(request: ResolveRequest): void;
+  /**
+   * Optional: what the last lookup for `request` did, in words ("looked up x-dapr.default.svc…: NXDOMAIN"),
+   * for the error a caller gets when no instance was found.
+   */
+  lastLookup?(request: ResolveRequest): string | undefined;
+  /**
    * Withdraws the registration, stops background timers and releases handles. Idempotent, and safe
    * when `register` was never called; the sidecar shuts down through it on every path.
    */

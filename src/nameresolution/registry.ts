@@ -1,5 +1,7 @@
 import { CourierError } from '../errors/index.js';
 import type { NameResolver, NameResolverFactory, ResolverDeps } from './name-resolver.js';
+import { kubernetesResolverFactory } from './kubernetes/index.js';
+import { mdnsResolverFactory } from './mdns/index.js';
 import { sqliteResolverFactory } from './sqlite/index.js';
 
 /** The `spec.nameResolution` block of a Dapr Configuration, as YAML parsing leaves it. */
@@ -95,5 +97,5 @@ export class NameResolverRegistry {
  * embedders can add plug-ins without touching a process-wide singleton.
  */
 export function defaultRegistry(): NameResolverRegistry {
-  return new NameResolverRegistry().register(sqliteResolverFactory);
+  return new NameResolverRegistry().register(sqliteResolverFactory).register(mdnsResolverFactory).register(kubernetesResolverFactory);
 }

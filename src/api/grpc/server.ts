@@ -1,3 +1,4 @@
+import { listenOnHosts } from '../../util/listen.js';
 import { timingSafeEqual } from 'node:crypto';
 import { CourierError, errorMessage, GrpcStatus } from '../../errors/index.js';
 import { GrpcServer, type CallHandler, type Metadata as GrpcMetadata, type ServerCall } from '../../grpc/index.js';
@@ -113,12 +114,9 @@ export class GrpcApiServer {
 
   /** Listens on every address on the same port (the first free one when `port` is 0); resolves with the port. */
   async listen(addresses: readonly string[], port: number): Promise<number> {
-    let bound = port;
-    for (const host of addresses) {
-      const address = await this.#grpc.listen(host, bound);
-      bound = address.port;
-    }
-    return bound;
+    return listenOnHosts(addresses, port, async (host, chosen) => (await this.#grpc.listen(host, chosen)).port, (host, err) =>
+      this.#options.logger.warn({ address: host, err: err.message }, 'this machine does not have this listen address; the gRPC API is not served on it'),
+    );
   }
 
   close(graceMs: number): Promise<void> {

@@ -12,6 +12,7 @@ import type { Logger } from '../../observability/logging/index.js';
 import { findTargetAndMethod } from './invoke-target.js';
 import { HttpResponseWriter, writeError } from './response-writer.js';
 import { matchRoute } from './routes.js';
+import { listenOnHosts } from '../../util/listen.js';
 
 /** What the health endpoints report. */
 export interface Readiness {
@@ -76,32 +77,34 @@ export class HttpApiServer {
    * use the same one, so `localhost` works whichever loopback a client tries first.
    */
   async listen(hosts: readonly string[], port: number): Promise<number> {
-    let chosen = port;
-    for (const host of hosts) {
-      const server = createServer(
-        { maxHeaderSize: this.#options.maxHeaderBytes, requestTimeout: 0, headersTimeout: HEADERS_TIMEOUT_MS, noDelay: true, keepAliveTimeout: 65_000 },
-        (req, res) => this.#handle(req, res),
-      );
-      server.on('connection', (socket: Socket) => {
-        this.#sockets.add(socket);
-        socket.once('close', () => this.#sockets.delete(socket));
+    return listenOnHosts(hosts, port, (host, chosen) => this.#listenOne(host, chosen), (host, err) =>
+      this.#options.logger.warn({ address: host, err: err.message }, 'this machine does not have this listen address; the HTTP API is not served on it'),
+    );
+  }
+
+  async #listenOne(host: string, chosen: number): Promise<number> {
+    const server = createServer(
+      { maxHeaderSize: this.#options.maxHeaderBytes, requestTimeout: 0, headersTimeout: HEADERS_TIMEOUT_MS, noDelay: true, keepAliveTimeout: 65_000 },
+      (req, res) => this.#handle(req, res),
+    );
+    server.on('connection', (socket: Socket) => {
+      this.#sockets.add(socket);
+      socket.once('close', () => this.#sockets.delete(socket));
+    });
+    server.on('clientError', (err, socket) => {
+      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      else socket.destroy();
+      this.#options.logger.debug({ err: err.message }, 'malformed HTTP request');
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ host, port: chosen, exclusive: true }, () => {
+        server.removeListener('error', reject);
+        resolve();
       });
-      server.on('clientError', (err, socket) => {
-        if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
-        else socket.destroy();
-        this.#options.logger.debug({ err: err.message }, 'malformed HTTP request');
-      });
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen({ host, port: chosen, exclusive: true }, () => {
-          server.removeListener('error', reject);
-          resolve();
-        });
-      });
-      chosen = (server.address() as AddressInfo).port;
-      this.#servers.push(server);
-    }
-    return chosen;
+    });
+    this.#servers.push(server);
+    return (server.address() as AddressInfo).port;
   }
 
   /**

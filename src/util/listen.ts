@@ -1,0 +1,31 @@
+/** Errors that mean "this machine has no such address" (e.g. ::1 where IPv6 is off), not "the port is taken". */
+const UNAVAILABLE = new Set(['EADDRNOTAVAIL', 'EAFNOSUPPORT']);
+
+/**
+ * Listens on every host of `hosts` on one port: the first bound host picks the port (when `port` is 0)
+ * and the others use it. A host this machine does not have is skipped and reported through `skipped`
+ * (a container without IPv6 has no ::1), as long as one host was bound; any other failure is thrown.
+ */
+export async function listenOnHosts(
+  hosts: readonly string[],
+  port: number,
+  listenOne: (host: string, port: number) => Promise<number>,
+  skipped: (host: string, err: Error) => void,
+): Promise<number> {
+  let chosen = port;
+  let bound = 0;
+  let lastError: Error | undefined;
+  for (const host of hosts) {
+    try {
+      chosen = await listenOne(host, chosen);
+      bound++;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code ?? '';
+      if (!UNAVAILABLE.has(code)) throw err;
+      lastError = err as Error;
+      skipped(host, err as Error);
+    }
+  }
+  if (bound === 0 && lastError !== undefined) throw lastError;
+  return chosen;
+}
