@@ -111,9 +111,18 @@ async function supervise(launches: readonly AppLaunch[], multi: boolean): Promis
 
   try {
     let failure: Error | undefined;
+    // Apps start once every sidecar is up (a run file's apps often call each other at once).
+    let up = 0;
+    let release: () => void = () => {};
+    const allUp = new Promise<void>((resolve) => (release = resolve));
+    abort.signal.addEventListener('abort', () => release(), { once: true });
+    const sidecarsUp = (): Promise<void> => {
+      if (++up === runners.length) release();
+      return allUp;
+    };
     await Promise.all(
       runners.map((runner) =>
-        runner.start(abort.signal).catch((err: unknown) => {
+        runner.start(abort.signal, sidecarsUp).catch((err: unknown) => {
           // Aborted: by a signal, by another app's failure, or because this app or its sidecar ended
           // while starting (its outcome then counts like any other end).
           if (err instanceof StartAborted) return;

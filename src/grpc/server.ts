@@ -126,6 +126,9 @@ export class GrpcServer {
   readonly #sockets = new Set<Socket>();
   readonly #onConnection = (socket: Socket): void => {
     this.#sockets.add(socket);
+    // HTTP/2 writes whole frames; Nagle would hold a small response back until the previous one is
+    // acknowledged (Node enables Nagle on accepted sockets of http2 servers).
+    socket.setNoDelay(true);
     // Node quirk: a gracefully closed session ends its socket and then waits for the client to close
     // its side, possibly forever. Once our side is ended there is nothing left to wait for.
     socket.once('finish', destroySocket);

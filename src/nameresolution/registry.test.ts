@@ -39,9 +39,9 @@ function invalidConfig(message: string) {
   return (error: unknown) => error instanceof CourierError && error.code === 'ERR_INVALID_CONFIG' && error.message === message;
 }
 
-test('the default registry knows sqlite and uses it when no component is named', async (t) => {
+test('the default registry knows sqlite, mdns and kubernetes, and uses sqlite when no component is named', async (t) => {
   const registry = defaultRegistry();
-  assert.deepEqual(registry.components(), ['sqlite']);
+  assert.deepEqual(registry.components(), ['kubernetes', 'mdns', 'sqlite']);
   assert.equal(registry.defaultComponent, 'sqlite');
   const deps = tempDeps(t);
   for (const spec of [{}, { component: '' }, { component: undefined, version: undefined, configuration: undefined }]) {
@@ -62,7 +62,7 @@ test('component names and versions match case-insensitively; configuration reach
 test('unknown components and versions list the known ones', (t) => {
   const deps = tempDeps(t);
   const registry = defaultRegistry();
-  assert.throws(() => registry.create({ component: 'mdns' }, deps, where), invalidConfig(`${where}.component: unknown name resolution component "mdns" (available: sqlite)`));
+  assert.throws(() => registry.create({ component: 'consul' }, deps, where), invalidConfig(`${where}.component: unknown name resolution component "consul" (available: kubernetes, mdns, sqlite)`));
   assert.throws(
     () => registry.create({ component: 'sqlite', version: 'v2' }, deps, where),
     invalidConfig(`${where}.version: unknown version "v2" of name resolution component "sqlite" (available: v1)`),
@@ -80,7 +80,7 @@ test('configuration errors carry the configuration path', (t) => {
 
 test('plug-ins are found by alias, and names cannot be registered twice', async (t) => {
   const registry = defaultRegistry().register(staticFactory);
-  assert.deepEqual(registry.components(), ['sqlite', 'static']);
+  assert.deepEqual(registry.components(), ['kubernetes', 'mdns', 'sqlite', 'static']);
   assert.equal(registry.get('FIXED'), registry.get('static'));
   const resolver = registry.create({ component: 'fixed', version: 'v2', configuration: { addresses: ['10.0.0.1:50002'] } }, tempDeps(t), where);
   assert.deepEqual(await resolver.resolve({ appId: 'any', namespace: 'default' }), [{ address: '10.0.0.1:50002' }]);

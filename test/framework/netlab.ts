@@ -66,7 +66,7 @@ export class HostProcess {
 }
 
 /**
- * `hosts` test hosts `h1`…`hN` at 10.77.0.1…N/24, each with interface `cv0` (multicast on, default
+ * `hosts` test hosts `h1`…`hN` at 10.77.0.1…N/24 and fd77::1…N/64, each with interface `cv0` (multicast on, default
  * route through it) plugged into one bridge. `cut(i)`/`restore(i)` take a host's cable out and back.
  */
 export class NetLab {
@@ -95,6 +95,11 @@ export class NetLab {
     return `10.77.0.${host}`;
   }
 
+  /** Host `h`'s IPv6 address (a unique local address, usable at once: no duplicate detection). */
+  address6(host: number): string {
+    return `fd77::${host}`;
+  }
+
   /** The bridge end of host `i`'s cable (in the switch namespace). */
   #port(host: number): string {
     return `${this.id}p${host}`;
@@ -114,6 +119,7 @@ export class NetLab {
         ip('-n', ns, 'link', 'set', 'lo', 'up');
         ip('-n', ns, 'link', 'add', 'cv0', 'type', 'veth', 'peer', 'name', this.#port(h), 'netns', this.switchNs);
         ip('-n', ns, 'addr', 'add', `${this.address(h)}/24`, 'dev', 'cv0');
+        ip('-n', ns, '-6', 'addr', 'add', `${this.address6(h)}/64`, 'dev', 'cv0', 'nodad');
         ip('-n', ns, 'link', 'set', 'cv0', 'multicast', 'on', 'up');
         ip('-n', ns, 'route', 'add', 'default', 'dev', 'cv0');
         ip('-n', this.switchNs, 'link', 'set', this.#port(h), 'master', 'br0');

@@ -66,7 +66,7 @@ test('configuration mistakes stop the sidecar with one line naming the file, key
     [['--config', write('bad-yaml.yaml', 'kind: Configuration\nspec: [unclosed\n')], /bad-yaml\.yaml:\d+:\d+: invalid YAML/],
     [['--config', write('unknown-key.yaml', 'kind: Configuration\nspec:\n  nameResolutoin: {}\n')], /unknown-key\.yaml: spec: unknown key "nameResolutoin"/],
     [['--config', write('wrong-kind.yaml', 'kind: Component\n')], /wrong-kind\.yaml: kind must be "Configuration"/],
-    [['--config', write('no-resolver.yaml', 'kind: Configuration\nspec:\n  nameResolution:\n    component: consul\n')], /unknown name resolution component "consul" \(available: sqlite\)/],
+    [['--config', write('no-resolver.yaml', 'kind: Configuration\nspec:\n  nameResolution:\n    component: consul\n')], /unknown name resolution component "consul" \(available: kubernetes, mdns, sqlite\)/],
     [['--config', write('bad-interval.yaml', 'kind: Configuration\nspec:\n  nameResolution:\n    component: sqlite\n    configuration:\n      updateInterval: 1500ms\n')], /updateInterval/],
     [['--config', join(env.home, 'missing.yaml')], /missing\.yaml: cannot be read/],
     [['--resources-path', join(env.home, 'no-such-dir')], /--resources-path .*no-such-dir/],

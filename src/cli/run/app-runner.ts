@@ -111,7 +111,11 @@ export class AppRunner {
     return this.#finished;
   }
 
-  async start(signal: AbortSignal): Promise<void> {
+  /**
+   * Starts the sidecar, then (once `sidecarsUp` resolves: with a run file, when every app's sidecar is
+   * up, so no app calls an app whose sidecar has not registered yet) the app.
+   */
+  async start(signal: AbortSignal, sidecarsUp?: () => Promise<void>): Promise<void> {
     const launch = this.launch;
     const ctx = this.#ctx;
     // The sidecar binds port 0 itself (no window in which another listener can take a port chosen here)
@@ -139,6 +143,8 @@ export class AppRunner {
       `✅  Courier sidecar for app "${launch.appId}" is up: HTTP port ${ports.httpPort}, gRPC port ${ports.grpcPort}, ` +
         `internal gRPC port ${record.internalGrpcPort}${appPort}, metrics port ${ports.metricsPort} (pid ${record.pid})`,
     );
+    this.#checkNotStopping(signal);
+    await sidecarsUp?.();
     this.#checkNotStopping(signal);
 
     const [program, ...args] = launch.command;
