@@ -13,15 +13,33 @@ export interface ConfigurationWatch {
  * a version that fails to load or that `onChange` rejects (by throwing) goes to `onError`, and the
  * caller keeps what it had. Polling (`fs.watchFile`) rather than `fs.watch`, because editors and
  * config-management tools replace files by renaming, which `fs.watch` loses track of.
+ *
+ * `loaded` is what the caller read before calling this: the file is read once more after the watch
+ * has started, so a change made between that first read and the start of the watch is not missed.
  */
-export function watchConfiguration(file: string, onChange: (next: Configuration) => void, onError: (err: unknown) => void): ConfigurationWatch {
-  watchFile(file, { interval: WATCH_INTERVAL_MS, persistent: false }, (curr: Stats, prev: Stats) => {
-    if (curr.mtimeMs === prev.mtimeMs && curr.size === prev.size && curr.ino === prev.ino) return;
+export function watchConfiguration(
+  file: string,
+  loaded: Configuration,
+  onChange: (next: Configuration) => void,
+  onError: (err: unknown) => void,
+): ConfigurationWatch {
+  const reload = (): void => {
     try {
       onChange(loadConfiguration(file));
     } catch (err) {
       onError(err);
     }
+  };
+  watchFile(file, { interval: WATCH_INTERVAL_MS, persistent: false }, (curr: Stats, prev: Stats) => {
+    if (curr.mtimeMs === prev.mtimeMs && curr.size === prev.size && curr.ino === prev.ino) return;
+    reload();
   });
+  let current: Configuration | undefined;
+  try {
+    current = loadConfiguration(file);
+  } catch (err) {
+    onError(err);
+  }
+  if (current !== undefined && JSON.stringify(current) !== JSON.stringify(loaded)) onChange(current);
   return { close: () => unwatchFile(file) };
 }

@@ -100,7 +100,7 @@ export class Sidecar {
     }
     this.#accessControl = this.#parseAccessControl(this.#configuration, true);
     if (options.configFile !== undefined) {
-      this.#configWatch = watchConfiguration(options.configFile, (next) => this.#reloadConfiguration(next), (err) =>
+      this.#configWatch = watchConfiguration(options.configFile, this.#configuration, (next) => this.#reloadConfiguration(next), (err) =>
         log.error({ config: options.configFile, err: errorMessage(err) }, 'the changed configuration was refused; the current access-control policy stays in force'),
       );
     }
