@@ -77,6 +77,28 @@ describe('mDNS across hosts', { skip: unavailable }, () => {
     assert.deepEqual(both.byHost, { h2: 10, h3: 10 });
   });
 
+  test('an instance that crashes (no goodbye) costs no failed call, and its restart is used', async () => {
+    const old = svc.get(3);
+    assert.ok(old !== undefined);
+    old.proc.child.kill('SIGKILL');
+    await new Promise((resolve) => old.proc.child.once('exit', resolve));
+    // Its address still answers mDNS caches for up to addressTTL, but the port is closed: a refused
+    // connection is retried on another instance, and the address is skipped after that.
+    const afterCrash = tally(await driver.calls(url(), 10));
+    assert.deepEqual(afterCrash.failures, []);
+    assert.deepEqual(afterCrash.byHost, { h2: 10 });
+    const restarted = await startHostSidecar(lab, 3, { appId: 'svc', appPort: appPorts.get(3) ?? 0, config, internalPort: 50012 });
+    svc.set(3, restarted);
+    const deadline = Date.now() + 8000;
+    let seen = false;
+    while (!seen && Date.now() < deadline) {
+      const [r] = await driver.calls(url(), 1);
+      assert.equal(r?.error, undefined);
+      seen = r?.host === 'h3';
+    }
+    assert.ok(seen, 'the restarted instance was not called within 8 s');
+  });
+
   test('a host cut off during steady load: calls move to the other host with no failure, and the host rejoins when it is back', async () => {
     const rate = 20;
     const seconds = 30;
