@@ -78,3 +78,21 @@ test('concurrent picks share one resolver query', async () => {
   await Promise.all(Array.from({ length: 20 }, () => book.pick(target, new Set())));
   assert.equal(src.calls, 1);
 });
+
+test('an empty answer is asked again every 100 ms within emptyRetryMs, so an app that is just registering is found', async () => {
+  const src = source([]);
+  const book = new AddressBook(src, { cacheTtlMs: 1000, ejectMs: 5000, emptyRetryMs: 500 });
+  setTimeout(() => src.entries.push({ address: 'late:1' }), 150);
+  assert.equal(await book.pick(target, new Set()), 'late:1');
+  assert.ok(src.calls >= 2 && src.calls <= 4, `${src.calls} resolver calls`);
+});
+
+test('with nobody registering, the call fails once emptyRetryMs is spent (about five more questions)', async () => {
+  const src = source([]);
+  const book = new AddressBook(src, { cacheTtlMs: 1000, ejectMs: 5000, emptyRetryMs: 500 });
+  const started = Date.now();
+  await assert.rejects(book.pick(target, new Set()), /no instance of app "b"/);
+  const took = Date.now() - started;
+  assert.ok(took >= 400 && took < 1500, `${took} ms`);
+  assert.ok(src.calls >= 5 && src.calls <= 7, `${src.calls} resolver calls`);
+});

@@ -1,4 +1,7 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { CourierError, errorMessage } from '../errors/index.js';
+
+const EMPTY_RETRY_DELAY_MS = 100;
 import type { AppIdentity } from './identity.js';
 
 /** The part of a name resolver the address book uses (see src/nameresolution). */
@@ -14,6 +17,11 @@ export interface AddressBookOptions {
   readonly cacheTtlMs: number;
   /** How long an address that failed is skipped while others are available. */
   readonly ejectMs: number;
+  /**
+   * When the resolver knows no instance, how long to keep asking again (every 100 ms, as daprd retries
+   * an empty answer 5 times) before failing the call: an app that is just registering is found. 0: at once.
+   */
+  readonly emptyRetryMs?: number;
   readonly now?: () => number;
 }
 
@@ -34,6 +42,7 @@ export class AddressBook {
   readonly #source: AddressSource;
   readonly #cacheTtlMs: number;
   readonly #ejectMs: number;
+  readonly #emptyRetryMs: number;
   readonly #now: () => number;
   readonly #entries = new Map<string, Entry>();
   readonly #ejected = new Map<string, number>();
@@ -42,6 +51,7 @@ export class AddressBook {
     this.#source = source;
     this.#cacheTtlMs = options.cacheTtlMs;
     this.#ejectMs = options.ejectMs;
+    this.#emptyRetryMs = options.emptyRetryMs ?? 0;
     this.#now = options.now ?? Date.now;
   }
 
@@ -57,6 +67,14 @@ export class AddressBook {
     let live = this.#live(entry, this.#now());
     if (live.length === 0 && this.#now() - entry.fetchedAt > 0) {
       // The cached answer ran dry (every instance expired): ask once more before giving up.
+      entry = await this.#refresh(key, target, true);
+      live = this.#live(entry, this.#now());
+    }
+    // Dapr retries an empty answer (5 × 100 ms): a caller that races its target's registration (two
+    // apps started together) is not failed at once. Within a budget, so a slow resolver is asked once.
+    const budgetEnd = Date.now() + this.#emptyRetryMs;
+    while (live.length === 0 && Date.now() + EMPTY_RETRY_DELAY_MS <= budgetEnd) {
+      await sleep(EMPTY_RETRY_DELAY_MS);
       entry = await this.#refresh(key, target, true);
       live = this.#live(entry, this.#now());
     }

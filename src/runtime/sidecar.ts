@@ -30,6 +30,8 @@ import { removeRunRecord, writeRunRecord } from './run-registry.js';
 const RESOLVER_CACHE_TTL_MS = 1000;
 /** How long an instance that failed a call is skipped while others are available. */
 const EJECT_MS = 5000;
+/** How long a call waits for an app id with no instance to appear (daprd: 5 retries, 100 ms apart). */
+const EMPTY_RETRY_MS = 500;
 /** At most this much of a request body is kept for a retry. */
 const REPLAY_LIMIT_BYTES = 4 * 1024 * 1024;
 /** Room for the protobuf framing around a body of `--max-body-size` in a message to a gRPC app. */
@@ -169,7 +171,7 @@ export class Sidecar {
       logger: log.child({ scope: 'transport' }),
       ...(identity === undefined ? {} : { tls: clientTls(identity) }),
     });
-    const addressBook = new AddressBook(this.#resolver, { cacheTtlMs: RESOLVER_CACHE_TTL_MS, ejectMs: EJECT_MS });
+    const addressBook = new AddressBook(this.#resolver, { cacheTtlMs: RESOLVER_CACHE_TTL_MS, ejectMs: EJECT_MS, emptyRetryMs: EMPTY_RETRY_MS });
     const sidecarAddress = options.internalGrpcListenAddress;
     const invoker = new Invoker({
       self: this.#self,
