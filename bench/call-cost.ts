@@ -7,10 +7,10 @@
 // CPU per call for each sidecar and in total, and the throughput the loop reached.
 //
 //   npm run bench:call-cost [-- --calls 20000 --concurrency 16]
-import { readFileSync } from 'node:fs';
 import { Agent, request } from 'undici';
 import * as grpc from '@grpc/grpc-js';
 import { TestEnv } from '../test/framework/env.js';
+import { cpuSeconds } from './lib/proc.js';
 import { startSidecar, type SidecarProcess } from '../test/framework/sidecar-process.js';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -25,15 +25,6 @@ const CALLS = flag('calls', 20_000);
 const CONCURRENCY = flag('concurrency', 16);
 const WARMUP = Math.min(2000, Math.floor(CALLS / 5));
 const BODY = Buffer.alloc(1024, 'x');
-const TICKS_PER_SECOND = 100; // USER_HZ on Linux
-
-/** User + system CPU seconds of a process so far (/proc/<pid>/stat fields 14 and 15). */
-function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
-}
-
 async function loop(count: number, call: () => Promise<void>): Promise<void> {
   let next = 0;
   const worker = async (): Promise<void> => {

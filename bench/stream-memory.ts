@@ -5,41 +5,25 @@
 //
 //   npm run bench:memory
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { request, type ServerResponse } from 'node:http';
 import { TestEnv } from '../test/framework/env.js';
 import { startSidecar, type SidecarProcess } from '../test/framework/sidecar-process.js';
 import { startApp } from '../test/framework/test-app.js';
+import { rssBytes, sampleRss } from './lib/proc.js';
+import { upload } from './lib/upload.js';
 import { writeBytes } from '../test/framework/streams.js';
 
 const MiB = 1024 * 1024;
 const TOTAL = 100 * MiB;
 
-function rssBytes(pid: number): number {
-  const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return Number(match?.[1] ?? 0) * 1024;
-}
-
+/** Runs `work` while sampling the sidecars' RSS every 50 ms; returns its result and each one's peak. */
 async function sampled<T>(sidecars: SidecarProcess[], work: () => Promise<T>): Promise<{ result: T; peaks: number[] }> {
-  const peaks = sidecars.map((s) => rssBytes(s.pid));
-  const timer = setInterval(() => sidecars.forEach((s, i) => (peaks[i] = Math.max(peaks[i] ?? 0, rssBytes(s.pid)))), 50);
+  const sampler = sampleRss(sidecars.map((s) => s.pid), 50);
   try {
-    return { result: await work(), peaks };
+    return { result: await work(), peaks: sampler.stop() };
   } finally {
-    clearInterval(timer);
+    sampler.stop(); // stopping twice is harmless; this covers a failed `work`
   }
-}
-
-function upload(port: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, method: 'POST', path: '/v1.0/invoke/b/method/sink', headers: { 'content-length': TOTAL } }, (res) => {
-      let text = '';
-      res.on('data', (d: Buffer) => (text += d.toString()));
-      res.on('end', () => resolve(`${res.statusCode ?? 0} ${text}`));
-    });
-    req.on('error', reject);
-    writeBytes(req, TOTAL, 256 * 1024);
-  });
 }
 
 function download(port: number): Promise<number> {
@@ -65,10 +49,10 @@ try {
   const sidecars = [a, b];
   // Warm up both paths so connection pools and code are in place before measuring.
   await download(a.httpPort);
-  await upload(a.httpPort);
+  await upload(a.httpPort, 'b', TOTAL);
   await new Promise((r) => setTimeout(r, 500));
   const idle = sidecars.map((s) => rssBytes(s.pid));
-  const up = await sampled(sidecars, () => upload(a.httpPort));
+  const up = await sampled(sidecars, () => upload(a.httpPort, 'b', TOTAL));
   const afterUp = sidecars.map((s) => rssBytes(s.pid));
   const down = await sampled(sidecars, () => download(a.httpPort));
   const mb = (n: number): string => `${(n / MiB).toFixed(1)} MB`;

@@ -1,77 +1,27 @@
 // Child processes of a benchmark run: each one is stopped by its PID when the run ends, however it ends.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { accessSync, constants, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { connect } from 'node:net';
-
-/** A started child process with its output kept for error messages. */
-export class Child {
-  readonly name: string;
-  readonly process: ChildProcess;
-  output = '';
-  readonly #exited: Promise<void>;
-
-  constructor(name: string, child: ChildProcess) {
-    this.name = name;
-    this.process = child;
-    child.stdout?.on('data', (d: Buffer) => (this.output += d.toString()));
-    child.stderr?.on('data', (d: Buffer) => (this.output += d.toString()));
-    this.#exited = new Promise((resolve) => child.once('exit', () => resolve()));
-  }
-
-  get pid(): number {
-    return this.process.pid ?? -1;
-  }
-
-  get running(): boolean {
-    return this.process.exitCode === null && this.process.signalCode === null;
-  }
-
-  /** SIGTERM, then SIGKILL after 5 s. */
-  async close(): Promise<void> {
-    if (!this.running) return;
-    this.process.kill('SIGTERM');
-    const gone = await Promise.race([this.#exited.then(() => true), sleep(5000).then(() => false)]);
-    if (!gone) {
-      this.process.kill('SIGKILL');
-      await this.#exited;
-    }
-  }
-}
+import { accepts, ChildHandle } from '../../test/framework/child.js';
 
 /** Starts `node <script>` that prints its port on the first line of stdout; resolves with the port. */
-export async function startPortPrinter(name: string, args: string[]): Promise<{ child: Child; port: number }> {
-  const child = new Child(name, spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] }));
-  const deadline = Date.now() + 15_000;
-  for (;;) {
-    const line = /^(\d+)\n/.exec(child.output);
-    if (line !== null) return { child, port: Number(line[1]) };
-    if (!child.running || Date.now() > deadline) {
-      await child.close();
-      throw new Error(`${name} did not start:\n${child.output}`);
-    }
-    await sleep(20);
+export async function startPortPrinter(name: string, args: string[]): Promise<{ child: ChildHandle; port: number }> {
+  const child = new ChildHandle(spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] }), name);
+  try {
+    const m = await child.waitFor(/^(\d+)\n/, 15_000);
+    return { child, port: Number(m[1]) };
+  } catch (err) {
+    await child.close();
+    throw err;
   }
-}
-
-/** Whether something accepts TCP connections on 127.0.0.1:port. */
-export function accepts(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect({ host: '127.0.0.1', port });
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
 }
 
 /**
  * One nginx process (no master, one worker's work in one PID) proxying 127.0.0.1:listenPort to
  * 127.0.0.1:upstreamPort over a keep-alive upstream pool, as a sidecar pair of proxies would.
  */
-export async function startNginx(nginx: string, dir: string, name: string, listenPort: number, upstreamPort: number): Promise<Child> {
+export async function startNginx(nginx: string, dir: string, name: string, listenPort: number, upstreamPort: number): Promise<ChildHandle> {
   const root = join(dir, name);
   mkdirSync(root, { recursive: true });
   const conf = join(root, 'nginx.conf');
@@ -107,7 +57,7 @@ http {
 }
 `,
   );
-  const child = new Child(name, spawn(nginx, ['-p', root, '-c', conf, '-e', 'stderr'], { stdio: ['ignore', 'pipe', 'pipe'] }));
+  const child = new ChildHandle(spawn(nginx, ['-p', root, '-c', conf, '-e', 'stderr'], { stdio: ['ignore', 'pipe', 'pipe'] }), name);
   const deadline = Date.now() + 10_000;
   while (!(await accepts(listenPort))) {
     if (!child.running || Date.now() > deadline) {
@@ -123,8 +73,12 @@ http {
 export function which(program: string, extra: readonly string[] = []): string | undefined {
   for (const dir of [...(process.env.PATH ?? '').split(':'), ...extra]) {
     if (dir === '') continue;
-    const result = spawnSync('test', ['-x', join(dir, program)]);
-    if (result.status === 0) return join(dir, program);
+    try {
+      accessSync(join(dir, program), constants.X_OK);
+      return join(dir, program);
+    } catch {
+      // not in this directory
+    }
   }
   return undefined;
 }

@@ -3,25 +3,16 @@ import { X509Certificate } from 'node:crypto';
 import { existsSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { CourierError } from '../errors/index.js';
 import { CertificateAuthority } from './ca.js';
 import { generateCaMaterial } from './ca-material.js';
 import { CA_FILES, loadCaMaterial, loadOrCreateCa, writeCaMaterial } from './ca-store.js';
 import { decodePem, encodePem, splitPemCertificates } from './pem.js';
-import { newCa, spiffe, tempDir } from './testing/helpers.js';
+import { newCa, rejectsWith, spiffe, tempDir } from './testing/helpers.js';
 import { createKeyAndCsr } from './workload.js';
 import { x509 } from './x509.js';
 
 const DAY_MS = 24 * 3_600_000;
 
-function rejectsWith(code: string, pattern: RegExp): (err: unknown) => boolean {
-  return (err) => {
-    assert.ok(err instanceof CourierError, `not a CourierError: ${String(err)}`);
-    assert.equal(err.code, code);
-    assert.match(err.message, pattern);
-    return true;
-  };
-}
 
 /** The PEM with one byte of its DER changed, `fromEnd` bytes before the end (the signature, for a certificate). */
 function flipByte(pem: string, fromEnd: number): string {

@@ -1,10 +1,9 @@
 import assert from 'node:assert/strict';
 import { createPublicKey, webcrypto } from 'node:crypto';
 import { describe, test } from 'node:test';
-import { CourierError } from '../errors/index.js';
 import { verifiedCsrPublicKey } from './csr.js';
 import { decodePem, encodePem } from './pem.js';
-import { newCa } from './testing/helpers.js';
+import { newCa, rejectsWith } from './testing/helpers.js';
 import { createKeyAndCsr } from './workload.js';
 import { x509 } from './x509.js';
 
@@ -25,14 +24,6 @@ async function csrWith(
 
 const spkiHex = (key: x509.PublicKey): string => Buffer.from(key.rawData).toString('hex');
 
-function refused(pattern: RegExp): (err: unknown) => boolean {
-  return (err) => {
-    assert.ok(err instanceof CourierError, `not a CourierError: ${String(err)}`);
-    assert.equal(err.code, 'ERR_CSR_INVALID');
-    assert.match(err.message, pattern);
-    return true;
-  };
-}
 
 /** `der` with the byte `fromEnd` bytes before its end changed. */
 function flipByte(der: Uint8Array, fromEnd: number): Uint8Array {
@@ -76,23 +67,23 @@ describe('verifiedCsrPublicKey', () => {
     assert.equal(spkiHex(await verifiedCsrPublicKey(encodePem('CERTIFICATE', der))), expected);
     // A real certificate under its own label is not a request.
     const { material } = await newCa();
-    await assert.rejects(verifiedCsrPublicKey(material.rootCertPem), refused(/^the certificate signing request is not a PKCS#10 request: /));
+    await assert.rejects(verifiedCsrPublicKey(material.rootCertPem), rejectsWith('ERR_CSR_INVALID', /^the certificate signing request is not a PKCS#10 request: /));
   });
 
   test('refuses P-384 and RSA keys by name', async () => {
     const p384 = await csrWith({ name: 'ECDSA', namedCurve: 'P-384' }, { name: 'ECDSA', hash: 'SHA-384' });
     await assert.rejects(
       verifiedCsrPublicKey(p384.der),
-      refused(/^the certificate signing request's key is ECDSA on curve secp384r1; only Ed25519 and ECDSA P-256 keys are accepted$/),
+      rejectsWith('ERR_CSR_INVALID', /^the certificate signing request's key is ECDSA on curve secp384r1; only Ed25519 and ECDSA P-256 keys are accepted$/),
     );
-    await assert.rejects(verifiedCsrPublicKey(encodePem('CERTIFICATE REQUEST', p384.der)), refused(/secp384r1/));
+    await assert.rejects(verifiedCsrPublicKey(encodePem('CERTIFICATE REQUEST', p384.der)), rejectsWith('ERR_CSR_INVALID', /secp384r1/));
     const rsa = await csrWith(
       { name: 'RSASSA-PKCS1-v1_5', modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]), hash: 'SHA-256' },
       { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' },
     );
     await assert.rejects(
       verifiedCsrPublicKey(rsa.der),
-      refused(/^the certificate signing request's key is RSA \(2048 bits\); only Ed25519 and ECDSA P-256 keys are accepted$/),
+      rejectsWith('ERR_CSR_INVALID', /^the certificate signing request's key is RSA \(2048 bits\); only Ed25519 and ECDSA P-256 keys are accepted$/),
     );
   });
 
@@ -103,15 +94,15 @@ describe('verifiedCsrPublicKey', () => {
     // The unaltered requests pass (the control), a byte of their signatures flipped does not.
     for (const der of [p256.der, ed25519]) {
       await verifiedCsrPublicKey(der);
-      await assert.rejects(verifiedCsrPublicKey(flipByte(der, 3)), refused(notVerified));
-      await assert.rejects(verifiedCsrPublicKey(encodePem('CERTIFICATE REQUEST', flipByte(der, 3))), refused(notVerified));
+      await assert.rejects(verifiedCsrPublicKey(flipByte(der, 3)), rejectsWith('ERR_CSR_INVALID', notVerified));
+      await assert.rejects(verifiedCsrPublicKey(encodePem('CERTIFICATE REQUEST', flipByte(der, 3))), rejectsWith('ERR_CSR_INVALID', notVerified));
     }
     // The subject changed after signing ("orders" to "ordert"): the signature no longer covers it.
     const at = Buffer.from(p256.der).indexOf('orders');
     assert.ok(at > 0);
     const renamed = new Uint8Array(p256.der);
     renamed[at + 5] = 't'.charCodeAt(0);
-    await assert.rejects(verifiedCsrPublicKey(renamed), refused(notVerified));
+    await assert.rejects(verifiedCsrPublicKey(renamed), rejectsWith('ERR_CSR_INVALID', notVerified));
   });
 
   test('refuses a CSR carrying another key than the one that signed it', async () => {
@@ -123,44 +114,44 @@ describe('verifiedCsrPublicKey', () => {
     assert.ok(at > 0);
     const swapped = new Uint8Array(a.der);
     swapped.set(Buffer.from(b.spkiHex, 'hex'), at);
-    await assert.rejects(verifiedCsrPublicKey(swapped), refused(/signature does not verify with its own public key/));
+    await assert.rejects(verifiedCsrPublicKey(swapped), rejectsWith('ERR_CSR_INVALID', /signature does not verify with its own public key/));
   });
 
   test('refuses empty and oversized input before parsing', async () => {
-    await assert.rejects(verifiedCsrPublicKey(''), refused(/^the certificate signing request is empty$/));
-    await assert.rejects(verifiedCsrPublicKey(new Uint8Array(0)), refused(/^the certificate signing request is empty$/));
-    await assert.rejects(verifiedCsrPublicKey(new Uint8Array(65_537).fill(0x30)), refused(/^the certificate signing request is larger than 65536 bytes$/));
-    await assert.rejects(verifiedCsrPublicKey(`${'-'.repeat(65_537)}`), refused(/is larger than 65536 bytes/));
+    await assert.rejects(verifiedCsrPublicKey(''), rejectsWith('ERR_CSR_INVALID', /^the certificate signing request is empty$/));
+    await assert.rejects(verifiedCsrPublicKey(new Uint8Array(0)), rejectsWith('ERR_CSR_INVALID', /^the certificate signing request is empty$/));
+    await assert.rejects(verifiedCsrPublicKey(new Uint8Array(65_537).fill(0x30)), rejectsWith('ERR_CSR_INVALID', /^the certificate signing request is larger than 65536 bytes$/));
+    await assert.rejects(verifiedCsrPublicKey(`${'-'.repeat(65_537)}`), rejectsWith('ERR_CSR_INVALID', /is larger than 65536 bytes/));
     // A valid CSR padded past the limit is refused on its size alone.
     const { csrPem } = await createKeyAndCsr();
-    await assert.rejects(verifiedCsrPublicKey(csrPem + '\n'.repeat(65_536)), refused(/is larger than 65536 bytes/));
+    await assert.rejects(verifiedCsrPublicKey(csrPem + '\n'.repeat(65_536)), rejectsWith('ERR_CSR_INVALID', /is larger than 65536 bytes/));
     // At the limit, the input is parsed (and here found not to be a request).
-    await assert.rejects(verifiedCsrPublicKey(new Uint8Array(65_536).fill(0x30)), refused(/^the certificate signing request is not a PKCS#10 request: /));
+    await assert.rejects(verifiedCsrPublicKey(new Uint8Array(65_536).fill(0x30)), rejectsWith('ERR_CSR_INVALID', /^the certificate signing request is not a PKCS#10 request: /));
   });
 
   test('refuses input that is not one PEM certificate signing request', async () => {
     const { csrPem } = await createKeyAndCsr();
     const der = decodePem(csrPem)[0]?.der ?? new Uint8Array();
     // Wrong labels.
-    await assert.rejects(verifiedCsrPublicKey(encodePem('PRIVATE KEY', der)), refused(/^a PEM PRIVATE KEY is not a certificate signing request$/));
-    await assert.rejects(verifiedCsrPublicKey(Buffer.from(encodePem('PUBLIC KEY', der))), refused(/^a PEM PUBLIC KEY is not a certificate signing request$/));
+    await assert.rejects(verifiedCsrPublicKey(encodePem('PRIVATE KEY', der)), rejectsWith('ERR_CSR_INVALID', /^a PEM PRIVATE KEY is not a certificate signing request$/));
+    await assert.rejects(verifiedCsrPublicKey(Buffer.from(encodePem('PUBLIC KEY', der))), rejectsWith('ERR_CSR_INVALID', /^a PEM PUBLIC KEY is not a certificate signing request$/));
     // Not exactly one block.
-    await assert.rejects(verifiedCsrPublicKey(csrPem + csrPem), refused(/^the certificate signing request must be one PEM block, not 2$/));
-    await assert.rejects(verifiedCsrPublicKey('not a request'), refused(/^the certificate signing request must be one PEM block, not 0$/));
+    await assert.rejects(verifiedCsrPublicKey(csrPem + csrPem), rejectsWith('ERR_CSR_INVALID', /^the certificate signing request must be one PEM block, not 2$/));
+    await assert.rejects(verifiedCsrPublicKey('not a request'), rejectsWith('ERR_CSR_INVALID', /^the certificate signing request must be one PEM block, not 0$/));
     // Broken PEM.
-    await assert.rejects(verifiedCsrPublicKey('-----BEGIN CERTIFICATE REQUEST-----\n!!!\n'), refused(/^the certificate signing request is not valid PEM: a PEM block is not terminated/));
+    await assert.rejects(verifiedCsrPublicKey('-----BEGIN CERTIFICATE REQUEST-----\n!!!\n'), rejectsWith('ERR_CSR_INVALID', /^the certificate signing request is not valid PEM: a PEM block is not terminated/));
     await assert.rejects(
       verifiedCsrPublicKey('-----BEGIN CERTIFICATE REQUEST-----\n!!!!\n-----END CERTIFICATE REQUEST-----\n'),
-      refused(/^the certificate signing request is not valid PEM: the PEM block CERTIFICATE REQUEST is not valid base64/),
+      rejectsWith('ERR_CSR_INVALID', /^the certificate signing request is not valid PEM: the PEM block CERTIFICATE REQUEST is not valid base64/),
     );
     await assert.rejects(
       verifiedCsrPublicKey(csrPem.replace('END CERTIFICATE REQUEST', 'END CERTIFICATE')),
-      refused(/not valid PEM: a PEM block begins as CERTIFICATE REQUEST and ends as CERTIFICATE/),
+      rejectsWith('ERR_CSR_INVALID', /not valid PEM: a PEM block begins as CERTIFICATE REQUEST and ends as CERTIFICATE/),
     );
     // Bytes that are neither PEM nor a request.
-    await assert.rejects(verifiedCsrPublicKey(new Uint8Array([0x30, 0x03, 0x02, 0x01, 0x00])), refused(/^the certificate signing request is not a PKCS#10 request: /));
-    await assert.rejects(verifiedCsrPublicKey(new TextEncoder().encode('hello')), refused(/is not a PKCS#10 request/));
-    await assert.rejects(verifiedCsrPublicKey(der.subarray(0, der.length - 10)), refused(/is not a PKCS#10 request/));
-    await assert.rejects(verifiedCsrPublicKey(encodePem('CERTIFICATE REQUEST', new Uint8Array([1, 2, 3]))), refused(/is not a PKCS#10 request/));
+    await assert.rejects(verifiedCsrPublicKey(new Uint8Array([0x30, 0x03, 0x02, 0x01, 0x00])), rejectsWith('ERR_CSR_INVALID', /^the certificate signing request is not a PKCS#10 request: /));
+    await assert.rejects(verifiedCsrPublicKey(new TextEncoder().encode('hello')), rejectsWith('ERR_CSR_INVALID', /is not a PKCS#10 request/));
+    await assert.rejects(verifiedCsrPublicKey(der.subarray(0, der.length - 10)), rejectsWith('ERR_CSR_INVALID', /is not a PKCS#10 request/));
+    await assert.rejects(verifiedCsrPublicKey(encodePem('CERTIFICATE REQUEST', new Uint8Array([1, 2, 3]))), rejectsWith('ERR_CSR_INVALID', /is not a PKCS#10 request/));
   });
 });

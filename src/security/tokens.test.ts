@@ -3,8 +3,7 @@ import { createHmac, randomBytes } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { CourierError } from '../errors/index.js';
-import { tempDir } from './testing/helpers.js';
+import { rejectsWith, tempDir } from './testing/helpers.js';
 import { ANY_APP_ID, loadOrCreateTokenSecret, mintJoinToken, TOKEN_SECRET_FILE, verifyJoinToken } from './tokens.js';
 
 const secret = randomBytes(32);
@@ -16,14 +15,6 @@ function denied(verdict: ReturnType<typeof verifyJoinToken>, reason: RegExp): vo
   assert.match((verdict as { reason: string }).reason, reason);
 }
 
-function invalidConfig(pattern: RegExp): (err: unknown) => boolean {
-  return (err) => {
-    assert.ok(err instanceof CourierError, `not a CourierError: ${String(err)}`);
-    assert.equal(err.code, 'ERR_INVALID_CONFIG');
-    assert.match(err.message, pattern);
-    return true;
-  };
-}
 
 /** A token whose payload is `text`, correctly signed with `key`: only the claims checks can refuse it. */
 function signedPayload(text: string, key: Uint8Array = secret, version = 'courier1'): string {
@@ -88,7 +79,7 @@ describe('join tokens', () => {
 
   test('an expiry outside the range of a Date is refused when minting, and reported (not thrown) when verifying', () => {
     for (const expiresAtMs of [-1e16, 1e16, Number.MAX_VALUE, Number.POSITIVE_INFINITY, Number.NaN]) {
-      assert.throws(() => mintJoinToken(secret, { appId: 'a', namespace: 'n', expiresAtMs }), invalidConfig(/cannot mint a join token: expiresAtMs must be a finite number/));
+      assert.throws(() => mintJoinToken(secret, { appId: 'a', namespace: 'n', expiresAtMs }), rejectsWith('ERR_INVALID_CONFIG', /cannot mint a join token: expiresAtMs must be a finite number/));
     }
     assert.deepEqual(verifyJoinToken(secret, mintJoinToken(secret, { appId: 'a', namespace: 'n', expiresAtMs: 8.64e15 }), req('a', 'n'), NOW), { ok: true });
     denied(verifyJoinToken(secret, mintJoinToken(secret, { appId: 'a', namespace: 'n', expiresAtMs: -8.64e15 }), req('a', 'n'), NOW), /^expired at -271821-04-20T00:00:00\.000Z$/);
@@ -182,15 +173,15 @@ describe('join tokens', () => {
   });
 
   test('minting refuses bad claims; minting and verifying refuse short keys', () => {
-    assert.throws(() => mintJoinToken(secret, { appId: '', namespace: 'default' }), invalidConfig(/^cannot mint a join token: appId must be a non-empty string$/));
-    assert.throws(() => mintJoinToken(secret, { appId: 'a', namespace: '' }), invalidConfig(/^cannot mint a join token: namespace must be a non-empty string$/));
-    assert.throws(() => mintJoinToken(secret, { appId: 'a'.repeat(257), namespace: 'n' }), invalidConfig(/appId must be a non-empty string/));
-    assert.throws(() => mintJoinToken(secret, { appId: 'a', namespace: 'n', expiresAtMs: Number.NaN }), invalidConfig(/expiresAtMs/));
+    assert.throws(() => mintJoinToken(secret, { appId: '', namespace: 'default' }), rejectsWith('ERR_INVALID_CONFIG', /^cannot mint a join token: appId must be a non-empty string$/));
+    assert.throws(() => mintJoinToken(secret, { appId: 'a', namespace: '' }), rejectsWith('ERR_INVALID_CONFIG', /^cannot mint a join token: namespace must be a non-empty string$/));
+    assert.throws(() => mintJoinToken(secret, { appId: 'a'.repeat(257), namespace: 'n' }), rejectsWith('ERR_INVALID_CONFIG', /appId must be a non-empty string/));
+    assert.throws(() => mintJoinToken(secret, { appId: 'a', namespace: 'n', expiresAtMs: Number.NaN }), rejectsWith('ERR_INVALID_CONFIG', /expiresAtMs/));
     const extra = { appId: 'a', namespace: 'n', role: 'admin' } as unknown as Parameters<typeof mintJoinToken>[1];
-    assert.throws(() => mintJoinToken(secret, extra), invalidConfig(/^cannot mint a join token: unknown claims: role$/));
-    assert.throws(() => mintJoinToken(randomBytes(16), { appId: 'a', namespace: 'n' }), invalidConfig(/^a join-token key must be at least 32 bytes$/));
-    assert.throws(() => verifyJoinToken(randomBytes(31), 'courier1.e30.AAAA', req('a', 'n'), NOW), invalidConfig(/at least 32 bytes/));
-    assert.throws(() => verifyJoinToken('a string key of more than thirty-two characters' as unknown as Uint8Array, 'x', req('a', 'n'), NOW), invalidConfig(/at least 32 bytes/));
+    assert.throws(() => mintJoinToken(secret, extra), rejectsWith('ERR_INVALID_CONFIG', /^cannot mint a join token: unknown claims: role$/));
+    assert.throws(() => mintJoinToken(randomBytes(16), { appId: 'a', namespace: 'n' }), rejectsWith('ERR_INVALID_CONFIG', /^a join-token key must be at least 32 bytes$/));
+    assert.throws(() => verifyJoinToken(randomBytes(31), 'courier1.e30.AAAA', req('a', 'n'), NOW), rejectsWith('ERR_INVALID_CONFIG', /at least 32 bytes/));
+    assert.throws(() => verifyJoinToken('a string key of more than thirty-two characters' as unknown as Uint8Array, 'x', req('a', 'n'), NOW), rejectsWith('ERR_INVALID_CONFIG', /at least 32 bytes/));
     // Longer keys are fine.
     const long = randomBytes(64);
     assert.deepEqual(verifyJoinToken(long, mintJoinToken(long, { appId: 'a', namespace: 'n' }), req('a', 'n'), NOW), { ok: true });
@@ -228,12 +219,12 @@ describe('the join-token key file', () => {
     t.after(tmp.remove);
     const file = join(tmp.dir, TOKEN_SECRET_FILE);
     writeFileSync(file, 'short');
-    assert.throws(() => loadOrCreateTokenSecret(tmp.dir), invalidConfig(/^join-token key .*token\.key holds 5 bytes; it needs at least 32$/));
+    assert.throws(() => loadOrCreateTokenSecret(tmp.dir), rejectsWith('ERR_INVALID_CONFIG', /^join-token key .*token\.key holds 5 bytes; it needs at least 32$/));
     assert.equal(readFileSync(file, 'utf8'), 'short', 'the operator file is not replaced');
     writeFileSync(file, '');
-    assert.throws(() => loadOrCreateTokenSecret(tmp.dir), invalidConfig(/holds 0 bytes; it needs at least 32/));
+    assert.throws(() => loadOrCreateTokenSecret(tmp.dir), rejectsWith('ERR_INVALID_CONFIG', /holds 0 bytes; it needs at least 32/));
     writeFileSync(file, randomBytes(31));
-    assert.throws(() => loadOrCreateTokenSecret(tmp.dir), invalidConfig(/holds 31 bytes/));
+    assert.throws(() => loadOrCreateTokenSecret(tmp.dir), rejectsWith('ERR_INVALID_CONFIG', /holds 31 bytes/));
 
     // Any content of 32 bytes or more is used byte for byte, text or not.
     const exact = Buffer.from('0123456789abcdef0123456789abcdef');
@@ -249,6 +240,6 @@ describe('the join-token key file', () => {
     const tmp = tempDir();
     t.after(tmp.remove);
     mkdirSync(join(tmp.dir, TOKEN_SECRET_FILE));
-    assert.throws(() => loadOrCreateTokenSecret(tmp.dir), invalidConfig(/^join-token key .*token\.key: .*EISDIR/));
+    assert.throws(() => loadOrCreateTokenSecret(tmp.dir), rejectsWith('ERR_INVALID_CONFIG', /^join-token key .*token\.key: .*EISDIR/));
   });
 });

@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict';
 import { createPrivateKey, createPublicKey, sign, verify, X509Certificate } from 'node:crypto';
 import { describe, test } from 'node:test';
-import { CourierError } from '../errors/index.js';
 import { verifiedCsrPublicKey } from './csr.js';
 import { decodePem, encodePem, splitPemCertificates } from './pem.js';
 import { formatSpiffeId } from './spiffe.js';
-import { HOUR_MS, issue, newCa, SKEW_MS, spiffe } from './testing/helpers.js';
+import { HOUR_MS, issue, newCa, rejectsWith, SKEW_MS, spiffe } from './testing/helpers.js';
 import { certificateInfo, createKeyAndCsr } from './workload.js';
 import { ED25519, generateEd25519, x509 } from './x509.js';
 
@@ -17,14 +16,6 @@ function csrOf(csrPem: string): x509.Pkcs10CertificateRequest {
   return new x509.Pkcs10CertificateRequest(blocks[0]?.der ?? new Uint8Array());
 }
 
-function invalidConfig(pattern: RegExp): (err: unknown) => boolean {
-  return (err) => {
-    assert.ok(err instanceof CourierError, `not a CourierError: ${String(err)}`);
-    assert.equal(err.code, 'ERR_INVALID_CONFIG');
-    assert.match(err.message, pattern);
-    return true;
-  };
-}
 
 /** A self-signed certificate with the given serial and URI SANs, made directly with the library. */
 async function selfSigned(serialNumber: string, uris: string[]): Promise<string> {
@@ -148,22 +139,22 @@ describe('certificateInfo', () => {
 
   test('refuses text without a readable certificate with ERR_INVALID_CONFIG', async () => {
     const noCertificate = /^the PEM text holds no certificate$/;
-    assert.throws(() => certificateInfo(''), invalidConfig(noCertificate));
-    assert.throws(() => certificateInfo('no pem here'), invalidConfig(noCertificate));
+    assert.throws(() => certificateInfo(''), rejectsWith('ERR_INVALID_CONFIG', noCertificate));
+    assert.throws(() => certificateInfo('no pem here'), rejectsWith('ERR_INVALID_CONFIG', noCertificate));
     const { privateKeyPem, csrPem } = await createKeyAndCsr();
-    assert.throws(() => certificateInfo(privateKeyPem + csrPem), invalidConfig(noCertificate));
+    assert.throws(() => certificateInfo(privateKeyPem + csrPem), rejectsWith('ERR_INVALID_CONFIG', noCertificate));
 
     const notX509 = /^the first PEM certificate is not a valid X\.509 certificate$/;
-    assert.throws(() => certificateInfo('-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n'), invalidConfig(notX509));
+    assert.throws(() => certificateInfo('-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n'), rejectsWith('ERR_INVALID_CONFIG', notX509));
     // A CSR under the CERTIFICATE label is not a certificate either.
     const csrDer = decodePem(csrPem)[0]?.der ?? new Uint8Array();
     assert.throws(() => certificateInfo(encodePem('CERTIFICATE', csrDer)), (err: unknown) => {
-      invalidConfig(notX509)(err);
+      rejectsWith('ERR_INVALID_CONFIG', notX509)(err);
       assert.ok((err as Error).cause !== undefined, 'the parse error is kept as the cause');
       return true;
     });
     // Broken PEM is refused by the PEM reader, with the same code.
-    assert.throws(() => certificateInfo('-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n'), invalidConfig(/not valid base64/));
-    assert.throws(() => certificateInfo('-----BEGIN CERTIFICATE-----\nAAAA\n'), invalidConfig(/not terminated/));
+    assert.throws(() => certificateInfo('-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n'), rejectsWith('ERR_INVALID_CONFIG', /not valid base64/));
+    assert.throws(() => certificateInfo('-----BEGIN CERTIFICATE-----\nAAAA\n'), rejectsWith('ERR_INVALID_CONFIG', /not terminated/));
   });
 });

@@ -2,10 +2,10 @@
 // own namespace, on a private subnet that exists only inside them. Nothing is added to the machine's
 // own namespace, so nothing a test sends can reach a real interface. Every namespace (and with it
 // every link) and every process is removed by close(), also when a test fails.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { ChildHandle } from './child.js';
 
 /** Why test hosts cannot be made here (not root, no `ip`), or undefined when they can. */
 export function netlabUnavailable(): string | undefined {
@@ -26,44 +26,7 @@ function ip(...args: string[]): void {
 }
 
 /** A process running on a test host. */
-export class HostProcess {
-  readonly child: ChildProcess;
-  output = '';
-  readonly #exited: Promise<void>;
-
-  constructor(child: ChildProcess) {
-    this.child = child;
-    child.stdout?.on('data', (d: Buffer) => (this.output += d.toString()));
-    child.stderr?.on('data', (d: Buffer) => (this.output += d.toString()));
-    this.#exited = new Promise((resolve) => child.once('exit', () => resolve()));
-  }
-
-  get running(): boolean {
-    return this.child.exitCode === null && this.child.signalCode === null;
-  }
-
-  /** Waits until the output matches `pattern` (or the process exits, or the time runs out). */
-  async waitFor(pattern: RegExp, timeoutMs = 20_000): Promise<RegExpExecArray> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const m = pattern.exec(this.output);
-      if (m !== null) return m;
-      if (!this.running || Date.now() > deadline) throw new Error(`no ${String(pattern)} in the output:\n${this.output}`);
-      await sleep(20);
-    }
-  }
-
-  /** SIGTERM, SIGKILL after `graceMs`. */
-  async stop(graceMs = 10_000): Promise<void> {
-    if (!this.running) return;
-    this.child.kill('SIGTERM');
-    const gone = await Promise.race([this.#exited.then(() => true), sleep(graceMs).then(() => false)]);
-    if (!gone) {
-      this.child.kill('SIGKILL');
-      await this.#exited;
-    }
-  }
-}
+export type HostProcess = ChildHandle;
 
 /**
  * `hosts` test hosts `h1`…`hN` at 10.77.0.1…N/24 and fd77::1…N/64, each with interface `cv0` (multicast on, default
@@ -138,7 +101,7 @@ export class NetLab {
       env: { ...process.env, ...env },
       stdio: ['pipe', 'pipe', 'pipe'],
     });
-    const proc = new HostProcess(child);
+    const proc = new ChildHandle(child, `${command} on h${host}`);
     this.#processes.push(proc);
     return proc;
   }

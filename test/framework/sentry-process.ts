@@ -1,10 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { freePort } from '../../src/cli/run/free-port.js';
 import { loadOrCreateTokenSecret, mintJoinToken } from '../../src/security/index.js';
+import { accepts } from './child.js';
 import { courierBin, type TestEnv } from './env.js';
 
 /** A `courier sentry` child process with its own credentials directory in the test's home. */
@@ -82,12 +82,4 @@ export class SentryProcess {
 
 export async function startSentry(env: TestEnv, args: string[] = []): Promise<SentryProcess> {
   return env.track(new SentryProcess(env, args)).start();
-}
-
-function accepts(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect(port, '127.0.0.1');
-    socket.once('connect', () => (socket.destroy(), resolve(true)));
-    socket.once('error', () => (socket.destroy(), resolve(false)));
-  });
 }

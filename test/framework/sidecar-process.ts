@@ -101,19 +101,34 @@ export async function startSidecar(env: TestEnv, spec: SidecarSpec): Promise<Sid
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const sidecar = env.track(new SidecarProcess(spec.appId, child));
-  const recordFile = join(env.home, 'run', `${child.pid ?? 0}.json`);
-  const deadline = Date.now() + 20_000;
-  while (!existsSync(recordFile)) {
-    if (!sidecar.running) throw new Error(`sidecar ${spec.appId} exited with ${String(sidecar.exitCode)} before it was ready\n${sidecar.output}`);
-    if (Date.now() > deadline) throw new Error(`sidecar ${spec.appId} was not ready within 20 s\n${sidecar.output}`);
-    await sleep(20);
-  }
-  const record = JSON.parse(readFileSync(recordFile, 'utf8')) as { httpPort: number; grpcPort: number; internalGrpcPort: number };
+  const record = await waitForRunRecord(env.home, child.pid ?? 0, sidecar);
   sidecar.httpPort = record.httpPort;
   sidecar.grpcPort = record.grpcPort;
   sidecar.internalPort = record.internalGrpcPort;
   if (spec.waitForApp === true) await waitForHealthy(sidecar);
   return sidecar;
+}
+
+/** The ports a sidecar wrote in its run record. */
+export interface RunRecordPorts {
+  httpPort: number;
+  grpcPort: number;
+  internalGrpcPort: number;
+}
+
+/**
+ * Waits (≤ 20 s) for the run record the sidecar with `pid` writes in `<home>/run` once every listener
+ * is up and it is registered; fails with its output if it exits first.
+ */
+export async function waitForRunRecord(home: string, pid: number, sidecar: { readonly running: boolean; readonly output: string }, name = `sidecar ${pid}`): Promise<RunRecordPorts> {
+  const recordFile = join(home, 'run', `${pid}.json`);
+  const deadline = Date.now() + 20_000;
+  while (!existsSync(recordFile)) {
+    if (!sidecar.running) throw new Error(`${name} exited before it was ready\n${sidecar.output}`);
+    if (Date.now() > deadline) throw new Error(`${name} was not ready within 20 s\n${sidecar.output}`);
+    await sleep(20);
+  }
+  return JSON.parse(readFileSync(recordFile, 'utf8')) as RunRecordPorts;
 }
 
 /** Polls `GET /v1.0/healthz` until 204. */

@@ -6,6 +6,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { courierBin } from '../framework/env.js';
 import { NetLab, netlabUnavailable } from '../framework/netlab.js';
 import { startDriver, startHostApp, startHostSidecar, tally, writeConfig, type Driver, type HostSidecar } from '../framework/netlab/fleet.js';
 
@@ -81,7 +82,7 @@ describe('mDNS across hosts', { skip: unavailable }, () => {
     const old = svc.get(3);
     assert.ok(old !== undefined);
     old.proc.child.kill('SIGKILL');
-    await new Promise((resolve) => old.proc.child.once('exit', resolve));
+    await old.proc.exited;
     // Its address still answers mDNS caches for up to addressTTL, but the port is closed: a refused
     // connection is retried on another instance, and the address is skipped after that.
     const afterCrash = tally(await driver.calls(url(), 10));
@@ -133,9 +134,8 @@ describe('mDNS across hosts', { skip: unavailable }, () => {
   });
 
   test('courier resolve shows what the mDNS resolver sees', async () => {
-    const cli = lab.spawn(1, process.execPath, [join(process.cwd(), 'dist', 'cli', 'main.js'), 'resolve', 'svc', '--config', config], { COURIER_HOME: join(lab.dir, 'home-h1') });
-    await cli.waitFor(/\n$/);
-    while (cli.running) await sleep(20);
+    const cli = lab.spawn(1, process.execPath, [courierBin, 'resolve', 'svc', '--config', config], { COURIER_HOME: join(lab.dir, 'home-h1') });
+    await cli.exited;
     assert.equal(cli.child.exitCode, 0, cli.output);
     assert.match(cli.output, /mdns/);
     assert.match(cli.output, /10\.77\.0\.2:\d+/);
@@ -154,8 +154,7 @@ describe('mDNS defaults on one host', { skip: unavailable }, () => {
   before(() => {
     lab.create();
     // No IPv6 on the test host, so the kernel itself sends nothing on cv0 and its counter stays still.
-    const off = lab.spawn(1, 'sysctl', ['-w', 'net.ipv6.conf.all.disable_ipv6=1']);
-    return new Promise<void>((resolve) => off.child.once('exit', () => resolve()));
+    return lab.spawn(1, 'sysctl', ['-w', 'net.ipv6.conf.all.disable_ipv6=1']).exited;
   });
   after(async () => {
     await lab.close();
@@ -204,8 +203,8 @@ describe('mDNS over IPv6', { skip: unavailable }, () => {
     const { byHost, failures } = tally(await driver.calls(`http://127.0.0.1:${caller.httpPort}/v1.0/invoke/svc/method/whoami`, 5));
     assert.deepEqual(failures, []);
     assert.deepEqual(byHost, { h2: 5 });
-    const cli = lab.spawn(1, process.execPath, [join(process.cwd(), 'dist', 'cli', 'main.js'), 'resolve', 'svc', '--config', config], { COURIER_HOME: join(lab.dir, 'home-h1') });
-    while (cli.running) await sleep(20);
+    const cli = lab.spawn(1, process.execPath, [courierBin, 'resolve', 'svc', '--config', config], { COURIER_HOME: join(lab.dir, 'home-h1') });
+    await cli.exited;
     assert.match(cli.output, /\[fd77::2\]:50010/);
   });
 });

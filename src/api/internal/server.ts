@@ -305,10 +305,11 @@ class StreamedCall implements ResponseSink {
     if (this.#state === 'awaiting-request') this.#fail(invalid('the stream ended without a request'));
     else if (this.#state === 'awaiting-body') this.#dispatch(false);
     else if (this.#state === 'collecting') this.#fail(this.#shortBody());
-    else if (this.#body !== undefined && !this.#body.readableEnded) {
+    else if (this.#state === 'dispatched' && this.#body !== undefined) {
+      // A body of unknown length ends here; one of known length has ended at its last byte, or is short.
       const declared = this.#base?.declaredLength;
-      if (declared !== undefined && this.#received !== declared) this.#body.destroy(this.#shortBody());
-      else this.#body.push(null);
+      if (declared === undefined) this.#body.push(null);
+      else if (this.#received !== declared) this.#body.destroy(this.#shortBody());
     }
   }
 

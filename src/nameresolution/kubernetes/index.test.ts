@@ -28,8 +28,39 @@ test("a template (Dapr's fields) decides the name, and its port when it has one"
   assert.throws(() => expandTemplate('{{.Host}}', { id: 'a', namespace: 'n', port: 1 }), /unknown field \{\{.Host\}\}/);
 });
 
+/** A DNS of its own (nothing is sent to the machine's resolver): names to addresses, counting lookups. */
+function fakeDns(records: Record<string, string[]>): { lookup: (host: string) => Promise<{ address: string; family: number }[]>; asked: string[] } {
+  const asked: string[] = [];
+  return {
+    asked,
+    lookup: (host) => {
+      asked.push(host);
+      const found = records[host];
+      if (found === undefined) return Promise.reject(Object.assign(new Error(`getaddrinfo ENOTFOUND ${host}`), { code: 'ENOTFOUND' }));
+      return Promise.resolve(found.map((address) => ({ address, family: address.includes(':') ? 6 : 4 })));
+    },
+  };
+}
+
+test('every address of the name is an instance (sorted, IPv6 bracketed), cached for cacheTTL, dropped by invalidate', async () => {
+  const dns = fakeDns({ 'orders-dapr.prod.svc.cluster.local': ['10.0.0.2', 'fd00::3', '10.0.0.1'] });
+  const r = new KubernetesNameResolver(parseKubernetesMetadata({ cacheTTL: '1h' }, where), silent, dns.lookup);
+  await r.register({ appId: 'me', namespace: 'prod', host: '10.0.0.9', internalPort: 50002, httpPort: 3500 });
+  const request = { appId: 'orders', namespace: 'prod' };
+  const expected = [{ address: '10.0.0.1:50002' }, { address: '10.0.0.2:50002' }, { address: '[fd00::3]:50002' }];
+  assert.deepEqual(await r.resolve(request), expected);
+  assert.deepEqual(await r.resolve(request), expected);
+  assert.equal(dns.asked.length, 1, 'the second answer came from the cache');
+  r.invalidate(request);
+  await r.resolve(request);
+  assert.equal(dns.asked.length, 2, 'after invalidate the name is looked up again');
+  assert.match(r.lastLookup(request) ?? '', /looked up orders-dapr\.prod\.svc\.cluster\.local: 3 address/);
+});
+
 test('an unknown name resolves to no instance, and the lookup is described', async () => {
-  const r = new KubernetesNameResolver(parseKubernetesMetadata({ template: 'courier-test-nonexistent.invalid' }, where), silent);
+  const dns = fakeDns({});
+  const r = new KubernetesNameResolver(parseKubernetesMetadata({ template: 'nothing.example' }, where), silent, dns.lookup);
   assert.deepEqual(await r.resolve({ appId: 'x', namespace: 'default' }), []);
-  assert.match(r.lastLookup({ appId: 'x', namespace: 'default' }) ?? '', /looked up courier-test-nonexistent\.invalid: (ENOTFOUND|ENODATA)/);
+  assert.deepEqual(dns.asked, ['nothing.example']);
+  assert.match(r.lastLookup({ appId: 'x', namespace: 'default' }) ?? '', /looked up nothing\.example: ENOTFOUND/);
 });

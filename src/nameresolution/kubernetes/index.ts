@@ -58,6 +58,11 @@ export function expandTemplate(template: string, request: { id: string; namespac
   });
 }
 
+/** Every address of a host name (the system resolver by default). */
+export type LookupAll = (host: string) => Promise<readonly { address: string; family: number }[]>;
+
+const systemLookup: LookupAll = (host) => lookup(host, { all: true, verbatim: true });
+
 interface Cached {
   atMs: number;
   addresses: ResolvedAddress[];
@@ -76,11 +81,13 @@ export class KubernetesNameResolver implements NameResolver {
   readonly #logger: Logger;
   readonly #cache = new Map<string, Cached>();
   readonly #lastLookup = new Map<string, string>();
+  readonly #lookup: LookupAll;
   #port = 50002;
 
-  constructor(meta: KubernetesMetadata, logger: Logger) {
+  constructor(meta: KubernetesMetadata, logger: Logger, lookupAll: LookupAll = systemLookup) {
     this.#meta = meta;
     this.#logger = logger;
+    this.#lookup = lookupAll;
   }
 
   register(instance: SelfInstance): Promise<void> {
@@ -104,9 +111,9 @@ export class KubernetesNameResolver implements NameResolver {
     const now = Date.now();
     if (cached !== undefined && now - cached.atMs < this.#meta.cacheTtlMs) return cached.addresses;
     const { host, port } = this.target(request);
-    let found: { address: string; family: number }[];
+    let found: readonly { address: string; family: number }[];
     try {
-      found = await lookup(host, { all: true, verbatim: true });
+      found = await this.#lookup(host);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       this.#lastLookup.set(key, `looked up ${host}: ${code ?? errorMessage(err)}`);

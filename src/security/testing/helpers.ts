@@ -1,14 +1,26 @@
 // Test helpers for src/security: a fresh CA, issued credentials, and a real TLS handshake on loopback.
+import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, createServer, type TLSSocket } from 'node:tls';
+import { CourierError } from '../../errors/index.js';
 import { CertificateAuthority } from '../ca.js';
 import { generateCaMaterial, type CaMaterial, type GenerateCaOptions } from '../ca-material.js';
 import { spiffeIdFromPeerCertificate, type SpiffeId } from '../spiffe.js';
 import { createKeyAndCsr } from '../workload.js';
 
 export const HOUR_MS = 3_600_000;
+
+/** For `assert.rejects`/`assert.throws`: a CourierError with `code` whose message matches `pattern`. */
+export function rejectsWith(code: string, pattern: RegExp): (err: unknown) => boolean {
+  return (err) => {
+    assert.ok(err instanceof CourierError, `not a CourierError: ${String(err)}`);
+    assert.equal(err.code, code);
+    assert.match(err.message, pattern);
+    return true;
+  };
+}
 export const SKEW_MS = 15 * 60_000;
 
 export async function newCa(options: Partial<GenerateCaOptions> = {}): Promise<{ material: CaMaterial; ca: CertificateAuthority }> {

@@ -1,9 +1,9 @@
 // Apps, sidecars and a call driver on the test hosts of a NetLab.
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { courierBin, repoRoot } from '../env.js';
 import type { HostProcess, NetLab } from '../netlab.js';
+import { waitForRunRecord } from '../sidecar-process.js';
 
 const here = join(repoRoot, 'test', 'framework', 'netlab');
 
@@ -122,14 +122,8 @@ export async function startHostSidecar(
     ...(options.args ?? []),
   ];
   const proc = lab.spawn(host, process.execPath, args, { COURIER_HOME: home, NAMESPACE: 'default' });
-  const pid = proc.child.pid ?? 0;
-  const record = join(home, 'run', `${pid}.json`);
-  const deadline = Date.now() + 20_000;
-  while (!existsSync(record)) {
-    if (!proc.running || Date.now() > deadline) throw new Error(`sidecar ${options.appId} on h${host} did not start:\n${proc.output}`);
-    await sleep(20);
-  }
-  const r = JSON.parse(readFileSync(record, 'utf8')) as { httpPort: number; internalGrpcPort: number };
+  const pid = proc.pid;
+  const r = await waitForRunRecord(home, pid, proc, `sidecar ${options.appId} on h${host}`);
   return { proc, httpPort: r.httpPort, internalPort: r.internalGrpcPort, pid };
 }
 
