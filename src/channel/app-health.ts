@@ -1,6 +1,8 @@
 import { connect } from 'node:net';
+import { CourierError } from '../errors/index.js';
+import { cancelledError } from '../invoke/types.js';
 import type { Logger } from '../observability/logging/index.js';
-import type { AppChannelState } from './app-channel.js';
+import { appNotReadyError, type AppChannelState } from './app-channel.js';
 
 export interface HealthProbeOptions {
   /** Path probed with GET; any 2xx is healthy (`--app-health-check-path`). */
@@ -25,10 +27,28 @@ export interface AppHealthOptions {
   readonly check: HealthCheck;
   readonly logger: Logger;
   readonly onChange: (state: AppChannelState) => void;
+  /**
+   * How long a call that arrives before the app is ready (its port not yet open, or its first health
+   * probe not yet passed) waits for it (`--app-ready-timeout`).
+   */
+  readonly readyTimeoutMs: number;
 }
 
 /** How often the app's port is tried while waiting for it, as daprd does. */
 const PORT_RETRY_MS = 500;
+/** How often it is tried while calls are waiting for it. */
+const PORT_RETRY_WAITING_MS = 25;
+/** At most this many calls wait for the app at once; more are refused as if it were unhealthy. */
+const MAX_WAITING_CALLS = 10_000;
+
+/** A call waiting for the app to become ready. */
+interface Waiter {
+  readonly signal: AbortSignal;
+  readonly ready: () => void;
+  readonly fail: (error: CourierError) => void;
+  readonly timer: NodeJS.Timeout;
+  readonly onAbort: () => void;
+}
 /** How often "still waiting" is logged. */
 const WAIT_LOG_EVERY_MS = 10_000;
 
@@ -48,6 +68,9 @@ export class AppHealthMonitor {
   #probeAbort: AbortController | undefined;
   #waitStartedAt = 0;
   #lastWaitLog = 0;
+  #portOpen = false;
+  #connecting = false;
+  readonly #waiters = new Set<Waiter>();
 
   constructor(options: AppHealthOptions) {
     this.#options = options;
@@ -71,11 +94,77 @@ export class AppHealthMonitor {
     this.#set({ t: 'closed' });
   }
 
+  /**
+   * Runs `ready` as soon as the app can take calls: at once when it can, or once its port has opened
+   * (and its first health probe passed) if it is still starting, as daprd waits for the app port. Calls
+   * `fail` if the app is unhealthy, the sidecar closes, the caller gives up (`signal`), or the app is not
+   * ready within `readyTimeoutMs`. Costs nothing once the app is ready.
+   */
+  whenReady(signal: AbortSignal, ready: () => void, fail: (error: CourierError) => void): void {
+    const state = this.#state;
+    if (state.t === 'ready') {
+      ready();
+      return;
+    }
+    if (state.t !== 'starting' || this.#waiters.size >= MAX_WAITING_CALLS) {
+      fail(appNotReadyError());
+      return;
+    }
+    if (signal.aborted) {
+      fail(cancelledError());
+      return;
+    }
+    const timeoutMs = this.#options.readyTimeoutMs;
+    const waiter: Waiter = {
+      signal,
+      ready,
+      fail,
+      timer: setTimeout(() => {
+        this.#release(waiter);
+        fail(this.#notReadyInTime(timeoutMs));
+      }, timeoutMs),
+      onAbort: () => {
+        this.#release(waiter);
+        fail(cancelledError());
+      },
+    };
+    waiter.timer.unref();
+    signal.addEventListener('abort', waiter.onAbort, { once: true });
+    this.#waiters.add(waiter);
+    // Look at the port now rather than at the next slow retry, so the call proceeds promptly.
+    if (!this.#portOpen && !this.#connecting) {
+      if (this.#timer !== undefined) clearTimeout(this.#timer);
+      this.#tryPort();
+    }
+  }
+
+  #release(waiter: Waiter): void {
+    clearTimeout(waiter.timer);
+    waiter.signal.removeEventListener('abort', waiter.onAbort);
+    this.#waiters.delete(waiter);
+  }
+
+  #notReadyInTime(timeoutMs: number): CourierError {
+    const address = `${this.#options.host}:${this.#options.port}`;
+    const why = this.#portOpen
+      ? `its first health probe did not succeed within ${formatMs(timeoutMs)}`
+      : `it did not start listening on ${address} within ${formatMs(timeoutMs)}`;
+    return new CourierError('ERR_DIRECT_INVOKE', `app is not in a healthy state: ${why} (--app-ready-timeout)`, { grpcCode: 14, retry: 'safe' });
+  }
+
   #set(state: AppChannelState): void {
     const before = this.#state;
     if (before.t === state.t && (before.t !== 'unhealthy' || (state.t === 'unhealthy' && before.reason === state.reason))) return;
     if (before.t === 'closed') return;
     this.#state = state;
+    if (this.#waiters.size > 0 && state.t !== 'starting') {
+      const waiters = [...this.#waiters];
+      for (const waiter of waiters) this.#release(waiter);
+      for (const waiter of waiters) {
+        if (state.t === 'ready') waiter.ready();
+        else waiter.fail(appNotReadyError());
+      }
+    }
     this.#options.onChange(state);
   }
 
@@ -87,14 +176,18 @@ export class AppHealthMonitor {
 
   #tryPort(): void {
     if (this.#closed) return;
+    this.#timer = undefined;
+    this.#connecting = true;
     const socket = connect({ host: this.#options.host, port: this.#options.port });
     socket.unref();
     const done = (open: boolean): void => {
+      this.#connecting = false;
       socket.removeAllListeners();
       socket.on('error', () => {});
       socket.destroy();
       if (this.#closed) return;
       if (open) {
+        this.#portOpen = true;
         this.#options.logger.info({ app_address: `${this.#options.host}:${this.#options.port}` }, 'the app is listening');
         if (this.#options.probe === undefined) this.#set({ t: 'ready' });
         else this.#probe();
@@ -108,7 +201,7 @@ export class AppHealthMonitor {
           'still waiting for the app to listen',
         );
       }
-      this.#schedule(() => this.#tryPort(), PORT_RETRY_MS);
+      this.#schedule(() => this.#tryPort(), this.#waiters.size > 0 ? PORT_RETRY_WAITING_MS : PORT_RETRY_MS);
     };
     socket.once('connect', () => done(true));
     socket.once('error', () => done(false));
@@ -145,4 +238,8 @@ export class AppHealthMonitor {
         this.#schedule(() => this.#probe(), probe.intervalMs);
       }, () => {});
   }
+}
+
+function formatMs(ms: number): string {
+  return ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
 }

@@ -25,6 +25,8 @@ export interface GrpcAppChannelOptions {
   readonly appApiToken: string | undefined;
   /** App health checks (`AppCallbackHealthCheck/HealthCheck`), when `--enable-app-health-check` is set. */
   readonly healthProbe: HealthProbeOptions | undefined;
+  /** How long a call that arrives before the app is ready waits for it (`--app-ready-timeout`). */
+  readonly readyTimeoutMs: number;
   /** The largest message sent to or accepted from the app (`--max-body-size` plus framing). */
   readonly maxMessageBytes: number;
   readonly logger: Logger;
@@ -67,6 +69,7 @@ export class GrpcAppChannel implements AppChannel {
       probe: options.healthProbe,
       check: (signal) => this.#probe(signal),
       logger: options.logger,
+      readyTimeoutMs: options.readyTimeoutMs,
       onChange: (state) => {
         for (const listener of this.#listeners) listener(state);
       },
@@ -100,11 +103,21 @@ export class GrpcAppChannel implements AppChannel {
     return this.#channel.call(path, this.#withToken(metadata), options);
   }
 
+  /** Runs `ready` once the app can take calls (at once if it can), or `fail` with why not; see AppHealthMonitor. */
+  whenReady(signal: AbortSignal, ready: () => void, fail: (error: CourierError) => void): void {
+    this.#health.whenReady(signal, ready, fail);
+  }
+
   invoke(request: InvokeRequest, sink: ResponseSink): void {
     if (this.#health.state.t !== 'ready') {
-      sink.error(appNotReadyError());
+      // Still starting (or unhealthy): wait for the app, bounded, instead of failing a call that came early.
+      this.#health.whenReady(request.signal, () => this.#admit(request, sink), (err) => sink.error(err));
       return;
     }
+    this.#admit(request, sink);
+  }
+
+  #admit(request: InvokeRequest, sink: ResponseSink): void {
     const semaphore = this.#semaphore;
     if (semaphore === undefined) {
       new OnInvokeCall(this, request, sink, undefined).start();

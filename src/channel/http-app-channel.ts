@@ -5,7 +5,7 @@ import { methodToPath } from '../invoke/method.js';
 import { unusableVerbProblem } from '../invoke/verbs.js';
 import { cancelledError, type FlowControl, type InvokeRequest, type ResponseSink } from '../invoke/types.js';
 import type { Logger } from '../observability/logging/index.js';
-import { appNotReadyError, type AppChannel, type AppChannelState } from './app-channel.js';
+import { type AppChannel, type AppChannelState } from './app-channel.js';
 import { AppHealthMonitor, type HealthProbeOptions } from './app-health.js';
 import { Semaphore } from './semaphore.js';
 
@@ -20,6 +20,8 @@ export interface HttpAppChannelOptions {
   readonly appApiToken: string | undefined;
   /** App health checks, when `--enable-app-health-check` is set. */
   readonly healthProbe: HealthProbeOptions | undefined;
+  /** How long a call that arrives before the app is ready waits for it (`--app-ready-timeout`). */
+  readonly readyTimeoutMs: number;
   readonly logger: Logger;
 }
 
@@ -70,6 +72,7 @@ export class HttpAppChannel implements AppChannel {
       probe: options.healthProbe,
       check: (signal) => this.#probe(signal),
       logger: options.logger,
+      readyTimeoutMs: options.readyTimeoutMs,
       onChange: (state) => {
         for (const listener of this.#listeners) listener(state);
       },
@@ -116,9 +119,14 @@ export class HttpAppChannel implements AppChannel {
       return;
     }
     if (this.#health.state.t !== 'ready') {
-      sink.error(appNotReadyError());
+      // Still starting (or unhealthy): wait for the app, bounded, instead of failing a call that came early.
+      this.#health.whenReady(request.signal, () => this.#admit(request, sink), (err) => sink.error(err));
       return;
     }
+    this.#admit(request, sink);
+  }
+
+  #admit(request: InvokeRequest, sink: ResponseSink): void {
     const semaphore = this.#semaphore;
     if (semaphore === undefined) {
       this.#dispatch(request, sink, undefined);

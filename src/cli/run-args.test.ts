@@ -145,7 +145,6 @@ test('port 0 means "pick one"', () => {
 
 test('flags for features Courier lacks are accepted with a warning and not passed on', () => {
   const { launch, warnings } = app([
-    '--enable-api-logging',
     '--placement-host-address', 'localhost:50005',
     '--scheduler-host-address', 'localhost:50006',
     '--enable-profiling',
@@ -156,7 +155,6 @@ test('flags for features Courier lacks are accepted with a warning and not passe
   assert.deepEqual(launch.command, ['node', 'app.js']);
   // In the order of the flag table.
   assert.deepEqual(warnings, [
-    '--enable-api-logging is ignored: requests are logged at --log-level debug',
     '--placement-host-address is ignored: Courier has no actors',
     '--scheduler-host-address is ignored: Courier has no scheduler',
     '--enable-profiling is ignored: profile the sidecar with node --cpu-prof instead',
@@ -164,15 +162,22 @@ test('flags for features Courier lacks are accepted with a warning and not passe
   ]);
 });
 
-test('--kubernetes and --unix-domain-socket are refused', () => {
+test('--kubernetes is refused', () => {
   assert.equal(
     refused(['-k', 'node', 'app.js']),
     'courier run: --kubernetes is not supported: Courier runs apps on this machine only; there is no Kubernetes mode (see "courier run --help")',
   );
-  assert.equal(
-    refused(['-u', '/tmp/sock']),
-    'courier run: --unix-domain-socket is not supported: Courier listens on TCP ports only; leave the flag out (see "courier run --help")',
-  );
+});
+
+test('--unix-domain-socket and --enable-api-logging are passed to the sidecar', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'courier-uds-'));
+  try {
+    const { launch } = app(['-u', dir, '--enable-api-logging', 'node', 'app.js']);
+    assert.deepEqual(launch.sidecarFlags, ['--unix-domain-socket', dir, '--enable-api-logging=true']);
+    assert.match(refused(['-u', join(dir, 'missing')]), /^courier run: --unix-domain-socket .*missing: /);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('bad values are refused before anything starts, in terms of courier run', () => {
@@ -209,5 +214,6 @@ test('--help', () => {
   assert.deepEqual(parseRunArgs(['-h'], context), { kind: 'help' });
   assert.match(runUsage, /-a, --app-id <id>/);
   assert.match(runUsage, /-f, --run-file <dir\|file>/);
-  assert.doesNotMatch(runUsage, /--kubernetes|--enable-api-logging/);
+  assert.doesNotMatch(runUsage, /--kubernetes/);
+  assert.match(runUsage, /-u, --unix-domain-socket <dir>/);
 });

@@ -1,4 +1,5 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { validateAppId } from '../invoke/identity.js';
 import { logLevels, type LogLevel } from '../observability/logging/index.js';
 import { errorMessage } from '../errors/index.js';
@@ -41,16 +42,51 @@ export const sidecarFlags: readonly FlagSpec[] = [
     defaultText: '127.0.0.1,[::1]',
     help: 'comma-separated addresses the HTTP API listens on',
   },
+  {
+    name: 'unix-domain-socket',
+    short: 'u',
+    type: 'string',
+    placeholder: '<dir>',
+    help: 'serve the HTTP and gRPC APIs on Unix domain sockets in this directory (dapr-<app-id>-http.socket, dapr-<app-id>-grpc.socket) instead of TCP ports',
+  },
   { name: 'config', short: 'c', type: 'string', placeholder: '<file>', help: 'a Dapr Configuration file' },
   { name: 'resources-path', aliases: ['components-path'], type: 'list', placeholder: '<dir>', help: 'a directory of resource files (repeatable)' },
   { name: 'max-body-size', type: 'string', placeholder: '<size>', defaultText: '4Mi', help: 'the largest request body accepted' },
   { name: 'read-buffer-size', type: 'string', placeholder: '<size>', defaultText: '16Ki', help: 'the largest request head (headers) accepted' },
+  {
+    name: 'max-request-headers',
+    type: 'int',
+    placeholder: '<n>',
+    defaultText: '100',
+    help: 'the most headers an HTTP API request may carry; more are refused with 431 (0: no limit)',
+  },
   { name: 'app-max-concurrency', type: 'int', placeholder: '<n>', defaultText: '-1 (unlimited)', help: 'the most calls to the app at once' },
   { name: 'enable-app-health-check', type: 'bool', help: 'probe the app and stop calling it while it is unhealthy' },
   { name: 'app-health-check-path', type: 'string', placeholder: '<path>', defaultText: '/healthz', help: 'the path probed with GET' },
   { name: 'app-health-probe-interval', type: 'string', placeholder: '<seconds>', defaultText: '5', help: 'seconds between probes' },
   { name: 'app-health-probe-timeout', type: 'string', placeholder: '<ms>', defaultText: '500', help: 'milliseconds a probe may take' },
   { name: 'app-health-threshold', type: 'int', placeholder: '<n>', defaultText: '3', help: 'failed probes in a row before the app is unhealthy' },
+  {
+    name: 'app-ready-timeout',
+    type: 'string',
+    placeholder: '<duration>',
+    defaultText: '30s',
+    help: 'how long a call that arrives before the app listens (and passes its first health probe) waits for it',
+  },
+  {
+    name: 'max-connections',
+    type: 'int',
+    placeholder: '<n>',
+    defaultText: '1024',
+    help: 'connections each listening port (HTTP API, gRPC API, internal) holds at once; more are refused (0: no limit)',
+  },
+  {
+    name: 'handshake-timeout',
+    type: 'string',
+    placeholder: '<duration>',
+    defaultText: '10s',
+    help: 'how long a new connection may take to finish its TLS handshake and its HTTP/2 preface or HTTP request head',
+  },
   { name: 'log-level', type: 'string', placeholder: '<level>', defaultText: 'info', help: 'debug, info, warn, error or fatal' },
   { name: 'log-as-json', type: 'bool', help: 'write logs as JSON lines' },
   { name: 'metrics-port', short: 'M', type: 'int', placeholder: '<port>', defaultText: '9090', help: 'the port of the metrics endpoint (reserved)' },
@@ -80,7 +116,11 @@ export const sidecarFlags: readonly FlagSpec[] = [
   { name: 'scheduler-host-address', type: 'string', hidden: true, ignored: 'Courier has no scheduler', help: '' },
   { name: 'enable-profiling', type: 'bool', hidden: true, ignored: 'profile the sidecar with node --cpu-prof instead', help: '' },
   { name: 'profile-port', type: 'int', hidden: true, ignored: 'profile the sidecar with node --cpu-prof instead', help: '' },
-  { name: 'enable-api-logging', type: 'bool', hidden: true, ignored: 'requests are logged at --log-level debug', help: '' },
+  {
+    name: 'enable-api-logging',
+    type: 'bool',
+    help: 'log one line per call of the HTTP and gRPC APIs (default: spec.logging.apiLogging.enabled of --config, else off)',
+  },
   { name: 'help', short: 'h', type: 'bool', help: 'show this help' },
 ];
 
@@ -144,7 +184,11 @@ export function parseSidecarArgs(argv: readonly string[], env: NodeJS.ProcessEnv
 
   let maxBodyBytes = 4 * 1024 * 1024;
   const legacyMax = int('dapr-http-max-request-size');
-  if (legacyMax !== undefined) maxBodyBytes = legacyMax * 1024 * 1024;
+  if (legacyMax !== undefined) {
+    warnings.push(deprecated('dapr-http-max-request-size', 'max-body-size', values.has('max-body-size')));
+    if (legacyMax <= 0) throw flagError(cmd, `--dapr-http-max-request-size: ${legacyMax} is not a positive number of megabytes`);
+    maxBodyBytes = legacyMax * 1024 * 1024;
+  }
   const maxBody = str('max-body-size');
   if (maxBody !== undefined) {
     const parsed = parseQuantity(maxBody);
@@ -153,7 +197,11 @@ export function parseSidecarArgs(argv: readonly string[], env: NodeJS.ProcessEnv
   }
   let readBufferBytes = 16 * 1024;
   const legacyRead = int('dapr-http-read-buffer-size');
-  if (legacyRead !== undefined) readBufferBytes = legacyRead * 1024;
+  if (legacyRead !== undefined) {
+    warnings.push(deprecated('dapr-http-read-buffer-size', 'read-buffer-size', values.has('read-buffer-size')));
+    if (legacyRead < 1) throw flagError(cmd, `--dapr-http-read-buffer-size: ${legacyRead} is not a positive number of kilobytes`);
+    readBufferBytes = legacyRead * 1024;
+  }
   const readBuffer = str('read-buffer-size');
   if (readBuffer !== undefined) {
     const parsed = parseQuantity(readBuffer);
@@ -166,6 +214,12 @@ export function parseSidecarArgs(argv: readonly string[], env: NodeJS.ProcessEnv
     .map((a) => a.trim().replace(/^\[(.*)\]$/, '$1'))
     .filter((a) => a !== '');
   if (listenAddresses.length === 0) throw flagError(cmd, '--dapr-listen-addresses must name at least one address');
+
+  const unixDomainSocket = str('unix-domain-socket');
+  if (unixDomainSocket !== undefined) {
+    const problem = socketDirectoryProblem(unixDomainSocket, appId);
+    if (problem !== undefined) throw flagError(cmd, `--unix-domain-socket ${unixDomainSocket}: ${problem}`);
+  }
 
   const logLevel = (str('log-level') ?? 'info').toLowerCase();
   if (!(logLevels as readonly string[]).includes(logLevel)) {
@@ -180,6 +234,15 @@ export function parseSidecarArgs(argv: readonly string[], env: NodeJS.ProcessEnv
   if (timeoutMs === undefined || timeoutMs <= 0) throw flagError(cmd, '--app-health-probe-timeout must be a positive number of milliseconds (or a duration such as 500ms)');
   if (threshold < 1) throw flagError(cmd, '--app-health-threshold must be at least 1');
   const healthPath = str('app-health-check-path') ?? '/healthz';
+
+  const appReadyTimeoutMs = parseDuration(str('app-ready-timeout') ?? '30s', 's');
+  if (appReadyTimeoutMs === undefined || appReadyTimeoutMs <= 0) throw flagError(cmd, '--app-ready-timeout must be a positive duration such as 30s');
+  const handshakeTimeoutMs = parseDuration(str('handshake-timeout') ?? '10s', 's');
+  if (handshakeTimeoutMs === undefined || handshakeTimeoutMs <= 0) throw flagError(cmd, '--handshake-timeout must be a positive duration such as 10s');
+  const maxRequestHeaders = int('max-request-headers') ?? 100;
+  if (maxRequestHeaders < 0) throw flagError(cmd, '--max-request-headers must be 0 (no limit) or more');
+  const maxConnections = int('max-connections') ?? 1024;
+  if (maxConnections < 0) throw flagError(cmd, '--max-connections must be 0 (no limit) or more');
 
   const graceSeconds = int('dapr-graceful-shutdown-seconds') ?? 5;
   if (graceSeconds < 0) throw flagError(cmd, '--dapr-graceful-shutdown-seconds must not be negative');
@@ -204,14 +267,19 @@ export function parseSidecarArgs(argv: readonly string[], env: NodeJS.ProcessEnv
     internalGrpcPort: internalPort === undefined || internalPort === 0 ? undefined : port('dapr-internal-grpc-port', 0),
     internalGrpcListenAddress: (str('dapr-internal-grpc-listen-address') ?? '127.0.0.1').replace(/^\[(.*)\]$/, '$1'),
     listenAddresses,
+    unixDomainSocket,
     configFile: str('config'),
     resourcesPaths: (values.get('resources-path') as string[] | undefined) ?? [],
     maxBodyBytes,
     readBufferBytes,
+    maxRequestHeaders,
     appMaxConcurrency: maxConcurrency,
     healthProbe: healthEnabled ? { path: healthPath.startsWith('/') ? healthPath : `/${healthPath}`, intervalMs, timeoutMs, threshold } : undefined,
+    appReadyTimeoutMs,
+    limits: { maxConnections, handshakeTimeoutMs },
     logLevel: logLevel as LogLevel,
     logAsJson: bool('log-as-json') === true,
+    enableApiLogging: bool('enable-api-logging'),
     metricsPort: port('metrics-port', 9090),
     enableMetrics: bool('enable-metrics') ?? true,
     gracefulShutdownMs: graceSeconds * 1000,
@@ -252,4 +320,24 @@ function mtlsOptions(cmd: string, str: (name: string) => string | undefined, env
 
 function nonEmpty(value: string | undefined): string | undefined {
   return value === undefined || value === '' ? undefined : value;
+}
+
+/** daprd's wording for a deprecated flag (Go's pflag), and which flag wins when both are given. */
+function deprecated(old: string, replacement: string, bothGiven: boolean): string {
+  return `Flag --${old} has been deprecated, use --${replacement} instead${bothGiven ? ` (--${replacement} is given too and takes precedence)` : ''}`;
+}
+
+/** Why `dir` cannot hold the API sockets, or undefined. */
+function socketDirectoryProblem(dir: string, appId: string): string | undefined {
+  let stat;
+  try {
+    stat = statSync(dir);
+  } catch (err) {
+    return errorMessage(err);
+  }
+  if (!stat.isDirectory()) return 'not a directory';
+  // sockaddr_un holds 108 bytes including the terminating NUL.
+  const longest = Buffer.byteLength(join(dir, `dapr-${appId}-http.socket`));
+  if (longest > 107) return `the socket paths would be ${longest} bytes long, more than the 107 a Unix socket path may have; use a shorter directory`;
+  return undefined;
 }

@@ -27,7 +27,6 @@ const unappliedKeys = [
   'features',
   'api',
   'components',
-  'logging',
   'wasm',
   'workflow',
 ] as const;
@@ -37,6 +36,7 @@ const specSchema = z
     nameResolution: nameResolutionSchema.optional(),
     accessControl: z.unknown().optional(),
     mtls: z.unknown().optional(),
+    logging: z.unknown().optional(),
     ...Object.fromEntries(unappliedKeys.map((k) => [k, z.unknown().optional()])),
   })
   .strict();
@@ -62,6 +62,8 @@ export interface Configuration {
   readonly mtlsEnabled: boolean;
   /** `spec.mtls.workloadCertTTL` and `allowedClockSkew` as written (read by `courier sentry`). */
   readonly mtls: { readonly workloadCertTTL?: string; readonly allowedClockSkew?: string } | undefined;
+  /** `spec.logging.apiLogging`: one log line per API call (see `--enable-api-logging`). */
+  readonly apiLogging: ApiLoggingSpec;
   /** Sections present in the file that Courier does not apply (e.g. `tracing`). */
   readonly unappliedSections: readonly string[];
 }
@@ -74,8 +76,21 @@ export const defaultConfiguration: Configuration = {
   accessControl: undefined,
   mtlsEnabled: false,
   mtls: undefined,
+  apiLogging: {},
   unappliedSections: [],
 };
+
+const apiLoggingSchema = z
+  .object({
+    enabled: z.boolean().optional(),
+    obfuscateURLs: z.boolean().optional(),
+    omitHealthChecks: z.boolean().optional(),
+  })
+  .strict();
+
+export type ApiLoggingSpec = z.infer<typeof apiLoggingSchema>;
+
+const loggingSchema = z.object({ apiLogging: apiLoggingSchema.optional() }).strict();
 
 const mtlsSchema = z
   .object({
@@ -102,6 +117,12 @@ export function loadConfiguration(file: string): Configuration {
     if (!checked.success) throw schemaError(`${file}: spec.mtls`, checked.error);
     mtls = checked.data;
   }
+  let apiLogging: ApiLoggingSpec = {};
+  if (spec.logging !== undefined && spec.logging !== null) {
+    const checked = loggingSchema.safeParse(spec.logging);
+    if (!checked.success) throw schemaError(`${file}: spec.logging`, checked.error);
+    apiLogging = checked.data.apiLogging ?? {};
+  }
   return {
     file,
     name: parsed.data.metadata?.name ?? 'default',
@@ -109,6 +130,7 @@ export function loadConfiguration(file: string): Configuration {
     accessControl: spec.accessControl,
     mtlsEnabled: mtls?.enabled === true,
     mtls: mtls === undefined ? undefined : { ...(mtls.workloadCertTTL === undefined ? {} : { workloadCertTTL: mtls.workloadCertTTL }), ...(mtls.allowedClockSkew === undefined ? {} : { allowedClockSkew: mtls.allowedClockSkew }) },
+    apiLogging,
     unappliedSections: unappliedKeys.filter((k) => (spec as Record<string, unknown>)[k] !== undefined),
   };
 }

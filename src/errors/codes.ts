@@ -22,6 +22,8 @@ export const errorCatalogue = {
   ERR_MALFORMED_REQUEST: { httpStatus: 400, grpcCode: GrpcStatus.INVALID_ARGUMENT },
   /** Courier: the request body is larger than `--max-body-size`. */
   ERR_BODY_TOO_LARGE: { httpStatus: 413, grpcCode: GrpcStatus.RESOURCE_EXHAUSTED },
+  /** Courier: the request head has more headers than `--max-request-headers`, or is larger than `--read-buffer-size`. */
+  ERR_HEADERS_TOO_LARGE: { httpStatus: 431, grpcCode: GrpcStatus.RESOURCE_EXHAUSTED },
   /** A Dapr API that Courier does not provide (state, pub/sub, actors, ...). */
   ERR_API_UNIMPLEMENTED: { httpStatus: 501, grpcCode: GrpcStatus.UNIMPLEMENTED },
   /** `DAPR_API_TOKEN` is set and the request's `dapr-api-token` is missing or wrong. */

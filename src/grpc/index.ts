@@ -1,7 +1,7 @@
 // A general gRPC transport (PROTOCOL-HTTP2.md) over node:http2 carrying opaque message bytes.
 // Knows nothing about protobuf or Dapr: service code encodes and decodes messages.
 export { GrpcServer } from './server.js';
-export type { CallHandler, GrpcServerCloseOptions, GrpcServerOptions } from './server.js';
+export type { CallHandler, CallObserver, GrpcServerCloseOptions, GrpcServerOptions } from './server.js';
 export { ServerCall } from './server-call.js';
 export type { Peer, ServerReader } from './server-call.js';
 export { GrpcChannel, targetLabel } from './channel.js';

@@ -148,6 +148,7 @@ export class ServerCall {
 
   #controller: AbortController | undefined;
   #abortReason: CourierError | undefined;
+  #statusCode: number | undefined;
   #deadlineTimer: NodeJS.Timeout | undefined;
   #drainCallbacks: (() => void)[] | undefined;
   #drainListening = false;
@@ -205,6 +206,14 @@ export class ServerCall {
       if (this.#abortReason !== undefined) this.#controller.abort(this.#abortReason);
     }
     return this.#controller.signal;
+  }
+
+  /**
+   * The call's final gRPC status code: set once the handler ends the call, the transport fails it, or
+   * the client cancels it; undefined while it runs.
+   */
+  get statusCode(): number | undefined {
+    return this.#statusCode ?? this.#failure?.code;
   }
 
   /** True once the call is over (ended by the handler, cancelled, or failed). */
@@ -314,6 +323,7 @@ export class ServerCall {
   end(status: CallStatus, trailers?: Metadata): void {
     const state = this.#state;
     if (state.kind === 'done' || state.kind === 'ending') return;
+    this.#statusCode = status.code;
     this.#readerClosed = true;
     this.#clearDeadline();
     if (state.kind === 'idle') {
@@ -335,6 +345,7 @@ export class ServerCall {
   cancel(status: CallStatus): void {
     if (this.#state.kind === 'done') return;
     this.#state = DONE;
+    this.#statusCode ??= status.code;
     this.#clearDeadline();
     this.#terminated(status);
     cancelStream(this.#stream);

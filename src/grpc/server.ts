@@ -17,6 +17,7 @@ import { SessionKeeper } from './keepalive.js';
 import { isGrpcContentType } from './metadata.js';
 import { ServerCall, respondTrailersOnly, type Peer, type ServerCallOwner, type ServerCallSession } from './server-call.js';
 import { parseGrpcTimeout } from './timeout.js';
+import { limitConnections } from '../util/connection-limit.js';
 
 /** Handles one call. It owns the call from here: it must eventually `end` it (or see it cancelled). */
 export type CallHandler = (call: ServerCall) => void;
@@ -39,8 +40,22 @@ export interface GrpcServerOptions {
    * `http2.createSecureServer({ ...options, key, cert, ... })`. Default: plaintext h2c with prior
    * knowledge (`http2.createServer`).
    */
-  readonly createServer?: ((options: ServerOptions) => Http2Server | Http2SecureServer) | undefined;
+  readonly createServer?: ((options: ServerOptions & { handshakeTimeout?: number }) => Http2Server | Http2SecureServer) | undefined;
+  /**
+   * A connection that has not completed its TLS handshake (with TLS) and sent the HTTP/2 connection
+   * preface and its first SETTINGS within this is closed. Default 10 s.
+   */
+  readonly handshakeTimeoutMs?: number | undefined;
+  /** Connections accepted at once on each listener; more are closed as they arrive. Default 1024; 0 is unlimited. */
+  readonly maxConnections?: number | undefined;
+  /** Told when each call starts and when its stream has closed (e.g. to log API calls); no cost when unset. */
+  readonly observer?: CallObserver | undefined;
   readonly logger?: Logger | undefined;
+}
+
+export interface CallObserver {
+  started(call: ServerCall): void;
+  ended(call: ServerCall): void;
 }
 
 /** Options of {@link GrpcServer.close}. */
@@ -53,6 +68,8 @@ const DEFAULT_IDLE_SESSION_TIMEOUT_MS = 180_000;
 const DEFAULT_PING_TIMEOUT_MS = 20_000;
 const DEFAULT_MAX_CONCURRENT_STREAMS = 2048;
 const DEFAULT_GRACE_MS = 5000;
+const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
+export const DEFAULT_MAX_CONNECTIONS = 1024;
 /**
  * Node refuses new streams (RST_STREAM ENHANCE_YOUR_CALM) on a session whose buffered data exceeds
  * `maxSessionMemory` (default 10 MB). A few 4 MiB messages in flight reach that, and a client could not
@@ -69,6 +86,8 @@ class ServerSession implements ServerCallSession {
   readonly session: ServerHttp2Session;
   readonly peer: Peer;
   readonly keeper: SessionKeeper;
+  /** Closes the connection if the client's preface and SETTINGS do not arrive in time; cleared when they do. */
+  handshakeTimer: NodeJS.Timeout | undefined;
 
   constructor(session: ServerHttp2Session, keeper: (record: ServerSession) => SessionKeeper) {
     this.session = session;
@@ -87,6 +106,15 @@ class ServerSession implements ServerCallSession {
 
 function destroySocket(this: Socket): void {
   this.destroy();
+}
+
+/** The client's first SETTINGS frame arrived: the connection preface is complete. */
+function onRemoteSettings(this: ServerHttp2Session & { [SESSION]?: ServerSession }): void {
+  const record = this[SESSION];
+  if (record?.handshakeTimer !== undefined) {
+    clearTimeout(record.handshakeTimer);
+    record.handshakeTimer = undefined;
+  }
 }
 
 function onStreamError(this: ServerHttp2Stream): void {
@@ -110,7 +138,10 @@ export class GrpcServer {
   readonly #idleSessionTimeoutMs: number;
   readonly #pingIntervalMs: number | undefined;
   readonly #pingTimeoutMs: number;
-  readonly #createServer: (options: ServerOptions) => Http2Server | Http2SecureServer;
+  readonly #createServer: (options: ServerOptions & { handshakeTimeout?: number }) => Http2Server | Http2SecureServer;
+  readonly #handshakeTimeoutMs: number;
+  readonly #observer: CallObserver | undefined;
+  readonly #maxConnections: number;
 
   readonly #handlers = new Map<string, CallHandler>();
   /** Service names with at least one registered method, for grpc-go's "unknown method" wording. */
@@ -147,6 +178,7 @@ export class GrpcServer {
       callClosed: (call, session) => {
         this.#calls.delete(call);
         (session as ServerSession).keeper.callEnded();
+        this.#observer?.ended(call);
       },
     };
     this.#maxConcurrentStreams = options.maxConcurrentStreams ?? DEFAULT_MAX_CONCURRENT_STREAMS;
@@ -154,6 +186,9 @@ export class GrpcServer {
     this.#pingIntervalMs = options.pingIntervalMs;
     this.#pingTimeoutMs = options.pingTimeoutMs ?? DEFAULT_PING_TIMEOUT_MS;
     this.#createServer = options.createServer ?? createHttp2Server;
+    this.#handshakeTimeoutMs = options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
+    this.#maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
+    this.#observer = options.observer;
   }
 
   /** Routes calls to `path` (`/package.Service/Method`, case-sensitive) to `handler`. */
@@ -173,25 +208,37 @@ export class GrpcServer {
 
   /** Starts listening on `host:port` (port 0 picks a free port) and resolves with the bound address. */
   async listen(host: string, port: number): Promise<AddressInfo> {
+    return (await this.#listen({ host, port })) as AddressInfo;
+  }
+
+  /** Starts listening on a Unix domain socket at `path`. */
+  async listenUnix(path: string): Promise<void> {
+    await this.#listen({ path });
+  }
+
+  async #listen(where: { host: string; port: number } | { path: string }): Promise<AddressInfo | string | null> {
     if (this.#closing !== undefined) throw new CourierError('ERR_INTERNAL', 'the gRPC server is closed');
     const server = this.#createServer({
       settings: { maxConcurrentStreams: this.#maxConcurrentStreams, enablePush: false },
       maxSessionMemory: MAX_SESSION_MEMORY_MB,
+      // TLS servers only: a client that does not finish its handshake in time is dropped.
+      handshakeTimeout: this.#handshakeTimeoutMs,
     });
+    limitConnections(server, this.#maxConnections, this.#logger, 'gRPC');
     server.on('connection', this.#onConnection);
     server.on('session', this.#onSession);
     server.on('stream', this.#onStream);
     await new Promise<void>((resolve, reject) => {
       const onError = (err: Error): void => reject(err);
       server.once('error', onError);
-      server.listen({ host, port }, () => {
+      server.listen(where, () => {
         server.off('error', onError);
         resolve();
       });
     });
     server.on('error', (err) => this.#logger.warn({ err: errorMessage(err) }, 'gRPC listener error'));
     this.#servers.push(server);
-    return server.address() as AddressInfo;
+    return server.address();
   }
 
   /** Number of open client connections (for tests and diagnostics). */
@@ -270,8 +317,20 @@ export class GrpcServer {
     );
     (session as ServerHttp2Session & { [SESSION]?: ServerSession })[SESSION] = record;
     this.#sessions.add(record);
+    if (this.#handshakeTimeoutMs > 0) {
+      // A client that opens a connection and never finishes (or trickles) the preface holds a socket
+      // and a session: it gets a bounded time, as the HTTP API bounds a request's head.
+      record.handshakeTimer = setTimeout(() => {
+        record.handshakeTimer = undefined;
+        this.#logger.debug({ peer: record.peer.address }, 'gRPC client did not send the HTTP/2 preface in time; closing the connection');
+        session.destroy();
+      }, this.#handshakeTimeoutMs);
+      record.handshakeTimer.unref();
+      session.once('remoteSettings', onRemoteSettings);
+    }
     session.on('error', (err) => this.#logger.debug({ peer: record.peer.address, err: errorMessage(err) }, 'gRPC connection error'));
     session.once('close', () => {
+      if (record.handshakeTimer !== undefined) clearTimeout(record.handshakeTimer);
       record.keeper.stop();
       this.#sessions.delete(record);
       if (this.#sessions.size === 0) this.#sessionsGone?.();
@@ -340,6 +399,7 @@ export class GrpcServer {
     const call = new ServerCall(this.#owner, record, stream, headers, rawHeaders, deadline);
     this.#calls.add(call);
     record.keeper.callStarted();
+    this.#observer?.started(call);
     try {
       handler(call);
     } catch (err) {

@@ -64,12 +64,28 @@ test('app request headers: lower-case, internal keys dropped, grpc names prefixe
   md['Dapr-Api-Token'] = { values: ['caller-token'] };
   md['Upgrade'] = { values: ['h2c'] };
   assert.deepEqual(appRequestHeaders(md, 'def'), [
+    'dapr-api-token', 'def',
     'x-custom', 'v',
     'dapr-grpc-timeout', '1S',
     'dapr-authority', 'localhost:50001',
-    'dapr-api-token', 'def',
   ]);
   assert.deepEqual(appRequestHeaders(md, undefined).includes('dapr-api-token'), false);
+});
+
+test("app request headers: Courier's identity headers and the app token come before the caller's, however many it sent", () => {
+  const raw: string[] = [];
+  for (let i = 0; i < 3000; i++) raw.push(`X-Filler-${i}`, 'x');
+  const md = requestMetadataFromRawHeaders(raw);
+  setIdentityHeaders(md, { appId: 'caller', namespace: 'ns1' }, 'callee');
+  const headers = appRequestHeaders(md, 'app-token');
+  assert.deepEqual(headers.slice(0, 8), [
+    'dapr-api-token', 'app-token',
+    'dapr-caller-app-id', 'caller',
+    'dapr-caller-namespace', 'ns1',
+    'dapr-callee-app-id', 'callee',
+  ]);
+  assert.equal(headers.length, 8 + 2 * 3000);
+  assert.equal(headers.filter((h) => h === 'dapr-caller-app-id').length, 1);
 });
 
 test('response metadata drops hop-by-hop and content-length and keeps repeated values', () => {

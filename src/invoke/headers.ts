@@ -162,10 +162,17 @@ const appRequestDropped: ReadonlySet<string> = new Set([
  * `[name, value, name, value, …]` array (one entry per value, order kept):
  * names lower-cased; hop-by-hop, `-bin`, `Content-Type`/`Content-Length` (set separately) and internal
  * keys dropped; gRPC pseudo-headers and `grpc-*` keys prefixed `dapr-`; the callee's own app token
- * added when `APP_API_TOKEN` is set.
+ * (when `APP_API_TOKEN` is set) and the identity headers first.
  */
 export function appRequestHeaders(md: Metadata, appApiToken: string | undefined): string[] {
   const out: string[] = [];
+  // Courier's own headers come first, so that an app that keeps only the first N headers of a request
+  // (Node keeps 2000 by default) still sees who called it and the app token, however many the caller sent.
+  if (appApiToken !== undefined) out.push('dapr-api-token', appApiToken);
+  for (const name of identityHeaders) {
+    const value = md[name]?.values?.[0];
+    if (value !== undefined) out.push(name, value);
+  }
   let connectionNamed: Set<string> | undefined;
   for (const key of Object.keys(md)) {
     if (key.toLowerCase() !== 'connection') continue;
@@ -179,11 +186,11 @@ export function appRequestHeaders(md: Metadata, appApiToken: string | undefined)
   for (const key of Object.keys(md)) {
     let name = key.toLowerCase();
     if (hopByHopHeaders.has(name) || appRequestDropped.has(name) || name.endsWith('-bin') || connectionNamed?.has(name)) continue;
+    if (key === name && identityHeaderSet.has(name)) continue; // already written first
     if (name.startsWith(':')) name = `dapr-${name.slice(1)}`;
     else if (name.startsWith('grpc-')) name = `dapr-${name}`;
     for (const value of md[key]?.values ?? []) out.push(name, value);
   }
-  if (appApiToken !== undefined) out.push('dapr-api-token', appApiToken);
   return out;
 }
 

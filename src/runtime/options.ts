@@ -2,6 +2,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { HealthProbeOptions } from '../channel/app-health.js';
 import type { LogLevel } from '../observability/logging/index.js';
+import type { ConnectionLimits } from '../util/connection-limit.js';
 
 /** Everything a sidecar needs to start, resolved from flags and environment (see cli/sidecar-command.ts). */
 export interface SidecarOptions {
@@ -21,15 +22,28 @@ export interface SidecarOptions {
   readonly internalGrpcListenAddress: string;
   /** `--dapr-listen-addresses`: where the HTTP API listens. */
   readonly listenAddresses: readonly string[];
+  /**
+   * `--unix-domain-socket`: a directory; the HTTP and gRPC APIs then listen on
+   * `<dir>/dapr-<app-id>-http.socket` and `<dir>/dapr-<app-id>-grpc.socket` instead of TCP ports.
+   */
+  readonly unixDomainSocket: string | undefined;
   readonly configFile: string | undefined;
   readonly resourcesPaths: readonly string[];
   readonly maxBodyBytes: number;
   readonly readBufferBytes: number;
+  /** `--max-request-headers`: the most header lines an HTTP API request may carry; 0 is unlimited. */
+  readonly maxRequestHeaders: number;
   /** `--app-max-concurrency`; -1 is unlimited. */
   readonly appMaxConcurrency: number;
   readonly healthProbe: HealthProbeOptions | undefined;
+  /** `--app-ready-timeout`: how long a call that arrives before the app is ready waits for it. */
+  readonly appReadyTimeoutMs: number;
+  /** `--max-connections` and `--handshake-timeout`, applied to every listening port. */
+  readonly limits: ConnectionLimits;
   readonly logLevel: LogLevel;
   readonly logAsJson: boolean;
+  /** `--enable-api-logging`: true or false when given; undefined leaves it to `spec.logging.apiLogging.enabled`. */
+  readonly enableApiLogging: boolean | undefined;
   readonly metricsPort: number;
   readonly enableMetrics: boolean;
   /** `--dapr-graceful-shutdown-seconds`, in ms: how long in-flight calls may take to finish on shutdown. */

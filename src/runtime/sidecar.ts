@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { parseAccessControl, type AccessControlPolicy } from '../acl/index.js';
 import { HttpApiServer } from '../api/http/server.js';
 import { GrpcApiServer } from '../api/grpc/server.js';
@@ -11,6 +12,7 @@ import { HttpAppChannel } from '../channel/http-app-channel.js';
 import { defaultConfiguration, loadConfiguration, type Configuration } from '../config/configuration.js';
 import { loadResources, type ResourceDocument } from '../config/resources.js';
 import { errorMessage } from '../errors/index.js';
+import { ApiLog } from '../observability/api-log.js';
 import { AddressBook } from '../invoke/address-book.js';
 import type { AppIdentity } from '../invoke/identity.js';
 import { Invoker } from '../invoke/invoker.js';
@@ -148,6 +150,7 @@ export class Sidecar {
         maxConcurrency: options.appMaxConcurrency,
         appApiToken: options.appApiToken,
         healthProbe: options.healthProbe,
+        readyTimeoutMs: options.appReadyTimeoutMs,
         maxMessageBytes: options.maxBodyBytes + MESSAGE_OVERHEAD_BYTES,
         logger: log.child({ scope: 'app-channel' }),
       });
@@ -159,6 +162,7 @@ export class Sidecar {
         maxConcurrency: options.appMaxConcurrency,
         appApiToken: options.appApiToken,
         healthProbe: options.healthProbe,
+        readyTimeoutMs: options.appReadyTimeoutMs,
         logger: log.child({ scope: 'app-channel' }),
       });
     }
@@ -191,6 +195,7 @@ export class Sidecar {
       logger: log.child({ scope: 'internal' }),
       appProtocol: options.appProtocol,
       accessControl: () => this.#accessControl,
+      limits: options.limits,
       ...(identity === undefined ? {} : { tls: serverTls(identity) }),
     });
     const proxyToApp = calleeProxy({
@@ -208,23 +213,39 @@ export class Sidecar {
     });
     const internalGrpcPort = await this.#listenInternal();
 
+    const apiLogging = this.#configuration.apiLogging;
+    const apiLog =
+      (options.enableApiLogging ?? apiLogging.enabled ?? false)
+        ? new ApiLog({ obfuscateUrls: apiLogging.obfuscateURLs === true, omitHealthChecks: apiLogging.omitHealthChecks === true, logger: log.child({ scope: 'api' }) })
+        : undefined;
     this.#http = new HttpApiServer({
+      apiLog,
       self: this.#self,
       invoker,
       maxBodyBytes: options.maxBodyBytes,
       maxHeaderBytes: options.readBufferBytes,
+      maxRequestHeaders: options.maxRequestHeaders,
       apiToken: options.apiToken,
       readiness: { notReady: () => this.#notReady(), outboundReady: () => this.#info !== undefined },
       metadata: { describe: () => this.#describe(), setExtended: (k, v) => this.#extended.set(k, v) },
       requestShutdown: () => {
         for (const listener of this.#shutdownListeners) listener();
       },
+      limits: options.limits,
       logger: log.child({ scope: 'http' }),
     });
-    const httpPort = await this.#http.listen(options.listenAddresses, options.httpPort);
-    log.info({ addresses: options.listenAddresses.map((a) => hostPort(a, httpPort)) }, 'HTTP API listening');
+    const sockets = options.unixDomainSocket === undefined ? undefined : apiSocketPaths(options.unixDomainSocket, options.appId);
+    let httpPort = 0;
+    if (sockets === undefined) {
+      httpPort = await this.#http.listen(options.listenAddresses, options.httpPort);
+      log.info({ addresses: options.listenAddresses.map((a) => hostPort(a, httpPort)) }, 'HTTP API listening');
+    } else {
+      await this.#http.listenUnix(sockets.http);
+      log.info({ socket: sockets.http }, 'HTTP API listening on a Unix domain socket');
+    }
 
     this.#grpcApi = new GrpcApiServer({
+      apiLog,
       self: this.#self,
       invoker,
       maxBodyBytes: options.maxBodyBytes,
@@ -233,6 +254,7 @@ export class Sidecar {
       requestShutdown: () => {
         for (const listener of this.#shutdownListeners) listener();
       },
+      limits: options.limits,
       logger: log.child({ scope: 'grpc-api' }),
     });
     const transport = this.#transport;
@@ -245,8 +267,14 @@ export class Sidecar {
         logger: log.child({ scope: 'proxy' }),
       }),
     );
-    const grpcPort = await this.#grpcApi.listen(options.listenAddresses, options.grpcPort);
-    log.info({ addresses: options.listenAddresses.map((a) => hostPort(a, grpcPort)) }, 'gRPC API listening');
+    let grpcPort = 0;
+    if (sockets === undefined) {
+      grpcPort = await this.#grpcApi.listen(options.listenAddresses, options.grpcPort);
+      log.info({ addresses: options.listenAddresses.map((a) => hostPort(a, grpcPort)) }, 'gRPC API listening');
+    } else {
+      await this.#grpcApi.listenUnix(sockets.grpc);
+      log.info({ socket: sockets.grpc }, 'gRPC API listening on a Unix domain socket');
+    }
 
     await this.#resolver.register({
       appId: options.appId,
@@ -435,4 +463,9 @@ async function settle(log: Logger, what: string, work: Promise<void> | undefined
 
 function hostPort(host: string, port: number): string {
   return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+/** Where `--unix-domain-socket <dir>` puts the API sockets, as daprd lays them out. */
+export function apiSocketPaths(dir: string, appId: string): { readonly http: string; readonly grpc: string } {
+  return { http: join(dir, `dapr-${appId}-http.socket`), grpc: join(dir, `dapr-${appId}-grpc.socket`) };
 }

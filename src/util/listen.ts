@@ -1,3 +1,7 @@
+import { lstatSync, unlinkSync } from 'node:fs';
+import { connect } from 'node:net';
+import { CourierError } from '../errors/index.js';
+
 /** Errors that mean "this machine has no such address" (e.g. ::1 where IPv6 is off), not "the port is taken". */
 const UNAVAILABLE = new Set(['EADDRNOTAVAIL', 'EAFNOSUPPORT']);
 
@@ -28,4 +32,30 @@ export async function listenOnHosts(
   }
   if (bound === 0 && lastError !== undefined) throw lastError;
   return chosen;
+}
+
+/**
+ * Makes `path` ready for a Unix domain socket listener: a socket file left behind by a process that
+ * died (nothing accepts on it) is removed; a live socket or any other kind of file is an error, never
+ * deleted.
+ */
+export async function prepareUnixSocket(path: string): Promise<void> {
+  let isSocket: boolean;
+  try {
+    isSocket = lstatSync(path).isSocket();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw err;
+  }
+  if (!isSocket) throw new CourierError('ERR_INVALID_FLAG', `--unix-domain-socket: ${path} exists and is not a socket`);
+  const live = await new Promise<boolean>((resolve) => {
+    const socket = connect({ path });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+  if (live) throw new CourierError('ERR_INVALID_FLAG', `--unix-domain-socket: another process is listening on ${path}`);
+  unlinkSync(path);
 }

@@ -14,21 +14,32 @@ describe('lifecycle', () => {
   const env = new TestEnv();
   after(() => env.close());
 
-  test('S03/S41: before the app listens, healthz is 500 and outbound is 204; calls say the app is not healthy; then all succeed', async () => {
+  test('S03/S41: before the app listens, healthz is 500 and outbound is 204; a call made then waits for the app, bounded by --app-ready-timeout', async () => {
     const port = await freePort();
-    const b = await startSidecar(env, { appId: 'slow', appPort: port });
+    const b = await startSidecar(env, { appId: 'slow', appPort: port, args: ['--app-ready-timeout', '2s'] });
     const health = await send(b.httpPort, { path: '/v1.0/healthz' });
     assert.equal(health.status, 500);
     assert.equal(errorOf(health).errorCode, 'ERR_HEALTH_NOT_READY');
     assert.match(errorOf(health).message, /^dapr is not ready: \[.*app-channel.*\]$/);
     assert.equal((await send(b.httpPort, { path: '/v1.0/healthz/outbound' })).status, 204);
+
+    // Nobody listens: the call waits for the bound, then says why it failed.
+    const started = Date.now();
     const early = await send(b.httpPort, { method: 'POST', path: '/v1.0/invoke/slow/method/hi' });
     assert.equal(early.status, 500);
-    assert.match(errorOf(early).message, /app is not in a healthy state/);
+    assert.equal(errorOf(early).errorCode, 'ERR_DIRECT_INVOKE');
+    assert.match(errorOf(early).message, new RegExp(`app is not in a healthy state: it did not start listening on 127\\.0\\.0\\.1:${port} within 2s`));
+    assert.ok(Date.now() - started >= 1900, `the call failed after ${Date.now() - started} ms, before the 2 s bound`);
+
+    // A call made before the app listens is answered once it does.
+    const waiting = send(b.httpPort, { method: 'POST', path: '/v1.0/invoke/slow/method/hi' });
     const app = new TestApp().route('/hi', (_req, res) => res.end('hi'));
     await sleep(300);
     await app.listen(port);
     env.track(app);
+    const answered = await waiting;
+    assert.equal(answered.status, 200);
+    assert.equal(answered.text, 'hi');
     await waitForHealthy(b);
     const later = await send(b.httpPort, { method: 'POST', path: '/v1.0/invoke/slow/method/hi' });
     assert.equal(later.status, 200);

@@ -84,8 +84,11 @@ export function callerProxy(options: CallerProxyOptions): (call: ServerCall) => 
 export interface CalleeProxyOptions {
   readonly self: AppIdentity;
   readonly appProtocol: 'http' | 'grpc';
-  /** Opens a call to the local gRPC app (adds the app token); undefined without `--app-port`. */
-  readonly app: CallOpener | undefined;
+  /**
+   * Opens a call to the local gRPC app (adds the app token), once it is ready; undefined without
+   * `--app-port`.
+   */
+  readonly app: (CallOpener & { whenReady(signal: AbortSignal, ready: () => void, fail: (error: CourierError) => void): void }) | undefined;
   /** Mutual TLS is on: the caller's identity comes from its verified certificate. */
   readonly mtls: boolean;
   readonly accessControl: () => AccessControlPolicy | undefined;
@@ -114,12 +117,19 @@ export function calleeProxy(options: CalleeProxyOptions): {
       });
       return;
     }
-    try {
-      relayCall(call, options.app, { metadata, logger: options.logger });
-    } catch (err) {
-      // The app channel refuses calls while the app is starting or unhealthy.
-      if (!call.finished) refuse(call, CourierError.from(err, 'ERR_DIRECT_INVOKE'));
-    }
+    const app = options.app;
+    const relay = (): void => {
+      try {
+        relayCall(call, app, { metadata, logger: options.logger });
+      } catch (err) {
+        // The app channel refuses calls while the app is unhealthy.
+        if (!call.finished) refuse(call, CourierError.from(err, 'ERR_DIRECT_INVOKE'));
+      }
+    };
+    // A call that arrives while the app is still starting waits for it, bounded (as daprd waits for the app port).
+    app.whenReady(call.signal, relay, (err) => {
+      if (!call.finished) refuse(call, err);
+    });
   };
   return {
     local: toApp,

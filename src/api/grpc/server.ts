@@ -1,4 +1,6 @@
-import { listenOnHosts } from '../../util/listen.js';
+import { listenOnHosts, prepareUnixSocket } from '../../util/listen.js';
+import type { ConnectionLimits } from '../../util/connection-limit.js';
+import type { ApiLog } from '../../observability/api-log.js';
 import { timingSafeEqual } from 'node:crypto';
 import { CourierError, errorMessage, GrpcStatus } from '../../errors/index.js';
 import { GrpcServer, type CallHandler, type Metadata as GrpcMetadata, type ServerCall } from '../../grpc/index.js';
@@ -46,6 +48,9 @@ export interface GrpcApiServerOptions {
     setExtended(key: string, value: string): void;
   };
   readonly requestShutdown: () => void;
+  readonly limits: ConnectionLimits;
+  /** `--enable-api-logging`: one line per call. */
+  readonly apiLog?: ApiLog | undefined;
   readonly logger: Logger;
 }
 
@@ -67,6 +72,9 @@ export class GrpcApiServer {
     this.#grpc = new GrpcServer({
       maxReceiveMessageBytes: options.maxBodyBytes,
       maxSendMessageBytes: options.maxBodyBytes,
+      maxConnections: options.limits.maxConnections,
+      handshakeTimeoutMs: options.limits.handshakeTimeoutMs,
+      observer: options.apiLog === undefined ? undefined : { started: (call) => options.apiLog?.grpcStarted(call), ended: (call) => options.apiLog?.grpcEnded(call) },
       logger: options.logger,
     });
     this.#register(INVOKE_SERVICE, (call) => unary(call, (bytes) => this.#invokeService(call, bytes)));
@@ -117,6 +125,12 @@ export class GrpcApiServer {
     return listenOnHosts(addresses, port, async (host, chosen) => (await this.#grpc.listen(host, chosen)).port, (host, err) =>
       this.#options.logger.warn({ address: host, err: err.message }, 'this machine does not have this listen address; the gRPC API is not served on it'),
     );
+  }
+
+  /** Listens on a Unix domain socket (`--unix-domain-socket`) instead of TCP. */
+  async listenUnix(path: string): Promise<void> {
+    await prepareUnixSocket(path);
+    await this.#grpc.listenUnix(path);
   }
 
   close(graceMs: number): Promise<void> {

@@ -12,7 +12,9 @@ import type { Logger } from '../../observability/logging/index.js';
 import { findTargetAndMethod } from './invoke-target.js';
 import { HttpResponseWriter, writeError } from './response-writer.js';
 import { matchRoute } from './routes.js';
-import { listenOnHosts } from '../../util/listen.js';
+import { listenOnHosts, prepareUnixSocket } from '../../util/listen.js';
+import { limitConnections, type ConnectionLimits } from '../../util/connection-limit.js';
+import type { ApiLog } from '../../observability/api-log.js';
 
 /** What the health endpoints report. */
 export interface Readiness {
@@ -35,19 +37,35 @@ export interface HttpApiOptions {
   readonly maxBodyBytes: number;
   /** `--read-buffer-size`: the largest request head (request line and headers) accepted. */
   readonly maxHeaderBytes: number;
+  /** `--max-request-headers`: the most header lines a request may carry (431 beyond); 0 is unlimited. */
+  readonly maxRequestHeaders: number;
   /** `DAPR_API_TOKEN`: when set, every route but the health checks requires it in `dapr-api-token`. */
   readonly apiToken: string | undefined;
   readonly readiness: Readiness;
   readonly metadata: MetadataEndpoint;
   /** Called for `POST /v1.0/shutdown`, after the response is sent. */
   readonly requestShutdown: () => void;
+  readonly limits: ConnectionLimits;
+  /** `--enable-api-logging`: one line per request. */
+  readonly apiLog?: ApiLog | undefined;
   readonly logger: Logger;
+}
+
+const BAD_REQUEST_RESPONSE = 'HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n';
+const HEADER_OVERFLOW_BODY = JSON.stringify({ errorCode: 'ERR_HEADERS_TOO_LARGE', message: 'the request head is larger than --read-buffer-size' });
+const HEADER_OVERFLOW_RESPONSE = `HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(HEADER_OVERFLOW_BODY)}\r\n\r\n${HEADER_OVERFLOW_BODY}`;
+
+const REQUEST_TIMEOUT_RESPONSE = 'HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n';
+
+/** What a client whose request could not be parsed (or came too slowly) is told before the connection closes. */
+function clientErrorResponse(code: string | undefined): string {
+  if (code === 'HPE_HEADER_OVERFLOW') return HEADER_OVERFLOW_RESPONSE;
+  if (code === 'ERR_HTTP_REQUEST_TIMEOUT') return REQUEST_TIMEOUT_RESPONSE;
+  return BAD_REQUEST_RESPONSE;
 }
 
 /** The largest value `PUT /v1.0/metadata/{key}` accepts. */
 const MAX_METADATA_VALUE_BYTES = 64 * 1024;
-/** Dapr's ReadHeaderTimeout. */
-const HEADERS_TIMEOUT_MS = 10_000;
 
 /**
  * Dapr's HTTP API on `--dapr-http-port`: service invocation (by URL, by `dapr-app-id` header and by
@@ -82,29 +100,53 @@ export class HttpApiServer {
     );
   }
 
+  /** Listens on a Unix domain socket (`--unix-domain-socket`) instead of TCP. */
+  async listenUnix(path: string): Promise<void> {
+    await prepareUnixSocket(path);
+    await this.#listenOn({ path });
+  }
+
   async #listenOne(host: string, chosen: number): Promise<number> {
+    return ((await this.#listenOn({ host, port: chosen, exclusive: true })) as AddressInfo).port;
+  }
+
+  async #listenOn(where: { host: string; port: number; exclusive: boolean } | { path: string }): Promise<AddressInfo | string | null> {
     const server = createServer(
-      { maxHeaderSize: this.#options.maxHeaderBytes, requestTimeout: 0, headersTimeout: HEADERS_TIMEOUT_MS, noDelay: true, keepAliveTimeout: 65_000 },
+      {
+        maxHeaderSize: this.#options.maxHeaderBytes,
+        requestTimeout: 0,
+        // A request head must arrive within the handshake bound (Dapr's ReadHeaderTimeout is 10 s).
+        headersTimeout: this.#options.limits.handshakeTimeoutMs,
+        // How often Node checks that bound: a trickling client is cut off at most this much late.
+        connectionsCheckingInterval: Math.min(30_000, Math.max(1000, Math.floor(this.#options.limits.handshakeTimeoutMs / 2))),
+        noDelay: true,
+        keepAliveTimeout: 65_000,
+      },
       (req, res) => this.#handle(req, res),
     );
+    // Node would drop headers past its count (2000) silently, Host among them for clients that send it
+    // last; the count is checked per request instead, and the head's size is bounded by maxHeaderSize.
+    server.maxHeadersCount = 0;
+    limitConnections(server, this.#options.limits.maxConnections, this.#options.logger, 'HTTP API');
     server.on('connection', (socket: Socket) => {
       this.#sockets.add(socket);
       socket.once('close', () => this.#sockets.delete(socket));
     });
-    server.on('clientError', (err, socket) => {
-      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+    server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+      // Closed once the answer is written: a client that never reads or closes must not hold the socket.
+      if (socket.writable) socket.once('finish', () => socket.destroy()).end(clientErrorResponse(err.code));
       else socket.destroy();
       this.#options.logger.debug({ err: err.message }, 'malformed HTTP request');
     });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen({ host, port: chosen, exclusive: true }, () => {
+      server.listen(where, () => {
         server.removeListener('error', reject);
         resolve();
       });
     });
     this.#servers.push(server);
-    return (server.address() as AddressInfo).port;
+    return server.address();
   }
 
   /**
@@ -136,6 +178,12 @@ export class HttpApiServer {
       if (this.#draining && this.#inFlight === 0) for (const wake of this.#idleWaiters.splice(0)) wake();
     });
     if (this.#draining) res.setHeader('Connection', 'close');
+    this.#options.apiLog?.http(req, res);
+    const maxHeaders = this.#options.maxRequestHeaders;
+    if (maxHeaders > 0 && req.rawHeaders.length > 2 * maxHeaders) {
+      writeError(res, new CourierError('ERR_HEADERS_TOO_LARGE', `the request has more than ${maxHeaders} headers (--max-request-headers)`), hasBody(req));
+      return;
+    }
     try {
       this.#route(req, res);
     } catch (err) {
@@ -322,7 +370,9 @@ function hasBody(req: IncomingMessage): boolean {
 }
 
 function clientAddress(req: IncomingMessage): string {
-  const address = req.socket.remoteAddress ?? '';
+  const address = req.socket.remoteAddress;
+  // A client on a Unix domain socket has no address: RFC 7239's "unknown".
+  if (address === undefined) return 'unknown';
   return address.startsWith('::ffff:') ? address.slice(7) : address;
 }
 

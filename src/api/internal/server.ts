@@ -2,6 +2,7 @@ import { Readable } from 'node:stream';
 import { CourierError, errorMessage, GrpcStatus } from '../../errors/index.js';
 import type { AccessControlPolicy } from '../../acl/index.js';
 import { GrpcServer, tlsServer, type ServerCall, type ServerTlsOptions } from '../../grpc/index.js';
+import type { ConnectionLimits } from '../../util/connection-limit.js';
 import { formatSpiffeId, spiffeIdFromPeerCertificate, type SpiffeId } from '../../security/spiffe.js';
 import { bodyTooLargeError } from '../../invoke/body.js';
 import { firstValue, setIdentityHeaders, type Metadata } from '../../invoke/headers.js';
@@ -44,6 +45,7 @@ export interface InternalServerOptions {
   readonly appProtocol: 'http' | 'grpc';
   /** The access-control policy in force (it may be replaced while running); undefined: none. */
   readonly accessControl: () => AccessControlPolicy | undefined;
+  readonly limits: ConnectionLimits;
 }
 
 /**
@@ -65,6 +67,8 @@ export class InternalServer {
     this.#grpc = new GrpcServer({
       maxReceiveMessageBytes: limit,
       maxSendMessageBytes: limit,
+      maxConnections: options.limits.maxConnections,
+      handshakeTimeoutMs: options.limits.handshakeTimeoutMs,
       logger: options.logger,
       ...(secure === undefined ? {} : { createServer: secure.createServer }),
     });

@@ -35,6 +35,7 @@ export const runFlags: readonly FlagSpec[] = [
   shared('app-health-probe-timeout'),
   shared('app-health-threshold'),
   shared('dapr-listen-addresses'),
+  shared('unix-domain-socket', { short: 'u' }),
   { name: 'run-file', short: 'f', type: 'string', placeholder: '<dir|file>', help: 'run the apps of a run file (dapr.yaml in a directory)' },
   shared('enable-api-logging'),
   shared('placement-host-address'),
@@ -43,14 +44,12 @@ export const runFlags: readonly FlagSpec[] = [
   shared('profile-port'),
   { name: 'runtime-path', type: 'string', hidden: true, ignored: 'Courier needs no Dapr installation', help: '' },
   { name: 'kubernetes', short: 'k', type: 'bool', hidden: true, help: '' },
-  { name: 'unix-domain-socket', short: 'u', type: 'string', hidden: true, help: '' },
   shared('help'),
 ];
 
 /** Flags refused with a reason rather than ignored. */
 const refused: Readonly<Record<string, string>> = {
   kubernetes: 'Courier runs apps on this machine only; there is no Kubernetes mode',
-  'unix-domain-socket': 'Courier listens on TCP ports only; leave the flag out',
 };
 
 export const runUsage = `Usage: courier run [flags] [--] [<command> [<args>...]]
@@ -126,6 +125,14 @@ export function parseRunArgs(argv: readonly string[], context: RunArgsContext): 
     if (problem !== undefined) throw flagError(cmd, `--resources-path ${dir}: ${problem}`);
     sidecarFlags.push('--resources-path', path);
   }
+  const socketDir = str('unix-domain-socket');
+  if (socketDir !== undefined) {
+    const dir = resolve(context.cwd, socketDir);
+    const problem = checkPath(dir, 'directory');
+    if (problem !== undefined) throw flagError(cmd, `--unix-domain-socket ${socketDir}: ${problem}`);
+    sidecarFlags.push('--unix-domain-socket', dir);
+  }
+  if (values.get('enable-api-logging') !== undefined) sidecarFlags.push(`--enable-api-logging=${String(values.get('enable-api-logging'))}`);
   for (const name of [
     'app-max-concurrency',
     'log-level',

@@ -1,0 +1,98 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { matchRoute, type ApiRoute } from '../api/http/routes.js';
+import type { ServerCall } from '../grpc/index.js';
+import type { Logger } from './logging/index.js';
+
+/**
+ * `--enable-api-logging` (Dapr's flag) and Configuration `spec.logging.apiLogging`: one info line per
+ * call of the HTTP and gRPC APIs, in Dapr's shape (`msg="HTTP API Called" method="POST /v1.0/invoke/…"
+ * code=200 duration=1.2 useragent=…`), written when the call ends. Nothing is done per call when off.
+ */
+export interface ApiLogOptions {
+  /** `obfuscateURLs`: log the route's pattern (`/v1.0/invoke/{id}/method/{method}`) instead of the path. */
+  readonly obfuscateUrls: boolean;
+  /** `omitHealthChecks`: no line for `GET /v1.0/healthz` and `/v1.0/healthz/outbound`. */
+  readonly omitHealthChecks: boolean;
+  readonly logger: Logger;
+}
+
+export class ApiLog {
+  readonly #options: ApiLogOptions;
+  readonly #grpcStarts = new WeakMap<ServerCall, number>();
+
+  constructor(options: ApiLogOptions) {
+    this.#options = options;
+  }
+
+  /** Logs `req` once its response is over (sent, or the connection closed first). */
+  http(req: IncomingMessage, res: ServerResponse): void {
+    const started = performance.now();
+    const verb = req.method ?? 'GET';
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const path = q < 0 ? url : url.slice(0, q);
+    let route: ApiRoute | undefined;
+    if (this.#options.omitHealthChecks || this.#options.obfuscateUrls) {
+      route = matchRoute(verb, path);
+      if (this.#options.omitHealthChecks && (route.kind === 'healthz' || route.kind === 'healthz-outbound')) return;
+    }
+    res.once('close', () => {
+      this.#options.logger.info(
+        {
+          method: `${verb} ${route !== undefined && this.#options.obfuscateUrls ? routePattern(route, path) : path}`,
+          code: res.writableFinished ? res.statusCode : 0,
+          duration: round(performance.now() - started),
+          useragent: req.headers['user-agent'] ?? '',
+        },
+        'HTTP API Called',
+      );
+    });
+  }
+
+  /** Records the start of a gRPC API call. */
+  grpcStarted(call: ServerCall): void {
+    this.#grpcStarts.set(call, performance.now());
+  }
+
+  /** Logs a gRPC API call that has ended. */
+  grpcEnded(call: ServerCall): void {
+    const started = this.#grpcStarts.get(call);
+    if (started === undefined) return;
+    const agent = call.metadata['user-agent'];
+    this.#options.logger.info(
+      {
+        method: call.path,
+        code: call.statusCode ?? 1,
+        duration: round(performance.now() - started),
+        useragent: (Array.isArray(agent) ? agent[0] : agent) ?? '',
+      },
+      'gRPC API Called',
+    );
+  }
+}
+
+/** The path with the parts that name apps, methods and keys replaced by placeholders. */
+function routePattern(route: ApiRoute, path: string): string {
+  switch (route.kind) {
+    case 'healthz':
+      return '/v1.0/healthz';
+    case 'healthz-outbound':
+      return '/v1.0/healthz/outbound';
+    case 'metadata-get':
+      return '/v1.0/metadata';
+    case 'metadata-put':
+      return '/v1.0/metadata/{key}';
+    case 'shutdown':
+      return '/v1.0/shutdown';
+    case 'invoke-url':
+      return '/v1.0/invoke/{id}/method/{method}';
+    case 'unimplemented':
+      return `/${path.split('/').find((s) => s !== '') ?? 'v1.0'}/${route.api}/…`;
+    case 'fallback':
+      return '/{method}';
+  }
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 1000) / 1000;
+}
