@@ -25,6 +25,7 @@ import type { WorkloadIdentity } from '../sentry/identity.js';
 import { clientTls, serverTls } from '../sentry/mtls.js';
 import { watchConfiguration, type ConfigurationWatch } from '../config/watch.js';
 import type { SidecarOptions } from './options.js';
+import { IdleMemoryReclaimer } from './idle-memory.js';
 import { stableInternalPort } from './ports.js';
 import { removeRunRecord, writeRunRecord } from './run-registry.js';
 
@@ -73,6 +74,7 @@ export class Sidecar {
   #accessControl: AccessControlPolicy | undefined;
   #configWatch: ConfigurationWatch | undefined;
   #stopping: Promise<void> | undefined;
+  #reclaimer: IdleMemoryReclaimer | undefined;
   readonly #shutdownListeners: Array<() => void> = [];
 
   constructor(options: SidecarOptions, logger: Logger) {
@@ -303,6 +305,7 @@ export class Sidecar {
       command: process.argv.slice(1),
       cwd: process.cwd(),
     });
+    this.#reclaimer = IdleMemoryReclaimer.start(log.child({ scope: 'memory' }));
     log.info('Courier sidecar is up');
     return this.#info;
   }
@@ -322,6 +325,7 @@ export class Sidecar {
     if (!quiet) log.info({ grace_ms: graceMs }, 'shutting down');
     if (this.#runFile !== undefined) removeRunRecord(this.#runFile);
     this.#configWatch?.close();
+    this.#reclaimer?.close();
     await settle(log, 'name resolution', this.#resolver?.close());
     await Promise.all([
       settle(log, 'HTTP API', this.#http?.close(graceMs)),
