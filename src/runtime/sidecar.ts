@@ -10,7 +10,7 @@ import { NoAppChannel, type AppChannel, type AppChannelState } from '../channel/
 import { HttpAppChannel } from '../channel/http-app-channel.js';
 import { defaultConfiguration, loadConfiguration, type Configuration } from '../config/configuration.js';
 import { loadResources, type ResourceDocument } from '../config/resources.js';
-import { errorMessage } from '../errors/index.js';
+import { CourierError, errorMessage } from '../errors/index.js';
 import { AddressBook } from '../invoke/address-book.js';
 import type { AppIdentity } from '../invoke/identity.js';
 import { Invoker } from '../invoke/invoker.js';
@@ -24,7 +24,7 @@ import { clientTls, serverTls } from '../sentry/mtls.js';
 import { watchConfiguration, type ConfigurationWatch } from '../config/watch.js';
 import type { SidecarOptions } from './options.js';
 import { stableInternalPort } from './ports.js';
-import { removeRunRecord, writeRunRecord } from './run-registry.js';
+import { processStartTime, removeRunRecord, writeRunRecord } from './run-registry.js';
 
 /** How long a resolver answer is reused: new instances are called within this, dead ones leave at their liveness deadline. */
 const RESOLVER_CACHE_TTL_MS = 1000;
@@ -221,7 +221,7 @@ export class Sidecar {
       },
       logger: log.child({ scope: 'http' }),
     });
-    const httpPort = await this.#http.listen(options.listenAddresses, options.httpPort);
+    const httpPort = await inUseNamed(this.#http.listen(options.listenAddresses, options.httpPort), options.httpPort, '--dapr-http-port');
     log.info({ addresses: options.listenAddresses.map((a) => hostPort(a, httpPort)) }, 'HTTP API listening');
 
     this.#grpcApi = new GrpcApiServer({
@@ -245,7 +245,7 @@ export class Sidecar {
         logger: log.child({ scope: 'proxy' }),
       }),
     );
-    const grpcPort = await this.#grpcApi.listen(options.listenAddresses, options.grpcPort);
+    const grpcPort = await inUseNamed(this.#grpcApi.listen(options.listenAddresses, options.grpcPort), options.grpcPort, '--dapr-grpc-port');
     log.info({ addresses: options.listenAddresses.map((a) => hostPort(a, grpcPort)) }, 'gRPC API listening');
 
     await this.#resolver.register({
@@ -265,11 +265,15 @@ export class Sidecar {
       appId: options.appId,
       namespace: options.namespace,
       pid: process.pid,
+      startTime: processStartTime(process.pid),
       httpPort,
       grpcPort,
       internalGrpcPort,
       appPort: options.appPort ?? null,
       metricsPort: options.metricsPort,
+      metricsEnabled: options.enableMetrics,
+      maxBodyBytes: options.maxBodyBytes,
+      readBufferBytes: options.readBufferBytes,
       listenAddresses: options.listenAddresses,
       startedAt: this.#startedAt.toISOString(),
       command: process.argv.slice(1),
@@ -311,7 +315,7 @@ export class Sidecar {
     const internal = this.#internal as InternalServer;
     const host = this.#options.internalGrpcListenAddress;
     const wanted = this.#options.internalGrpcPort;
-    if (wanted !== undefined) return internal.listen(host, wanted);
+    if (wanted !== undefined) return inUseNamed(internal.listen(host, wanted), wanted, '--dapr-internal-grpc-port');
     try {
       return await internal.listen(host, stableInternalPort(this.#options.appId));
     } catch (err) {
@@ -430,6 +434,16 @@ async function settle(log: Logger, what: string, work: Promise<void> | undefined
     await work;
   } catch (err) {
     log.warn({ err: errorMessage(err) }, `error while closing the ${what}`);
+  }
+}
+
+/** A port another process holds: one line that names the port and the flag that chose it. */
+async function inUseNamed(listening: Promise<number>, port: number, flag: string): Promise<number> {
+  try {
+    return await listening;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
+    throw new CourierError('ERR_INVALID_FLAG', `port ${port} (${flag}) is already in use`, { cause: err });
   }
 }
 

@@ -38,6 +38,7 @@ export class LocalSentry {
       env: options.env,
       stdout: (l: string) => options.say(`== SENTRY == ${l}`),
       stderr: (l: string) => (stderr.push(l), options.say(`== SENTRY == ${l}`)),
+      supervised: true,
     });
     const deadline = Date.now() + START_TIMEOUT_MS;
     while (!(await accepts(port))) {
