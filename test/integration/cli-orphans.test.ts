@@ -2,7 +2,7 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { TestEnv } from '../framework/env.js';
-import { appDirectory, CliProcess, freePort, listJson, trackPids, waitForListed, waitGone } from '../framework/cli-process.js';
+import { appDirectory, CliProcess, freePort, listJson, runCli, trackPids, waitForListed, waitGone } from '../framework/cli-process.js';
 
 function testEnv(t: TestContext): TestEnv {
   const env = new TestEnv();
@@ -76,6 +76,26 @@ apps:
   cli.child.kill('SIGKILL');
   await cli.waitForExit();
   assert.deepEqual(await waitGone(pids, GONE_WITHIN_MS), [], 'sidecars, apps and grandchildren are gone');
+  t.diagnostic(`gone ${Date.now() - killedAt} ms after SIGKILL`);
+  assert.deepEqual(await listJson(env), []);
+});
+
+test('courier run with mTLS killed with SIGKILL: the local Sentry it started stops too', async (t) => {
+  const env = testEnv(t);
+  const init = await runCli(env, ['init']);
+  assert.equal(init.code, 0, init.stderr);
+  const dir = appDirectory(env, { 'app.js': 'setInterval(() => {}, 1000); process.on("SIGTERM", () => process.exit(0));\n' });
+  const cli = new CliProcess(env, ['run', '-a', 'secured', '--', 'node', 'app.js'], { cwd: dir });
+  const sentry = Number((await cli.waitFor(/Local Sentry \(certificate authority\) is up on .* \(pid (\d+)\)/))[1]);
+  trackPids(env, () => [sentry]);
+  const [entry] = await waitForListed(env, ['secured']);
+  assert.ok(entry !== undefined);
+  const pids = [sentry, entry.daprdPid, entry.appPid];
+
+  const killedAt = Date.now();
+  cli.child.kill('SIGKILL');
+  await cli.waitForExit();
+  assert.deepEqual(await waitGone(pids, GONE_WITHIN_MS), [], 'Sentry, sidecar and app are gone');
   t.diagnostic(`gone ${Date.now() - killedAt} ms after SIGKILL`);
   assert.deepEqual(await listJson(env), []);
 });

@@ -48,7 +48,7 @@ export class LocalSentry {
       }
       await sleep(50);
     }
-    options.say(`✅  Local Sentry (certificate authority) is up on 127.0.0.1:${port}: calls between sidecars use mutual TLS`);
+    options.say(`✅  Local Sentry (certificate authority) is up on 127.0.0.1:${port} (pid ${child.pid}): calls between sidecars use mutual TLS`);
     return new LocalSentry(`127.0.0.1:${port}`, child, certs);
   }
 

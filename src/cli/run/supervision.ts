@@ -33,6 +33,11 @@ export function watchSupervisor(env: NodeJS.ProcessEnv): void {
   const raw = env[SUPERVISOR_FD_ENV];
   if (raw === undefined) return;
   delete env[SUPERVISOR_FD_ENV];
+  // Once the CLI is gone nobody reads the output: a write must not end the process before it has
+  // stopped its app (the CLI ignores a closed console the same way).
+  const ignore = (): void => {};
+  process.stdout.on('error', ignore);
+  process.stderr.on('error', ignore);
   let socket: Socket;
   try {
     socket = new Socket({ fd: Number(raw), readable: true, writable: false });
@@ -75,10 +80,6 @@ function parseMessage(line: string): SupervisorMessage | undefined {
 }
 
 async function supervisorGone(app: ProcessRef | undefined): Promise<void> {
-  // Nobody reads the output any more: a write must not end the process before it has cleaned up.
-  const ignore = (): void => {};
-  process.stdout.on('error', ignore);
-  process.stderr.on('error', ignore);
   if (app !== undefined) await stopProcessGroup(app, APP_STOP_GRACE_MS);
   setTimeout(() => process.exit(1), ORPHAN_EXIT_DEADLINE_MS).unref();
   process.kill(process.pid, 'SIGTERM');
