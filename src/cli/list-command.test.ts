@@ -25,41 +25,53 @@ function record(appId: string, pid: number, appPort: number | null): RunRecord {
 }
 
 const withMetadata: Instance = {
-  record: record('nodeapp', 11, 3000),
+  record: { ...record('nodeapp', 11, 3000), maxBodyBytes: 20 * 1024 * 1024, readBufferBytes: 64 * 1024, metricsEnabled: false },
   metadata: { id: 'nodeapp', extended: { cliPID: '10', appPID: '12', appCommand: 'node app.js', runTemplatePath: '/work/dapr.yaml' } },
-  cliPid: 10,
-  appPid: 12,
+  cli: { pid: 10 },
+  app: { pid: 12 },
   appCommand: 'node app.js',
   runTemplatePath: '/work/dapr.yaml',
   runTemplateName: 'work',
+  appLogPath: '/work/a/.dapr/logs/nodeapp_app_20240131154502.log',
+  daprdLogPath: '/work/a/.dapr/logs/nodeapp_daprd_20240131154502.log',
 };
 
+/** A record written before sizes were recorded, by a sidecar that does not answer. */
 const bare: Instance = {
   record: record('lonely-sidecar', 21, null),
   metadata: undefined,
-  cliPid: undefined,
-  appPid: undefined,
+  cli: undefined,
+  app: undefined,
   appCommand: '',
   runTemplatePath: '',
   runTemplateName: '',
+  appLogPath: '',
+  daprdLogPath: '',
 };
 
 const now = new Date(started.getTime() + 5 * 60_000 + 7000);
 const rows: ListRow[] = [toRow(withMetadata, now), toRow(bare, now)];
 
-test('rows: record fields, metadata fields, missing values empty', () => {
+test("rows: Dapr's keys, then Courier's; unknown numbers 0 and strings empty", () => {
   assert.deepEqual(rows[0], {
     appId: 'nodeapp',
     httpPort: 3511,
     grpcPort: 50001,
     appPort: 3000,
+    metricsEnabled: false,
     command: 'node app.js',
     age: '5m',
     created: '2024-01-31 15:45.02',
-    courierPid: 11,
+    daprdPid: 11,
     cliPid: 10,
     appPid: 12,
+    maxRequestBodySize: 20,
+    httpReadBufferSize: 64,
     runTemplatePath: '/work/dapr.yaml',
+    appLogPath: '/work/a/.dapr/logs/nodeapp_app_20240131154502.log',
+    daprdLogPath: '/work/a/.dapr/logs/nodeapp_daprd_20240131154502.log',
+    runTemplateName: 'work',
+    courierPid: 11,
     namespace: 'default',
     internalGrpcPort: 47011,
   });
@@ -67,26 +79,40 @@ test('rows: record fields, metadata fields, missing values empty', () => {
     appId: 'lonely-sidecar',
     httpPort: 3521,
     grpcPort: 50001,
-    appPort: null,
+    appPort: 0,
+    metricsEnabled: true,
     command: '',
     age: '5m',
     created: '2024-01-31 15:45.02',
-    courierPid: 21,
-    cliPid: null,
-    appPid: null,
+    daprdPid: 21,
+    cliPid: 0,
+    appPid: 0,
+    maxRequestBodySize: 4,
+    httpReadBufferSize: 16,
     runTemplatePath: '',
+    appLogPath: '',
+    daprdLogPath: '',
+    runTemplateName: '',
+    courierPid: 21,
     namespace: 'default',
     internalGrpcPort: 47021,
   });
 });
 
-test('table: aligned columns in dapr list order, empty cells for missing values', () => {
+test('sizes in Dapr units are rounded up', () => {
+  const odd: Instance = { ...bare, record: { ...bare.record, maxBodyBytes: 512 * 1024, readBufferBytes: 1536 } };
+  assert.deepEqual([toRow(odd, now).maxRequestBodySize, toRow(odd, now).httpReadBufferSize], [1, 2]);
+});
+
+test("table: dapr list's columns in its order", () => {
+  const app = '/work/a/.dapr/logs/nodeapp_app_20240131154502.log';
+  const daprd = '/work/a/.dapr/logs/nodeapp_daprd_20240131154502.log';
   assert.equal(
     formatTable(rows),
     [
-      'APP ID          HTTP PORT  GRPC PORT  APP PORT  COMMAND      AGE  CREATED              COURIER PID  CLI PID  APP PID',
-      'nodeapp         3511       50001      3000      node app.js  5m   2024-01-31 15:45.02  11           10       12',
-      'lonely-sidecar  3521       50001                             5m   2024-01-31 15:45.02  21',
+      `APP ID          HTTP PORT  GRPC PORT  APP PORT  COMMAND      AGE  CREATED              DAPRD PID  CLI PID  APP PID  RUN_TEMPLATE_PATH  APP_LOG_PATH${' '.repeat(app.length - 12)}  DAPRD_LOG_PATH`,
+      `nodeapp         3511       50001      3000      node app.js  5m   2024-01-31 15:45.02  11         10       12       /work/dapr.yaml    ${app}  ${daprd}`,
+      'lonely-sidecar  3521       50001      0                      5m   2024-01-31 15:45.02  21         0        0',
       '',
     ].join('\n'),
   );
@@ -105,13 +131,20 @@ test('json: an array of objects with camelCase keys', () => {
     'httpPort',
     'grpcPort',
     'appPort',
+    'metricsEnabled',
     'command',
     'age',
     'created',
-    'courierPid',
+    'daprdPid',
     'cliPid',
     'appPid',
+    'maxRequestBodySize',
+    'httpReadBufferSize',
     'runTemplatePath',
+    'appLogPath',
+    'daprdLogPath',
+    'runTemplateName',
+    'courierPid',
     'namespace',
     'internalGrpcPort',
   ]);

@@ -17,22 +17,43 @@ Flags:
 ${formatFlagHelp(listFlags)}
 `;
 
-/** One line of `courier list`; the keys are those of `-o json`. */
+/**
+ * One line of `courier list`; the keys are those of `-o json`: first Dapr CLI's (`dapr list`, same
+ * spelling and types: numbers are 0 and strings empty when unknown), then Courier's own.
+ */
 export interface ListRow {
   readonly appId: string;
   readonly httpPort: number;
   readonly grpcPort: number;
-  readonly appPort: number | null;
+  /** 0 when the sidecar has no app port. */
+  readonly appPort: number;
+  readonly metricsEnabled: boolean;
   readonly command: string;
   readonly age: string;
   readonly created: string;
-  readonly courierPid: number;
-  readonly cliPid: number | null;
-  readonly appPid: number | null;
+  /** The sidecar's pid (Dapr's name for it). */
+  readonly daprdPid: number;
+  /** The `courier run` process; 0 when there is none or it is gone. */
+  readonly cliPid: number;
+  /** The app started beside the sidecar; 0 when there is none or it is gone. */
+  readonly appPid: number;
+  /** `--max-body-size` in MB (Dapr's unit), rounded up. */
+  readonly maxRequestBodySize: number;
+  /** `--read-buffer-size` in KB (Dapr's unit), rounded up. */
+  readonly httpReadBufferSize: number;
   readonly runTemplatePath: string;
+  readonly appLogPath: string;
+  readonly daprdLogPath: string;
+  readonly runTemplateName: string;
+  /** The sidecar's pid (the same as `daprdPid`). */
+  readonly courierPid: number;
   readonly namespace: string;
   readonly internalGrpcPort: number;
 }
+
+/** Courier's defaults, for records written before the sizes were recorded. */
+const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024;
+const DEFAULT_READ_BUFFER_BYTES = 16 * 1024;
 
 export type OutputFormat = 'table' | 'json' | 'yaml';
 
@@ -61,14 +82,21 @@ export function toRow(instance: Instance, now: Date): ListRow {
     appId: record.appId,
     httpPort: record.httpPort,
     grpcPort: record.grpcPort,
-    appPort: record.appPort,
+    appPort: record.appPort ?? 0,
+    metricsEnabled: record.metricsEnabled ?? true,
     command: instance.appCommand,
     age: valid ? formatAge(now.getTime() - started.getTime()) : '',
     created: valid ? formatCreated(started) : '',
-    courierPid: record.pid,
-    cliPid: instance.cliPid ?? null,
-    appPid: instance.appPid ?? null,
+    daprdPid: record.pid,
+    cliPid: instance.cli?.pid ?? 0,
+    appPid: instance.app?.pid ?? 0,
+    maxRequestBodySize: Math.ceil((record.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES) / (1024 * 1024)),
+    httpReadBufferSize: Math.ceil((record.readBufferBytes ?? DEFAULT_READ_BUFFER_BYTES) / 1024),
     runTemplatePath: instance.runTemplatePath,
+    appLogPath: instance.appLogPath,
+    daprdLogPath: instance.daprdLogPath,
+    runTemplateName: instance.runTemplateName,
+    courierPid: record.pid,
     namespace: record.namespace,
     internalGrpcPort: record.internalGrpcPort,
   };
@@ -85,17 +113,21 @@ export function formatList(rows: readonly ListRow[], format: OutputFormat): stri
   }
 }
 
+/** `dapr list`'s columns, in its order. */
 const columns: ReadonlyArray<readonly [string, (row: ListRow) => string]> = [
   ['APP ID', (r) => r.appId],
   ['HTTP PORT', (r) => String(r.httpPort)],
   ['GRPC PORT', (r) => String(r.grpcPort)],
-  ['APP PORT', (r) => (r.appPort === null ? '' : String(r.appPort))],
+  ['APP PORT', (r) => String(r.appPort)],
   ['COMMAND', (r) => truncate(r.command, 40)],
   ['AGE', (r) => r.age],
   ['CREATED', (r) => r.created],
-  ['COURIER PID', (r) => String(r.courierPid)],
-  ['CLI PID', (r) => (r.cliPid === null ? '' : String(r.cliPid))],
-  ['APP PID', (r) => (r.appPid === null ? '' : String(r.appPid))],
+  ['DAPRD PID', (r) => String(r.daprdPid)],
+  ['CLI PID', (r) => String(r.cliPid)],
+  ['APP PID', (r) => String(r.appPid)],
+  ['RUN_TEMPLATE_PATH', (r) => r.runTemplatePath],
+  ['APP_LOG_PATH', (r) => r.appLogPath],
+  ['DAPRD_LOG_PATH', (r) => r.daprdLogPath],
 ];
 
 /** Columns padded to their widest cell, two spaces apart, as `dapr list` prints them. */

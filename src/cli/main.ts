@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { CourierError } from '../errors/index.js';
 import { version } from '../version.js';
+import { watchSupervisor } from './run/supervision.js';
 import { sidecarMain } from './sidecar-main.js';
 
 const usage = `Courier ${version}: service invocation for your apps, compatible with Dapr's API.
@@ -42,6 +43,8 @@ const commands: Readonly<Record<string, () => Promise<Command>>> = {
 };
 
 async function main(argv: readonly string[]): Promise<number> {
+  // A sidecar or Sentry started by `courier run` stops (with the app) when that CLI is gone.
+  watchSupervisor(process.env);
   const [name, ...rest] = argv;
   if (name === undefined || name === 'help' || name === '--help' || name === '-h') {
     process.stdout.write(usage);

@@ -8,6 +8,7 @@ import { courierHome } from '../runtime/options.js';
 import { AppRunner, StartAborted, type RunnerContext, type RunOutcome } from './run/app-runner.js';
 import type { AppLaunch } from './run/launch.js';
 import { exitCodeOf } from './run/processes.js';
+import { checkPortsFree } from './run/port-check.js';
 import { parseRunArgs, runUsage } from './run/run-args.js';
 import { loadRunFile, logTimestamp } from './run/run-file.js';
 
@@ -37,6 +38,7 @@ export async function runMain(argv: readonly string[]): Promise<number> {
   }
   const home = courierHome(process.env);
   launches = launches.map((launch) => withDefaultConfiguration(launch, home));
+  await checkPortsFree(launches);
   const secured = launches.filter((launch) => wantsMtls(launch));
   if (secured.length === 0) return supervise(launches, request.kind === 'file');
   const sentry = await LocalSentry.start({ home, mainScript: fileURLToPath(new URL('./main.js', import.meta.url)), env: process.env, say });

@@ -58,7 +58,7 @@ test('a minimal run file: app id from the directory name, Dapr defaults, paths r
   assert.equal(app.httpPort, undefined);
   assert.equal(app.appLogDestination, 'fileAndConsole');
   assert.equal(app.sidecarLogDestination, 'file');
-  assert.equal(app.logDirectory, join(dir, 'a', '.courier', 'logs'));
+  assert.equal(app.logDirectory, join(dir, 'a', '.dapr', 'logs'));
   assert.deepEqual(app.runTemplate, { path: file, name: dir.split('/').pop() });
   assert.deepEqual(app.sidecarFlags, []);
   assert.deepEqual(runFile.warnings, []);

@@ -1,16 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { isAlive } from '../runtime/run-registry.js';
 import { exitCodeOf, LineSplitter, ManagedProcess } from './run/processes.js';
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 test('LineSplitter: lines across chunks, CRLF, split UTF-8, a last line without newline', () => {
   const lines: string[] = [];

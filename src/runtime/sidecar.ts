@@ -11,7 +11,7 @@ import { NoAppChannel, type AppChannel, type AppChannelState } from '../channel/
 import { HttpAppChannel } from '../channel/http-app-channel.js';
 import { defaultConfiguration, loadConfiguration, type Configuration } from '../config/configuration.js';
 import { loadResources, type ResourceDocument } from '../config/resources.js';
-import { errorMessage } from '../errors/index.js';
+import { CourierError, errorMessage } from '../errors/index.js';
 import { ApiLog } from '../observability/api-log.js';
 import { AddressBook } from '../invoke/address-book.js';
 import type { AppIdentity } from '../invoke/identity.js';
@@ -27,7 +27,7 @@ import { watchConfiguration, type ConfigurationWatch } from '../config/watch.js'
 import type { SidecarOptions } from './options.js';
 import { IdleMemoryReclaimer } from './idle-memory.js';
 import { stableInternalPort } from './ports.js';
-import { removeRunRecord, writeRunRecord } from './run-registry.js';
+import { processStartTime, removeRunRecord, writeRunRecord } from './run-registry.js';
 
 /** How long a resolver answer is reused: new instances are called within this, dead ones leave at their liveness deadline. */
 const RESOLVER_CACHE_TTL_MS = 1000;
@@ -239,7 +239,7 @@ export class Sidecar {
     const sockets = options.unixDomainSocket === undefined ? undefined : apiSocketPaths(options.unixDomainSocket, options.appId);
     let httpPort = 0;
     if (sockets === undefined) {
-      httpPort = await this.#http.listen(options.listenAddresses, options.httpPort);
+      httpPort = await inUseNamed(this.#http.listen(options.listenAddresses, options.httpPort), options.httpPort, '--dapr-http-port');
       log.info({ addresses: options.listenAddresses.map((a) => hostPort(a, httpPort)) }, 'HTTP API listening');
     } else {
       await this.#http.listenUnix(sockets.http);
@@ -271,7 +271,7 @@ export class Sidecar {
     );
     let grpcPort = 0;
     if (sockets === undefined) {
-      grpcPort = await this.#grpcApi.listen(options.listenAddresses, options.grpcPort);
+      grpcPort = await inUseNamed(this.#grpcApi.listen(options.listenAddresses, options.grpcPort), options.grpcPort, '--dapr-grpc-port');
       log.info({ addresses: options.listenAddresses.map((a) => hostPort(a, grpcPort)) }, 'gRPC API listening');
     } else {
       await this.#grpcApi.listenUnix(sockets.grpc);
@@ -295,11 +295,15 @@ export class Sidecar {
       appId: options.appId,
       namespace: options.namespace,
       pid: process.pid,
+      startTime: processStartTime(process.pid),
       httpPort,
       grpcPort,
       internalGrpcPort,
       appPort: options.appPort ?? null,
       metricsPort: options.metricsPort,
+      metricsEnabled: options.enableMetrics,
+      maxBodyBytes: options.maxBodyBytes,
+      readBufferBytes: options.readBufferBytes,
       listenAddresses: options.listenAddresses,
       startedAt: this.#startedAt.toISOString(),
       command: process.argv.slice(1),
@@ -343,7 +347,7 @@ export class Sidecar {
     const internal = this.#internal as InternalServer;
     const host = this.#options.internalGrpcListenAddress;
     const wanted = this.#options.internalGrpcPort;
-    if (wanted !== undefined) return internal.listen(host, wanted);
+    if (wanted !== undefined) return inUseNamed(internal.listen(host, wanted), wanted, '--dapr-internal-grpc-port');
     try {
       return await internal.listen(host, stableInternalPort(this.#options.appId));
     } catch (err) {
@@ -462,6 +466,16 @@ async function settle(log: Logger, what: string, work: Promise<void> | undefined
     await work;
   } catch (err) {
     log.warn({ err: errorMessage(err) }, `error while closing the ${what}`);
+  }
+}
+
+/** A port another process holds: one line that names the port and the flag that chose it. */
+async function inUseNamed(listening: Promise<number>, port: number, flag: string): Promise<number> {
+  try {
+    return await listening;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
+    throw new CourierError('ERR_INVALID_FLAG', `port ${port} (${flag}) is already in use`, { cause: err });
   }
 }
 

@@ -134,19 +134,26 @@ export function runCli(env: TestEnv, args: readonly string[], options: CliOption
   });
 }
 
-/** One entry of `courier list -o json`. */
+/** One entry of `courier list -o json`: Dapr CLI's keys (0 or '' when unknown), then Courier's own. */
 export interface ListEntry {
   appId: string;
   httpPort: number;
   grpcPort: number;
-  appPort: number | null;
+  appPort: number;
+  metricsEnabled: boolean;
   command: string;
   age: string;
   created: string;
-  courierPid: number;
-  cliPid: number | null;
-  appPid: number | null;
+  daprdPid: number;
+  cliPid: number;
+  appPid: number;
+  maxRequestBodySize: number;
+  httpReadBufferSize: number;
   runTemplatePath: string;
+  appLogPath: string;
+  daprdLogPath: string;
+  runTemplateName: string;
+  courierPid: number;
   namespace: string;
   internalGrpcPort: number;
 }
@@ -170,9 +177,9 @@ export async function waitForListed(
   for (;;) {
     const entries = await listJson(env, options.cli);
     const found = appIds.map((id) => entries.find((e) => e.appId === id));
-    if (found.every((e) => e !== undefined && (options.withApp === false || e.appPid !== null))) {
+    if (found.every((e) => e !== undefined && (options.withApp === false || e.appPid !== 0))) {
       const listed = found as ListEntry[];
-      trackPids(env, () => listed.flatMap((e) => [e.courierPid, ...(e.appPid === null ? [] : [e.appPid])]));
+      trackPids(env, () => listed.flatMap((e) => [e.daprdPid, ...(e.appPid === 0 ? [] : [e.appPid])]));
       return listed;
     }
     if (Date.now() > deadline) throw new Error(`apps ${appIds.join(', ')} not listed in time; listed: ${JSON.stringify(entries)}`);

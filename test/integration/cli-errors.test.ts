@@ -4,7 +4,8 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { TestEnv } from '../framework/env.js';
-import { appDirectory, runCli } from '../framework/cli-process.js';
+import { createServer, type AddressInfo } from 'node:net';
+import { appDirectory, freePort, runCli } from '../framework/cli-process.js';
 
 function testEnv(t: TestContext): TestEnv {
   const env = new TestEnv();
@@ -84,5 +85,58 @@ test('--help of run, list, stop and invoke', async (t) => {
     assert.equal(res.code, 0, res.stderr);
     assert.match(res.stdout, new RegExp(`^Usage: courier ${command}`));
     assert.match(res.stdout, /-h, --help/);
+  }
+});
+
+/** A port held by a listener of the test's own until the test ends. */
+async function busyPort(t: TestContext): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  return (server.address() as AddressInfo).port;
+}
+
+test('courier run: a port already in use stops the run with one line naming the port and the flag', async (t) => {
+  const env = testEnv(t);
+  const port = await busyPort(t);
+  for (const flag of ['--dapr-http-port', '--dapr-grpc-port', '--dapr-internal-grpc-port', '--metrics-port']) {
+    assert.equal(await failsWith(env, ['run', '-a', 'clash', flag, String(port), '--', 'node', '-e', '']), `courier: courier run: port ${port} (${flag}) is already in use`);
+  }
+});
+
+test('courier run -f: a port in use, or chosen twice, in a run file names the key and the app', async (t) => {
+  const env = testEnv(t);
+  const port = await busyPort(t);
+  const free = await freePort();
+  const dir = appDirectory(env, { 'a/.keep': '', 'b/.keep': '' });
+  const file = join(dir, 'dapr.yaml');
+  const run = async (yaml: string): Promise<string> => {
+    writeFileSync(file, yaml);
+    const res = await runCli(env, ['run', '-f', dir]);
+    assert.equal(res.code, 1, res.stdout + res.stderr);
+    assert.equal(res.stdout, `ℹ️  Starting 2 apps from ${file}\n`);
+    const lines = res.stderr.split('\n').filter((l) => l !== '');
+    assert.equal(lines.length, 1, res.stderr);
+    assert.ok(!existsSync(join(env.home, 'run')) || readdirSync(join(env.home, 'run')).length === 0, 'nothing was started');
+    return lines[0] ?? '';
+  };
+  assert.equal(
+    await run(`version: 1\napps:\n  - appDirPath: a\n    command: [node, -e, '']\n  - appDirPath: b\n    daprGRPCPort: ${port}\n    command: [node, -e, '']\n`),
+    `courier: courier run: port ${port} (daprGRPCPort of app "b" in ${file}) is already in use`,
+  );
+  assert.equal(
+    await run(`version: 1\napps:\n  - appDirPath: a\n    daprHTTPPort: ${free}\n  - appDirPath: b\n    metricsPort: ${free}\n`),
+    `courier: courier run: port ${free} is chosen twice: daprHTTPPort of app "a" in ${file} and metricsPort of app "b" in ${file}`,
+  );
+});
+
+test('courier sidecar: a listener whose port is in use fails with one line naming the port and the flag', async (t) => {
+  const env = testEnv(t);
+  const port = await busyPort(t);
+  for (const flag of ['--dapr-http-port', '--dapr-grpc-port', '--dapr-internal-grpc-port']) {
+    const args = ['sidecar', '--app-id', 'clash', '--dapr-http-port', '0', '--dapr-grpc-port', '0', flag, String(port)];
+    const res = await runCli(env, args);
+    assert.equal(res.code, 1, res.stdout + res.stderr);
+    assert.equal(res.stderr, `courier sidecar: port ${port} (${flag}) is already in use\n`);
   }
 });

@@ -91,24 +91,41 @@ apps:
   }
   assert.equal(entries[0]?.appPort, backendPort);
 
-  // Log files, per the destinations: backend's app and sidecar output, frontend's sidecar output only.
-  const backendLogs = readdirSync(join(dir, 'backend', '.courier', 'logs')).sort();
+  // Log files in Dapr's layout, per the destinations: backend's app and sidecar output, frontend's
+  // sidecar output only; the CLI says where each is, and so does courier list.
+  const backendDir = join(dir, 'backend', '.dapr', 'logs');
+  const backendLogs = readdirSync(backendDir).sort();
   assert.equal(backendLogs.length, 2, backendLogs.join(', '));
   assert.match(backendLogs[0] ?? '', /^backend_app_\d{14}\.log$/);
-  assert.match(backendLogs[1] ?? '', /^backend_courier_\d{14}\.log$/);
-  const frontendLogs = readdirSync(join(dir, 'frontend', '.courier', 'logs'));
-  assert.deepEqual(frontendLogs.map((f) => f.replace(/\d{14}/, 'T')), ['frontend_courier_T.log']);
+  assert.match(backendLogs[1] ?? '', /^backend_daprd_\d{14}\.log$/);
+  const frontendDir = join(dir, 'frontend', '.dapr', 'logs');
+  const frontendLogs = readdirSync(frontendDir);
+  assert.deepEqual(frontendLogs.map((f) => f.replace(/\d{14}/, 'T')), ['frontend_daprd_T.log']);
+  const printed = (line: string): void => assert.ok(cli.stdout.split('\n').includes(line), `printed: ${line}\n${cli.stdout}`);
+  printed(`ℹ️  Writing log files to directory : ${backendDir}`);
+  printed(`ℹ️  App log of "backend": ${join(backendDir, backendLogs[0] ?? '')}`);
+  printed(`ℹ️  Sidecar log of "backend": ${join(backendDir, backendLogs[1] ?? '')}`);
+  printed(`ℹ️  Writing log files to directory : ${frontendDir}`);
+  printed(`ℹ️  Sidecar log of "frontend": ${join(frontendDir, frontendLogs[0] ?? '')}`);
+  assert.doesNotMatch(cli.stdout, /App log of "frontend"/);
+  assert.deepEqual(
+    entries.map((e) => [e.appId, e.appLogPath, e.daprdLogPath, e.runTemplateName]),
+    [
+      ['backend', join(backendDir, backendLogs[0] ?? ''), join(backendDir, backendLogs[1] ?? ''), 'shop'],
+      ['frontend', '', join(frontendDir, frontendLogs[0] ?? ''), 'shop'],
+    ],
+  );
 
   const stopped = await runCli(env, ['stop', '-f', dir]);
   assert.equal(stopped.code, 0, stopped.stderr);
   assert.match(stopped.stdout, /app stopped successfully: backend/);
   assert.match(stopped.stdout, /app stopped successfully: frontend/);
   assert.deepEqual(await cli.waitForExit(), { code: 0, signal: null });
-  const pids = entries.flatMap((e) => [e.courierPid, e.appPid ?? -1]);
+  const pids = entries.flatMap((e) => [e.daprdPid, e.appPid]);
   assert.deepEqual(await waitGone(pids, 1000), []);
   assert.deepEqual(await listJson(env), []);
 
-  const appLog = readFileSync(join(dir, 'backend', '.courier', 'logs', backendLogs[0] ?? ''), 'utf8');
+  const appLog = readFileSync(join(backendDir, backendLogs[0] ?? ''), 'utf8');
   assert.match(appLog, /^backend ready$/m);
   assert.match(appLog, /^backend got POST \/orders/m);
   assert.doesNotMatch(appLog, /== APP/);
@@ -180,7 +197,7 @@ test('courier stop --app-id with one app of a run file stops that app and its si
   assert.ok(one !== undefined && two !== undefined);
   const stopped = await runCli(env, ['stop', '--app-id', 'one']);
   assert.equal(stopped.code, 0, stopped.stderr);
-  assert.deepEqual(await waitGone([one.courierPid, one.appPid ?? -1], 1000), []);
+  assert.deepEqual(await waitGone([one.daprdPid, one.appPid], 1000), []);
   assert.ok(cli.running, 'the CLI keeps running the other app');
   assert.deepEqual(
     (await listJson(env)).map((e) => e.appId),
@@ -189,5 +206,5 @@ test('courier stop --app-id with one app of a run file stops that app and its si
   const rest = await runCli(env, ['stop', '--app-id', 'two']);
   assert.equal(rest.code, 0, rest.stderr);
   assert.deepEqual(await cli.waitForExit(), { code: 0, signal: null });
-  assert.deepEqual(await waitGone([two.courierPid, two.appPid ?? -1], 1000), []);
+  assert.deepEqual(await waitGone([two.daprdPid, two.appPid], 1000), []);
 });

@@ -3,6 +3,7 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { parse as parseYaml } from 'yaml';
 import { TestEnv } from '../framework/env.js';
 import { appDirectory, CliProcess, freePort, listJson, runCli, trackPids, waitForHealthz, waitForListed, waitGone } from '../framework/cli-process.js';
 
@@ -66,6 +67,7 @@ test('courier run: the app gets its environment, output is prefixed, list, invok
   const [entry] = await waitForListed(env, ['nodeapp']);
   assert.ok(entry !== undefined);
   assert.equal(entry.cliPid, cli.pid);
+  assert.equal(entry.daprdPid, sidecar);
   assert.equal(entry.courierPid, sidecar);
   assert.equal(entry.appPort, appPort);
   assert.equal(entry.httpPort, Number(vars.DAPR_HTTP_PORT));
@@ -74,11 +76,49 @@ test('courier run: the app gets its environment, output is prefixed, list, invok
   assert.equal(entry.namespace, 'default');
   assert.equal(entry.runTemplatePath, '');
   assert.match(entry.age, /^\d+s$/);
-  assert.ok(entry.appPid !== null);
+  assert.ok(entry.appPid > 0);
   const appPid = entry.appPid;
   const table = await runCli(env, ['list']);
-  assert.match(table.stdout, /^APP ID\s+HTTP PORT\s+GRPC PORT\s+APP PORT\s+COMMAND\s+AGE\s+CREATED\s+COURIER PID\s+CLI PID\s+APP PID$/m);
+  assert.match(table.stdout, /^APP ID\s+HTTP PORT\s+GRPC PORT\s+APP PORT\s+COMMAND\s+AGE\s+CREATED\s+DAPRD PID\s+CLI PID\s+APP PID\s+RUN_TEMPLATE_PATH\s+APP_LOG_PATH\s+DAPRD_LOG_PATH$/m);
   assert.match(table.stdout, new RegExp(`^nodeapp\\s+${entry.httpPort}\\s+${entry.grpcPort}\\s+${appPort}\\s+node app\\.js\\s+.*\\s${sidecar}\\s+${cli.pid}\\s+${appPid}$`, 'm'));
+
+  // -o json and -o yaml carry Dapr CLI's keys with its types, then Courier's own.
+  const daprKeys: Record<string, 'string' | 'number' | 'boolean'> = {
+    appId: 'string',
+    httpPort: 'number',
+    grpcPort: 'number',
+    appPort: 'number',
+    metricsEnabled: 'boolean',
+    command: 'string',
+    age: 'string',
+    created: 'string',
+    daprdPid: 'number',
+    cliPid: 'number',
+    appPid: 'number',
+    maxRequestBodySize: 'number',
+    httpReadBufferSize: 'number',
+    runTemplatePath: 'string',
+    appLogPath: 'string',
+    daprdLogPath: 'string',
+    runTemplateName: 'string',
+  };
+  for (const format of ['json', 'yaml']) {
+    const res = await runCli(env, ['list', '-o', format]);
+    assert.equal(res.code, 0, res.stderr);
+    const parsed = (format === 'json' ? JSON.parse(res.stdout) : parseYaml(res.stdout)) as Array<Record<string, unknown>>;
+    assert.equal(parsed.length, 1);
+    const row = parsed[0] ?? {};
+    assert.deepEqual(Object.keys(row).slice(0, Object.keys(daprKeys).length), Object.keys(daprKeys), format);
+    for (const [key, type] of Object.entries(daprKeys)) assert.equal(typeof row[key], type, `${format} ${key}`);
+    assert.deepEqual(
+      { daprdPid: row.daprdPid, cliPid: row.cliPid, appPid: row.appPid, appPort: row.appPort, metricsEnabled: row.metricsEnabled },
+      { daprdPid: sidecar, cliPid: cli.pid, appPid, appPort, metricsEnabled: true },
+    );
+    // --max-body-size 4Mi and --read-buffer-size 16Ki (Courier's defaults) in Dapr's units, MB and KB.
+    assert.equal(row.maxRequestBodySize, 4);
+    assert.equal(row.httpReadBufferSize, 16);
+    assert.equal(row.courierPid, sidecar);
+  }
 
   // courier invoke reaches the app through its sidecar (once the sidecar sees the app).
   await waitForHealthz(entry.httpPort);
@@ -144,8 +184,8 @@ test('courier run without a command runs the sidecar alone until SIGTERM; ignore
   const sidecar = await sidecarPid(cli);
   trackPids(env, () => [sidecar]);
   const [entry] = await waitForListed(env, ['lonely'], { withApp: false });
-  assert.equal(entry?.appPid, null);
-  assert.equal(entry?.appPort, null);
+  assert.equal(entry?.appPid, 0);
+  assert.equal(entry?.appPort, 0);
   assert.equal(entry?.command, '');
   assert.match(cli.stderr, /^⚠️ {2}--enable-api-logging is ignored: /m);
   assert.match(cli.stderr, /^⚠️ {2}--placement-host-address is ignored: Courier has no actors$/m);
@@ -205,8 +245,8 @@ test('courier run, list, invoke and stop with DAPR_API_TOKEN set', async (t) => 
   // Without the token the sidecar refuses the metadata call: the pids it holds are shown empty.
   const [anonymous] = await listJson(env);
   assert.equal(anonymous?.appId, 'guarded');
-  assert.equal(anonymous?.cliPid, null);
-  assert.equal(anonymous?.appPid, null);
+  assert.equal(anonymous?.cliPid, 0);
+  assert.equal(anonymous?.appPid, 0);
   const invoked = await runCli(env, ['invoke', '-a', 'guarded', '-m', 'hello', '-d', '{}'], withToken);
   assert.equal(invoked.code, 0, invoked.stderr);
   assert.match(invoked.stdout, /App invoked successfully/);

@@ -58,7 +58,7 @@ test('hello-world: pythonapp sends orders to nodeapp through two sidecars; the o
   const invoked = await runCli(env, ['invoke', '--app-id', 'nodeapp', '--method', 'neworder', '--data-file', join(dir, 'sample.json')]);
   assert.equal(invoked.code, 0, invoked.stderr);
   assert.match(invoked.stdout, /App invoked successfully/);
-  const pids = listed.flatMap((e) => [e.courierPid, e.appPid].filter((p): p is number => typeof p === 'number'));
+  const pids = listed.flatMap((e) => [e.daprdPid, e.appPid].filter((p) => p > 0));
   run.child.kill('SIGINT');
   assert.equal((await run.waitForExit()).code, 0, run.output);
   assert.deepEqual(await waitGone(pids), [], 'every app and sidecar stopped');

@@ -2,17 +2,19 @@ import { createWriteStream, existsSync, mkdirSync, readFileSync, type WriteStrea
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CourierError, errorMessage } from '../../errors/index.js';
-import { runDirectory, type RunRecord } from '../../runtime/run-registry.js';
+import { processStartTime, runDirectory, type RunRecord } from '../../runtime/run-registry.js';
 import { freePort } from './free-port.js';
 import { appEnvironment, sidecarArgs, sidecarEnvironment, type AppLaunch, type LaunchPorts, type LogDestination } from './launch.js';
 import { describeExit, ManagedProcess, type ExitStatus, type LineSink, type StartOptions } from './processes.js';
+import { portInUseMessage, portOrigin, sidecarPortInUse } from './port-check.js';
 import { putMetadata } from './sidecar-api.js';
+import { APP_STOP_GRACE_MS } from './supervision.js';
 
-/** How long the app may take to exit after SIGTERM before it is killed. */
-export const APP_STOP_GRACE_MS = 5000;
 /** How long the sidecar may take to shut down gracefully after SIGTERM before it is killed. */
 export const SIDECAR_STOP_GRACE_MS = 20_000;
 const OUTPUT_TAIL_LINES = 40;
+/** The CLI's own start time, for `courier stop` to check before it signals the CLI. */
+const cliStartTime = processStartTime(process.pid);
 
 export interface RunnerContext {
   /** The CLI's environment, inherited by every child. */
@@ -132,6 +134,7 @@ export class AppRunner {
       env: sidecarEnvironment(launch, ctx.env),
       stdout: this.#sidecarSink(ctx.stdout),
       stderr: this.#sidecarSink(ctx.stderr),
+      supervised: true,
     });
     this.#watch(this.#sidecar, 'sidecar-exited');
     this.#checkNotStopping(signal);
@@ -143,6 +146,7 @@ export class AppRunner {
       `✅  Courier sidecar for app "${launch.appId}" is up: HTTP port ${ports.httpPort}, gRPC port ${ports.grpcPort}, ` +
         `internal gRPC port ${record.internalGrpcPort}${appPort}, metrics port ${ports.metricsPort} (pid ${record.pid})`,
     );
+    this.#sayLogFiles();
     this.#checkNotStopping(signal);
     await sidecarsUp?.();
     this.#checkNotStopping(signal);
@@ -157,6 +161,8 @@ export class AppRunner {
         stdout: this.#appSink(ctx.stdout),
         stderr: this.#appSink(ctx.stderr),
       });
+      // At once: should the CLI die from here on, the sidecar stops the app before itself.
+      this.#sidecar.tell({ app: this.#app.ref });
       this.#watch(this.#app, 'app-exited');
       ctx.say(`ℹ️  Started app "${launch.appId}" (pid ${this.#app.pid}): ${launch.command.join(' ')}`);
       this.#checkNotStopping(signal);
@@ -250,6 +256,8 @@ export class AppRunner {
   }
 
   #startError(what: string): CourierError {
+    const inUse = sidecarPortInUse(this.#sidecarTail);
+    if (inUse !== undefined) return new CourierError('ERR_INVALID_FLAG', portInUseMessage(inUse.port, portOrigin(this.launch, inUse.flag)));
     let message = `the Courier sidecar of app "${this.launch.appId}" ${what}`;
     const onConsole = this.launch.sidecarLogDestination !== 'file';
     if (!onConsole && this.#sidecarTail.length > 0) message += `; its last output:\n${this.#sidecarTail.map((l) => `  ${l}`).join('\n')}`;
@@ -259,8 +267,12 @@ export class AppRunner {
 
   async #publishMetadata(record: RunRecord): Promise<void> {
     const launch = this.launch;
-    const values: Array<[string, string]> = [['cliPID', String(process.pid)]];
+    // Each start time goes before its pid, so a reader never sees a pid without the means to check it.
+    const values: Array<[string, string]> = [];
+    if (cliStartTime !== undefined) values.push(['cliStartTime', cliStartTime]);
+    values.push(['cliPID', String(process.pid)]);
     if (this.#app !== undefined) {
+      if (this.#app.startTime !== undefined) values.push(['appStartTime', this.#app.startTime]);
       values.push(['appPID', String(this.#app.pid)], ['appCommand', launch.command.join(' ')]);
     }
     if (launch.runTemplate !== undefined) {
@@ -286,7 +298,16 @@ export class AppRunner {
     mkdirSync(dir, { recursive: true });
     const ts = this.#ctx.timestamp;
     if (wants(launch.appLogDestination) && launch.command.length > 0) this.#appLog = new LogFile(join(dir, `${launch.appId}_app_${ts}.log`));
-    if (wants(launch.sidecarLogDestination)) this.#sidecarLog = new LogFile(join(dir, `${launch.appId}_courier_${ts}.log`));
+    if (wants(launch.sidecarLogDestination)) this.#sidecarLog = new LogFile(join(dir, `${launch.appId}_daprd_${ts}.log`));
+  }
+
+  /** Where this app's and its sidecar's output is written, as `dapr run -f` tells it. */
+  #sayLogFiles(): void {
+    const { appId, logDirectory } = this.launch;
+    if (logDirectory === undefined || (this.#appLog === undefined && this.#sidecarLog === undefined)) return;
+    this.#ctx.say(`ℹ️  Writing log files to directory : ${logDirectory}`);
+    if (this.#appLog !== undefined) this.#ctx.say(`ℹ️  App log of "${appId}": ${this.#appLog.path}`);
+    if (this.#sidecarLog !== undefined) this.#ctx.say(`ℹ️  Sidecar log of "${appId}": ${this.#sidecarLog.path}`);
   }
 
   #prefix(kind: 'APP' | 'COURIER'): string {

@@ -38,6 +38,7 @@ export class LocalSentry {
       env: options.env,
       stdout: (l: string) => options.say(`== SENTRY == ${l}`),
       stderr: (l: string) => (stderr.push(l), options.say(`== SENTRY == ${l}`)),
+      supervised: true,
     });
     const deadline = Date.now() + START_TIMEOUT_MS;
     while (!(await accepts(port))) {
@@ -47,7 +48,7 @@ export class LocalSentry {
       }
       await sleep(50);
     }
-    options.say(`✅  Local Sentry (certificate authority) is up on 127.0.0.1:${port}: calls between sidecars use mutual TLS`);
+    options.say(`✅  Local Sentry (certificate authority) is up on 127.0.0.1:${port} (pid ${child.pid}): calls between sidecars use mutual TLS`);
     return new LocalSentry(`127.0.0.1:${port}`, child, certs);
   }
 

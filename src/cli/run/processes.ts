@@ -2,7 +2,10 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { constants } from 'node:os';
 import { StringDecoder } from 'node:string_decoder';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { Socket } from 'node:net';
 import { CourierError, errorMessage } from '../../errors/index.js';
+import { processGroupAlive, processStartTime, signalProcessGroup, type ProcessRef } from '../../runtime/run-registry.js';
+import { SUPERVISOR_FD, SUPERVISOR_FD_ENV, type SupervisorMessage } from './supervision.js';
 
 /** How a child process ended. */
 export interface ExitStatus {
@@ -61,6 +64,8 @@ export interface StartOptions {
   readonly env: NodeJS.ProcessEnv;
   readonly stdout: LineSink;
   readonly stderr: LineSink;
+  /** Give the child a link whose end tells it that the CLI is gone (see `watchSupervisor`). */
+  readonly supervised?: boolean;
 }
 
 const posix = process.platform !== 'win32';
@@ -83,7 +88,10 @@ function installExitHook(): void {
  */
 export class ManagedProcess {
   readonly pid: number;
+  /** When the process started (see `processStartTime`), read as soon as it was spawned. */
+  readonly startTime: string | undefined;
   readonly #child: ChildProcess;
+  readonly #link: Socket | undefined;
   readonly #exited: Promise<ExitStatus>;
   readonly #closed: Promise<void>;
   #status: ExitStatus | undefined;
@@ -91,6 +99,14 @@ export class ManagedProcess {
   private constructor(child: ChildProcess, options: StartOptions) {
     this.#child = child;
     this.pid = child.pid ?? -1;
+    this.startTime = processStartTime(this.pid);
+    const link = options.supervised === true ? (child.stdio[SUPERVISOR_FD] as Socket | null | undefined) : undefined;
+    if (link != null) {
+      // The child holds the other end until it exits; the CLI's end must not keep the CLI alive.
+      link.on('error', () => {});
+      link.unref();
+      this.#link = link;
+    }
     const out = new LineSplitter(options.stdout);
     const err = new LineSplitter(options.stderr);
     child.stdout?.on('data', (chunk: Buffer) => out.push(chunk));
@@ -113,10 +129,11 @@ export class ManagedProcess {
     return new Promise((resolve, reject) => {
       let child: ChildProcess;
       try {
+        const supervised = options.supervised === true;
         child = spawn(options.command, [...options.args], {
           cwd: options.cwd,
-          env: options.env,
-          stdio: ['ignore', 'pipe', 'pipe'],
+          env: supervised ? { ...options.env, [SUPERVISOR_FD_ENV]: String(SUPERVISOR_FD) } : options.env,
+          stdio: supervised ? ['ignore', 'pipe', 'pipe', 'pipe'] : ['ignore', 'pipe', 'pipe'],
           detached: posix,
           windowsHide: true,
         });
@@ -133,6 +150,16 @@ export class ManagedProcess {
         resolve(new ManagedProcess(child, options));
       });
     });
+  }
+
+  /** The process as `courier stop` and an orphaned sidecar check it before signalling it. */
+  get ref(): ProcessRef {
+    return { pid: this.pid, startTime: this.startTime };
+  }
+
+  /** Sends a message over the link of a supervised child; dropped if the child is gone. */
+  tell(message: SupervisorMessage): void {
+    if (this.#link !== undefined && this.#link.writable) this.#link.write(`${JSON.stringify(message)}\n`);
   }
 
   /** Resolves once the process itself has exited. */
@@ -157,10 +184,12 @@ export class ManagedProcess {
 
   /** Signals the whole process group; false if there was nothing left to signal. */
   signal(signal: NodeJS.Signals): boolean {
+    // Once the process has exited (and been reaped) its pid may be given to another process: what is
+    // left of its group is then signalled only after checking who holds the pid.
+    if (!this.running) return posix && signalProcessGroup(this.ref, signal);
     try {
       if (posix) process.kill(-this.pid, signal);
-      else if (this.running) this.#child.kill(signal);
-      else return false;
+      else this.#child.kill(signal);
       return true;
     } catch {
       return false;
@@ -170,13 +199,8 @@ export class ManagedProcess {
   /** Whether the process or anything else in its group is still alive. */
   groupAlive(): boolean {
     if (this.running) return true;
-    if (!posix) return false;
-    try {
-      process.kill(-this.pid, 0);
-      return true;
-    } catch (err) {
-      return (err as NodeJS.ErrnoException).code === 'EPERM';
-    }
+    // Zombies do not count: a process left behind whose parent was gone may never be reaped.
+    return posix && processGroupAlive(this.pid);
   }
 
   /**

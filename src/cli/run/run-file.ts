@@ -256,7 +256,7 @@ function buildLaunch(
     env,
     appLogDestination: pick('appLogDestination')?.value ?? 'fileAndConsole',
     sidecarLogDestination: pick('daprdLogDestination')?.value ?? 'file',
-    logDirectory: join(appDir, '.courier', 'logs'),
+    logDirectory: join(appDir, '.dapr', 'logs'),
     runTemplate: { path: file, name: templateName },
   };
 }

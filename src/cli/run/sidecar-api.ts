@@ -1,6 +1,6 @@
 import { request } from 'node:http';
 import { courierHome } from '../../runtime/options.js';
-import { listRunRecords, type RunRecord } from '../../runtime/run-registry.js';
+import { isSameProcess, listRunRecords, type ProcessRef, type RunRecord } from '../../runtime/run-registry.js';
 
 /** The part of a run record needed to reach a sidecar's HTTP API. */
 export type SidecarAddress = Pick<RunRecord, 'httpPort' | 'listenAddresses'>;
@@ -94,17 +94,33 @@ export interface Instance {
   readonly record: RunRecord;
   /** Undefined if the sidecar did not answer. */
   readonly metadata: SidecarMetadata | undefined;
-  readonly cliPid: number | undefined;
-  readonly appPid: number | undefined;
+  /** The `courier run` process that started the sidecar, while it runs (a pid now held by another process counts as gone). */
+  readonly cli: ProcessRef | undefined;
+  /** The app started beside the sidecar, while it runs (the same check). */
+  readonly app: ProcessRef | undefined;
   readonly appCommand: string;
   readonly runTemplatePath: string;
   readonly runTemplateName: string;
+  readonly appLogPath: string;
+  readonly daprdLogPath: string;
 }
 
 function pidOf(value: string | undefined): number | undefined {
   if (value === undefined || !/^\d+$/.test(value.trim())) return undefined;
   const pid = Number(value);
   return pid > 0 ? pid : undefined;
+}
+
+/**
+ * The process a metadata pid (`cliPID`, `appPID`) names, if it still runs: with its start time
+ * (`cliStartTime`, `appStartTime`) when the metadata has one, a process that merely reuses the pid is
+ * taken for gone.
+ */
+export function liveProcess(pidText: string | undefined, startTime: string | undefined, sameProcess = isSameProcess): ProcessRef | undefined {
+  const pid = pidOf(pidText);
+  if (pid === undefined) return undefined;
+  const ref: ProcessRef = { pid, startTime: startTime === '' ? undefined : startTime };
+  return sameProcess(ref) ? ref : undefined;
 }
 
 /** Every live sidecar of this machine's Courier home, with its metadata (fetched in parallel). */
@@ -117,11 +133,13 @@ export async function listInstances(env: NodeJS.ProcessEnv, timeoutMs = 1000): P
       return {
         record,
         metadata,
-        cliPid: pidOf(ext.cliPID),
-        appPid: pidOf(ext.appPID),
+        cli: liveProcess(ext.cliPID, ext.cliStartTime),
+        app: liveProcess(ext.appPID, ext.appStartTime),
         appCommand: ext.appCommand ?? '',
         runTemplatePath: ext.runTemplatePath ?? '',
         runTemplateName: ext.runTemplateName ?? '',
+        appLogPath: ext.appLogPath ?? '',
+        daprdLogPath: ext.daprdLogPath ?? '',
       };
     }),
   );
