@@ -99,6 +99,11 @@ export interface ResolverDeps {
   logger: Logger;
   /** Courier's home directory (e.g. `~/.courier`); resolvers keep their default state files here. */
   courierHome: string;
+  /**
+   * Caps how long the resolver may wait at start for a registry that is busy (a locked database),
+   * below its own configured bound; for a CLI command that should answer promptly.
+   */
+  startupWaitMs?: number;
 }
 
 /**

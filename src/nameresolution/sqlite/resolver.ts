@@ -87,6 +87,8 @@ export class SqliteNameResolver implements NameResolver {
   private readonly logger: Logger;
   private readonly courierHome: string;
   private readonly updateIntervalSeconds: number;
+  /** `startupTimeout`, or less when the creator asked for less. */
+  private readonly startupTimeoutMs: number;
   /** Epoch ms by which the database must be open and this sidecar registered. */
   private readonly startDeadline: number;
 
@@ -117,7 +119,8 @@ export class SqliteNameResolver implements NameResolver {
     this.courierHome = deps.courierHome;
     this.updateIntervalSeconds = metadata.updateIntervalMs / 1000;
     this.databasePath = metadata.database?.path ?? join(deps.courierHome, defaultDatabaseFileName);
-    this.startDeadline = Date.now() + metadata.startupTimeoutMs;
+    this.startupTimeoutMs = Math.min(metadata.startupTimeoutMs, deps.startupWaitMs ?? Number.POSITIVE_INFINITY);
+    this.startDeadline = Date.now() + this.startupTimeoutMs;
 
     const ignored = metadata.database?.ignoredParameters ?? [];
     if (ignored.length > 0) this.logger.warn({ parameters: ignored }, 'ignoring connection string parameters that do not apply to this driver');
@@ -157,16 +160,16 @@ export class SqliteNameResolver implements NameResolver {
         await this.writeRegistration(instance, address, {
           deadline: Math.max(this.startDeadline, Date.now()),
           onWait: (error) => {
-            if (waitLogged || Date.now() < this.startDeadline - this.metadata.startupTimeoutMs + quietStartWaitMs) return;
+            if (waitLogged || Date.now() < this.startDeadline - this.startupTimeoutMs + quietStartWaitMs) return;
             waitLogged = true;
-            this.logger.info({ path: this.databasePath, cause: describeError(error), waitingUpTo: formatDuration(this.metadata.startupTimeoutMs) }, 'waiting for the name resolution database to accept this sidecar\'s registration');
+            this.logger.info({ path: this.databasePath, cause: describeError(error), waitingUpTo: formatDuration(this.startupTimeoutMs) }, 'waiting for the name resolution database to accept this sidecar\'s registration');
           },
         });
       } catch (error) {
         if (error instanceof CourierError) throw error;
         throw new CourierError(
           'ERR_INVALID_CONFIG',
-          `name resolution (sqlite): cannot register ${address} in ${this.databasePath} within startupTimeout (${formatDuration(this.metadata.startupTimeoutMs)}): ${describeError(error)}`,
+          `name resolution (sqlite): cannot register ${address} in ${this.databasePath} within startupTimeout (${formatDuration(this.startupTimeoutMs)}): ${describeError(error)}`,
           { cause: error },
         );
       }
@@ -341,11 +344,11 @@ export class SqliteNameResolver implements NameResolver {
     let logged = false;
     for (;;) {
       if (this.closing !== undefined) throw closedError();
-      const waited = Date.now() - (this.startDeadline - this.metadata.startupTimeoutMs);
+      const waited = Date.now() - (this.startDeadline - this.startupTimeoutMs);
       if (!logged && waited >= quietStartWaitMs) {
         logged = true;
         this.logger.info(
-          { path: this.databasePath, cause: describeError(cause), waitingUpTo: formatDuration(this.metadata.startupTimeoutMs) },
+          { path: this.databasePath, cause: describeError(cause), waitingUpTo: formatDuration(this.startupTimeoutMs) },
           'waiting for the name resolution database to become usable',
         );
       } else if (!logged) {
@@ -354,7 +357,7 @@ export class SqliteNameResolver implements NameResolver {
       if (Date.now() + startPollMs > this.startDeadline) {
         throw new CourierError(
           'ERR_INVALID_CONFIG',
-          `name resolution (sqlite): cannot use database ${this.databasePath} within startupTimeout (${formatDuration(this.metadata.startupTimeoutMs)}): ${describeError(cause)}`,
+          `name resolution (sqlite): cannot use database ${this.databasePath} within startupTimeout (${formatDuration(this.startupTimeoutMs)}): ${describeError(cause)}`,
           { cause },
         );
       }
@@ -363,7 +366,7 @@ export class SqliteNameResolver implements NameResolver {
       try {
         const store = this.openStore();
         this.store = store;
-        if (logged) this.logger.info({ path: this.databasePath, waitedMs: Date.now() - (this.startDeadline - this.metadata.startupTimeoutMs) }, 'the name resolution database is usable');
+        if (logged) this.logger.info({ path: this.databasePath, waitedMs: Date.now() - (this.startDeadline - this.startupTimeoutMs) }, 'the name resolution database is usable');
         this.started();
         return store;
       } catch (error) {
