@@ -18,6 +18,23 @@ export interface StoreRegistration {
   namespace: string;
 }
 
+/** Who held an address before a registration took it, and how long since their last heartbeat. */
+export interface PreviousHolder {
+  registrationId: string;
+  appId: string;
+  ageSeconds: number;
+}
+
+export interface StoreStatements {
+  register: Database.Statement<[string, string, string, string]>;
+  findByAddress: Database.Statement<[string], PreviousHolder>;
+  heartbeat: Database.Statement<[string, string]>;
+  resolve: Database.Statement<[string, string, number], { address: string; lastUpdate: number }>;
+  deregister: Database.Statement<[string, string]>;
+  claimCleanup: Database.Statement<[number]>;
+  deleteExpired: Database.Statement<[number]>;
+}
+
 export interface FileIdentity {
   dev: number;
   ino: number;
@@ -65,9 +82,9 @@ export class SqliteStore {
   readonly db: Database.Database;
   readonly identity: FileIdentity;
   readonly journalMode: string;
-  readonly statements;
-  readonly takeOverAddress;
-  readonly cleanupRound;
+  readonly statements: StoreStatements;
+  readonly takeOverAddress: Database.Transaction<(registration: StoreRegistration) => PreviousHolder | undefined>;
+  readonly cleanupRound: Database.Transaction<(claimAgeMs: number) => number | undefined>;
 
   constructor(options: StoreOptions) {
     const { path, metadata } = options;
@@ -86,9 +103,9 @@ export class SqliteStore {
       this.journalMode = setJournalMode(db, metadata.disableWAL ? 'delete' : 'wal', path, options.logger);
       ensureSchema(db, { hosts: metadata.tableName, metadata: metadata.metadataTableName });
       const sql = statementsSql({ hosts: metadata.tableName, metadata: metadata.metadataTableName });
-      const statements = {
+      const statements: StoreStatements = {
         register: db.prepare<[string, string, string, string]>(sql.register),
-        findByAddress: db.prepare<[string], { registrationId: string; appId: string; ageSeconds: number }>(sql.findByAddress),
+        findByAddress: db.prepare<[string], PreviousHolder>(sql.findByAddress),
         heartbeat: db.prepare<[string, string]>(sql.heartbeat),
         resolve: db.prepare<[string, string, number], { address: string; lastUpdate: number }>(sql.resolve),
         deregister: db.prepare<[string, string]>(sql.deregister),
