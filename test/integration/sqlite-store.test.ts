@@ -101,8 +101,8 @@ describe('the SQLite database turns unhealthy under running sidecars', () => {
     for (const file of files) execFileSync('chattr', ['+i', file]);
     // Three liveness windows: every row in the file is long dead by the end.
     const failures = await steadyCalls(caller, 'back', 6000);
+    for (const sidecar of [caller, callee]) assert.ok(sidecar.running, `${sidecar.appId} died (exit ${String(sidecar.exitCode)}, -1 is a signal)\n${sidecar.output}`);
     assert.deepEqual(failures, []);
-    assert.ok(caller.running && callee.running, `both sidecars alive\n${caller.output}\n${callee.output}`);
     for (const sidecar of [caller, callee]) {
       const warnings = sidecar.output.split('\n').filter((line) => line.includes('the name resolution database is unhealthy'));
       assert.equal(warnings.length, 1, `one warning from ${sidecar.appId}\n${sidecar.output}`);
