@@ -215,7 +215,9 @@ export class SqliteNameResolver implements NameResolver {
       return this.extended(known.rows);
     }
     if (healthy) {
-      this.known.set(knownKey(request), { readAtMs: Date.now(), rows });
+      // Only app ids with instances are remembered, so calls to made-up app ids cannot grow the map.
+      if (rows.length > 0) this.known.set(knownKey(request), { readAtMs: Date.now(), rows });
+      else this.known.delete(knownKey(request));
       return rows.map((row) => ({ address: row.address, expiresAtMs: (row.lastUpdate + this.updateIntervalSeconds) * 1000 }));
     }
     const known = this.known.get(knownKey(request))?.rows ?? [];
