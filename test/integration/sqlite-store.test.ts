@@ -16,10 +16,10 @@ import { startApp } from '../framework/test-app.js';
 
 const DB = 'nameresolution.db';
 
-/** A Configuration selecting the SQLite resolver with a short liveness window (heartbeat every 500 ms). */
+/** A Configuration selecting the SQLite resolver with a short liveness window (3 s, heartbeat every second). */
 function configFile(env: TestEnv, extra: Record<string, string> = {}): string {
   const file = join(env.home, 'nr-config.yaml');
-  const lines = Object.entries({ updateInterval: '2s', ...extra }).map(([k, v]) => `      ${k}: ${v}`);
+  const lines = Object.entries({ updateInterval: '3s', ...extra }).map(([k, v]) => `      ${k}: ${v}`);
   writeFileSync(file, ['apiVersion: dapr.io/v1alpha1', 'kind: Configuration', 'metadata:', '  name: nr', 'spec:', '  nameResolution:', '    component: sqlite', '    configuration:', ...lines, ''].join('\n'));
   return file;
 }
@@ -99,8 +99,8 @@ describe('the SQLite database turns unhealthy under running sidecars', () => {
 
     files = storeFiles(env);
     for (const file of files) execFileSync('chattr', ['+i', file]);
-    // Three liveness windows: every row in the file is long dead by the end.
-    const failures = await steadyCalls(caller, 'back', 6000);
+    // Two and a half liveness windows: every row in the file is long dead by the end.
+    const failures = await steadyCalls(caller, 'back', 7500);
     for (const sidecar of [caller, callee]) assert.ok(sidecar.running, `${sidecar.appId} died (exit ${String(sidecar.exitCode)}, -1 is a signal)\n${sidecar.output}`);
     assert.deepEqual(failures, []);
     for (const sidecar of [caller, callee]) {
@@ -121,7 +121,7 @@ describe('the SQLite database turns unhealthy under running sidecars', () => {
       const { callee, caller } = await pair(env, configFile(env));
       assert.equal((await ping(caller, 'back')).status, 200);
       holder.exec('BEGIN EXCLUSIVE');
-      const failures = await steadyCalls(caller, 'back', 5000);
+      const failures = await steadyCalls(caller, 'back', 4000);
       assert.deepEqual(failures, []);
       await waitForOutput(caller, /the name resolution database is unhealthy/);
       assert.match(caller.output, /SQLITE_BUSY/);

@@ -20,6 +20,23 @@ import { capturingLogger, fixture, self } from './testing/fixtures.js';
 
 const orders = { appId: 'orders', namespace: 'default' };
 
+/** Watches the event loop with a 10 ms timer; `stop()` returns the longest gap between ticks (a stall). */
+function loopWatch(): { stop(): number } {
+  let last = Date.now();
+  let longest = 0;
+  const timer = setInterval(() => {
+    const now = Date.now();
+    longest = Math.max(longest, now - last);
+    last = now;
+  }, 10);
+  return {
+    stop() {
+      clearInterval(timer);
+      return Math.max(longest, Date.now() - last);
+    },
+  };
+}
+
 function messages(records: Record<string, unknown>[], level: string): string[] {
   return records.filter((r) => r.level === level).map((r) => String(r.msg));
 }
@@ -34,21 +51,20 @@ test('a locked database: resolve answers the last known instances at once, deadl
   f.age('127.0.0.1:50001', 4); // its window ends in a second: the answer below must outlive it
 
   f.peek().exec('BEGIN EXCLUSIVE');
-  let ticks = 0;
-  const ticker = setInterval(() => ticks++, 10);
+  const watch = loopWatch();
   const started = Date.now();
   const first = await caller.resolve(orders);
   const firstTookMs = Date.now() - started;
-  clearInterval(ticker);
+  const stall = watch.stop();
   assert.deepEqual(first.map((a) => a.address), ['127.0.0.1:50001'], 'the last known answer');
-  assert.ok(firstTookMs >= 700 && firstTookMs < 3000, `a healthy store waits busyTimeout (800 ms) for the lock first, took ${firstTookMs} ms`);
-  assert.ok(ticks >= 20, `the event loop kept running while the lock was waited for (${ticks} ticks of 10 ms)`);
+  assert.ok(firstTookMs >= 700 && firstTookMs < 5000, `a healthy store waits busyTimeout (800 ms) for the lock first, took ${firstTookMs} ms`);
+  assert.ok(stall < 400, `the event loop kept running while the lock was waited for (longest stall ${stall} ms)`);
   assert.ok((first[0]?.expiresAtMs ?? 0) >= Date.now() + 4000, 'deadline extended to now + updateInterval');
 
   await caller.heartbeat(); // fails too: the store stays unhealthy
   const again = Date.now();
   for (let i = 0; i < 5; i++) assert.deepEqual((await caller.resolve(orders)).map((a) => a.address), ['127.0.0.1:50001']);
-  assert.ok(Date.now() - again < 200, `once unhealthy, answers come at once (${Date.now() - again} ms for 5)`);
+  assert.ok(Date.now() - again < 500, `once unhealthy, answers come at once (${Date.now() - again} ms for 5)`);
   assert.deepEqual(messages(records, 'warn').filter((m) => m.includes('unhealthy')).length, 1, 'one warning, not one per call');
   const warning = records.find((r) => r.level === 'warn' && String(r.msg).includes('unhealthy'));
   assert.match(String(warning?.cause), /SQLITE_BUSY/);
@@ -75,12 +91,11 @@ test('a write that meets a lock waits up to busyTimeout without blocking the eve
   const old = f.age('127.0.0.1:50001', 3);
   f.peek().exec('BEGIN EXCLUSIVE');
   setTimeout(() => f.peek().exec('COMMIT'), 300);
-  let ticks = 0;
-  const ticker = setInterval(() => ticks++, 10);
+  const watch = loopWatch();
   await resolver.heartbeat();
-  clearInterval(ticker);
+  const stall = watch.stop();
   assert.ok((f.rows()[0]?.last_update ?? 0) > old, 'renewed once the lock was released');
-  assert.ok(ticks >= 15, `the event loop ran while waiting (${ticks} ticks)`);
+  assert.ok(stall < 250, `the event loop ran while waiting (longest stall ${stall} ms)`);
   assert.equal(resolver.status().healthy, true, 'a lock shorter than busyTimeout is not a sick store');
   assert.deepEqual(messages(records, 'warn'), []);
 });
