@@ -158,7 +158,7 @@ export class SqliteNameResolver implements NameResolver {
       let waitLogged = false;
       try {
         await this.writeRegistration(instance, address, {
-          deadline: Math.max(this.startDeadline, Date.now()),
+          deadline: Math.max(this.startDeadline, Date.now() + this.metadata.busyTimeoutMs),
           onWait: (error) => {
             if (waitLogged || Date.now() < this.startDeadline - this.startupTimeoutMs + quietStartWaitMs) return;
             waitLogged = true;
