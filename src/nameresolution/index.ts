@@ -1,4 +1,4 @@
-export type { NameResolver, NameResolverFactory, ResolveRequest, ResolvedAddress, ResolverDeps, SelfInstance } from './name-resolver.js';
+export type { NameResolver, NameResolverFactory, ResolveRequest, ResolvedAddress, ResolverDeps, ResolverStatus, SelfInstance } from './name-resolver.js';
 export { NameResolverRegistry, defaultRegistry, defaultNameResolutionComponent } from './registry.js';
 export type { NameResolutionSpec } from './registry.js';
 export { joinHostPort } from './address.js';

@@ -69,10 +69,29 @@ export interface NameResolver {
    */
   lastLookup?(request: ResolveRequest): string | undefined;
   /**
+   * Optional: the health of the registry behind the resolver, as this process last saw it, and the
+   * answers it falls back on while the registry is unhealthy. For `courier resolve` and the
+   * metadata API; JSON-serialisable.
+   */
+  status?(): ResolverStatus;
+  /**
    * Withdraws the registration, stops background timers and releases handles. Idempotent, and safe
    * when `register` was never called; the sidecar shuts down through it on every path.
    */
   close(): Promise<void>;
+}
+
+/** See {@link NameResolver.status}. */
+export interface ResolverStatus {
+  /** Where the registry is, e.g. the database file. */
+  store: string;
+  healthy: boolean;
+  /** ISO time the registry turned unhealthy. */
+  unhealthySince?: string;
+  /** Why, in words ("SQLITE_BUSY: database is locked"). */
+  cause?: string;
+  /** The last answers read while the registry was healthy, by `namespace/appId`: what is used while it is not. */
+  lastKnown: Record<string, { readAt: string; addresses: string[] }>;
 }
 
 /** What the runtime gives every resolver it creates. */
@@ -80,6 +99,11 @@ export interface ResolverDeps {
   logger: Logger;
   /** Courier's home directory (e.g. `~/.courier`); resolvers keep their default state files here. */
   courierHome: string;
+  /**
+   * Caps how long the resolver may wait at start for a registry that is busy (a locked database),
+   * below its own configured bound; for a CLI command that should answer promptly.
+   */
+  startupWaitMs?: number;
 }
 
 /**

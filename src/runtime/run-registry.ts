@@ -1,5 +1,6 @@
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { ensurePrivateDirectory, privateFileMode } from './private-files.js';
 
 /**
  * What a running sidecar tells `courier list`: one JSON file per sidecar process in
@@ -38,10 +39,10 @@ export function runDirectory(home: string): string {
 /** Writes the record atomically (temp file + rename) and returns its path. */
 export function writeRunRecord(home: string, record: RunRecord): string {
   const dir = runDirectory(home);
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  ensurePrivateDirectory(dir);
   const file = join(dir, `${record.pid}.json`);
   const temp = `${file}.${process.pid}.tmp`;
-  writeFileSync(temp, `${JSON.stringify(record, null, 2)}\n`, { mode: 0o600 });
+  writeFileSync(temp, `${JSON.stringify(record, null, 2)}\n`, { mode: privateFileMode });
   renameSync(temp, file);
   return file;
 }

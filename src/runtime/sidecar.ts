@@ -438,6 +438,9 @@ export class Sidecar {
       subscriptions: [],
       httpEndpoints: [],
     };
+    // Courier's own field (Dapr clients ignore it): the name resolver's registry health, for `courier resolve`.
+    const resolution = this.#resolver?.status?.();
+    if (resolution !== undefined) out.nameResolution = { component: this.#resolver?.component, ...resolution };
     if (options.appPort !== undefined) {
       const health = options.healthProbe;
       out.appConnectionProperties = {

@@ -15,6 +15,8 @@ export interface SidecarSpec {
   waitForApp?: boolean;
   /** Flags for node itself, before the script (e.g. ['--cpu-prof']). */
   nodeArgs?: string[];
+  /** Called with the process as soon as it is spawned, before it is ready (to watch its start-up). */
+  onSpawn?: (sidecar: SidecarProcess) => void;
 }
 
 /** A `courier sidecar` child process. */
@@ -101,7 +103,8 @@ export async function startSidecar(env: TestEnv, spec: SidecarSpec): Promise<Sid
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const sidecar = env.track(new SidecarProcess(spec.appId, child));
-  const record = await waitForRunRecord(env.home, child.pid ?? 0, sidecar);
+  spec.onSpawn?.(sidecar);
+  const record = await waitForRunRecord(spec.env?.COURIER_HOME ?? env.home, child.pid ?? 0, sidecar);
   sidecar.httpPort = record.httpPort;
   sidecar.grpcPort = record.grpcPort;
   sidecar.internalPort = record.internalGrpcPort;

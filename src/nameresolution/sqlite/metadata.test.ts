@@ -18,12 +18,13 @@ function rejects(configuration: unknown, ...fragments: string[]): void {
   );
 }
 
-test('defaults match Dapr, except that the connection string is optional', () => {
+test("defaults match Dapr's, except the optional connection string, the rollback journal and startupTimeout", () => {
   for (const empty of [undefined, null, {}]) {
     assert.deepEqual(parseSqliteMetadata(empty, where), {
       timeoutMs: 1000,
       busyTimeoutMs: 800,
-      disableWAL: false,
+      disableWAL: true,
+      startupTimeoutMs: 30_000,
       tableName: 'hosts',
       metadataTableName: 'metadata',
       updateIntervalMs: 5000,

@@ -16,10 +16,23 @@ export interface SqliteMetadata {
    * every 50 ms until it is spent. It also bounds how late a heartbeat may land (see below).
    */
   timeoutMs: number;
-  /** `busyTimeout` (default 800ms): how long one statement waits for another process's write lock; 0 = fail at once. */
+  /**
+   * `busyTimeout` (default 800ms): how long one statement waits for another process's lock; 0 = fail
+   * at once. Courier waits by retrying the statement on timers, never inside SQLite's busy handler,
+   * which would sleep on the event loop.
+   */
   busyTimeoutMs: number;
-  /** `disableWAL` (default false): use the rollback journal, e.g. for a database on a network filesystem. */
+  /**
+   * `disableWAL`: Courier's default is true (the rollback journal), where Dapr's is false. In WAL
+   * mode SQLite memory-maps the `-shm` file, and a write fault on it (the file made immutable, a full
+   * filesystem) kills the process with SIGBUS; the rollback journal maps nothing. `false` asks for WAL.
+   */
   disableWAL: boolean;
+  /**
+   * `startupTimeout` (Courier's own key, default 30s): how long a sidecar starting while the
+   * database is locked or unwritable waits for it before exiting.
+   */
+  startupTimeoutMs: number;
   /** `tableName` (default "hosts"). */
   tableName: string;
   /** `metadataTableName` (default "metadata"); holds the schema level and the last-cleanup claim. */
@@ -49,6 +62,7 @@ const keySpecs: readonly { name: keyof typeof defaults | 'connectionString'; ali
   { name: 'timeout', aliases: ['timeoutInSeconds'], kind: 'duration' },
   { name: 'busyTimeout', aliases: [], kind: 'duration' },
   { name: 'disableWAL', aliases: [], kind: 'boolean' },
+  { name: 'startupTimeout', aliases: [], kind: 'duration' },
   { name: 'tableName', aliases: [], kind: 'string' },
   { name: 'metadataTableName', aliases: [], kind: 'string' },
   { name: 'updateInterval', aliases: [], kind: 'duration' },
@@ -58,7 +72,8 @@ const keySpecs: readonly { name: keyof typeof defaults | 'connectionString'; ali
 const defaults = {
   timeout: 1000,
   busyTimeout: 800,
-  disableWAL: false,
+  disableWAL: true,
+  startupTimeout: 30_000,
   tableName: 'hosts',
   metadataTableName: 'metadata',
   updateInterval: 5000,
@@ -99,6 +114,10 @@ export function parseSqliteMetadata(configuration: unknown, where: string): Sqli
   const disableWALEntry = given.get('disableWAL');
   const disableWAL = disableWALEntry === undefined ? defaults.disableWAL : asBoolean(disableWALEntry, where);
 
+  const startupEntry = given.get('startupTimeout');
+  const startupTimeoutMs = duration(startupEntry, where) ?? defaults.startupTimeout;
+  if (startupTimeoutMs < 0) fail(where, startupEntry?.key ?? 'startupTimeout', `must not be negative, got "${String(startupEntry?.value)}"`);
+
   const tableName = identifier(given.get('tableName'), defaults.tableName, where);
   const metadataTableName = identifier(given.get('metadataTableName'), defaults.metadataTableName, where);
   if (tableName.toLowerCase() === metadataTableName.toLowerCase()) {
@@ -127,6 +146,7 @@ export function parseSqliteMetadata(configuration: unknown, where: string): Sqli
     timeoutMs,
     busyTimeoutMs,
     disableWAL,
+    startupTimeoutMs,
     tableName,
     metadataTableName,
     updateIntervalMs,

@@ -192,14 +192,15 @@ test('register validates the instance and runs once', async (t) => {
   await assert.rejects(resolver.register(self('orders', 50001)), /already called/);
 });
 
-test('the schema is Dapr-compatible: same tables, indexes and migration level', (t) => {
+test('the schema is Dapr-compatible (same tables, indexes and migration level); the journal maps no memory', (t) => {
   const f = fixture(t);
   f.make();
   const db = f.peek();
   const names = db.prepare<[], { name: string }>("SELECT name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY name").all().map((r) => r.name);
   assert.deepEqual(names, ['hosts', 'hosts_address_idx', 'hosts_last_update_idx', 'metadata']);
   assert.equal(db.prepare("SELECT value FROM metadata WHERE key = 'nr-migrations'").pluck().get(), '1');
-  assert.equal(db.pragma('journal_mode', { simple: true }), 'wal');
+  assert.equal(db.pragma('journal_mode', { simple: true }), 'delete', 'the rollback journal: no memory-mapped -shm file');
+  assert.equal(f.make({ disableWAL: false }).status().journalMode, 'wal', 'disableWAL: false asks for WAL, as in Dapr');
 });
 
 test('a database created by Dapr is used as it is', async (t) => {
