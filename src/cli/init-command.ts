@@ -2,6 +2,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { courierHome } from '../runtime/options.js';
 import { loadOrCreateCa, loadOrCreateTokenSecret } from '../security/index.js';
+import { ensurePrivateDir } from '../security/files.js';
 import { DEFAULT_WORKLOAD_TRUST_DOMAIN } from '../sentry/names.js';
 import { formatFlagHelp, parseFlags, type FlagSpec } from './flags.js';
 
@@ -41,7 +42,7 @@ export async function initMain(argv: readonly string[]): Promise<number> {
     return 0;
   }
   const home = courierHome();
-  mkdirSync(home, { recursive: true, mode: 0o700 });
+  ensurePrivateDir(home);
   const say = (line: string): void => void process.stdout.write(`${line}\n`);
   const certs = join(home, 'certs');
   const { created } = await loadOrCreateCa(certs, { trustDomain: DEFAULT_WORKLOAD_TRUST_DOMAIN });
