@@ -32,6 +32,18 @@ export class SentryProcess {
     return this.#output;
   }
 
+  /** Waits until the output matches `pattern`; fails with the output if the Sentry exits or time runs out. */
+  async waitFor(pattern: RegExp, timeoutMs = 20_000): Promise<RegExpExecArray> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const m = pattern.exec(this.#output);
+      if (m !== null) return m;
+      const child = this.#child;
+      if (child === undefined || child.exitCode !== null || Date.now() > deadline) throw new Error(`the Sentry: no ${String(pattern)} in its output:\n${this.#output}`);
+      await sleep(20);
+    }
+  }
+
   /** The process id of the running Sentry (-1 when not started). */
   get pid(): number {
     return this.#child?.pid ?? -1;
