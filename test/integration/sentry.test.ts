@@ -138,24 +138,30 @@ describe('Sentry abuse resistance', () => {
   }
 
   test('over its burst, a client address is refused RESOURCE_EXHAUSTED before its request is read; other addresses are not', async () => {
-    const sentry = await sentryWith('address-limit', ['--address-rate-limit', '1', '--address-burst', '3']);
+    // One request every 5 s after a burst of 3: wide enough that a slow machine does not refill it mid-test.
+    const sentry = await sentryWith('address-limit', ['--address-rate-limit', '0.2', '--address-burst', '3']);
+    const requests = await Promise.all([1, 2, 3, 4, 5].map(() => request('orders', sentry.token('orders'))));
     const limited = caller(sentry, '127.0.0.3');
-    for (let i = 0; i < 3; i++) assert.equal((await limited.call(await request('orders', sentry.token('orders')))).code, GrpcStatus.OK, `request ${i + 1}`);
-    const refused = await limited.call(await request('orders', sentry.token('orders')));
-    assert.equal(refused.code, GrpcStatus.RESOURCE_EXHAUSTED);
-    assert.equal(refused.message, 'too many certificate requests from this address (at most 3 at once, then 1 a second); retry later');
+    const answers = [];
+    for (const r of requests.slice(0, 4)) answers.push(await limited.call(r));
+    assert.deepEqual(
+      answers.map((a) => a.code),
+      [GrpcStatus.OK, GrpcStatus.OK, GrpcStatus.OK, GrpcStatus.RESOURCE_EXHAUSTED],
+    );
+    assert.equal(answers[3]?.message, 'too many certificate requests from this address (at most 3 at once, then 0.2 a second); retry later');
     // Not even read: garbage is refused for the rate, not for being garbage.
     const garbage = await limited.call(Buffer.from([0xff, 0xff, 0xff, 0x01]));
     assert.equal(garbage.code, GrpcStatus.RESOURCE_EXHAUSTED);
     const other = caller(sentry, '127.0.0.4');
-    assert.equal((await other.call(await request('orders', sentry.token('orders')))).code, GrpcStatus.OK, 'another address has its own allowance');
-    // One request a second comes back.
+    assert.equal((await other.call(requests[4] as SignCertificateRequest)).code, GrpcStatus.OK, 'another address has its own allowance');
+    // One request every 5 s comes back.
     const again = await request('orders', sentry.token('orders'));
-    await eventually('the limited address is allowed again', async () => (await limited.call(again)).code === GrpcStatus.OK, 10_000);
+    await eventually('the limited address is allowed again', async () => (await limited.call(again)).code === GrpcStatus.OK, 15_000);
   });
 
   test('the per-identity limit is spent only by requests that prove the identity: naming an app does not lock it out', async () => {
-    const sentry = await sentryWith('identity-limit', ['--identity-rate-limit', '0.1', '--identity-burst', '2']);
+    // After a burst of 2, one request every 100 s: nothing refills during the test.
+    const sentry = await sentryWith('identity-limit', ['--identity-rate-limit', '0.01', '--identity-burst', '2']);
     const attacker = caller(sentry, '127.0.0.5');
     for (let i = 0; i < 40; i++) {
       const r = await attacker.call(await request('payments', forged(sentry, 'payments')));
@@ -168,7 +174,7 @@ describe('Sentry abuse resistance', () => {
     // The identity's burst is spent, from whichever address it is asked.
     const over = await first.call(await request('payments', sentry.token('payments')));
     assert.equal(over.code, GrpcStatus.RESOURCE_EXHAUSTED);
-    assert.match(over.message, /^too many certificate requests for this app id \(at most 2 at once, then 0\.1 a second\); retry later$/);
+    assert.match(over.message, /^too many certificate requests for this app id \(at most 2 at once, then 0\.01 a second\); retry later$/);
     // Refused before the CSR is looked at: an invalid one gets the same answer.
     const badCsr = await second.call({ ...(await request('payments', sentry.token('payments'))), certificateSigningRequest: Buffer.from('not a CSR') });
     assert.equal(badCsr.code, GrpcStatus.RESOURCE_EXHAUSTED);
@@ -207,7 +213,7 @@ describe('Sentry abuse resistance', () => {
     assert.equal(codes.get(GrpcStatus.OK), undefined);
     assert.ok((codes.get(GrpcStatus.RESOURCE_EXHAUSTED) ?? 0) > refused / 2, 'most are rate limited');
     assert.deepEqual(failures, []);
-    assert.ok(certificates >= 3, `${certificates} certificates for the legitimate client during the flood`);
+    assert.ok(certificates >= 2, `${certificates} certificates for the legitimate client during the flood`);
 
     // Every refusal is accounted for in the summaries, and nothing else about it was logged.
     const summaries = (): number =>
@@ -295,9 +301,11 @@ describe('Sentry abuse resistance', () => {
 
   test('a sidecar keeps renewing after its join token expired', async () => {
     const sentry = await sentryWith('sidecar-renewal', ['--workload-cert-ttl', '4s', '--allowed-clock-skew', '1s']);
-    const expiresAt = Date.now() + 3000;
+    // Long enough for the sidecar to start on a busy machine: the first certificate needs the token.
+    const expiresAt = Date.now() + 10_000;
     const settings = sentry.sidecar('a');
     const sidecar = await startSidecar(env, { appId: 'a', args: settings.args, env: { ...settings.env, COURIER_SENTRY_TOKEN: sentry.token('a', 'default', expiresAt) } });
+    assert.ok(Date.now() < expiresAt, 'the sidecar started before its token expired');
     // Certificates live 4 s and are renewed every 2 s: wait for three renewals after the token expired.
     const obtained = (): number => sidecar.output.match(/workload certificate obtained/g)?.length ?? 0;
     while (Date.now() < expiresAt + 100) await sleep(100);
