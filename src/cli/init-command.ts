@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { courierHome } from '../runtime/options.js';
-import { ensurePrivateDirectory } from '../runtime/private-files.js';
+import { ensurePrivateDirectory } from '../util/private-files.js';
 import { loadOrCreateCa, loadOrCreateTokenSecret } from '../security/index.js';
 import { DEFAULT_WORKLOAD_TRUST_DOMAIN } from '../sentry/names.js';
 import { formatFlagHelp, parseFlags, type FlagSpec } from './flags.js';

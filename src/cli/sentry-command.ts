@@ -4,7 +4,7 @@ import { validateAppId } from '../invoke/identity.js';
 import { loadConfiguration } from '../config/configuration.js';
 import { createLogger, logLevels, type LogLevel } from '../observability/logging/index.js';
 import { courierHome } from '../runtime/options.js';
-import { CertificateAuthority, loadOrCreateCa, loadOrCreateTokenSecret, mintJoinToken } from '../security/index.js';
+import { CertificateAuthority, DEFAULT_JOIN_TOKEN_TTL_MS, loadOrCreateCa, loadOrCreateTokenSecret, mintJoinToken } from '../security/index.js';
 import {
   DEFAULT_ALLOWED_CLOCK_SKEW_MS,
   DEFAULT_CONTROL_PLANE_NAMESPACE,
@@ -13,7 +13,7 @@ import {
   DEFAULT_WORKLOAD_CERT_TTL_MS,
   DEFAULT_WORKLOAD_TRUST_DOMAIN,
 } from '../sentry/names.js';
-import { SentryServer } from '../sentry/server.js';
+import { DEFAULT_SENTRY_LIMITS, SentryServer, type SentryLimits } from '../sentry/server.js';
 import { formatDuration, parseDuration } from '../util/duration.js';
 import { flagError, formatFlagHelp, parseFlags, type FlagSpec } from './flags.js';
 
@@ -28,6 +28,43 @@ const sentryFlags: readonly FlagSpec[] = [
   { name: 'allowed-clock-skew', type: 'string', placeholder: '<duration>', defaultText: '15m', help: 'how far back certificates are valid from, for clocks that differ' },
   { name: 'config', short: 'c', type: 'string', placeholder: '<file>', help: 'a Configuration file whose spec.mtls sets the TTL and clock skew' },
   { name: 'insecure', type: 'bool', help: 'sign for anyone who asks, without a join token (local development only)' },
+  {
+    name: 'address-rate-limit',
+    type: 'string',
+    placeholder: '<n>',
+    defaultText: String(DEFAULT_SENTRY_LIMITS.perAddress.perSecond),
+    help: 'certificate requests a second one client address (IPv6: one /64) may make once its burst is spent; 0: no limit',
+  },
+  { name: 'address-burst', type: 'int', placeholder: '<n>', defaultText: String(DEFAULT_SENTRY_LIMITS.perAddress.burst), help: 'certificate requests one client address may make at once' },
+  {
+    name: 'identity-rate-limit',
+    type: 'string',
+    placeholder: '<n>',
+    defaultText: String(DEFAULT_SENTRY_LIMITS.perIdentity.perSecond),
+    help: 'certificate requests a second for one app id and namespace once its burst is spent; 0: no limit',
+  },
+  { name: 'identity-burst', type: 'int', placeholder: '<n>', defaultText: String(DEFAULT_SENTRY_LIMITS.perIdentity.burst), help: 'certificate requests for one app id and namespace at once' },
+  {
+    name: 'max-connections-per-address',
+    type: 'int',
+    placeholder: '<n>',
+    defaultText: String(DEFAULT_SENTRY_LIMITS.maxConnectionsPerAddress),
+    help: 'open connections one client address may hold; further ones are closed at once; 0: no limit',
+  },
+  {
+    name: 'max-tracked-clients',
+    type: 'int',
+    placeholder: '<n>',
+    defaultText: String(DEFAULT_SENTRY_LIMITS.maxTrackedClients),
+    help: 'addresses (and identities) the rate limits remember; the least recently seen is forgotten first',
+  },
+  {
+    name: 'refusal-log-interval',
+    type: 'string',
+    placeholder: '<duration>',
+    defaultText: '10s',
+    help: 'how often refused requests are summarised in the log (the first of each kind from a client is logged at once)',
+  },
   { name: 'log-level', type: 'string', placeholder: '<level>', defaultText: 'info', help: 'debug, info, warn, error or fatal' },
   { name: 'log-as-json', type: 'bool', help: 'write logs as JSON lines' },
   { name: 'help', short: 'h', type: 'bool', help: 'show this help' },
@@ -36,7 +73,13 @@ const sentryFlags: readonly FlagSpec[] = [
 const tokenFlags: readonly FlagSpec[] = [
   { name: 'app-id', short: 'a', type: 'string', placeholder: '<id>', help: 'the app the token lets ask for certificates (required)' },
   { name: 'namespace', short: 'n', type: 'string', placeholder: '<ns>', defaultText: '$NAMESPACE or default', help: "the app's namespace" },
-  { name: 'ttl', type: 'string', placeholder: '<duration>', defaultText: 'no expiry', help: 'how long the token can be used, e.g. 720h' },
+  {
+    name: 'ttl',
+    type: 'string',
+    placeholder: '<duration>',
+    defaultText: '24h',
+    help: 'how long the token can be used to start sidecars, e.g. 720h; 0 or "never": no expiry (not recommended)',
+  },
   { name: 'issuer-credentials', type: 'string', placeholder: '<dir>', defaultText: '$COURIER_HOME/certs', help: "the Sentry's credentials directory (holds token.key)" },
   { name: 'help', short: 'h', type: 'bool', help: 'show this help' },
 ];
@@ -48,7 +91,12 @@ Runs Courier's certificate authority: it signs short-lived SPIFFE certificates
 (spiffe://<trust-domain>/ns/<namespace>/<app-id>) for sidecars started with --enable-mtls, over
 TLS, with Dapr's dapr.proto.sentry.v1.CA/SignCertificate. A sidecar must prove its app id with a join
 token made by "courier sentry token" (given to it as COURIER_SENTRY_TOKEN or in the file named by
-DAPR_SENTRY_TOKEN_FILE), unless the Sentry runs with --insecure.
+DAPR_SENTRY_TOKEN_FILE) when it starts, and renews with its current certificate; unless the Sentry
+runs with --insecure.
+
+Requests are rate limited per client address and per app id (refused with RESOURCE_EXHAUSTED), and
+refusals are summarised in the log. The Sentry refuses to start if issuer.key or token.key can be read
+or written by anyone but their owner.
 
 Flags:
 ${formatFlagHelp(sentryFlags)}
@@ -57,7 +105,9 @@ ${formatFlagHelp(sentryFlags)}
 const tokenUsage = `Usage: courier sentry token --app-id <id> [flags]
 
 Prints a join token that lets a sidecar of <id> in <namespace> get certificates from the Sentry that
-uses the same credentials directory. Treat it as a secret.
+uses the same credentials directory. Treat it as a secret: until it expires, anyone holding it can get
+certificates for <id>. Every instance of <id> may use the same token; a running sidecar renews with its
+certificate, so the token is only needed to start one.
 
 Flags:
 ${formatFlagHelp(tokenFlags)}
@@ -68,6 +118,27 @@ function durationFlag(cmd: string, name: string, raw: string | undefined, fallba
   const ms = parseDuration(raw);
   if (ms === undefined || ms <= 0) throw flagError(cmd, `--${name}: "${raw}" is not a duration such as 24h or 15m`);
   return ms;
+}
+
+function countFlag(cmd: string, name: string, raw: string | number | undefined, fallback: number, min: number): number {
+  if (raw === undefined) return fallback;
+  const n = typeof raw === 'number' ? raw : Number(raw.trim());
+  if (raw === '' || !Number.isFinite(n) || n < min) throw flagError(cmd, `--${name}: "${raw}" is not a number of at least ${min}`);
+  return n;
+}
+
+function limitsFromFlags(cmd: string, values: ReadonlyMap<string, string | number | boolean | string[]>): SentryLimits {
+  const d = DEFAULT_SENTRY_LIMITS;
+  const get = (name: string): string | number | undefined => values.get(name) as string | number | undefined;
+  const whole = (name: string, fallback: number, min: number): number => countFlag(cmd, name, get(name), fallback, min);
+  const interval = get('refusal-log-interval') as string | undefined;
+  return {
+    perAddress: { perSecond: countFlag(cmd, 'address-rate-limit', get('address-rate-limit'), d.perAddress.perSecond, 0), burst: whole('address-burst', d.perAddress.burst, 1) },
+    perIdentity: { perSecond: countFlag(cmd, 'identity-rate-limit', get('identity-rate-limit'), d.perIdentity.perSecond, 0), burst: whole('identity-burst', d.perIdentity.burst, 1) },
+    maxConnectionsPerAddress: whole('max-connections-per-address', d.maxConnectionsPerAddress, 0),
+    maxTrackedClients: whole('max-tracked-clients', d.maxTrackedClients, 1),
+    refusalLogIntervalMs: durationFlag(cmd, 'refusal-log-interval', interval, d.refusalLogIntervalMs),
+  };
 }
 
 export async function sentryMain(argv: readonly string[]): Promise<number> {
@@ -89,6 +160,7 @@ export async function sentryMain(argv: readonly string[]): Promise<number> {
   const dir = str('issuer-credentials') ?? join(courierHome(), 'certs');
   const trustDomain = str('trust-domain') ?? DEFAULT_WORKLOAD_TRUST_DOMAIN;
   const insecure = values.get('insecure') === true;
+  const limits = limitsFromFlags(cmd, values);
   const logger = createLogger({ level: level as LogLevel, json: values.get('log-as-json') === true, base: { scope: 'sentry' } });
 
   const { material, created } = await loadOrCreateCa(dir, { trustDomain });
@@ -104,6 +176,7 @@ export async function sentryMain(argv: readonly string[]): Promise<number> {
     controlPlaneNamespace: str('control-plane-namespace') ?? DEFAULT_CONTROL_PLANE_NAMESPACE,
     workloadCertTtlMs: ttlMs,
     allowedClockSkewMs: skewMs,
+    limits,
     logger,
   });
   const host = str('listen-address') ?? '127.0.0.1';
@@ -113,7 +186,16 @@ export async function sentryMain(argv: readonly string[]): Promise<number> {
   } catch (err) {
     throw new CourierError('ERR_INVALID_CONFIG', `courier sentry: cannot listen on ${host}:${port}: ${errorMessage(err)}`);
   }
-  logger.info({ address: `${host}:${bound}`, trust_domain: trustDomain, workload_cert_ttl: formatDuration(ttlMs), allowed_clock_skew: formatDuration(skewMs) }, 'Sentry listening');
+  logger.info(
+    {
+      address: `${host}:${bound}`,
+      trust_domain: trustDomain,
+      workload_cert_ttl: formatDuration(ttlMs),
+      allowed_clock_skew: formatDuration(skewMs),
+      rate_limits: `${describeLimit(limits.perAddress)} per address, ${describeLimit(limits.perIdentity)} per app id`,
+    },
+    'Sentry listening',
+  );
   return new Promise<number>((resolve) => {
     const stop = (signal: string): void => {
       logger.info(`received ${signal}: stopping`);
@@ -125,6 +207,10 @@ export async function sentryMain(argv: readonly string[]): Promise<number> {
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
   });
+}
+
+function describeLimit(limit: { perSecond: number; burst: number }): string {
+  return limit.perSecond === 0 ? 'no limit' : `${limit.burst} at once then ${limit.perSecond}/s`;
 }
 
 async function tokenMain(argv: readonly string[]): Promise<number> {
@@ -139,11 +225,22 @@ async function tokenMain(argv: readonly string[]): Promise<number> {
   const invalid = validateAppId(appId);
   if (invalid !== undefined) throw flagError(cmd, `--app-id: ${invalid}`);
   const namespace = (values.get('namespace') as string | undefined) ?? (process.env.NAMESPACE || 'default');
-  const ttl = values.get('ttl') as string | undefined;
-  const ttlMs = ttl === undefined ? undefined : durationFlag(cmd, 'ttl', ttl, 0);
+  const ttl = (values.get('ttl') as string | undefined)?.trim();
+  const never = ttl !== undefined && (ttl.toLowerCase() === 'never' || parseDuration(ttl) === 0);
+  const ttlMs = never ? undefined : durationFlag(cmd, 'ttl', ttl, DEFAULT_JOIN_TOKEN_TTL_MS);
   const dir = (values.get('issuer-credentials') as string | undefined) ?? join(courierHome(), 'certs');
   const secret = loadOrCreateTokenSecret(dir);
-  process.stdout.write(`${mintJoinToken(secret, { appId, namespace, ...(ttlMs === undefined ? {} : { expiresAtMs: Date.now() + ttlMs }) })}\n`);
+  const expiresAtMs = ttlMs === undefined ? undefined : Date.now() + ttlMs;
+  process.stdout.write(`${mintJoinToken(secret, { appId, namespace, ...(expiresAtMs === undefined ? {} : { expiresAtMs }) })}\n`);
+  // On standard error, so that the token alone can be redirected to a file.
+  if (expiresAtMs === undefined) {
+    process.stderr.write(
+      `courier sentry token: warning: this token never expires: whoever copies it can get certificates for ${appId} in ${namespace} ` +
+        `until ${join(dir, 'token.key')} is replaced\n`,
+    );
+  } else {
+    process.stderr.write(`courier sentry token: a token for ${appId} in ${namespace}, usable to start sidecars until ${new Date(expiresAtMs).toISOString()}\n`);
+  }
   await Promise.resolve();
   return 0;
 }

@@ -1,6 +1,6 @@
 import { readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ensurePrivateDirectory, privateFileMode } from './private-files.js';
+import { ensurePrivateDirectory, privateFileMode } from '../util/private-files.js';
 
 /**
  * What a running sidecar tells `courier list`: one JSON file per sidecar process in

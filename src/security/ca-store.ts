@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CourierError, errorMessage } from '../errors/index.js';
 import { generateCaMaterial, type CaMaterial } from './ca-material.js';
-import { ensurePrivateDir, PRIVATE_FILE_MODE, PUBLIC_FILE_MODE, writeFileAtomic } from './files.js';
+import { ensurePrivateDirectory, PRIVATE_FILE_MODE, PUBLIC_FILE_MODE, readPrivateFile, writeFileAtomic } from './files.js';
 
 /** Dapr's file names in an issuer-credentials directory. */
 export const CA_FILES = {
@@ -16,7 +16,7 @@ const ALL_FILES = [CA_FILES.rootCert, CA_FILES.issuerCert, CA_FILES.issuerKey] a
 /**
  * Reads `ca.crt`, `issuer.crt` and `issuer.key` from `dir`. Only reads: whether they form a usable
  * CA is checked by `CertificateAuthority.fromMaterial`. A missing or unreadable file is an error
- * naming it.
+ * naming it, and so is an `issuer.key` its group or others may read or write.
  */
 export function loadCaMaterial(dir: string): CaMaterial {
   const read = (name: string): string => {
@@ -27,10 +27,13 @@ export function loadCaMaterial(dir: string): CaMaterial {
       throw new CourierError('ERR_INVALID_CONFIG', `CA file ${file}: ${errorMessage(err)}`, { cause: err });
     }
   };
+  const keyFile = join(dir, CA_FILES.issuerKey);
+  const key = readPrivateFile(keyFile, 'CA issuer key');
+  if (key === undefined) throw new CourierError('ERR_INVALID_CONFIG', `CA file ${keyFile}: no such file`);
   return {
     rootCertPem: read(CA_FILES.rootCert),
     issuerCertPem: read(CA_FILES.issuerCert),
-    issuerKeyPem: read(CA_FILES.issuerKey),
+    issuerKeyPem: key.toString('utf8'),
   };
 }
 
@@ -41,7 +44,7 @@ export function loadCaMaterial(dir: string): CaMaterial {
  * instead of one that half works.
  */
 export function writeCaMaterial(dir: string, material: CaMaterial): void {
-  ensurePrivateDir(dir);
+  ensurePrivateDirectory(dir);
   writeFileAtomic(join(dir, CA_FILES.issuerKey), material.issuerKeyPem, PRIVATE_FILE_MODE);
   writeFileAtomic(join(dir, CA_FILES.issuerCert), material.issuerCertPem, PUBLIC_FILE_MODE);
   writeFileAtomic(join(dir, CA_FILES.rootCert), material.rootCertPem, PUBLIC_FILE_MODE);

@@ -12,5 +12,5 @@ export { CertificateAuthority } from './ca.js';
 export type { SignedWorkloadCertificate, SignWorkloadOptions } from './ca.js';
 export { certificateInfo, createKeyAndCsr } from './workload.js';
 export type { CertificateInfo } from './workload.js';
-export { ANY_APP_ID, loadOrCreateTokenSecret, mintJoinToken, TOKEN_SECRET_FILE, verifyJoinToken } from './tokens.js';
+export { ANY_APP_ID, DEFAULT_JOIN_TOKEN_TTL_MS, loadOrCreateTokenSecret, mintJoinToken, TOKEN_SECRET_FILE, verifyJoinToken } from './tokens.js';
 export type { JoinTokenClaims, JoinTokenVerdict } from './tokens.js';

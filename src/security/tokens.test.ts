@@ -218,7 +218,7 @@ describe('the join-token key file', () => {
     const tmp = tempDir();
     t.after(tmp.remove);
     const file = join(tmp.dir, TOKEN_SECRET_FILE);
-    writeFileSync(file, 'short');
+    writeFileSync(file, 'short', { mode: 0o600 });
     assert.throws(() => loadOrCreateTokenSecret(tmp.dir), rejectsWith('ERR_INVALID_CONFIG', /^join-token key .*token\.key holds 5 bytes; it needs at least 32$/));
     assert.equal(readFileSync(file, 'utf8'), 'short', 'the operator file is not replaced');
     writeFileSync(file, '');

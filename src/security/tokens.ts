@@ -1,8 +1,7 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CourierError, errorMessage } from '../errors/index.js';
-import { createFileAtomic, ensurePrivateDir, PRIVATE_FILE_MODE } from './files.js';
+import { CourierError } from '../errors/index.js';
+import { createFileAtomic, ensurePrivateDirectory, PRIVATE_FILE_MODE, readPrivateFile } from './files.js';
 
 /**
  * What a join token lets its holder obtain: certificates for `appId` in `namespace`, until
@@ -19,6 +18,12 @@ export type JoinTokenVerdict = { ok: true } | { ok: false; reason: string };
 
 /** Covers any app id of the namespace; not a valid app id itself (SPIFFE paths have no `*`), so unambiguous. */
 export const ANY_APP_ID = '*';
+/**
+ * How long a token made by `courier sentry token` can be used unless told otherwise: long enough to
+ * hand it to a machine and start its sidecars, short enough that one found later in a file, a shell
+ * history or a backup is useless. A running sidecar renews with its certificate, not with the token.
+ */
+export const DEFAULT_JOIN_TOKEN_TTL_MS = 24 * 3_600_000;
 /** The file, in the Sentry's credentials directory, holding the key join tokens are signed with. */
 export const TOKEN_SECRET_FILE = 'token.key';
 
@@ -88,13 +93,14 @@ export function verifyJoinToken(secret: Uint8Array, token: string, request: { ap
  * The join-token key in `dir/token.key`: 32 random bytes, created (mode 0600, directory 0700) when
  * missing. Creation never replaces an existing file, so two processes starting together agree on
  * one key. Replacing the file (and restarting the Sentry) revokes every token minted with the old one.
- * A file supplied by an operator may hold any content of at least 32 bytes; it is used as is.
+ * A file supplied by an operator may hold any content of at least 32 bytes; it is used as is, but only
+ * if no one but its owner can read or write it (see {@link readPrivateFile}).
  */
 export function loadOrCreateTokenSecret(dir: string): Uint8Array {
   const file = join(dir, TOKEN_SECRET_FILE);
   const existing = readSecret(file);
   if (existing !== undefined) return existing;
-  ensurePrivateDir(dir);
+  ensurePrivateDirectory(dir);
   const fresh = randomBytes(SECRET_BYTES);
   if (createFileAtomic(file, fresh, PRIVATE_FILE_MODE)) return new Uint8Array(fresh);
   const raced = readSecret(file);
@@ -103,13 +109,8 @@ export function loadOrCreateTokenSecret(dir: string): Uint8Array {
 }
 
 function readSecret(file: string): Uint8Array | undefined {
-  let bytes: Buffer;
-  try {
-    bytes = readFileSync(file);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new CourierError('ERR_INVALID_CONFIG', `join-token key ${file}: ${errorMessage(err)}`, { cause: err });
-  }
+  const bytes = readPrivateFile(file, 'join-token key');
+  if (bytes === undefined) return undefined;
   if (bytes.length < SECRET_BYTES) {
     throw new CourierError('ERR_INVALID_CONFIG', `join-token key ${file} holds ${bytes.length} bytes; it needs at least ${SECRET_BYTES}`);
   }

@@ -19,6 +19,13 @@ export interface SignedCertificate {
   readonly validUntil: Date;
 }
 
+/** A certificate of this sidecar's identity and its key, shown to the Sentry when renewing. */
+export interface PresentedCredentials {
+  readonly privateKeyPem: string;
+  readonly certificateChainPem: string;
+  readonly notAfter: Date;
+}
+
 /** Per-attempt timeout, as Dapr's Sentry client. */
 const ATTEMPT_TIMEOUT_MS = 3000;
 
@@ -31,6 +38,9 @@ export class SentryClient {
   readonly #expected: SpiffeId;
   readonly #trustAnchors: () => string;
   readonly #pool: ChannelPool;
+  #credentials: (() => PresentedCredentials | undefined) | undefined;
+  /** The certificate shown on the connection opened last (undefined: none). */
+  #presented: string | undefined;
 
   constructor(address: string, controlPlane: { trustDomain: string; namespace: string }, trustAnchors: () => string) {
     this.#address = parseAddress(address);
@@ -43,6 +53,7 @@ export class SentryClient {
       // Short-lived: one call at renewal time, then nothing for hours.
       idleTimeoutMs: 5_000,
       ...tlsClient(() => ({
+        ...this.#clientCertificate(),
         ca: this.#trustAnchors(),
         servername: 'localhost',
         checkServerIdentity: (host: string, cert: PeerCertificate) => {
@@ -56,7 +67,30 @@ export class SentryClient {
     });
   }
 
+  /**
+   * Shows `credentials()` (while they are valid) as the TLS client certificate to the Sentry, which
+   * then signs for that identity without a join token: how a running sidecar renews once its token
+   * has expired. A Sentry that does not ask for client certificates (Dapr's) never sees it.
+   */
+  presentCertificate(credentials: () => PresentedCredentials | undefined): void {
+    this.#credentials = credentials;
+  }
+
+  #clientCertificate(): { key: string; cert: string } | Record<string, never> {
+    const current = this.#credentials?.();
+    if (current === undefined || current.notAfter.getTime() <= Date.now()) {
+      this.#presented = undefined;
+      return {};
+    }
+    this.#presented = current.certificateChainPem;
+    return { key: current.privateKeyPem, cert: current.certificateChainPem };
+  }
+
   async sign(request: SignRequest): Promise<SignedCertificate> {
+    const current = this.#credentials?.();
+    const wanted = current !== undefined && current.notAfter.getTime() > Date.now() ? current.certificateChainPem : undefined;
+    // A connection kept from the previous request may show an older certificate, or none.
+    if (wanted !== this.#presented) await this.#pool.evict(this.#address);
     const bytes = signCertificateRequestCodec.encode({
       id: request.appId,
       namespace: request.namespace,

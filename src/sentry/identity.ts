@@ -31,8 +31,9 @@ export interface WorkloadIdentityOptions {
 }
 
 /**
- * A sidecar's identity, kept fresh: at start a new Ed25519 key and CSR are signed by the Sentry;
- * at half the certificate's lifetime a new key and certificate replace them; a failed renewal is
+ * A sidecar's identity, kept fresh: at start a new Ed25519 key and CSR are signed by the Sentry (the
+ * join token proves the app id); at half the certificate's lifetime a new key and certificate replace
+ * them (the current certificate proves it, shown as the TLS client certificate, with the token too); a failed renewal is
  * retried every 10 s while the current certificate keeps serving until it expires. Listeners (the
  * internal server, the transport) are told of every change so new connections use the new
  * credentials; connections already established are not disturbed.
@@ -47,6 +48,8 @@ export class WorkloadIdentity {
   constructor(options: WorkloadIdentityOptions) {
     this.#options = options;
     options.trustAnchors.onChange(() => this.#notify());
+    // Renewals prove the identity with the current certificate, so they outlive the join token.
+    options.sentry.presentCertificate(() => this.#current);
   }
 
   get current(): Credentials {

@@ -3,6 +3,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { freePort } from '../../src/cli/run/free-port.js';
+import { ChannelPool, tlsClient } from '../../src/grpc/index.js';
+import { signCertificateRequestCodec, signCertificateResponseCodec, type SignCertificateRequest, type SignCertificateResponse } from '../../src/proto/index.js';
 import { loadOrCreateTokenSecret, mintJoinToken } from '../../src/security/index.js';
 import { accepts } from './child.js';
 import { courierBin, type TestEnv } from './env.js';
@@ -28,6 +30,23 @@ export class SentryProcess {
 
   get output(): string {
     return this.#output;
+  }
+
+  /** Waits until the output matches `pattern`; fails with the output if the Sentry exits or time runs out. */
+  async waitFor(pattern: RegExp, timeoutMs = 20_000): Promise<RegExpExecArray> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const m = pattern.exec(this.#output);
+      if (m !== null) return m;
+      const child = this.#child;
+      if (child === undefined || child.exitCode !== null || Date.now() > deadline) throw new Error(`the Sentry: no ${String(pattern)} in its output:\n${this.#output}`);
+      await sleep(20);
+    }
+  }
+
+  /** The process id of the running Sentry (-1 when not started). */
+  get pid(): number {
+    return this.#child?.pid ?? -1;
   }
 
   /** The root certificate sidecars must trust. */
@@ -82,4 +101,56 @@ export class SentryProcess {
 
 export async function startSentry(env: TestEnv, args: string[] = []): Promise<SentryProcess> {
   return env.track(new SentryProcess(env, args)).start();
+}
+
+/** What the Sentry answered one SignCertificate call. */
+export interface SignOutcome {
+  readonly code: number;
+  readonly message: string;
+  readonly response: SignCertificateResponse | undefined;
+}
+
+/**
+ * A SignCertificate caller that sends any request, well formed or not, from a chosen loopback source
+ * address (127.0.0.0/8 all reaches a Sentry listening on 127.0.0.1), optionally presenting a client
+ * certificate. The Sentry's own identity is not checked: this plays an arbitrary client.
+ */
+export class SentryCaller {
+  readonly #pool: ChannelPool;
+  readonly #port: number;
+
+  constructor(sentry: { port: number; trustAnchors: string }, options: { localAddress?: string; key?: string; cert?: string } = {}) {
+    this.#port = sentry.port;
+    const anchors = sentry.trustAnchors;
+    const { localAddress, key, cert } = options;
+    this.#pool = new ChannelPool({
+      ...tlsClient(() => ({
+        ca: anchors,
+        servername: 'localhost',
+        checkServerIdentity: () => undefined,
+        ...(localAddress === undefined ? {} : { localAddress }),
+        ...(key === undefined || cert === undefined ? {} : { key, cert }),
+      })),
+    });
+  }
+
+  /** Sends `request` (or raw bytes) and resolves with the status and any decoded answer. */
+  call(request: SignCertificateRequest | Uint8Array): Promise<SignOutcome> {
+    const bytes = request instanceof Uint8Array ? request : signCertificateRequestCodec.encode(request);
+    return new Promise((resolve) => {
+      const call = this.#pool.get({ host: '127.0.0.1', port: this.#port }).call('/dapr.proto.sentry.v1.CA/SignCertificate', {});
+      let reply: Buffer | undefined;
+      call.setReader({
+        headers: () => {},
+        message: (m) => (reply = Buffer.from(m)),
+        end: (r) => resolve({ code: r.code, message: r.message, response: reply === undefined ? undefined : signCertificateResponseCodec.decode(reply) }),
+      });
+      call.sendMessage(bytes);
+      call.end();
+    });
+  }
+
+  close(): Promise<void> {
+    return this.#pool.close();
+  }
 }

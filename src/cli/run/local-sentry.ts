@@ -9,6 +9,13 @@ import { ManagedProcess } from './processes.js';
 
 /** How long the Sentry may take to start listening. */
 const START_TIMEOUT_MS = 20_000;
+/**
+ * How long the join tokens of a run can be used. A sidecar needs its token to get its first
+ * certificate and renews with that certificate afterwards; the token serves again only if the
+ * certificate expired meanwhile (a machine that slept through the renewal), so it is made to outlast
+ * any such pause of a run left going, without being valid forever.
+ */
+export const RUN_TOKEN_TTL_MS = 30 * 24 * 3_600_000;
 
 /**
  * The Sentry that `courier run` starts when a configuration asks for mTLS: one per `courier run`,
@@ -58,7 +65,7 @@ export class LocalSentry {
       flags: ['--enable-mtls', '--sentry-address', this.address],
       env: {
         DAPR_TRUST_ANCHORS: readFileSync(join(this.#certs, 'ca.crt'), 'utf8'),
-        COURIER_SENTRY_TOKEN: mintJoinToken(loadOrCreateTokenSecret(this.#certs), { appId, namespace }),
+        COURIER_SENTRY_TOKEN: mintJoinToken(loadOrCreateTokenSecret(this.#certs), { appId, namespace, expiresAtMs: Date.now() + RUN_TOKEN_TTL_MS }),
       },
     };
   }

@@ -7,7 +7,7 @@ import { mkdirSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Logger } from '../../observability/logging/index.js';
-import { createPrivateFile, ensurePrivateDirectory } from '../../runtime/private-files.js';
+import { createPrivateFile, ensurePrivateDirectory } from '../../util/private-files.js';
 import type { SqliteMetadata } from './metadata.js';
 import { ensureSchema, statementsSql } from './schema.js';
 
