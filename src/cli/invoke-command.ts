@@ -101,7 +101,7 @@ export async function invokeMain(argv: readonly string[]): Promise<number> {
       timeoutMs: INVOKE_TIMEOUT_MS,
     });
   } catch (err) {
-    throw new CourierError('ERR_DIRECT_INVOKE', `error invoking app ${request.appId}: cannot reach the sidecar of ${sidecar.appId} on port ${sidecar.httpPort}: ${errorMessage(err)}`);
+    throw new CourierError('ERR_DIRECT_INVOKE', `error invoking app ${request.appId}: cannot reach the sidecar of ${sidecar.appId} on ${sidecar.httpSocket ?? `port ${sidecar.httpPort}`}: ${errorMessage(err)}`);
   }
   const text = res.body.toString('utf8');
   if (res.status >= 200 && res.status < 400) {

@@ -4,6 +4,7 @@ import { mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CourierError } from '../errors/index.js';
+import { appEnvironment } from './run/launch.js';
 import { keyPath, loadRunFile, logTimestamp, resolveRunFilePath } from './run/run-file.js';
 
 /** A temporary directory (symlinks resolved) with an app directory `a` and `b`, removed after the test. */
@@ -189,13 +190,25 @@ test('port 0 means "pick one", like leaving the port out', (t) => {
   assert.equal(app?.httpPort, undefined);
 });
 
+test('enableApiLogging and unixDomainSocket reach the sidecar; with a socket the app gets no DAPR_HTTP_PORT', (t) => {
+  const dir = workspace(t);
+  mkdirSync(join(dir, 'a', 'sockets'), { recursive: true });
+  write(dir, 'version: 1\ncommon:\n  enableApiLogging: true\napps:\n  - appDirPath: a\n    unixDomainSocket: ./sockets\n    command: [node, app.js]\n');
+  const app = loadRunFile(dir, { env: {} }).apps[0];
+  assert.ok(app !== undefined);
+  assert.deepEqual(app.sidecarFlags, ['--enable-api-logging=true', '--unix-domain-socket', join(dir, 'a', 'sockets')]);
+  const env = appEnvironment(app, { httpPort: 3500, grpcPort: 50001, metricsPort: 9090 }, { DAPR_HTTP_PORT: 'inherited' });
+  assert.equal(env.DAPR_HTTP_PORT, undefined);
+  assert.equal(env.DAPR_GRPC_PORT, undefined);
+  assert.equal(env.DAPR_METRICS_PORT, '9090');
+});
+
 test('keys Courier accepts but ignores produce warnings, not errors', (t) => {
   const dir = workspace(t);
   write(
     dir,
     `version: 1
 common:
-  enableApiLogging: true
   placementHostAddress: localhost:50005
   runtimePath: /opt/dapr
 apps:
@@ -206,7 +219,6 @@ apps:
   );
   const file = join(dir, 'dapr.yaml');
   assert.deepEqual(loadRunFile(dir, { env: {} }).warnings, [
-    `${file}: common.enableApiLogging is ignored: requests are logged at logLevel debug`,
     `${file}: common.placementHostAddress is ignored: Courier has no actors`,
     `${file}: common.runtimePath is ignored: Courier needs no Dapr installation`,
     `${file}: apps[0].enableProfiling is ignored: profile the sidecar with node --cpu-prof instead`,
@@ -269,7 +281,7 @@ test('errors name the file, the key path and the reason on one line', async (t) 
     ['kubernetes key in common', `version: 1\ncommon:\n  createService: true\napps:\n  - appDirPath: a\n`, `${f}: common.createService: is for Kubernetes; Courier runs apps as processes on this machine`],
     ['pull policy', app('    containerImagePullPolicy: Always\n'), `${f}: apps[0].containerImagePullPolicy: is for Kubernetes; Courier runs apps as processes on this machine`],
     ['profile port', app('    profilePort: 7777\n'), `${f}: apps[0].profilePort: is not supported: profile the sidecar with node --cpu-prof instead`],
-    ['unix socket', app('    unixDomainSocket: /tmp/s\n'), `${f}: apps[0].unixDomainSocket: is not supported: Courier listens on TCP ports only`],
+    ['unix socket directory', app('    unixDomainSocket: ./nowhere\n'), `${f}: apps[0].unixDomainSocket: ./nowhere does not exist (resolved to ${join(dir, 'a', 'nowhere')})`],
     ['bad app id', app('    appID: my.app\n'), `${f}: apps[0].appID: the app id "my.app" must not contain dots (a dot separates a target's namespace)`],
     ['duplicate app id', 'version: 1\napps:\n  - appDirPath: a\n  - appDirPath: b\n    appID: a\n', `${f}: apps[1].appID: "a" is already the id of apps[0]; app ids must be unique`],
     ['missing config', app('    configFilePath: ./nope.yaml\n'), `${f}: apps[0].configFilePath: ./nope.yaml does not exist (resolved to ${join(dir, 'a', 'nope.yaml')})`],

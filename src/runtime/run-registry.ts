@@ -26,6 +26,9 @@ export interface RunRecord {
   /** `--read-buffer-size` in bytes. */
   readonly readBufferBytes?: number;
   readonly listenAddresses: readonly string[];
+  /** With `--unix-domain-socket`: the sockets the HTTP and gRPC APIs listen on (their ports are then 0). */
+  readonly httpSocket?: string;
+  readonly grpcSocket?: string;
   /** ISO time the sidecar started. */
   readonly startedAt: string;
   readonly command: readonly string[];

@@ -305,6 +305,7 @@ export class Sidecar {
       maxBodyBytes: options.maxBodyBytes,
       readBufferBytes: options.readBufferBytes,
       listenAddresses: options.listenAddresses,
+      ...(sockets === undefined ? {} : { httpSocket: sockets.http, grpcSocket: sockets.grpc }),
       startedAt: this.#startedAt.toISOString(),
       command: process.argv.slice(1),
       cwd: process.cwd(),

@@ -179,8 +179,9 @@ export interface EchoClient extends grpc.Client {
 const DaprClientCtor = grpc.makeGenericClientConstructor(daprService, 'Dapr');
 export const EchoClientCtor = grpc.makeGenericClientConstructor(echoService, 'Echo');
 
-export function daprClient(port: number, options: grpc.ClientOptions = {}): DaprGrpcClient {
-  return new DaprClientCtor(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), options) as unknown as DaprGrpcClient;
+/** A client of the gRPC API on a loopback port, or on any grpc-js target (e.g. `unix:///path`). */
+export function daprClient(target: number | string, options: grpc.ClientOptions = {}): DaprGrpcClient {
+  return new DaprClientCtor(typeof target === 'number' ? `127.0.0.1:${target}` : target, grpc.credentials.createInsecure(), options) as unknown as DaprGrpcClient;
 }
 
 export function echoClient(port: number, options: grpc.ClientOptions = {}): EchoClient {

@@ -15,6 +15,8 @@ export interface RawRequest {
   headers?: Record<string, string | string[]>;
   body?: string | Buffer;
   host?: string;
+  /** A Unix domain socket to connect to instead of `host` and the port. */
+  socketPath?: string;
   agent?: Agent | false;
   signal?: AbortSignal;
 }
@@ -32,8 +34,7 @@ export function send(port: number, req: RawRequest): Promise<RawResponse> {
   return new Promise((resolve, reject) => {
     const r = httpRequest(
       {
-        host: req.host ?? '127.0.0.1',
-        port,
+        ...(req.socketPath === undefined ? { host: req.host ?? '127.0.0.1', port } : { socketPath: req.socketPath }),
         method: req.method ?? 'GET',
         path: req.path,
         headers,

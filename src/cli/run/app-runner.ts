@@ -142,8 +142,12 @@ export class AppRunner {
     this.#record = record;
     const ports: LaunchPorts = { httpPort: record.httpPort, grpcPort: record.grpcPort, metricsPort };
     const appPort = launch.appPort === undefined ? '' : `, app port ${launch.appPort}`;
+    const api =
+      record.httpSocket === undefined || record.grpcSocket === undefined
+        ? `HTTP port ${ports.httpPort}, gRPC port ${ports.grpcPort}`
+        : `HTTP socket ${record.httpSocket}, gRPC socket ${record.grpcSocket}`;
     ctx.say(
-      `✅  Courier sidecar for app "${launch.appId}" is up: HTTP port ${ports.httpPort}, gRPC port ${ports.grpcPort}, ` +
+      `✅  Courier sidecar for app "${launch.appId}" is up: ${api}, ` +
         `internal gRPC port ${record.internalGrpcPort}${appPort}, metrics port ${ports.metricsPort} (pid ${record.pid})`,
     );
     this.#sayLogFiles();

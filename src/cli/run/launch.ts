@@ -71,8 +71,14 @@ export function appEnvironment(launch: AppLaunch, ports: LaunchPorts, base: Node
   env.APP_PROTOCOL = launch.appProtocol;
   if (launch.appChannelAddress !== undefined && launch.appChannelAddress !== '127.0.0.1') env.APP_CHANNEL_ADDRESS = launch.appChannelAddress;
   else delete env.APP_CHANNEL_ADDRESS;
-  env.DAPR_HTTP_PORT = String(ports.httpPort);
-  env.DAPR_GRPC_PORT = String(ports.grpcPort);
+  if (socketDirectoryOf(launch) === undefined) {
+    env.DAPR_HTTP_PORT = String(ports.httpPort);
+    env.DAPR_GRPC_PORT = String(ports.grpcPort);
+  } else {
+    // The APIs listen on Unix sockets only: a port here would point at nothing.
+    delete env.DAPR_HTTP_PORT;
+    delete env.DAPR_GRPC_PORT;
+  }
   env.DAPR_METRICS_PORT = String(ports.metricsPort);
   return env;
 }
@@ -80,6 +86,12 @@ export function appEnvironment(launch: AppLaunch, ports: LaunchPorts, base: Node
 /** The sidecar's environment: inherited, then the launch's own variables. */
 export function sidecarEnvironment(launch: AppLaunch, base: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   return { ...base, ...launch.env, ...launch.sidecarEnv };
+}
+
+/** The `--unix-domain-socket` directory a launch passes to its sidecar, if any. */
+export function socketDirectoryOf(launch: AppLaunch): string | undefined {
+  const at = launch.sidecarFlags.lastIndexOf('--unix-domain-socket');
+  return at < 0 ? undefined : launch.sidecarFlags[at + 1];
 }
 
 /** The `--config` file a launch passes to its sidecar, if any. */

@@ -59,6 +59,7 @@ const appShape = {
   daprGRPCPort: portNumber.optional(),
   daprInternalGRPCPort: portNumber.optional(),
   metricsPort: portNumber.optional(),
+  unixDomainSocket: z.string().min(1, 'must name a directory').optional(),
   command: z.array(z.string()).min(1, 'must name the program to run, e.g. ["node", "app.js"]').optional(),
 };
 
@@ -75,7 +76,6 @@ type AppSettings = z.infer<z.ZodObject<typeof appShape>>;
 
 /** Accepted for compatibility with Dapr's run files, without effect in Courier. */
 const ignoredKeys: Readonly<Record<string, string>> = {
-  enableApiLogging: 'requests are logged at logLevel debug',
   enableProfiling: 'profile the sidecar with node --cpu-prof instead',
   placementHostAddress: 'Courier has no actors',
   schedulerHostAddress: 'Courier has no scheduler',
@@ -88,7 +88,6 @@ const refusedKeys: Readonly<Record<string, string>> = {
   containerImagePullPolicy: 'is for Kubernetes; Courier runs apps as processes on this machine',
   createService: 'is for Kubernetes; Courier runs apps as processes on this machine',
   profilePort: 'is not supported: profile the sidecar with node --cpu-prof instead',
-  unixDomainSocket: 'is not supported: Courier listens on TCP ports only',
 };
 
 /** A loaded run file: every app ready to start. */
@@ -234,6 +233,14 @@ function buildLaunch(
     if (setting !== undefined) flags.push(flag, String(setting.value));
   }
   if (pick('enableAppHealthCheck')?.value === true) flags.push('--enable-app-health-check');
+  const apiLogging = pick('enableApiLogging');
+  if (apiLogging !== undefined) flags.push(`--enable-api-logging=${String(apiLogging.value)}`);
+  if (app.unixDomainSocket !== undefined) {
+    const dir = resolve(appDir, app.unixDomainSocket);
+    const problem = checkPath(dir, 'directory');
+    if (problem !== undefined) throw invalid(`${file}: ${where}.unixDomainSocket: ${app.unixDomainSocket} ${problem} (resolved to ${dir})`);
+    flags.push('--unix-domain-socket', dir);
+  }
 
   // Environment maps merge per variable; the app's own value wins.
   const env: Record<string, string> = {};

@@ -3,7 +3,7 @@ import { courierHome } from '../../runtime/options.js';
 import { isSameProcess, listRunRecords, type ProcessRef, type RunRecord } from '../../runtime/run-registry.js';
 
 /** The part of a run record needed to reach a sidecar's HTTP API. */
-export type SidecarAddress = Pick<RunRecord, 'httpPort' | 'listenAddresses'>;
+export type SidecarAddress = Pick<RunRecord, 'httpPort' | 'listenAddresses' | 'httpSocket'>;
 
 /** The host to call a sidecar's HTTP API on: loopback where it listens there, else its first address. */
 export function sidecarHost(record: SidecarAddress): string {
@@ -35,8 +35,7 @@ export function callSidecar(
     if (options.body !== undefined) headers['content-length'] = String(Buffer.byteLength(options.body));
     const req = request(
       {
-        host: sidecarHost(record),
-        port: record.httpPort,
+        ...(record.httpSocket === undefined ? { host: sidecarHost(record), port: record.httpPort } : { socketPath: record.httpSocket }),
         method: options.method,
         path: options.path,
         headers,
