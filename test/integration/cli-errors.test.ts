@@ -35,8 +35,8 @@ test('bad flags of courier run', async (t) => {
     'courier: courier run: --kubernetes is not supported: Courier runs apps on this machine only; there is no Kubernetes mode (see "courier run --help")',
   );
   assert.equal(
-    await failsWith(env, ['run', '-u', '/tmp/x']),
-    'courier: courier run: --unix-domain-socket is not supported: Courier listens on TCP ports only; leave the flag out (see "courier run --help")',
+    await failsWith(env, ['run', '-u', '/nonexistent/sockets']),
+    'courier: courier run: --unix-domain-socket /nonexistent/sockets: does not exist (see "courier run --help")',
   );
   assert.equal(
     await failsWith(env, ['run', '--log-level', 'loud']),

@@ -178,7 +178,7 @@ test('courier run: SIGINT stops the app, then the sidecar, and exits 0', async (
   assert.ok(out.indexOf('app got SIGTERM') < out.indexOf('Stopped the Courier sidecar'), 'the app stops before the sidecar');
 });
 
-test('courier run without a command runs the sidecar alone until SIGTERM; ignored flags are warned about', async (t) => {
+test('courier run without a command runs the sidecar alone until SIGTERM; ignored flags are warned about, --enable-api-logging reaches the sidecar', async (t) => {
   const env = testEnv(t);
   const cli = new CliProcess(env, ['run', '--app-id', 'lonely', '--enable-api-logging', '--placement-host-address', 'localhost:50005']);
   const sidecar = await sidecarPid(cli);
@@ -187,7 +187,8 @@ test('courier run without a command runs the sidecar alone until SIGTERM; ignore
   assert.equal(entry?.appPid, 0);
   assert.equal(entry?.appPort, 0);
   assert.equal(entry?.command, '');
-  assert.match(cli.stderr, /^⚠️ {2}--enable-api-logging is ignored: /m);
+  assert.doesNotMatch(cli.stderr, /--enable-api-logging is ignored/);
+  await cli.waitFor(/msg="HTTP API Called" .*\/v1\.0\/metadata/);
   assert.match(cli.stderr, /^⚠️ {2}--placement-host-address is ignored: Courier has no actors$/m);
   cli.child.kill('SIGTERM');
   assert.deepEqual(await cli.waitForExit(), { code: 0, signal: null });
