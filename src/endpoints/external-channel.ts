@@ -262,9 +262,15 @@ function newPool(origin: string, tls: EndpointTls | undefined): Pool {
  * says how to make the server's certificate trusted; `hasClientCertificate`, whether one was offered.
  */
 export function externalFailure(origin: string, trustHint: string, hasClientCertificate: boolean): HttpCallFailure {
+  const https = origin.startsWith('https:');
+  const certificateHint = !https
+    ? ''
+    : hasClientCertificate
+      ? ' (it may not accept the client certificate of spec.clientTLS)'
+      : ' (it may require a client certificate: spec.clientTLS.certificate and privateKey of an HTTPEndpoint)';
   return (error, waiting) => {
     const code = (error as NodeJS.ErrnoException).code ?? '';
-    const message = errorMessage(error);
+    const message = tlsErrorText(errorMessage(error));
     if (notSentCodes.has(code) && waiting) {
       return new CourierError('ERR_DIRECT_INVOKE', `cannot connect to ${origin}: ${message}`, { retry: 'safe', grpcCode: GrpcStatus.UNAVAILABLE });
     }
@@ -278,9 +284,28 @@ export function externalFailure(origin: string, trustHint: string, hasClientCert
     if (code.startsWith('ERR_SSL_') || code.startsWith('ERR_TLS_')) {
       return new CourierError('ERR_DIRECT_INVOKE', `the TLS handshake with ${origin} failed: ${message}`);
     }
+    if (code === 'ECONNRESET' && message.includes('before secure TLS connection was established') && waiting) {
+      // Nothing was sent: the server hung up during the handshake (as Node servers do with a client certificate they refuse, in TLS 1.2).
+      return new CourierError('ERR_DIRECT_INVOKE', `the TLS handshake with ${origin} failed: the server closed the connection${certificateHint}`, {
+        retry: 'safe',
+        grpcCode: GrpcStatus.UNAVAILABLE,
+      });
+    }
     if (sentNoAnswerCodes.has(code) && waiting) {
-      return new CourierError('ERR_DIRECT_INVOKE', `${origin} closed the connection before answering: ${message}`, { retry: 'idempotent', grpcCode: GrpcStatus.UNAVAILABLE });
+      // A new connection that never delivered a byte: with TLS 1.3 this is how a server that refuses
+      // the client certificate without an alert looks (Node's servers do so).
+      const fresh = (error as { socket?: { bytesRead?: number } }).socket?.bytesRead === 0;
+      const detail = fresh ? `closed a new connection without answering${certificateHint}` : 'closed the connection before answering';
+      return new CourierError('ERR_DIRECT_INVOKE', `${origin} ${detail}: ${message}`, { retry: 'idempotent', grpcCode: GrpcStatus.UNAVAILABLE });
     }
     return new CourierError('ERR_DIRECT_INVOKE', `error calling ${origin}: ${message}`);
   };
+}
+
+/** OpenSSL's messages carry source paths and numbers (`…:SSL routines:fn:reason:file.c:123:`): keeps the reason. */
+function tlsErrorText(message: string): string {
+  const reason = /SSL routines:[^:]*:([^:]+)/.exec(message)?.[1];
+  if (reason === undefined) return message;
+  const code = /\((ERR_[A-Z0-9_]+)\)$/.exec(message)?.[1];
+  return code === undefined ? reason : `${reason} (${code})`;
 }

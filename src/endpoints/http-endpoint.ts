@@ -120,7 +120,7 @@ export function loadHttpEndpoint(resource: ResourceDocument, options: EndpointLo
     try {
       return store.value(ref.name, secretKey);
     } catch (err) {
-      throw fail(`${key}.secretKeyRef`, errorMessage(err));
+      throw fail(`${key}.secretKeyRef:`, err instanceof CourierError ? err.message : errorMessage(err));
     }
   };
 
