@@ -124,9 +124,7 @@ describe('external endpoints', () => {
       0,
       { tls: { ...serverCert, ca: clientCa.certPem, requestCert: true, rejectUnauthorized: true } },
     );
-    secure.checkConnectionsOnClose = false;
     open = await startApp(env, (app) => app.fallback((req, res, body) => res.end(echo(req, body))), 0, { tls: serverCert });
-    open.checkConnectionsOnClose = false;
     plain = await startApp(env, (app) => {
       app.fallback((req, res, body) => {
         res.writeHead(200, { 'Content-Type': 'application/json' });
@@ -142,7 +140,6 @@ describe('external endpoints', () => {
         res.end(`answered after ${flakySeen} attempt(s)`);
       });
     });
-    plain.checkConnectionsOnClose = false;
     refusedPort = await freePort();
 
     resourcesDir = join(env.home, 'resources');
@@ -427,7 +424,6 @@ describe('external endpoints', () => {
     await until(() => caller.output.slice(logBefore).includes('retrying invocation'), 'the first retry', 10_000);
     await late.listen(port);
     env.track(late);
-    late.checkConnectionsOnClose = false;
     const res = await pending;
     assert.equal(res.status, 200, res.text);
     assert.equal(jsonOf<Echo>(res).body, 'sent again', 'the body is sent again on the retry');
