@@ -201,7 +201,7 @@ export class ExternalChannel implements Invoke<ExternalTarget> {
       if (oldest !== undefined) this.#retire(oldest);
     }
     if (this.#sweeper === undefined) {
-      this.#sweeper = setInterval(() => this.#sweep(), Math.max(1000, Math.floor(this.#urlIdleMs / 2)));
+      this.#sweeper = setInterval(() => this.#sweep(), Math.max(100, Math.floor(this.#urlIdleMs / 2)));
       this.#sweeper.unref();
     }
     return route;

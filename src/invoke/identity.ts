@@ -47,7 +47,3 @@ export function invokeError(target: string, reason: string, options: Constructor
 export function sameIdentity(a: AppIdentity, b: AppIdentity): boolean {
   return a.appId === b.appId && a.namespace === b.namespace;
 }
-
-export function formatTarget(id: AppIdentity, ownNamespace: string): string {
-  return id.namespace === ownNamespace ? id.appId : `${id.appId}.${id.namespace}`;
-}
