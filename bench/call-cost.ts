@@ -3,6 +3,7 @@
 // (@grpc/grpc-js, a unary echo). Sends CALLS requests (CONCURRENCY in flight, 1 KiB bodies) through A:
 //   http:        POST A/v1.0/invoke/b/method/echo            (A → B over CallLocalStream → HTTP app)
 //   grpc-proxy:  /courier.bench.Echo/Say with dapr-app-id: g  (A → G relayed frame by frame → gRPC app)
+//   external:    POST A/v1.0/invoke/echo-endpoint/method/echo (A → the HTTP app as an HTTPEndpoint, no callee sidecar)
 // and reads each sidecar's user+system CPU time from /proc before and after. Prints microseconds of
 // CPU per call for each sidecar and in total, and the throughput the loop reached.
 //
@@ -12,7 +13,9 @@ import * as grpc from '@grpc/grpc-js';
 import { TestEnv } from '../test/framework/env.js';
 import { cpuSeconds } from './lib/proc.js';
 import { startSidecar, type SidecarProcess } from '../test/framework/sidecar-process.js';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
+import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 
 function flag(name: string, fallback: number): number {
@@ -87,10 +90,21 @@ try {
   );
   const b = await startSidecar(env, { appId: 'b', appPort: httpPort, waitForApp: true, args: ['--log-level', 'warn'] });
   const g = await startSidecar(env, { appId: 'g', appPort: grpcPort, waitForApp: true, args: ['--app-protocol', 'grpc', '--log-level', 'warn'] });
-  const a = await startSidecar(env, { appId: 'a', args: ['--log-level', 'warn'] });
+  const resources = join(env.home, 'resources');
+  mkdirSync(resources);
+  writeFileSync(
+    join(resources, 'echo-endpoint.yaml'),
+    `apiVersion: dapr.io/v1alpha1\nkind: HTTPEndpoint\nmetadata:\n  name: echo-endpoint\nspec:\n  baseUrl: http://127.0.0.1:${httpPort}\n`,
+  );
+  const a = await startSidecar(env, { appId: 'a', args: ['--log-level', 'warn', '--resources-path', resources] });
 
   const httpCall = async (): Promise<void> => {
     const res = await request(`http://127.0.0.1:${a.httpPort}/v1.0/invoke/b/method/echo`, { method: 'POST', body: BODY, dispatcher: agent });
+    await res.body.arrayBuffer();
+    if (res.statusCode !== 200) throw new Error(`HTTP ${res.statusCode}`);
+  };
+  const externalCall = async (): Promise<void> => {
+    const res = await request(`http://127.0.0.1:${a.httpPort}/v1.0/invoke/echo-endpoint/method/echo`, { method: 'POST', body: BODY, dispatcher: agent });
     await res.body.arrayBuffer();
     if (res.statusCode !== 200) throw new Error(`HTTP ${res.statusCode}`);
   };
@@ -102,7 +116,11 @@ try {
   const grpcCall = (): Promise<void> =>
     new Promise((resolve, reject) => echo.Say(BODY, md, (err, res) => (err ? reject(err) : res?.length === BODY.length ? resolve() : reject(new Error('short reply')))));
 
-  const rows = [await measure('http (A → B → HTTP app)', [a, b], httpCall), await measure('grpc-proxy (A → G → gRPC app)', [a, g], grpcCall)];
+  const rows = [
+    await measure('http (A → B → HTTP app)', [a, b], httpCall),
+    await measure('grpc-proxy (A → G → gRPC app)', [a, g], grpcCall),
+    await measure('external (A → HTTP app as an HTTPEndpoint)', [a], externalCall),
+  ];
   console.log(`${CALLS} calls per path after ${WARMUP} warm-up calls, ${CONCURRENCY} in flight, 1 KiB bodies, node ${process.version}`);
   console.table(rows);
 } finally {

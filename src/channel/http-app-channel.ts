@@ -156,9 +156,23 @@ export class HttpAppChannel implements AppChannel {
 type HandlerState = 'waiting' | 'coalescing' | 'streaming' | 'done';
 
 /**
- * Turns undici's dispatch events into a ResponseSink's, one object per call (no per-event closures).
+ * Describes a failure of an HTTP call for the caller: `waiting` is true while no response head has
+ * arrived. Its `retry` says whether sending the request again is safe (see `CourierError.retry`).
  */
-class AppResponseHandler implements Dispatcher.DispatchHandler, FlowControl {
+export type HttpCallFailure = (error: unknown, waiting: boolean) => CourierError;
+
+/** A failed call to the local app; a connection that could not be made may be retried on another instance. */
+function appChannelFailure(error: unknown, waiting: boolean): CourierError {
+  const code = (error as NodeJS.ErrnoException).code ?? '';
+  const options = notSentErrorCodes.has(code) && waiting ? ({ retry: 'safe', grpcCode: 14 } as const) : {};
+  return new CourierError('ERR_DIRECT_INVOKE', `error invoking app channel: ${errorMessage(error)}`, options);
+}
+
+/**
+ * Turns undici's dispatch events into a ResponseSink's, one object per call (no per-event closures).
+ * Also used for calls to external HTTP services (src/endpoints), with their own `describeFailure`.
+ */
+export class AppResponseHandler implements Dispatcher.DispatchHandler, FlowControl {
   #state: HandlerState = 'waiting';
   #controller: Dispatcher.DispatchController | undefined;
   #status = 0;
@@ -168,15 +182,17 @@ class AppResponseHandler implements Dispatcher.DispatchHandler, FlowControl {
   #chunks: Buffer[] = [];
   #bufferedBytes = 0;
   #flushTimer: NodeJS.Immediate | undefined;
-  readonly #request: InvokeRequest;
+  readonly #request: Pick<InvokeRequest, 'verb' | 'signal'>;
   readonly #sink: ResponseSink;
   readonly #semaphore: Semaphore | undefined;
+  readonly #describeFailure: HttpCallFailure;
   readonly #onAbort: () => void;
 
-  constructor(request: InvokeRequest, sink: ResponseSink, semaphore: Semaphore | undefined) {
+  constructor(request: Pick<InvokeRequest, 'verb' | 'signal'>, sink: ResponseSink, semaphore: Semaphore | undefined, describeFailure: HttpCallFailure = appChannelFailure) {
     this.#request = request;
     this.#sink = sink;
     this.#semaphore = semaphore;
+    this.#describeFailure = describeFailure;
     this.#onAbort = () => this.#controller?.abort(new Error('the caller cancelled the call'));
     request.signal.addEventListener('abort', this.#onAbort, { once: true });
   }
@@ -261,9 +277,7 @@ class AppResponseHandler implements Dispatcher.DispatchHandler, FlowControl {
       this.#finish(error);
       return;
     }
-    const code = (error as NodeJS.ErrnoException).code ?? '';
-    const options = notSentErrorCodes.has(code) && this.#state === 'waiting' ? ({ retry: 'safe', grpcCode: 14 } as const) : {};
-    this.#finish(new CourierError('ERR_DIRECT_INVOKE', `error invoking app channel: ${errorMessage(error)}`, options));
+    this.#finish(this.#describeFailure(error, this.#state === 'waiting'));
   }
 
   #startStreaming(contentLength: number | undefined): void {

@@ -5,7 +5,8 @@ import { parseSidecarArgs, sidecarUsage } from './sidecar-command.js';
 
 /**
  * `courier sidecar`: runs until SIGTERM, SIGINT or `POST /v1.0/shutdown`, then shuts down gracefully
- * and exits 0. A second signal during shutdown exits at once with status 1.
+ * and exits 0, also when the signal arrives while it is still starting. A second signal during
+ * shutdown exits at once with status 1.
  */
 export async function sidecarMain(argv: readonly string[]): Promise<number> {
   const parsed = parseSidecarArgs(argv);
@@ -48,6 +49,8 @@ export async function sidecarMain(argv: readonly string[]): Promise<number> {
   try {
     await sidecar.start();
   } catch (err) {
+    // A signal or a shutdown request during start-up: the stop already under way decides the status.
+    if (stopping) return exitCode;
     const error = CourierError.from(err);
     if (error.code === 'ERR_INVALID_CONFIG' || error.code === 'ERR_INVALID_FLAG') {
       // A mistake in what the user gave: one plain line, as the CLI reports its other errors.

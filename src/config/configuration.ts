@@ -106,7 +106,15 @@ const mtlsSchema = z
 /** Loads and validates a Configuration file. Throws ERR_INVALID_CONFIG naming file, key and reason. */
 export function loadConfiguration(file: string): Configuration {
   const docs = readYamlDocuments(file);
-  const doc = docs.find((d) => (d.value as { kind?: unknown } | null)?.kind === 'Configuration') ?? docs[0];
+  if (docs.length > 1) {
+    // Dapr reads a single Configuration from a file; a second document (an accessControl section, say)
+    // would otherwise be silently ignored.
+    throw new CourierError(
+      'ERR_INVALID_CONFIG',
+      `${file}: the file holds ${docs.length} YAML documents; a Configuration file must hold exactly one (put every section under one spec)`,
+    );
+  }
+  const doc = docs[0];
   if (doc === undefined) throw new CourierError('ERR_INVALID_CONFIG', `${file}: the file holds no Configuration`);
   const parsed = configurationSchema.safeParse(doc.value);
   if (!parsed.success) throw schemaError(file, parsed.error);

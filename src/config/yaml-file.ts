@@ -1,6 +1,6 @@
-import { readFileSync } from 'node:fs';
 import { parseAllDocuments } from 'yaml';
 import { CourierError, errorMessage } from '../errors/index.js';
+import { isNotRegular, readRegularFile } from './regular-file.js';
 
 /** One YAML document of a file, with where it came from for error messages. */
 export interface YamlDocument {
@@ -21,14 +21,25 @@ export function expandEnv(text: string, env: NodeJS.ProcessEnv = process.env): s
   });
 }
 
-/** Reads every document of a YAML file. Throws ERR_INVALID_CONFIG naming the file, line and reason. */
+/**
+ * Reads every document of a YAML file, which must be a regular file (see `readRegularFile`).
+ * Throws ERR_INVALID_CONFIG naming the file, line and reason.
+ */
 export function readYamlDocuments(file: string, options: { expand?: boolean } = {}): YamlDocument[] {
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    const read = readRegularFile(file);
+    if (isNotRegular(read)) throw new Error(`it is ${read.notRegular}, not a regular file`);
+    text = read;
   } catch (err) {
     throw new CourierError('ERR_INVALID_CONFIG', `${file}: cannot be read: ${errorMessage(err)}`);
   }
+  return parseYamlDocuments(file, text, options);
+}
+
+/** Parses the documents of YAML text read from `file`. Throws ERR_INVALID_CONFIG naming the file, line and reason. */
+export function parseYamlDocuments(file: string, source: string, options: { expand?: boolean } = {}): YamlDocument[] {
+  let text = source;
   if (options.expand !== false) text = expandEnv(text);
   const docs = parseAllDocuments(text, { prettyErrors: true, uniqueKeys: true });
   const out: YamlDocument[] = [];

@@ -23,12 +23,13 @@ export function validateAppId(appId: string): string | undefined {
 }
 
 /**
- * Parses an invocation target: `appid` (this sidecar's namespace) or `appid.namespace`.
+ * Parses an app target: `appid` (this sidecar's namespace) or `appid.namespace`.
  * More than one dot is refused, as Dapr does (`invalid app id`).
  */
 export function parseTarget(raw: string, ownNamespace: string): AppIdentity {
   if (/^https?:\/\//i.test(raw)) {
-    throw invokeError(raw, 'invoking an external URL is not supported by Courier; give the app id of a Courier or Dapr sidecar');
+    // Reached only where an app is required (gRPC proxying): the invocation APIs take URLs first (see target.ts).
+    throw invokeError(raw, 'an external URL is not an app id: URLs can be called through the HTTP API and InvokeService, not through gRPC proxying');
   }
   const parts = raw.split('.');
   if (raw === '' || parts.length > 2 || parts.some((p) => p === '')) {
@@ -45,8 +46,4 @@ export function invokeError(target: string, reason: string, options: Constructor
 
 export function sameIdentity(a: AppIdentity, b: AppIdentity): boolean {
   return a.appId === b.appId && a.namespace === b.namespace;
-}
-
-export function formatTarget(id: AppIdentity, ownNamespace: string): string {
-  return id.namespace === ownNamespace ? id.appId : `${id.appId}.${id.namespace}`;
 }

@@ -1,13 +1,20 @@
 import { hostname } from 'node:os';
-import type { Readable } from 'node:stream';
 import { CourierError } from '../errors/index.js';
 import type { Logger } from '../observability/logging/index.js';
 import type { AddressBook } from './address-book.js';
-import { ReplayableBody } from './body.js';
 import { addForwardedHeaders, DESTINATION_APP_ID, setIdentityHeaders } from './headers.js';
 import { sameIdentity, type AppIdentity } from './identity.js';
-import { isRetryable, type RetryPolicy } from './retry.js';
-import { cancelledError, type FlowControl, type Invoke, type InvokeRequest, type ResponseHead, type ResponseSink } from './types.js';
+import type { RetryPolicies } from './retry.js';
+import { RetryingCall, type AttemptSender } from './retrying-call.js';
+import {
+  cancelledError,
+  isExternalTarget,
+  type ExternalTarget,
+  type Invoke,
+  type InvokeRequest,
+  type InvokeTarget,
+  type ResponseSink,
+} from './types.js';
 
 /** Sends an invocation to another sidecar's internal server. */
 export interface RemoteTransport {
@@ -23,18 +30,21 @@ export interface InvokerOptions {
   readonly appChannel: Invoke;
   readonly addressBook: AddressBook;
   readonly transport: RemoteTransport;
-  readonly retry: RetryPolicy;
+  /** Calls to non-Dapr HTTP services (HTTPEndpoint resources and URL targets). */
+  readonly external: Invoke<ExternalTarget>;
+  readonly retries: RetryPolicies;
   /** How much of a request body is kept so a safe retry can send it again. */
   readonly replayLimitBytes: number;
   readonly logger: Logger;
 }
 
 /**
- * The invocation pipeline on the caller's side (Dapr's `direct_messaging.go`): a call to this
- * sidecar's own app id and namespace goes straight to the local app; any other goes to an instance of
- * the target found by name resolution, with built-in retries for failures that are safe to retry.
+ * The invocation pipeline on the caller's side (Dapr's `direct_messaging.go`): a call to an external
+ * HTTP service goes to it directly; a call to this sidecar's own app id and namespace goes straight
+ * to the local app; any other goes to an instance of the target found by name resolution. Calls
+ * that leave the sidecar get the retries of their policy (the built-in ones unless configured).
  */
-export class Invoker implements Invoke {
+export class Invoker implements Invoke<InvokeTarget> {
   readonly #options: InvokerOptions;
   readonly #hostname = hostname();
 
@@ -42,119 +52,87 @@ export class Invoker implements Invoke {
     this.#options = options;
   }
 
-  invoke(request: InvokeRequest, sink: ResponseSink): void {
-    const { self } = this.#options;
-    if (sameIdentity(request.target, self)) {
-      setIdentityHeaders(request.metadata, self, self.appId);
-      this.#options.appChannel.invoke(request, sink);
+  invoke(request: InvokeRequest<InvokeTarget>, sink: ResponseSink): void {
+    const options = this.#options;
+    const target = request.target;
+    if (isExternalTarget(target)) {
+      // No identity or Forwarded headers go to a service outside the Dapr world (see docs/external-endpoints.md).
+      const external = request as InvokeRequest<ExternalTarget>;
+      const policy = options.retries.forCall(target, request.method);
+      new RetryingCall(external, sink, new ExternalAttempts(options.external, target), policy, options.replayLimitBytes, options.logger).start();
       return;
     }
-    setIdentityHeaders(request.metadata, request.caller, request.target.appId);
-    addForwardedHeaders(request.metadata, request.clientAddress, this.#options.sidecarAddress, this.#hostname);
-    request.metadata[DESTINATION_APP_ID] = { values: [request.target.appId] };
-    new RemoteCall(this.#options, request, sink).start();
+    const app = request as InvokeRequest;
+    const { self } = options;
+    if (sameIdentity(target, self)) {
+      setIdentityHeaders(request.metadata, self, self.appId);
+      options.appChannel.invoke(app, sink);
+      return;
+    }
+    setIdentityHeaders(request.metadata, request.caller, target.appId);
+    addForwardedHeaders(request.metadata, request.clientAddress, options.sidecarAddress, this.#hostname);
+    request.metadata[DESTINATION_APP_ID] = { values: [target.appId] };
+    const policy = options.retries.forCall(target, request.method);
+    new RetryingCall(app, sink, new SidecarAttempts(options), policy, options.replayLimitBytes, options.logger).start();
   }
 }
 
-/** One call to another sidecar, across its retries. Acts as the sink of each attempt. */
-class RemoteCall implements ResponseSink {
+/** The attempts of a call to another app: each on an instance picked by the address book, skipping those tried. */
+class SidecarAttempts implements AttemptSender<AppIdentity> {
   readonly #options: InvokerOptions;
-  readonly #request: InvokeRequest;
-  readonly #sink: ResponseSink;
   readonly #tried = new Set<string>();
-  readonly #body: ReplayableBody | undefined;
-  #retries = 0;
   #address = '';
-  #headSeen = false;
-  #timer: NodeJS.Timeout | undefined;
-  #done = false;
-  readonly #onAbort = (): void => {
-    // Only a call waiting between attempts is ended here; an attempt in flight ends through its sink.
-    if (this.#timer !== undefined) {
-      clearTimeout(this.#timer);
-      this.#timer = undefined;
-      this.#fail(cancelledError());
-    }
-  };
+  #target: AppIdentity | undefined;
 
-  constructor(options: InvokerOptions, request: InvokeRequest, sink: ResponseSink) {
+  constructor(options: InvokerOptions) {
     this.#options = options;
-    this.#request = request;
-    this.#sink = sink;
-    if (request.body !== null && !Buffer.isBuffer(request.body) && options.retry.maxRetries > 0) {
-      this.#body = new ReplayableBody(request.body, options.replayLimitBytes);
-    }
   }
 
-  start(): void {
-    this.#request.signal.addEventListener('abort', this.#onAbort, { once: true });
-    this.#attempt();
-  }
-
-  #attempt(): void {
-    this.#timer = undefined;
-    const target = this.#request.target;
-    this.#options.addressBook.pick(target, this.#tried).then(
+  send(request: InvokeRequest, sink: ResponseSink): void {
+    this.#target = request.target;
+    this.#options.addressBook.pick(request.target, this.#tried).then(
       (address) => {
-        if (this.#done) return;
-        if (this.#request.signal.aborted) {
-          this.#fail(cancelledError());
+        if (request.signal.aborted) {
+          sink.error(cancelledError());
           return;
         }
         this.#address = address;
         this.#tried.add(address);
-        const body: Readable | Buffer | null = this.#body === undefined ? this.#request.body : this.#body.open();
-        const attempt = body === this.#request.body ? this.#request : { ...this.#request, body };
-        this.#options.transport.invoke(address, attempt, this);
+        this.#options.transport.invoke(address, request, sink);
       },
-      (err: unknown) => this.#fail(CourierError.from(err, 'ERR_DIRECT_INVOKE')),
+      // Resolution failures carry no retry safety: they end the call.
+      (err: unknown) => sink.error(CourierError.from(err, 'ERR_DIRECT_INVOKE')),
     );
   }
 
-  head(head: ResponseHead, flow: FlowControl): void {
-    this.#headSeen = true;
-    this.#sink.head(head, flow);
+  retrying(): void {
+    this.#options.addressBook.eject(this.#address, this.#target);
   }
 
-  data(chunk: Buffer): void {
-    this.#sink.data(chunk);
+  describeAttempt(): string {
+    return this.#address;
+  }
+}
+
+/** The attempts of a call to an external HTTP service: each through its connection pool. */
+class ExternalAttempts implements AttemptSender<ExternalTarget> {
+  readonly #channel: Invoke<ExternalTarget>;
+  readonly #target: ExternalTarget;
+
+  constructor(channel: Invoke<ExternalTarget>, target: ExternalTarget) {
+    this.#channel = channel;
+    this.#target = target;
   }
 
-  end(): void {
-    if (this.#done) return;
-    this.#done = true;
-    this.#request.signal.removeEventListener('abort', this.#onAbort);
-    this.#sink.end();
+  send(request: InvokeRequest<ExternalTarget>, sink: ResponseSink): void {
+    this.#channel.invoke(request, sink);
   }
 
-  error(error: CourierError): void {
-    if (this.#done) return;
-    const { retry, addressBook, logger } = this.#options;
-    const replayable = this.#body === undefined || this.#body.replayable;
-    if (
-      !this.#headSeen &&
-      this.#retries < retry.maxRetries &&
-      replayable &&
-      !this.#request.signal.aborted &&
-      isRetryable(error, this.#request.verb)
-    ) {
-      this.#retries++;
-      addressBook.eject(this.#address, this.#request.target);
-      logger.debug({ address: this.#address, retry: this.#retries, err: error.message }, 'retrying invocation');
-      this.#timer = setTimeout(() => this.#attempt(), retry.backoffMs);
-      return;
-    }
-    this.#fail(error);
+  retrying(): void {
+    // A connection that failed is already gone from the pool; the next attempt opens a new one.
   }
 
-  #fail(error: CourierError): void {
-    if (this.#done) return;
-    this.#done = true;
-    this.#request.signal.removeEventListener('abort', this.#onAbort);
-    const final =
-      this.#retries > 0 && error.code === 'ERR_DIRECT_INVOKE'
-        ? error.withMessage(`${error.message} (after ${this.#retries} ${this.#retries === 1 ? 'retry' : 'retries'})`)
-        : error;
-    this.#sink.error(final);
+  describeAttempt(): string {
+    return this.#target.origin;
   }
 }

@@ -10,9 +10,12 @@ import type { AppIdentity } from './identity.js';
  * nothing on this path holds a whole body in memory, apart from small bodies of known length (up to
  * `WHOLE_BODY_LIMIT_BYTES`), which are read whole first: one write each way, and nothing to replay.
  */
-export interface InvokeRequest {
-  /** The app and namespace being called. */
-  readonly target: AppIdentity;
+export interface InvokeRequest<Target = AppIdentity> {
+  /**
+   * What is being called: an app and namespace (the default, and always so past the invoker), or
+   * a non-Dapr HTTP service (see `InvokeTarget`).
+   */
+  readonly target: Target;
   /** The app making the call (this sidecar's app at the caller; the verified caller at the callee). */
   readonly caller: AppIdentity;
   /** The normalized method: no leading `/`, already checked by `normalizeMethod`. */
@@ -96,8 +99,30 @@ export interface ResponseSink {
 }
 
 /** Anything that can carry out an invocation: the pipeline, an app channel, a remote transport. */
-export interface Invoke {
-  invoke(request: InvokeRequest, sink: ResponseSink): void;
+export interface Invoke<Target = AppIdentity> {
+  invoke(request: InvokeRequest<Target>, sink: ResponseSink): void;
+}
+
+/**
+ * A non-Dapr HTTP service being called (Dapr's "external" invocation): a loaded `HTTPEndpoint`
+ * resource, by name, or an `http://` / `https://` URL given in place of an app id. The request goes to
+ * `origin` + the path `basePath` joined with `/<method>`, plus `?<query>`.
+ */
+export interface ExternalTarget {
+  readonly kind: 'endpoint' | 'url';
+  /** The endpoint's name, or the URL as the caller wrote it: how messages name the target. */
+  readonly id: string;
+  /** `scheme://host[:port]` (scheme and host in lower case, default ports omitted). */
+  readonly origin: string;
+  /** The path of the base URL (`/` when it has none), percent-encoded as in a URL. */
+  readonly basePath: string;
+}
+
+/** What the APIs can call: an app (`appid` or `appid.namespace`), or an external HTTP service. */
+export type InvokeTarget = AppIdentity | ExternalTarget;
+
+export function isExternalTarget(target: InvokeTarget): target is ExternalTarget {
+  return 'origin' in target;
 }
 
 /** RFC 9110 §9.2.2: methods whose repetition has the same effect as one request. */

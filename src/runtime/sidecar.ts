@@ -10,13 +10,15 @@ import { GrpcRemoteTransport } from '../api/internal/transport.js';
 import { NoAppChannel, type AppChannel, type AppChannelState } from '../channel/app-channel.js';
 import { HttpAppChannel } from '../channel/http-app-channel.js';
 import { defaultConfiguration, loadConfiguration, type Configuration } from '../config/configuration.js';
-import { loadResources, type ResourceDocument } from '../config/resources.js';
+import { loadResources, selectResources } from '../config/resources.js';
+import { ExternalChannel, isEndpointResource, loadEndpointResources, type EndpointResources } from '../endpoints/index.js';
 import { CourierError, errorMessage } from '../errors/index.js';
 import { ApiLog } from '../observability/api-log.js';
 import { AddressBook } from '../invoke/address-book.js';
 import type { AppIdentity } from '../invoke/identity.js';
 import { Invoker } from '../invoke/invoker.js';
-import { builtInRetryPolicy } from '../invoke/retry.js';
+import { builtInRetryPolicies } from '../invoke/retry.js';
+import { TargetResolver } from '../invoke/target.js';
 import { defaultRegistry, type NameResolver } from '../nameresolution/index.js';
 import type { Logger } from '../observability/logging/index.js';
 import { version } from '../version.js';
@@ -59,7 +61,8 @@ export class Sidecar {
   readonly #extended = new Map<string, string>();
   readonly #startedAt = new Date();
   #configuration: Configuration = defaultConfiguration;
-  #resources: ResourceDocument[] = [];
+  #endpoints: EndpointResources | undefined;
+  #external: ExternalChannel | undefined;
   #resolver: NameResolver | undefined;
   #appChannel: AppChannel | undefined;
   #transport: GrpcRemoteTransport | undefined;
@@ -75,6 +78,8 @@ export class Sidecar {
   #configWatch: ConfigurationWatch | undefined;
   #stopping: Promise<void> | undefined;
   #reclaimer: IdleMemoryReclaimer | undefined;
+  /** Aborted when a stop is requested, so that a start still under way gives up at its next step. */
+  readonly #starting = new AbortController();
   readonly #shutdownListeners: Array<() => void> = [];
 
   constructor(options: SidecarOptions, logger: Logger) {
@@ -110,14 +115,14 @@ export class Sidecar {
         log.error({ config: options.configFile, err: errorMessage(err) }, 'the changed configuration was refused; the current access-control policy stays in force'),
       );
     }
+    const endpoints = this.#loadResources();
+    this.#endpoints = endpoints;
     if (options.mtls !== undefined) {
       const mtls = options.mtls;
       // Loaded only with mTLS on: the X.509 and CSR code is most of a sidecar's idle memory otherwise.
-      const [{ TrustAnchors }, { SentryClient }, { WorkloadIdentity }] = await Promise.all([
-        import('../sentry/trust-anchors.js'),
-        import('../sentry/client.js'),
-        import('../sentry/identity.js'),
-      ]);
+      const [{ TrustAnchors }, { SentryClient }, { WorkloadIdentity }] = await this.#untilStopped(
+        Promise.all([import('../sentry/trust-anchors.js'), import('../sentry/client.js'), import('../sentry/identity.js')]),
+      );
       const anchorLog = log.child({ scope: 'mtls' });
       const anchors = 'file' in mtls.trustAnchors ? TrustAnchors.fromFile(mtls.trustAnchors.file, anchorLog) : TrustAnchors.fromPem(mtls.trustAnchors.pem, anchorLog);
       this.#sentry = new SentryClient(mtls.sentryAddress, { trustDomain: mtls.controlPlaneTrustDomain, namespace: mtls.controlPlaneNamespace }, () => anchors.pem);
@@ -129,13 +134,8 @@ export class Sidecar {
         token: mtls.token,
         logger: anchorLog,
       });
-      await this.#identity.start();
+      await this.#untilStopped(this.#identity.start());
     }
-    this.#resources = loadResources(options.resourcesPaths);
-    for (const r of this.#resources) {
-      log.warn({ file: r.file, kind: r.kind, name: r.name }, `resource ${r.kind}/${r.name} is not used: Courier provides service invocation only`);
-    }
-
     this.#resolver = defaultRegistry().create(
       this.#configuration.nameResolution ?? {},
       { logger: log.child({ scope: 'nameresolution' }), courierHome: options.courierHome },
@@ -179,16 +179,23 @@ export class Sidecar {
     });
     const addressBook = new AddressBook(this.#resolver, { cacheTtlMs: RESOLVER_CACHE_TTL_MS, ejectMs: EJECT_MS, emptyRetryMs: EMPTY_RETRY_MS });
     const sidecarAddress = options.internalGrpcListenAddress;
+    this.#external = new ExternalChannel({
+      endpoints: endpoints.endpoints,
+      maxConcurrency: options.appMaxConcurrency,
+      logger: log.child({ scope: 'external' }),
+    });
     const invoker = new Invoker({
       self: this.#self,
       sidecarAddress,
       appChannel,
       addressBook,
       transport: this.#transport,
-      retry: builtInRetryPolicy,
+      external: this.#external,
+      retries: builtInRetryPolicies,
       replayLimitBytes: Math.min(REPLAY_LIMIT_BYTES, options.maxBodyBytes),
       logger: log.child({ scope: 'invoke' }),
     });
+    const targets = new TargetResolver(options.namespace, endpoints.targets);
 
     this.#internal = new InternalServer({
       self: this.#self,
@@ -213,7 +220,7 @@ export class Sidecar {
       this.#internal?.updateTls();
       log.info('new connections use the renewed certificate');
     });
-    const internalGrpcPort = await this.#listenInternal();
+    const internalGrpcPort = await this.#untilStopped(this.#listenInternal());
 
     const apiLogging = this.#configuration.apiLogging;
     const apiLog =
@@ -224,6 +231,7 @@ export class Sidecar {
       apiLog,
       self: this.#self,
       invoker,
+      targets,
       maxBodyBytes: options.maxBodyBytes,
       maxHeaderBytes: options.readBufferBytes,
       maxRequestHeaders: options.maxRequestHeaders,
@@ -239,10 +247,10 @@ export class Sidecar {
     const sockets = options.unixDomainSocket === undefined ? undefined : apiSocketPaths(options.unixDomainSocket, options.appId);
     let httpPort = 0;
     if (sockets === undefined) {
-      httpPort = await inUseNamed(this.#http.listen(options.listenAddresses, options.httpPort), options.httpPort, '--dapr-http-port');
+      httpPort = await this.#untilStopped(inUseNamed(this.#http.listen(options.listenAddresses, options.httpPort), options.httpPort, '--dapr-http-port'));
       log.info({ addresses: options.listenAddresses.map((a) => hostPort(a, httpPort)) }, 'HTTP API listening');
     } else {
-      await this.#http.listenUnix(sockets.http);
+      await this.#untilStopped(this.#http.listenUnix(sockets.http));
       log.info({ socket: sockets.http }, 'HTTP API listening on a Unix domain socket');
     }
 
@@ -250,6 +258,7 @@ export class Sidecar {
       apiLog,
       self: this.#self,
       invoker,
+      targets,
       maxBodyBytes: options.maxBodyBytes,
       apiToken: options.apiToken,
       metadata: { describe: () => this.#describeGrpc(), setExtended: (k, v) => this.#extended.set(k, v) },
@@ -271,21 +280,23 @@ export class Sidecar {
     );
     let grpcPort = 0;
     if (sockets === undefined) {
-      grpcPort = await inUseNamed(this.#grpcApi.listen(options.listenAddresses, options.grpcPort), options.grpcPort, '--dapr-grpc-port');
+      grpcPort = await this.#untilStopped(inUseNamed(this.#grpcApi.listen(options.listenAddresses, options.grpcPort), options.grpcPort, '--dapr-grpc-port'));
       log.info({ addresses: options.listenAddresses.map((a) => hostPort(a, grpcPort)) }, 'gRPC API listening');
     } else {
-      await this.#grpcApi.listenUnix(sockets.grpc);
+      await this.#untilStopped(this.#grpcApi.listenUnix(sockets.grpc));
       log.info({ socket: sockets.grpc }, 'gRPC API listening on a Unix domain socket');
     }
 
-    await this.#resolver.register({
-      appId: options.appId,
-      namespace: options.namespace,
-      host: sidecarAddress,
-      internalPort: internalGrpcPort,
-      httpPort,
-      ...(options.appPort === undefined ? {} : { appPort: options.appPort }),
-    });
+    await this.#untilStopped(
+      this.#resolver.register({
+        appId: options.appId,
+        namespace: options.namespace,
+        host: sidecarAddress,
+        internalPort: internalGrpcPort,
+        httpPort,
+        ...(options.appPort === undefined ? {} : { appPort: options.appPort }),
+      }),
+    );
     this.#registered = true;
     log.info({ component: this.#resolver.component, address: hostPort(sidecarAddress, internalGrpcPort) }, 'registered with name resolution');
 
@@ -320,6 +331,7 @@ export class Sidecar {
    * accepting calls, let those in flight finish within the grace period, then close everything.
    */
   stop(options: { quiet?: boolean } = {}): Promise<void> {
+    this.#starting.abort();
     this.#stopping ??= this.#stop(options.quiet === true);
     return this.#stopping;
   }
@@ -338,10 +350,67 @@ export class Sidecar {
       settle(log, 'internal server', this.#internal?.close(graceMs)),
     ]);
     await settle(log, 'app channel', this.#appChannel?.close());
+    await settle(log, 'external endpoints', this.#external?.close());
     await settle(log, 'transport', this.#transport?.close());
     this.#identity?.close();
     await settle(log, 'Sentry client', this.#sentry?.close());
     if (!quiet) log.info('stopped');
+  }
+
+  /**
+   * Resolves as `work` does, unless a stop is requested first: then it rejects at once, so start-up
+   * never outlives a SIGTERM however long a step waits (a Sentry that does not answer, say).
+   */
+  #untilStopped<T>(work: Promise<T>): Promise<T> {
+    const signal = this.#starting.signal;
+    const interrupted = (): CourierError => new CourierError('ERR_INTERNAL', 'start-up was interrupted: the sidecar is stopping');
+    if (signal.aborted) {
+      work.catch(() => {});
+      return Promise.reject(interrupted());
+    }
+    return new Promise<T>((resolve, reject) => {
+      const onAbort = (): void => reject(interrupted());
+      signal.addEventListener('abort', onAbort, { once: true });
+      work.then(
+        (value) => {
+          signal.removeEventListener('abort', onAbort);
+          if (signal.aborted) reject(interrupted());
+          else resolve(value);
+        },
+        (err: unknown) => {
+          signal.removeEventListener('abort', onAbort);
+          reject(err instanceof Error ? err : new Error(String(err)));
+        },
+      );
+    });
+  }
+
+  /**
+   * Reads `--resources-path`: the resources that apply to this app (namespace, scopes), the secret
+   * stores and HTTPEndpoints among them (validated, secrets resolved), and a note for the rest.
+   */
+  #loadResources(): EndpointResources {
+    const log = this.#logger;
+    const loaded = loadResources(this.#options.resourcesPaths);
+    for (const { file, reason } of loaded.skipped) log.warn({ file }, `${file} in --resources-path is not read: ${reason}`);
+    const { applied, notApplied } = selectResources(loaded.resources, this.#self);
+    for (const { resource, reason } of notApplied) {
+      log.info(
+        { file: resource.file, kind: resource.kind, name: resource.name },
+        reason === 'scopes'
+          ? `resource ${resource.kind}/${resource.name} is not loaded: its scopes (${(resource.scopes ?? []).join(', ')}) do not include ${this.#self.appId}`
+          : `resource ${resource.kind}/${resource.name} is not loaded: it belongs to namespace ${resource.namespace ?? ''}`,
+      );
+    }
+    const endpoints = loadEndpointResources(applied, process.env, (message) => log.warn(message));
+    for (const store of endpoints.secretStores.values()) log.info({ name: store.name, type: store.type }, 'secret store loaded');
+    for (const endpoint of endpoints.endpoints) {
+      log.info({ name: endpoint.name, baseUrl: `${endpoint.target.origin}${endpoint.target.basePath}`, headers: endpoint.headers.length, tls: endpoint.tls !== undefined }, 'HTTPEndpoint loaded');
+    }
+    for (const r of applied) {
+      if (!isEndpointResource(r)) log.warn({ file: r.file, kind: r.kind, name: r.name }, `resource ${r.kind}/${r.name} is not used: Courier provides service invocation only`);
+    }
+    return endpoints;
   }
 
   async #listenInternal(): Promise<number> {
@@ -395,6 +464,10 @@ export class Sidecar {
     return reasons;
   }
 
+  #httpEndpointNames(): string[] {
+    return (this.#endpoints?.endpoints ?? []).map((e) => e.name);
+  }
+
   /** The metadata of `GetMetadata` on the gRPC API: the same facts as `GET /v1.0/metadata`. */
   #describeGrpc(): GetMetadataResponse {
     const options = this.#options;
@@ -404,6 +477,7 @@ export class Sidecar {
       enabledFeatures: [],
       registeredComponents: [],
       extendedMetadata: Object.fromEntries(this.#extended),
+      httpEndpoints: this.#httpEndpointNames().map((name) => ({ name })),
     };
     if (options.appPort !== undefined) {
       const health = options.healthProbe;
@@ -437,7 +511,7 @@ export class Sidecar {
       components: [],
       extended: Object.fromEntries(this.#extended),
       subscriptions: [],
-      httpEndpoints: [],
+      httpEndpoints: this.#httpEndpointNames().map((name) => ({ name })),
     };
     // Courier's own field (Dapr clients ignore it): the name resolver's registry health, for `courier resolve`.
     const resolution = this.#resolver?.status?.();

@@ -1,4 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer, type ServerOptions as HttpsServerOptions } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -13,22 +14,39 @@ export interface SeenRequest {
   body: Buffer;
 }
 
+/** A handler that gets the request before its body is read (to stream it). */
+export type StreamHandler = (req: IncomingMessage, res: ServerResponse) => unknown;
+
+export interface TestAppOptions {
+  /** Serve HTTPS with these settings (certificate, key, `requestCert`, `ca`, …) instead of HTTP. */
+  tls?: HttpsServerOptions;
+}
+
 /**
- * A real HTTP app on 127.0.0.1 (port 0) for integration tests. Handlers are chosen by path; every
- * request is recorded. `close()` fails the test if a connection is still open after the sidecars
- * that used it are gone (closing them closes their pooled connections).
+ * A real HTTP (or HTTPS) app on 127.0.0.1 (port 0) for integration tests. Handlers are chosen by
+ * path; every request is recorded. `close()` fails the test if a connection is still open after the
+ * sidecars that used it are gone (closing them closes their pooled connections).
  */
 export class TestApp {
   readonly server: Server;
   readonly seen: SeenRequest[] = [];
   readonly sockets = new Set<Socket>();
   #routes = new Map<string, Handler>();
+  #streams = new Map<string, StreamHandler>();
   #fallback: Handler | undefined;
   /** Checked on close: open connections are expected to be gone by then. */
   checkConnectionsOnClose = true;
 
-  constructor() {
-    this.server = createServer((req, res) => {
+  constructor(options: TestAppOptions = {}) {
+    const handle = (req: IncomingMessage, res: ServerResponse): void => {
+      const streamHandler = this.#streams.get((req.url ?? '/').split('?')[0] ?? '/');
+      if (streamHandler !== undefined) {
+        Promise.resolve(streamHandler(req, res)).catch((err: unknown) => {
+          if (!res.headersSent) res.writeHead(500);
+          res.end(String(err));
+        });
+        return;
+      }
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => {
@@ -46,7 +64,8 @@ export class TestApp {
           res.end(String(err));
         });
       });
-    });
+    };
+    this.server = options.tls === undefined ? createServer(handle) : createHttpsServer(options.tls, handle);
     this.server.on('connection', (s: Socket) => {
       this.sockets.add(s);
       s.once('close', () => this.sockets.delete(s));
@@ -59,6 +78,12 @@ export class TestApp {
 
   route(path: string, handler: Handler): this {
     this.#routes.set(path, handler);
+    return this;
+  }
+
+  /** A route whose handler reads (or ignores) the request body itself; not recorded in `seen`. */
+  stream(path: string, handler: StreamHandler): this {
+    this.#streams.set(path, handler);
     return this;
   }
 
@@ -85,8 +110,13 @@ export class TestApp {
   }
 }
 
-export async function startApp(env: { track<T extends { close(): Promise<void> }>(x: T): T }, setup: (app: TestApp) => void, port = 0): Promise<TestApp> {
-  const app = new TestApp();
+export async function startApp(
+  env: { track<T extends { close(): Promise<void> }>(x: T): T },
+  setup: (app: TestApp) => void,
+  port = 0,
+  options: TestAppOptions = {},
+): Promise<TestApp> {
+  const app = new TestApp(options);
   setup(app);
   await app.listen(port);
   return env.track(app);

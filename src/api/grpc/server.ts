@@ -4,7 +4,7 @@ import type { ApiLog } from '../../observability/api-log.js';
 import { timingSafeEqual } from 'node:crypto';
 import { CourierError, errorMessage, GrpcStatus } from '../../errors/index.js';
 import { GrpcServer, type CallHandler, type Metadata as GrpcMetadata, type ServerCall } from '../../grpc/index.js';
-import { parseTarget, type AppIdentity } from '../../invoke/identity.js';
+import type { AppIdentity } from '../../invoke/identity.js';
 import { normalizeMethod } from '../../invoke/method.js';
 import {
   errorInfoDetail,
@@ -13,7 +13,8 @@ import {
   invokeMetadataFromGrpc,
   statusDetailsTrailer,
 } from '../../invoke/translate.js';
-import type { FlowControl, Invoke, InvokeRequest, ResponseHead, ResponseSink } from '../../invoke/types.js';
+import type { TargetResolver } from '../../invoke/target.js';
+import type { FlowControl, Invoke, InvokeRequest, InvokeTarget, ResponseHead, ResponseSink } from '../../invoke/types.js';
 import { verbFromEnum } from '../../invoke/verbs.js';
 import type { Logger } from '../../observability/logging/index.js';
 import {
@@ -38,7 +39,9 @@ const EMPTY = new Uint8Array(0);
 
 export interface GrpcApiServerOptions {
   readonly self: AppIdentity;
-  readonly invoker: Invoke;
+  readonly invoker: Invoke<InvokeTarget>;
+  /** Turns `InvokeServiceRequest.id` into an app or an external HTTP service. */
+  readonly targets: TargetResolver;
   /** `--max-body-size`: the largest message received or sent, as Dapr's `MaxRecvMsgSize`/`MaxSendMsgSize`. */
   readonly maxBodyBytes: number;
   /** `DAPR_API_TOKEN`: every call must carry it as `dapr-api-token` metadata. */
@@ -167,7 +170,7 @@ export class GrpcApiServer {
     const id = decoded.id ?? '';
     const message = decoded.message ?? undefined;
     if (message === undefined || message === null) throw new CourierError('ERR_MALFORMED_REQUEST', 'InvokeServiceRequest.message is required');
-    const target = parseTarget(id, options.self.namespace);
+    const target = options.targets.resolve(id);
     const method = normalizeMethod(message.method ?? '');
     if (method === undefined) throw new CourierError('ERR_DIRECT_INVOKE', `failed to invoke, id: ${id}, err: invalid method`, { grpcCode: GrpcStatus.INVALID_ARGUMENT });
     const ext = message.httpExtension;
@@ -176,7 +179,7 @@ export class GrpcApiServer {
     const data = message.data?.value;
     const body = data === undefined || data.length === 0 ? undefined : Buffer.from(data.buffer, data.byteOffset, data.length);
     const typeUrl = message.data?.typeUrl ?? '';
-    const request: InvokeRequest = {
+    const request: InvokeRequest<InvokeTarget> = {
       target,
       caller: options.self,
       method,

@@ -4,9 +4,10 @@ import { timingSafeEqual } from 'node:crypto';
 import { CourierError } from '../../errors/index.js';
 import { bodyTooLargeError, LimitedBody, readWholeBody } from '../../invoke/body.js';
 import { requestMetadataFromRawHeaders } from '../../invoke/headers.js';
-import { formatTarget, parseTarget, type AppIdentity } from '../../invoke/identity.js';
+import type { AppIdentity } from '../../invoke/identity.js';
 import { decodePath, normalizeMethod } from '../../invoke/method.js';
-import { WHOLE_BODY_LIMIT_BYTES, type Invoke, type InvokeRequest } from '../../invoke/types.js';
+import { describeTarget, type TargetResolver } from '../../invoke/target.js';
+import { WHOLE_BODY_LIMIT_BYTES, type Invoke, type InvokeRequest, type InvokeTarget } from '../../invoke/types.js';
 import type { Readable } from 'node:stream';
 import type { Logger } from '../../observability/logging/index.js';
 import { findTargetAndMethod } from './invoke-target.js';
@@ -32,7 +33,9 @@ export interface MetadataEndpoint {
 
 export interface HttpApiOptions {
   readonly self: AppIdentity;
-  readonly invoker: Invoke;
+  readonly invoker: Invoke<InvokeTarget>;
+  /** Turns the target a caller named into an app or an external HTTP service. */
+  readonly targets: TargetResolver;
   /** `--max-body-size`: request bodies over this are refused with 413. */
   readonly maxBodyBytes: number;
   /** `--read-buffer-size`: the largest request head (request line and headers) accepted. */
@@ -304,9 +307,9 @@ export class HttpApiServer {
       error.code === 'ERR_DIRECT_INVOKE' && !error.message.startsWith('failed to invoke, id: ')
         ? error.withMessage(`failed to invoke, id: ${targetText}, err: ${error.message}`)
         : error;
-    let target: AppIdentity;
+    let target: InvokeTarget;
     try {
-      target = parseTarget(targetText, self.namespace);
+      target = this.#options.targets.resolve(targetText);
     } catch (err) {
       writeError(res, CourierError.from(err), hasBody(req));
       return;
@@ -334,7 +337,7 @@ export class HttpApiServer {
       return wrap(error);
     });
     const send = (body: Readable | Buffer | null): void => {
-      const request: InvokeRequest = {
+      const request: InvokeRequest<InvokeTarget> = {
         target,
         caller: self,
         method,
@@ -347,7 +350,7 @@ export class HttpApiServer {
         signal: abort.signal,
         clientAddress: clientAddress(req),
       };
-      this.#options.logger.debug({ target: formatTarget(target, self.namespace), method, verb }, 'invoke');
+      this.#options.logger.debug({ target: describeTarget(target, self.namespace), method, verb }, 'invoke');
       this.#options.invoker.invoke(request, writer);
     };
     if (!chunked && contentLength !== undefined && contentLength > 0 && contentLength <= WHOLE_BODY_LIMIT_BYTES) {

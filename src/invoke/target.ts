@@ -1,0 +1,75 @@
+import { GrpcStatus, type CourierError } from '../errors/index.js';
+import { invokeError, parseTarget } from './identity.js';
+import type { ExternalTarget, InvokeTarget } from './types.js';
+
+const urlScheme = /^https?:\/\//i;
+
+/**
+ * Turns the target a caller named (URL segment, `dapr-app-id` header, Basic auth, or the `id` of
+ * gRPC `InvokeService`) into what is called, in Dapr's order of precedence
+ * (`howto-invoke-non-dapr-endpoints.md`):
+ *  1. the name of a loaded `HTTPEndpoint` resource (exact match);
+ *  2. an `http://` or `https://` URL (scheme in any case);
+ *  3. an app id, `appid` or `appid.namespace`.
+ * Built once at start with the loaded endpoints; `resolve` allocates nothing for endpoint names.
+ */
+export class TargetResolver {
+  readonly #namespace: string;
+  readonly #endpoints: ReadonlyMap<string, ExternalTarget>;
+
+  constructor(ownNamespace: string, endpoints: ReadonlyMap<string, ExternalTarget> = new Map()) {
+    this.#namespace = ownNamespace;
+    this.#endpoints = endpoints;
+  }
+
+  /** Throws ERR_DIRECT_INVOKE (`failed to invoke, id: <text>, err: …`) for a target that is none of the three. */
+  resolve(text: string): InvokeTarget {
+    const endpoint = this.#endpoints.get(text);
+    if (endpoint !== undefined) return endpoint;
+    if (urlScheme.test(text)) return externalUrlTarget(text);
+    return parseTarget(text, this.#namespace);
+  }
+}
+
+/**
+ * An `http(s)://` URL given as the target. Scheme and host may be in any case; the URL may carry a
+ * path (the method is appended to it), but no user name or password (put credentials in an
+ * HTTPEndpoint's headers), no query (the call's own query is used) and no fragment.
+ */
+export function externalUrlTarget(text: string): ExternalTarget {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw invalidUrl(text, 'it is not a valid URL');
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw invalidUrl(text, 'only http:// and https:// URLs can be called');
+  if (url.username !== '' || url.password !== '') throw invalidUrl(text, 'a URL target may not carry a user name or password');
+  if (url.search !== '' || url.hash !== '' || text.includes('?') || text.includes('#')) {
+    throw invalidUrl(text, 'a URL target may not carry a query or a fragment (the query of the call is passed on)');
+  }
+  return { kind: 'url', id: text, origin: url.origin, basePath: url.pathname };
+}
+
+function invalidUrl(text: string, reason: string): CourierError {
+  return invokeError(text, `invalid external URL: ${reason}`, { grpcCode: GrpcStatus.INVALID_ARGUMENT });
+}
+
+/**
+ * The path of a request to an external target: Dapr's `baseUrl + "/" + method + "?" + query`, without
+ * doubling a slash the base URL ends with. An empty method calls the base URL itself. `methodPath` is
+ * the method encoded for a URL path, with its leading `/` (see `methodToPath`).
+ */
+export function externalPath(target: ExternalTarget, methodPath: string, query: string): string {
+  let path: string;
+  if (methodPath === '/') path = target.basePath;
+  else path = target.basePath.endsWith('/') ? target.basePath + methodPath.slice(1) : target.basePath + methodPath;
+  return query === '' ? path : `${path}?${query}`;
+}
+
+/** A target as messages and logs name it. */
+export function describeTarget(target: InvokeTarget, ownNamespace: string): string {
+  if ('origin' in target) return target.id;
+  return target.namespace === ownNamespace ? target.appId : `${target.appId}.${target.namespace}`;
+}
+
