@@ -245,14 +245,7 @@ export class Sidecar {
       logger: log.child({ scope: 'http' }),
     });
     const sockets = options.unixDomainSocket === undefined ? undefined : apiSocketPaths(options.unixDomainSocket, options.appId);
-    let httpPort = 0;
-    if (sockets === undefined) {
-      httpPort = await this.#untilStopped(inUseNamed(this.#http.listen(options.listenAddresses, options.httpPort), options.httpPort, '--dapr-http-port'));
-      log.info({ addresses: options.listenAddresses.map((a) => hostPort(a, httpPort)) }, 'HTTP API listening');
-    } else {
-      await this.#untilStopped(this.#http.listenUnix(sockets.http));
-      log.info({ socket: sockets.http }, 'HTTP API listening on a Unix domain socket');
-    }
+    const httpPort = await this.#listenApi('HTTP API', this.#http, options.httpPort, '--dapr-http-port', sockets?.http);
 
     this.#grpcApi = new GrpcApiServer({
       apiLog,
@@ -278,14 +271,7 @@ export class Sidecar {
         logger: log.child({ scope: 'proxy' }),
       }),
     );
-    let grpcPort = 0;
-    if (sockets === undefined) {
-      grpcPort = await this.#untilStopped(inUseNamed(this.#grpcApi.listen(options.listenAddresses, options.grpcPort), options.grpcPort, '--dapr-grpc-port'));
-      log.info({ addresses: options.listenAddresses.map((a) => hostPort(a, grpcPort)) }, 'gRPC API listening');
-    } else {
-      await this.#untilStopped(this.#grpcApi.listenUnix(sockets.grpc));
-      log.info({ socket: sockets.grpc }, 'gRPC API listening on a Unix domain socket');
-    }
+    const grpcPort = await this.#listenApi('gRPC API', this.#grpcApi, options.grpcPort, '--dapr-grpc-port', sockets?.grpc);
 
     await this.#untilStopped(
       this.#resolver.register({
@@ -411,6 +397,25 @@ export class Sidecar {
       if (!isEndpointResource(r)) log.warn({ file: r.file, kind: r.kind, name: r.name }, `resource ${r.kind}/${r.name} is not used: Courier provides service invocation only`);
     }
     return endpoints;
+  }
+
+  /** Listens on the TCP port (or, with `--unix-domain-socket`, the socket) of one API; resolves with the port, 0 on a socket. */
+  async #listenApi(
+    what: string,
+    api: { listen(addresses: readonly string[], port: number): Promise<number>; listenUnix(path: string): Promise<void> },
+    port: number,
+    flag: string,
+    socket: string | undefined,
+  ): Promise<number> {
+    if (socket !== undefined) {
+      await this.#untilStopped(api.listenUnix(socket));
+      this.#logger.info({ socket }, `${what} listening on a Unix domain socket`);
+      return 0;
+    }
+    const addresses = this.#options.listenAddresses;
+    const bound = await this.#untilStopped(inUseNamed(api.listen(addresses, port), port, flag));
+    this.#logger.info({ addresses: addresses.map((a) => hostPort(a, bound)) }, `${what} listening`);
+    return bound;
   }
 
   async #listenInternal(): Promise<number> {
