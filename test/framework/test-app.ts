@@ -1,8 +1,13 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createH2cServer, type Http2Server, type Http2ServerRequest, type Http2ServerResponse, type ServerHttp2Session } from 'node:http2';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { TestCertificate } from './tls-cert.js';
 
 export type Handler = (req: IncomingMessage, res: ServerResponse, body: Buffer) => unknown;
+/** A handler that reads the request body itself (or not), for streaming and flow-control tests. */
+export type StreamHandler = (req: IncomingMessage, res: ServerResponse) => void;
 
 /** What a test app saw of one request. */
 export interface SeenRequest {
@@ -13,22 +18,40 @@ export interface SeenRequest {
   body: Buffer;
 }
 
+/** How a test app serves: HTTP/1.1 (default), HTTPS with a test certificate, or HTTP/2 without TLS (h2c). */
+export type TestAppOptions = { readonly tls: TestCertificate } | { readonly h2c: true } | Record<string, never>;
+
 /**
  * A real HTTP app on 127.0.0.1 (port 0) for integration tests. Handlers are chosen by path; every
  * request is recorded. `close()` fails the test if a connection is still open after the sidecars
  * that used it are gone (closing them closes their pooled connections).
+ *
+ * With `{ tls }` it serves HTTPS; with `{ h2c: true }` HTTP/2 without TLS (prior knowledge only),
+ * its handlers getting Node's HTTP/2 compatibility request and response, which offer what the
+ * HTTP/1.1 ones do for a test (headers, rawHeaders, httpVersion, writeHead, write, end, 'drain').
  */
 export class TestApp {
-  readonly server: Server;
+  readonly server: Server | HttpsServer | Http2Server;
   readonly seen: SeenRequest[] = [];
   readonly sockets = new Set<Socket>();
+  /** HTTP/2 sessions the app has accepted, in total (h2c only). */
+  sessionsAccepted = 0;
+  /** HTTP/2 sessions open now (h2c only). */
+  readonly sessions = new Set<ServerHttp2Session>();
   #routes = new Map<string, Handler>();
+  #streamRoutes = new Map<string, StreamHandler>();
   #fallback: Handler | undefined;
   /** Checked on close: open connections are expected to be gone by then. */
   checkConnectionsOnClose = true;
 
-  constructor() {
-    this.server = createServer((req, res) => {
+  constructor(options: TestAppOptions = {}) {
+    const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
+      const streaming = this.#streamRoutes.get((req.url ?? '/').split('?')[0] ?? '/');
+      if (streaming !== undefined) {
+        this.seen.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, rawHeaders: req.rawHeaders, body: Buffer.alloc(0) });
+        streaming(req, res);
+        return;
+      }
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => {
@@ -46,7 +69,19 @@ export class TestApp {
           res.end(String(err));
         });
       });
-    });
+    };
+    if ('tls' in options) this.server = createHttpsServer({ key: options.tls.key, cert: options.tls.cert }, onRequest);
+    else if ('h2c' in options) {
+      const server = createH2cServer((req: Http2ServerRequest, res: Http2ServerResponse) =>
+        onRequest(req as unknown as IncomingMessage, res as unknown as ServerResponse),
+      );
+      server.on('session', (session: ServerHttp2Session) => {
+        this.sessionsAccepted++;
+        this.sessions.add(session);
+        session.once('close', () => this.sessions.delete(session));
+      });
+      this.server = server;
+    } else this.server = createServer(onRequest);
     this.server.on('connection', (s: Socket) => {
       this.sockets.add(s);
       s.once('close', () => this.sockets.delete(s));
@@ -59,6 +94,12 @@ export class TestApp {
 
   route(path: string, handler: Handler): this {
     this.#routes.set(path, handler);
+    return this;
+  }
+
+  /** A route whose handler gets the request before its body is read. */
+  streamRoute(path: string, handler: StreamHandler): this {
+    this.#streamRoutes.set(path, handler);
     return this;
   }
 
@@ -85,8 +126,13 @@ export class TestApp {
   }
 }
 
-export async function startApp(env: { track<T extends { close(): Promise<void> }>(x: T): T }, setup: (app: TestApp) => void, port = 0): Promise<TestApp> {
-  const app = new TestApp();
+export async function startApp(
+  env: { track<T extends { close(): Promise<void> }>(x: T): T },
+  setup: (app: TestApp) => void,
+  port = 0,
+  options: TestAppOptions = {},
+): Promise<TestApp> {
+  const app = new TestApp(options);
   setup(app);
   await app.listen(port);
   return env.track(app);
