@@ -2,7 +2,7 @@ import type { Dispatcher } from 'undici';
 import { CourierError, errorMessage, GrpcStatus } from '../errors/index.js';
 import { responseMetadataFromRawHeaders } from '../invoke/headers.js';
 import { cancelledError, type FlowControl, type InvokeRequest, type ResponseHead, type ResponseSink } from '../invoke/types.js';
-import type { ProtocolMismatch } from './protocol-mismatch.js';
+import { transportErrorText, type ProtocolMismatch } from './protocol-mismatch.js';
 import type { Semaphore } from './semaphore.js';
 
 /**
@@ -187,7 +187,7 @@ export class AppResponse implements Dispatcher.DispatchHandler, FlowControl {
     const waiting = this.#state === 'waiting';
     const safe = notSent ?? (waiting && notSentErrorCodes.has((error as NodeJS.ErrnoException).code ?? ''));
     const options = safe ? ({ retry: 'safe', grpcCode: GrpcStatus.UNAVAILABLE } as const) : {};
-    const message = `error invoking app channel: ${errorMessage(error)}`;
+    const message = `error invoking app channel: ${transportErrorText(errorMessage(error))}`;
     const cause = waiting && !safe ? this.#mismatch.explain(error) : undefined;
     if (cause === undefined || typeof cause === 'string') {
       this.#finish(new CourierError('ERR_DIRECT_INVOKE', cause === undefined ? message : `${message}; ${cause}`, options));

@@ -9,7 +9,7 @@ import type { Logger } from '../observability/logging/index.js';
 import { invokeRequestCodec, invokeResponseCodec, type InvokeResponse } from '../proto/index.js';
 import { appNotReadyError, type AppChannel, type AppChannelState } from './app-channel.js';
 import { AppHealthMonitor, type HealthProbeOptions } from './app-health.js';
-import { ProtocolMismatch } from './protocol-mismatch.js';
+import { ProtocolMismatch, transportErrorText } from './protocol-mismatch.js';
 import { Semaphore } from './semaphore.js';
 
 export const ON_INVOKE = '/dapr.proto.runtime.v1.AppCallback/OnInvoke';
@@ -159,7 +159,7 @@ export class GrpcAppChannel implements AppChannel {
         end: (result) => {
           if (result.code === GrpcStatus.OK) resolve(undefined);
           else if (result.transport === undefined || signal.aborted) resolve(`health check answered ${grpcStatusText(result)}`);
-          else void Promise.resolve(this.explain(result.message)).then((cause) => resolve(`health check failed: ${result.message}${cause === undefined ? '' : `; ${cause}`}`));
+          else void Promise.resolve(this.explain(result.message)).then((cause) => resolve(`health check failed: ${transportErrorText(result.message)}${cause === undefined ? '' : `; ${cause}`}`));
         },
       });
       call.sendMessage(EMPTY);
@@ -251,7 +251,7 @@ class OnInvokeCall {
         return;
       }
       const retry = result.transport === 'connect-failed' || result.transport === 'refused' ? { retry: 'safe' as const, grpcCode: GrpcStatus.UNAVAILABLE } : {};
-      const message = `error invoking app channel: ${result.message}`;
+      const message = `error invoking app channel: ${transportErrorText(result.message)}`;
       const cause = this.#channel.explain(result.message);
       if (cause === undefined || typeof cause === 'string') {
         this.#finish(new CourierError('ERR_DIRECT_INVOKE', cause === undefined ? message : `${message}; ${cause}`, retry));

@@ -10,7 +10,7 @@ import { appNotReadyError, type AppChannel, type AppChannelState } from './app-c
 import { AppHealthMonitor, type HealthProbeOptions } from './app-health.js';
 import { AppResponse, type CallControl } from './app-response.js';
 import { H2cSessionError, H2cSessions, type H2cSession } from './h2c-session.js';
-import { ProtocolMismatch } from './protocol-mismatch.js';
+import { ProtocolMismatch, transportErrorText } from './protocol-mismatch.js';
 import { Semaphore } from './semaphore.js';
 
 export interface H2cAppChannelOptions {
@@ -220,14 +220,18 @@ export class H2cAppChannel implements AppChannel {
           resolve(`health probe answered ${status}`);
           return;
         }
-        const failure = session.error ?? new H2cSessionError('ERR_H2C_STREAM', `the stream closed with code ${stream.rstCode ?? 0}`);
         if (signal.aborted) {
-          resolve(`health probe failed: ${errorMessage(failure)}`);
+          resolve(`health probe failed: the probe was stopped`);
           return;
         }
-        void Promise.resolve(this.#mismatch.explain(failure)).then((cause) =>
-          resolve(`health probe failed: ${errorMessage(failure)}${cause === undefined ? '' : `; ${cause}`}`),
-        );
+        // A failing session closes its streams before it reports why: its error says more.
+        const settled = session.state === 'connecting' ? session.closed : Promise.resolve();
+        void settled
+          .then(() => {
+            const failure = session.error ?? new H2cSessionError('ERR_H2C_STREAM', `the stream closed with code ${stream.rstCode ?? 0}`);
+            return Promise.resolve(this.#mismatch.explain(failure)).then((cause) => `health probe failed: ${transportErrorText(errorMessage(failure))}${cause === undefined ? '' : `; ${cause}`}`);
+          })
+          .then(resolve);
       });
     });
   }
@@ -389,8 +393,18 @@ class H2cCall implements CallControl {
       body.off('error', this.#onBodyError);
     }
     if (this.#ended) return;
-    const stream = this.#stream;
-    const rstCode = stream?.rstCode ?? 0;
+    this.#destroyBody();
+    if (session !== undefined && session.state === 'connecting') {
+      // The session is failing (its streams close before it reports why): the session's error is the
+      // call's, and says more than the stream's reset code.
+      void session.closed.then(() => this.#failed(session));
+      return;
+    }
+    this.#failed(session);
+  };
+
+  #failed(session: H2cSession | undefined): void {
+    const rstCode = this.#stream?.rstCode ?? 0;
     // Nothing reached the app when the socket never connected, or the app refused the stream unprocessed.
     const notSent = session !== undefined && (!session.socketConnected || (!this.#responded && rstCode === NGHTTP2_REFUSED_STREAM));
     const reason =
@@ -398,9 +412,8 @@ class H2cCall implements CallControl {
       (rstCode !== 0
         ? new H2cSessionError('ERR_H2C_STREAM', `the app reset the stream (HTTP/2 error code ${rstCode})`)
         : (this.#streamError ?? new H2cSessionError('ERR_H2C_STREAM', 'the stream closed before the response was complete')));
-    this.#destroyBody();
     this.#response.fail(reason, notSent);
-  };
+  }
 }
 
 /** The response's headers as name/value pairs without `:status` (Node passes the raw list as a third argument). */

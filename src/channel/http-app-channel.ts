@@ -8,7 +8,7 @@ import type { Logger } from '../observability/logging/index.js';
 import { appNotReadyError, type AppChannel, type AppChannelState } from './app-channel.js';
 import { AppHealthMonitor, type HealthProbeOptions } from './app-health.js';
 import { AppResponse } from './app-response.js';
-import { ProtocolMismatch } from './protocol-mismatch.js';
+import { ProtocolMismatch, transportErrorText } from './protocol-mismatch.js';
 import { Semaphore } from './semaphore.js';
 
 export interface HttpAppChannelOptions {
@@ -111,7 +111,7 @@ export class HttpAppChannel implements AppChannel {
     } catch (err) {
       if (signal.aborted) throw err;
       const cause = await this.#mismatch.explain(err);
-      return `health probe failed: ${errorMessage(err)}${cause === undefined ? '' : `; ${cause}`}`;
+      return `health probe failed: ${transportErrorText(errorMessage(err))}${cause === undefined ? '' : `; ${cause}`}`;
     }
     return statusCode >= 200 && statusCode < 300 ? undefined : `health probe answered ${statusCode}`;
   }

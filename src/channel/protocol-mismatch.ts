@@ -19,6 +19,17 @@ const TLS_CHECK_REUSE_MS = 5000;
 const notTlsPattern = /wrong version number|packet length too long|unknown protocol|record layer failure|http request/i;
 const noAlpnPattern = /no application protocol/i;
 
+/** OpenSSL's error lines: `<hex>:error:<code>:SSL routines:<function>:<reason>:<source file>:<line>:`. */
+const opensslLine = /[0-9A-Fa-f]+:error:[0-9A-Fa-f]+:SSL routines:[^:]*:([^:\n]+)(?::[^\n]*)?\n?/g;
+
+/**
+ * A transport error's message on one line, OpenSSL's reports reduced to their reason
+ * (`TLS: wrong version number`), for the error returned to callers.
+ */
+export function transportErrorText(message: string): string {
+  return message.replace(opensslLine, 'TLS: $1 ').replace(/\s+/g, ' ').trim();
+}
+
 /**
  * Explains calls to the app that fail because the app speaks another protocol than `--app-protocol`
  * says: TLS where plain text was expected or the reverse, HTTP/2 where HTTP/1.1 was expected or the

@@ -34,8 +34,8 @@ export class TestApp {
   readonly server: Server | HttpsServer | Http2Server;
   readonly seen: SeenRequest[] = [];
   readonly sockets = new Set<Socket>();
-  /** HTTP/2 sessions the app has accepted, in total (h2c only). */
-  sessionsAccepted = 0;
+  /** HTTP/2 sessions that carried at least one request, in total (h2c only; a bare TCP connect opens none). */
+  sessionsUsed = 0;
   /** HTTP/2 sessions open now (h2c only). */
   readonly sessions = new Set<ServerHttp2Session>();
   #routes = new Map<string, Handler>();
@@ -76,7 +76,7 @@ export class TestApp {
         onRequest(req as unknown as IncomingMessage, res as unknown as ServerResponse),
       );
       server.on('session', (session: ServerHttp2Session) => {
-        this.sessionsAccepted++;
+        session.once('stream', () => this.sessionsUsed++);
         this.sessions.add(session);
         session.once('close', () => this.sessions.delete(session));
       });
