@@ -1,7 +1,11 @@
-// What one call costs the two sidecars in CPU, for the HTTP path and for a proxied gRPC call.
-// Starts sidecar A (caller) and two callees: B in front of an HTTP app, G in front of a gRPC app
-// (@grpc/grpc-js, a unary echo). Sends CALLS requests (CONCURRENCY in flight, 1 KiB bodies) through A:
-//   http:        POST A/v1.0/invoke/b/method/echo            (A → B over CallLocalStream → HTTP app)
+// What one call costs the two sidecars in CPU, for the HTTP path (with each HTTP app protocol) and
+// for a proxied gRPC call. Starts sidecar A (caller) and the callees: B in front of an HTTP/1.1 app,
+// H in front of an HTTP/2 app without TLS (--app-protocol h2c), S in front of an HTTPS app
+// (--app-protocol https), G in front of a gRPC app (@grpc/grpc-js, a unary echo). Sends CALLS requests
+// (CONCURRENCY in flight, 1 KiB bodies) through A:
+//   http:        POST A/v1.0/invoke/b/method/echo            (A → B over CallLocalStream → HTTP/1.1 app)
+//   http-h2c:    POST A/v1.0/invoke/h/method/echo            (A → H → HTTP/2 app, one session)
+//   http-https:  POST A/v1.0/invoke/s/method/echo            (A → S → HTTPS app, kept-alive TLS connections)
 //   grpc-proxy:  /courier.bench.Echo/Say with dapr-app-id: g  (A → G relayed frame by frame → gRPC app)
 //   external:    POST A/v1.0/invoke/echo-endpoint/method/echo (A → the HTTP app as an HTTPEndpoint, no callee sidecar)
 // and reads each sidecar's user+system CPU time from /proc before and after. Prints microseconds of
@@ -14,9 +18,12 @@ import { TestEnv } from '../test/framework/env.js';
 import { cpuSeconds } from './lib/proc.js';
 import { startSidecar, type SidecarProcess } from '../test/framework/sidecar-process.js';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:http';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer as createH2cServer } from 'node:http2';
+import { createServer as createHttpsServer } from 'node:https';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
+import { selfSignedCertificate } from '../test/framework/tls-cert.js';
 
 function flag(name: string, fallback: number): number {
   const at = process.argv.indexOf(`--${name}`);
@@ -74,14 +81,22 @@ const grpcApp = new grpc.Server();
 let client: grpc.Client | undefined;
 const agent = new Agent({ connections: CONCURRENCY, pipelining: 1 });
 try {
-  const httpApp = createServer((req, res) => {
+  const echoBody = (req: IncomingMessage, res: ServerResponse): void => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => res.end(Buffer.concat(chunks)));
-  });
+  };
+  const httpApp = createServer(echoBody);
   await new Promise<void>((resolve) => httpApp.listen(0, '127.0.0.1', resolve));
   env.track({ close: () => new Promise<void>((resolve) => { httpApp.closeAllConnections(); httpApp.close(() => resolve()); }) });
   const httpPort = (httpApp.address() as AddressInfo).port;
+  const h2cApp = createH2cServer((req, res) => echoBody(req as unknown as IncomingMessage, res as unknown as ServerResponse));
+  await new Promise<void>((resolve) => h2cApp.listen(0, '127.0.0.1', resolve));
+  env.track({ close: () => new Promise<void>((resolve) => h2cApp.close(() => resolve())) });
+  const cert = await selfSignedCertificate();
+  const httpsApp = createHttpsServer({ key: cert.key, cert: cert.cert }, echoBody);
+  await new Promise<void>((resolve) => httpsApp.listen(0, '127.0.0.1', resolve));
+  env.track({ close: () => new Promise<void>((resolve) => { httpsApp.closeAllConnections(); httpsApp.close(() => resolve()); }) });
   grpcApp.addService(echoService, {
     Say: (call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) => callback(null, call.request),
   });
@@ -89,6 +104,8 @@ try {
     grpcApp.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
   );
   const b = await startSidecar(env, { appId: 'b', appPort: httpPort, waitForApp: true, args: ['--log-level', 'warn'] });
+  const h = await startSidecar(env, { appId: 'h', appPort: (h2cApp.address() as AddressInfo).port, waitForApp: true, args: ['--app-protocol', 'h2c', '--log-level', 'warn'] });
+  const tls = await startSidecar(env, { appId: 's', appPort: (httpsApp.address() as AddressInfo).port, waitForApp: true, args: ['--app-protocol', 'https', '--log-level', 'warn'] });
   const g = await startSidecar(env, { appId: 'g', appPort: grpcPort, waitForApp: true, args: ['--app-protocol', 'grpc', '--log-level', 'warn'] });
   const resources = join(env.home, 'resources');
   mkdirSync(resources);
@@ -98,8 +115,8 @@ try {
   );
   const a = await startSidecar(env, { appId: 'a', args: ['--log-level', 'warn', '--resources-path', resources] });
 
-  const httpCall = async (): Promise<void> => {
-    const res = await request(`http://127.0.0.1:${a.httpPort}/v1.0/invoke/b/method/echo`, { method: 'POST', body: BODY, dispatcher: agent });
+  const httpCall = (appId: string) => async (): Promise<void> => {
+    const res = await request(`http://127.0.0.1:${a.httpPort}/v1.0/invoke/${appId}/method/echo`, { method: 'POST', body: BODY, dispatcher: agent });
     await res.body.arrayBuffer();
     if (res.statusCode !== 200) throw new Error(`HTTP ${res.statusCode}`);
   };
@@ -117,7 +134,9 @@ try {
     new Promise((resolve, reject) => echo.Say(BODY, md, (err, res) => (err ? reject(err) : res?.length === BODY.length ? resolve() : reject(new Error('short reply')))));
 
   const rows = [
-    await measure('http (A → B → HTTP app)', [a, b], httpCall),
+    await measure('http (A → B → HTTP/1.1 app)', [a, b], httpCall('b')),
+    await measure('http-h2c (A → H → HTTP/2 app)', [a, h], httpCall('h')),
+    await measure('http-https (A → S → HTTPS app)', [a, tls], httpCall('s')),
     await measure('grpc-proxy (A → G → gRPC app)', [a, g], grpcCall),
     await measure('external (A → HTTP app as an HTTPEndpoint)', [a], externalCall),
   ];

@@ -1,8 +1,9 @@
 import { connect } from 'node:net';
 import { CourierError } from '../errors/index.js';
-import { cancelledError } from '../invoke/types.js';
+import { cancelledError, type InvokeRequest, type ResponseSink } from '../invoke/types.js';
 import type { Logger } from '../observability/logging/index.js';
 import { appNotReadyError, type AppChannelState } from './app-channel.js';
+import type { Semaphore } from './semaphore.js';
 
 export interface HealthProbeOptions {
   /** Path probed with GET; any 2xx is healthy (`--app-health-check-path`). */
@@ -242,4 +243,40 @@ export class AppHealthMonitor {
 
 function formatMs(ms: number): string {
   return ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
+}
+
+/**
+ * The front every app channel puts before a call: the app must be ready (a call that arrives while it
+ * is starting waits for it, bounded), then a concurrency slot is taken when `--app-max-concurrency`
+ * is set, then `dispatch` runs. On the common path (ready, no limit) it adds no allocation.
+ */
+export function admitCall(
+  health: AppHealthMonitor,
+  semaphore: Semaphore | undefined,
+  request: InvokeRequest,
+  sink: ResponseSink,
+  dispatch: (request: InvokeRequest, sink: ResponseSink, semaphore: Semaphore | undefined) => void,
+): void {
+  if (health.state.t !== 'ready') {
+    health.whenReady(request.signal, () => takeSlot(semaphore, request, sink, dispatch), (err) => sink.error(err));
+    return;
+  }
+  takeSlot(semaphore, request, sink, dispatch);
+}
+
+function takeSlot(
+  semaphore: Semaphore | undefined,
+  request: InvokeRequest,
+  sink: ResponseSink,
+  dispatch: (request: InvokeRequest, sink: ResponseSink, semaphore: Semaphore | undefined) => void,
+): void {
+  if (semaphore === undefined) {
+    dispatch(request, sink, undefined);
+    return;
+  }
+  semaphore.acquire(
+    request.signal,
+    () => dispatch(request, sink, semaphore),
+    () => sink.error(cancelledError()),
+  );
 }

@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import { CourierError, GrpcStatus } from '../errors/index.js';
-import { customMetadata, GrpcChannel, type CallOptions, type CallResult, type ClientCall, type Metadata, type ReceivedMetadata } from '../grpc/index.js';
+import { customMetadata, GrpcChannel, tlsClient, type CallOptions, type CallResult, type ClientCall, type Metadata, type ReceivedMetadata } from '../grpc/index.js';
 import { bodyTooLargeError } from '../invoke/body.js';
 import { detailsFromTrailer, grpcMetadataFromInvoke, invokeMetadataFromGrpc } from '../invoke/translate.js';
 import { cancelledError, type InvokeRequest, type ResponseHead, type ResponseSink } from '../invoke/types.js';
@@ -8,7 +8,8 @@ import { verbToEnum } from '../invoke/verbs.js';
 import type { Logger } from '../observability/logging/index.js';
 import { invokeRequestCodec, invokeResponseCodec, type InvokeResponse } from '../proto/index.js';
 import { appNotReadyError, type AppChannel, type AppChannelState } from './app-channel.js';
-import { AppHealthMonitor, type HealthProbeOptions } from './app-health.js';
+import { admitCall, AppHealthMonitor, type HealthProbeOptions } from './app-health.js';
+import { ProtocolMismatch, transportErrorText } from './protocol-mismatch.js';
 import { Semaphore } from './semaphore.js';
 
 export const ON_INVOKE = '/dapr.proto.runtime.v1.AppCallback/OnInvoke';
@@ -29,8 +30,16 @@ export interface GrpcAppChannelOptions {
   readonly readyTimeoutMs: number;
   /** The largest message sent to or accepted from the app (`--max-body-size` plus framing). */
   readonly maxMessageBytes: number;
+  /**
+   * `--app-protocol grpcs`: gRPC over TLS (ALPN h2). The app's certificate is not verified, as Dapr
+   * does: apps serve self-signed certificates, and the connection never leaves the app's machine.
+   */
+  readonly tls?: boolean | undefined;
   readonly logger: Logger;
 }
+
+/** TLS towards the app: encrypted, the certificate not verified (see `GrpcAppChannelOptions.tls`). */
+const appTls = tlsClient(() => ({ rejectUnauthorized: false }));
 
 /** Never part of the trailers passed on: the status details travel as `ResponseHead.statusDetails`. */
 const STATUS_DETAILS = 'grpc-status-details-bin';
@@ -50,6 +59,7 @@ export class GrpcAppChannel implements AppChannel {
   readonly #health: AppHealthMonitor;
   readonly #semaphore: Semaphore | undefined;
   readonly #listeners = new Set<(state: AppChannelState) => void>();
+  readonly #mismatch: ProtocolMismatch;
 
   constructor(options: GrpcAppChannelOptions) {
     this.#options = options;
@@ -60,8 +70,10 @@ export class GrpcAppChannel implements AppChannel {
         maxReceiveMessageBytes: options.maxMessageBytes,
         maxSendMessageBytes: options.maxMessageBytes,
         logger: options.logger,
+        ...(options.tls === true ? appTls : {}),
       },
     );
+    this.#mismatch = new ProtocolMismatch({ protocol: options.tls === true ? 'grpcs' : 'grpc', host: options.host, port: options.port, logger: options.logger });
     this.#semaphore = options.maxConcurrency > 0 ? new Semaphore(options.maxConcurrency) : undefined;
     this.#health = new AppHealthMonitor({
       host: options.host,
@@ -109,26 +121,12 @@ export class GrpcAppChannel implements AppChannel {
   }
 
   invoke(request: InvokeRequest, sink: ResponseSink): void {
-    if (this.#health.state.t !== 'ready') {
-      // Still starting (or unhealthy): wait for the app, bounded, instead of failing a call that came early.
-      this.#health.whenReady(request.signal, () => this.#admit(request, sink), (err) => sink.error(err));
-      return;
-    }
-    this.#admit(request, sink);
+    admitCall(this.#health, this.#semaphore, request, sink, this.#startOnInvoke);
   }
 
-  #admit(request: InvokeRequest, sink: ResponseSink): void {
-    const semaphore = this.#semaphore;
-    if (semaphore === undefined) {
-      new OnInvokeCall(this, request, sink, undefined).start();
-      return;
-    }
-    semaphore.acquire(
-      request.signal,
-      () => new OnInvokeCall(this, request, sink, semaphore).start(),
-      () => sink.error(cancelledError()),
-    );
-  }
+  readonly #startOnInvoke = (request: InvokeRequest, sink: ResponseSink, semaphore: Semaphore | undefined): void => {
+    new OnInvokeCall(this, request, sink, semaphore).start();
+  };
 
   /** @internal Opens the OnInvoke call of one invocation. */
   openOnInvoke(request: InvokeRequest): ClientCall {
@@ -138,6 +136,11 @@ export class GrpcAppChannel implements AppChannel {
   /** @internal The largest request body the app channel sends. */
   get maxBodyBytes(): number {
     return this.#options.maxMessageBytes;
+  }
+
+  /** @internal The likely cause of a transport failure when the app seems to speak another protocol. */
+  explain(failure: string): string | undefined | Promise<string | undefined> {
+    return this.#mismatch.explain(new Error(failure));
   }
 
   #withToken(metadata: Metadata): Metadata {
@@ -152,7 +155,11 @@ export class GrpcAppChannel implements AppChannel {
       call.setReader({
         headers: () => {},
         message: () => {},
-        end: (result) => resolve(result.code === GrpcStatus.OK ? undefined : `health check answered ${grpcStatusText(result)}`),
+        end: (result) => {
+          if (result.code === GrpcStatus.OK) resolve(undefined);
+          else if (result.transport === undefined || signal.aborted) resolve(`health check answered ${grpcStatusText(result)}`);
+          else void Promise.resolve(this.explain(result.message)).then((cause) => resolve(`health check failed: ${transportErrorText(result.message)}${cause === undefined ? '' : `; ${cause}`}`));
+        },
       });
       call.sendMessage(EMPTY);
       call.end();
@@ -243,7 +250,13 @@ class OnInvokeCall {
         return;
       }
       const retry = result.transport === 'connect-failed' || result.transport === 'refused' ? { retry: 'safe' as const, grpcCode: GrpcStatus.UNAVAILABLE } : {};
-      this.#finish(new CourierError('ERR_DIRECT_INVOKE', `error invoking app channel: ${result.message}`, retry));
+      const message = `error invoking app channel: ${transportErrorText(result.message)}`;
+      const cause = this.#channel.explain(result.message);
+      if (cause === undefined || typeof cause === 'string') {
+        this.#finish(new CourierError('ERR_DIRECT_INVOKE', cause === undefined ? message : `${message}; ${cause}`, retry));
+        return;
+      }
+      void cause.then((found) => this.#finish(new CourierError('ERR_DIRECT_INVOKE', found === undefined ? message : `${message}; ${found}`, retry)));
       return;
     }
     if (this.#request.signal.aborted && result.code === GrpcStatus.CANCELLED) {

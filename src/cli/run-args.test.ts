@@ -187,8 +187,8 @@ test('bad values are refused before anything starts, in terms of courier run', (
   assert.equal(refused(['--bogus']), 'courier run: unknown flag --bogus (see "courier run --help")');
   assert.equal(refused(['--app-id']), 'courier run: flag --app-id needs a value (see "courier run --help")');
   assert.equal(
-    refused(['-P', 'grpcs']),
-    'courier run: --app-protocol grpcs is not supported by this version of Courier (supported: http, grpc) (see "courier run --help")',
+    refused(['-P', 'http3']),
+    'courier run: --app-protocol http3 is not supported (supported: http, https, h2c, grpc, grpcs) (see "courier run --help")',
   );
   assert.match(refused(['--log-level', 'loud']), /^courier run: --log-level: "loud" is not one of debug, info, warn, error, fatal \(see "courier run --help"\)$/);
   assert.match(refused(['--max-body-size', 'big']), /^courier run: --max-body-size: "big" is not a size/);
@@ -216,4 +216,26 @@ test('--help', () => {
   assert.match(runUsage, /-f, --run-file <dir\|file>/);
   assert.doesNotMatch(runUsage, /--kubernetes/);
   assert.match(runUsage, /-u, --unix-domain-socket <dir>/);
+});
+
+test('--app-ssl (deprecated) turns http into https and grpc into grpcs, for the sidecar and APP_PROTOCOL, with a warning', () => {
+  const deprecation = '--app-ssl is deprecated: use --app-protocol https or grpcs instead';
+  const ports = { httpPort: 1, grpcPort: 2, metricsPort: 3 };
+  const cases: Array<[string[], string]> = [
+    [['--app-ssl'], 'https'],
+    [['-P', 'grpc', '--app-ssl'], 'grpcs'],
+    [['--app-ssl', '-P', 'h2c'], 'h2c'],
+    [['-P', 'https', '--app-ssl'], 'https'],
+    [['-P', 'grpc', '--app-ssl=false'], 'grpc'],
+  ];
+  for (const [flags, protocol] of cases) {
+    const { launch, warnings } = app(['-a', 'shop', '-p', '3000', ...flags, 'node', 'app.js']);
+    assert.equal(launch.appProtocol, protocol, flags.join(' '));
+    assert.deepEqual(warnings, [deprecation], flags.join(' '));
+    assert.equal(appEnvironment(launch, ports, {}).APP_PROTOCOL, protocol);
+    const args = sidecarArgs(launch, ports);
+    assert.equal(args[args.indexOf('--app-protocol') + 1], protocol);
+    assert.ok(!args.includes('--app-ssl'));
+  }
+  for (const protocol of ['http', 'https', 'h2c', 'grpc', 'grpcs']) assert.equal(app(['-P', protocol.toUpperCase()]).launch.appProtocol, protocol);
 });

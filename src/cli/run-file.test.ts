@@ -286,7 +286,7 @@ test('errors name the file, the key path and the reason on one line', async (t) 
     ['duplicate app id', 'version: 1\napps:\n  - appDirPath: a\n  - appDirPath: b\n    appID: a\n', `${f}: apps[1].appID: "a" is already the id of apps[0]; app ids must be unique`],
     ['missing config', app('    configFilePath: ./nope.yaml\n'), `${f}: apps[0].configFilePath: ./nope.yaml does not exist (resolved to ${join(dir, 'a', 'nope.yaml')})`],
     ['missing common resources', `version: 1\ncommon:\n  resourcesPaths: [./r]\napps:\n  - appDirPath: a\n`, `${f}: common.resourcesPaths[0]: ./r does not exist (resolved to ${join(dir, 'r')})`],
-    ['protocol', app('    appProtocol: h2c\n'), `${f}: apps[0] (a): --app-protocol h2c is not supported by this version of Courier (supported: http, grpc)`],
+    ['protocol', app('    appProtocol: http3\n'), `${f}: apps[0] (a): --app-protocol http3 is not supported (supported: http, https, h2c, grpc, grpcs)`],
   ];
   for (const [name, yaml, expected] of cases) {
     await t.test(name, () => {
@@ -311,4 +311,39 @@ test('keyPath and logTimestamp', () => {
   assert.equal(keyPath(['apps', 0, 'command', 2]), 'apps[0].command[2]');
   assert.equal(keyPath([]), '');
   assert.equal(logTimestamp(new Date(2024, 0, 31, 5, 4, 3)), '20240131050403');
+});
+
+test('appProtocol takes every protocol of --app-protocol, in common or per app, in any case', (t) => {
+  const dir = workspace(t);
+  mkdirSync(join(dir, 'c'));
+  mkdirSync(join(dir, 'd'));
+  mkdirSync(join(dir, 'e'));
+  write(
+    dir,
+    `version: 1
+common:
+  appProtocol: h2c
+apps:
+  - appDirPath: a
+  - appDirPath: b
+    appProtocol: HTTPS
+  - appDirPath: c
+    appProtocol: grpcs
+  - appDirPath: d
+    appProtocol: grpc
+  - appDirPath: e
+    appProtocol: http
+`,
+  );
+  const runFile = loadRunFile(dir, { env: {} });
+  assert.deepEqual(
+    runFile.apps.map((a) => [a.appId, a.appProtocol]),
+    [
+      ['a', 'h2c'],
+      ['b', 'https'],
+      ['c', 'grpcs'],
+      ['d', 'grpc'],
+      ['e', 'http'],
+    ],
+  );
 });

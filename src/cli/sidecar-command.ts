@@ -1,5 +1,6 @@
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { appProtocols, appSslDeprecation, parseAppProtocol, withAppSsl } from '../channel/app-protocol.js';
 import { validateAppId } from '../invoke/identity.js';
 import { logLevels, type LogLevel } from '../observability/logging/index.js';
 import { errorMessage } from '../errors/index.js';
@@ -17,7 +18,14 @@ import { flagError, formatFlagHelp, parseFlags, type FlagSpec } from './flags.js
 export const sidecarFlags: readonly FlagSpec[] = [
   { name: 'app-id', type: 'string', placeholder: '<id>', help: 'the id of the app this sidecar serves (required)' },
   { name: 'app-port', type: 'int', placeholder: '<port>', help: 'the port the app listens on; omit for an app that only makes calls' },
-  { name: 'app-protocol', type: 'string', placeholder: '<protocol>', defaultText: 'http', help: 'how the sidecar talks to the app: http or grpc' },
+  {
+    name: 'app-protocol',
+    type: 'string',
+    placeholder: '<protocol>',
+    defaultText: 'http',
+    help: 'how the sidecar talks to the app: http, https (TLS, certificate not verified), h2c (HTTP/2 without TLS), grpc or grpcs (gRPC over TLS, certificate not verified)',
+  },
+  { name: 'app-ssl', type: 'bool', help: 'deprecated: use --app-protocol https or grpcs (turns http into https and grpc into grpcs)' },
   { name: 'app-channel-address', type: 'string', placeholder: '<host>', defaultText: '127.0.0.1', help: 'the address of the app' },
   { name: 'dapr-http-port', type: 'int', placeholder: '<port>', defaultText: '3500', help: 'the port of the HTTP API (0 picks a free port)' },
   { name: 'dapr-grpc-port', type: 'int', placeholder: '<port>', defaultText: '50001', help: "the port of Dapr's gRPC API (InvokeService, metadata, shutdown and gRPC proxying)" },
@@ -175,9 +183,14 @@ export function parseSidecarArgs(argv: readonly string[], env: NodeJS.ProcessEnv
 
   const appPortRaw = int('app-port');
   const appPort = appPortRaw === undefined || appPortRaw === 0 ? undefined : port('app-port', 0);
-  const protocol = (str('app-protocol') ?? 'http').toLowerCase();
-  if (protocol !== 'http' && protocol !== 'grpc') {
-    throw flagError(cmd, `--app-protocol ${protocol} is not supported by this version of Courier (supported: http, grpc)`);
+  const protocolText = str('app-protocol') ?? 'http';
+  let protocol = parseAppProtocol(protocolText);
+  if (protocol === undefined) {
+    throw flagError(cmd, `--app-protocol ${protocolText.toLowerCase()} is not supported (supported: ${appProtocols.join(', ')})`);
+  }
+  if (values.has('app-ssl')) {
+    warnings.push(appSslDeprecation);
+    if (bool('app-ssl') === true) protocol = withAppSsl(protocol);
   }
   const mode = str('mode') ?? 'standalone';
   if (mode !== 'standalone') throw flagError(cmd, `--mode ${mode} is not supported (Courier runs in standalone mode)`);

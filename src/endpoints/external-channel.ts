@@ -1,6 +1,7 @@
 import { constants as cryptoConstants } from 'node:crypto';
 import { Pool } from 'undici';
-import { AppResponseHandler, type HttpCallFailure } from '../channel/http-app-channel.js';
+import { AppResponse, type DescribeFailure } from '../channel/app-response.js';
+import { transportErrorText } from '../channel/protocol-mismatch.js';
 import { Semaphore } from '../channel/semaphore.js';
 import { CourierError, errorMessage, GrpcStatus } from '../errors/index.js';
 import { appRequestHeaders, identityHeaders } from '../invoke/headers.js';
@@ -64,7 +65,7 @@ interface Route {
   readonly headers: ReadonlyArray<readonly [string, string]>;
   readonly headerNames: ReadonlySet<string>;
   readonly semaphore: Semaphore | undefined;
-  readonly describeFailure: HttpCallFailure;
+  readonly describeFailure: DescribeFailure;
   lastUsedMs: number;
 }
 
@@ -168,7 +169,7 @@ export class ExternalChannel implements Invoke<ExternalTarget> {
     if (request.contentType !== '') headers.push('content-type', request.contentType);
     if (request.contentLength !== undefined && request.body !== null) headers.push('content-length', String(request.contentLength));
     const path = externalPath(request.target, methodToPath(request.method), request.query);
-    const handler = new AppResponseHandler(request, sink, semaphore, route.describeFailure);
+    const handler = new AppResponse(request, sink, semaphore, route.describeFailure);
     try {
       route.pool.dispatch({ origin: route.origin, method: request.verb, path, headers, body: request.body }, handler);
     } catch (err) {
@@ -261,7 +262,7 @@ function newPool(origin: string, tls: EndpointTls | undefined): Pool {
  * and whether sending it again is safe (the built-in retry rules, see invoke/retry.ts). `trustHint`
  * says how to make the server's certificate trusted; `hasClientCertificate`, whether one was offered.
  */
-export function externalFailure(origin: string, trustHint: string, hasClientCertificate: boolean): HttpCallFailure {
+export function externalFailure(origin: string, trustHint: string, hasClientCertificate: boolean): (error: unknown, waiting: boolean) => CourierError {
   const https = origin.startsWith('https:');
   const certificateHint = !https
     ? ''
@@ -270,7 +271,7 @@ export function externalFailure(origin: string, trustHint: string, hasClientCert
       : ' (it may require a client certificate: spec.clientTLS.certificate and privateKey of an HTTPEndpoint)';
   return (error, waiting) => {
     const code = (error as NodeJS.ErrnoException).code ?? '';
-    const message = tlsErrorText(errorMessage(error));
+    const message = transportErrorText(errorMessage(error));
     if (notSentCodes.has(code) && waiting) {
       return new CourierError('ERR_DIRECT_INVOKE', `cannot connect to ${origin}: ${message}`, { retry: 'safe', grpcCode: GrpcStatus.UNAVAILABLE });
     }
@@ -302,10 +303,3 @@ export function externalFailure(origin: string, trustHint: string, hasClientCert
   };
 }
 
-/** OpenSSL's messages carry source paths and numbers (`…:SSL routines:fn:reason:file.c:123:`): keeps the reason. */
-function tlsErrorText(message: string): string {
-  const reason = /SSL routines:[^:]*:([^:]+)/.exec(message)?.[1];
-  if (reason === undefined) return message;
-  const code = /\((ERR_[A-Z0-9_]+)\)$/.exec(message)?.[1];
-  return code === undefined ? reason : `${reason} (${code})`;
-}

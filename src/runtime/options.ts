@@ -1,6 +1,7 @@
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { HealthProbeOptions } from '../channel/app-health.js';
+import type { AppProtocol } from '../channel/app-protocol.js';
 import type { LogLevel } from '../observability/logging/index.js';
 import type { ConnectionLimits } from '../util/connection-limit.js';
 
@@ -11,7 +12,8 @@ export interface SidecarOptions {
   readonly namespace: string;
   /** `--app-port`; undefined for a sidecar that only makes calls. */
   readonly appPort: number | undefined;
-  readonly appProtocol: 'http' | 'grpc';
+  /** `--app-protocol`, with the deprecated `--app-ssl` already applied. */
+  readonly appProtocol: AppProtocol;
   readonly appChannelAddress: string;
   /** `--dapr-http-port`; 0 picks a free port. */
   readonly httpPort: number;

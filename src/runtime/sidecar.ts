@@ -9,6 +9,8 @@ import { InternalServer } from '../api/internal/server.js';
 import { GrpcRemoteTransport } from '../api/internal/transport.js';
 import { NoAppChannel, type AppChannel, type AppChannelState } from '../channel/app-channel.js';
 import { HttpAppChannel } from '../channel/http-app-channel.js';
+import { H2cAppChannel } from '../channel/h2c-app-channel.js';
+import { isGrpcProtocol } from '../channel/app-protocol.js';
 import { defaultConfiguration, loadConfiguration, type Configuration } from '../config/configuration.js';
 import { loadResources, selectResources } from '../config/resources.js';
 import { ExternalChannel, isEndpointResource, loadEndpointResources, type EndpointResources } from '../endpoints/index.js';
@@ -144,8 +146,10 @@ export class Sidecar {
 
     let grpcApp: GrpcAppChannel | undefined;
     let appChannel: AppChannel;
+    const protocol = options.appProtocol;
+    const appLog = log.child({ scope: 'app-channel' });
     if (options.appPort === undefined) appChannel = new NoAppChannel();
-    else if (options.appProtocol === 'grpc') {
+    else if (isGrpcProtocol(protocol)) {
       grpcApp = new GrpcAppChannel({
         host: options.appChannelAddress,
         port: options.appPort,
@@ -154,19 +158,21 @@ export class Sidecar {
         healthProbe: options.healthProbe,
         readyTimeoutMs: options.appReadyTimeoutMs,
         maxMessageBytes: options.maxBodyBytes + MESSAGE_OVERHEAD_BYTES,
-        logger: log.child({ scope: 'app-channel' }),
+        tls: protocol === 'grpcs',
+        logger: appLog,
       });
       appChannel = grpcApp;
     } else {
-      appChannel = new HttpAppChannel({
+      const channelOptions = {
         host: options.appChannelAddress,
         port: options.appPort,
         maxConcurrency: options.appMaxConcurrency,
         appApiToken: options.appApiToken,
         healthProbe: options.healthProbe,
         readyTimeoutMs: options.appReadyTimeoutMs,
-        logger: log.child({ scope: 'app-channel' }),
-      });
+        logger: appLog,
+      };
+      appChannel = protocol === 'h2c' ? new H2cAppChannel(channelOptions) : new HttpAppChannel({ ...channelOptions, tls: protocol === 'https' });
     }
     this.#appChannel = appChannel;
     appChannel.onStateChange((state) => this.#onAppState(state));
@@ -202,7 +208,7 @@ export class Sidecar {
       appChannel,
       maxBodyBytes: options.maxBodyBytes,
       logger: log.child({ scope: 'internal' }),
-      appProtocol: options.appProtocol,
+      appProtocol: isGrpcProtocol(protocol) ? 'grpc' : 'http',
       accessControl: () => this.#accessControl,
       limits: options.limits,
       ...(identity === undefined ? {} : { tls: serverTls(identity) }),
@@ -434,7 +440,7 @@ export class Sidecar {
   /** Parses `spec.accessControl`; at start a bad policy stops the sidecar, on reload it throws to the watcher. */
   #parseAccessControl(configuration: Configuration, atStart: boolean): AccessControlPolicy | undefined {
     const where = `${configuration.file ?? 'configuration'}: spec.accessControl`;
-    const { policy, warnings } = parseAccessControl(configuration.accessControl, where, this.#options.appProtocol);
+    const { policy, warnings } = parseAccessControl(configuration.accessControl, where, isGrpcProtocol(this.#options.appProtocol) ? 'grpc' : 'http');
     for (const warning of warnings) this.#logger.warn({ config: configuration.file }, warning);
     if (policy !== undefined) {
       this.#logger.info({ policy: policy.describe() }, atStart ? 'access-control policy in force' : 'access-control policy reloaded');
@@ -495,7 +501,7 @@ export class Sidecar {
           ? {}
           : {
               health: {
-                ...(options.appProtocol === 'http' ? { healthCheckPath: health.path } : {}),
+                ...(isGrpcProtocol(options.appProtocol) ? {} : { healthCheckPath: health.path }),
                 healthProbeInterval: `${health.intervalMs / 1000}s`,
                 healthProbeTimeout: `${health.timeoutMs}ms`,
                 healthThreshold: health.threshold,

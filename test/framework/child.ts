@@ -42,7 +42,7 @@ export class ChildHandle {
   async stop(graceMs = 10_000): Promise<void> {
     if (!this.running) return;
     this.child.kill('SIGTERM');
-    const gone = await Promise.race([this.exited.then(() => true), sleep(graceMs).then(() => false)]);
+    const gone = await Promise.race([this.exited.then(() => true), sleep(graceMs, undefined, { ref: false }).then(() => false)]);
     if (!gone) {
       this.child.kill('SIGKILL');
       await this.exited;

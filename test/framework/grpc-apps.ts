@@ -145,9 +145,10 @@ export class GrpcTestApp {
     });
   }
 
-  async listen(port = 0): Promise<this> {
+  /** Listens on 127.0.0.1 (port 0: a free one), in plain text, or over TLS with `createSsl` credentials. */
+  async listen(port = 0, credentials: grpc.ServerCredentials = grpc.ServerCredentials.createInsecure()): Promise<this> {
     this.port = await new Promise<number>((resolve, reject) =>
-      this.server.bindAsync(`127.0.0.1:${port}`, grpc.ServerCredentials.createInsecure(), (err, bound) => (err ? reject(err) : resolve(bound))),
+      this.server.bindAsync(`127.0.0.1:${port}`, credentials, (err, bound) => (err ? reject(err) : resolve(bound))),
     );
     return this;
   }
@@ -158,8 +159,13 @@ export class GrpcTestApp {
   }
 }
 
-export async function startGrpcApp(env: { track<T extends { close(): Promise<void> }>(x: T): T }, options: grpc.ServerOptions = {}, port = 0): Promise<GrpcTestApp> {
-  return env.track(await new GrpcTestApp(options).listen(port));
+export async function startGrpcApp(
+  env: { track<T extends { close(): Promise<void> }>(x: T): T },
+  options: grpc.ServerOptions = {},
+  port = 0,
+  credentials?: grpc.ServerCredentials,
+): Promise<GrpcTestApp> {
+  return env.track(await new GrpcTestApp(options).listen(port, credentials));
 }
 
 /** A grpc-js client of Dapr's API (`InvokeService`, `GetMetadata`, and `GetState` to see it refused). */

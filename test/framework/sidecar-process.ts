@@ -69,7 +69,8 @@ export class SidecarProcess {
   async stop(): Promise<void> {
     if (!this.running) return;
     this.child.kill('SIGTERM');
-    const code = await Promise.race([this.#exit, sleep(15_000).then(() => 'timeout' as const)]);
+    // An unref'd timer: once the sidecar has exited, nothing should keep the test process alive.
+    const code = await Promise.race([this.#exit, sleep(15_000, undefined, { ref: false }).then(() => 'timeout' as const)]);
     if (code === 'timeout') {
       this.child.kill('SIGKILL');
       await this.#exit;

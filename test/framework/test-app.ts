@@ -1,9 +1,12 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { createServer as createHttpsServer, type ServerOptions as HttpsServerOptions } from 'node:https';
+import { createServer as createH2cServer, type Http2Server, type Http2ServerRequest, type Http2ServerResponse, type ServerHttp2Session } from 'node:http2';
+import { createServer as createHttpsServer, type Server as HttpsServer, type ServerOptions as HttpsServerOptions } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 export type Handler = (req: IncomingMessage, res: ServerResponse, body: Buffer) => unknown;
+/** A handler that reads the request body itself (or not), for streaming and flow-control tests; a rejected promise answers 500. */
+export type StreamHandler = (req: IncomingMessage, res: ServerResponse) => unknown;
 
 /** What a test app saw of one request. */
 export interface SeenRequest {
@@ -14,34 +17,41 @@ export interface SeenRequest {
   body: Buffer;
 }
 
-/** A handler that gets the request before its body is read (to stream it). */
-export type StreamHandler = (req: IncomingMessage, res: ServerResponse) => unknown;
-
-export interface TestAppOptions {
-  /** Serve HTTPS with these settings (certificate, key, `requestCert`, `ca`, …) instead of HTTP. */
-  tls?: HttpsServerOptions;
-}
+/**
+ * How a test app serves: HTTP/1.1 (default), HTTPS with these settings (a certificate and key, and
+ * `requestCert`, `ca`, … for client certificates), or HTTP/2 without TLS (h2c).
+ */
+export type TestAppOptions = { readonly tls: HttpsServerOptions } | { readonly h2c: true } | Record<string, never>;
 
 /**
- * A real HTTP (or HTTPS) app on 127.0.0.1 (port 0) for integration tests. Handlers are chosen by
- * path; every request is recorded. `close()` fails the test if a connection is still open after the
- * sidecars that used it are gone (closing them closes their pooled connections).
+ * A real HTTP app on 127.0.0.1 (port 0) for integration tests. Handlers are chosen by path; every
+ * request is recorded. `close()` fails the test if a connection is still open after the sidecars
+ * that used it are gone (closing them closes their pooled connections).
+ *
+ * With `{ tls }` it serves HTTPS; with `{ h2c: true }` HTTP/2 without TLS (prior knowledge only),
+ * its handlers getting Node's HTTP/2 compatibility request and response, which offer what the
+ * HTTP/1.1 ones do for a test (headers, rawHeaders, httpVersion, writeHead, write, end, 'drain').
  */
 export class TestApp {
-  readonly server: Server;
+  readonly server: Server | HttpsServer | Http2Server;
   readonly seen: SeenRequest[] = [];
   readonly sockets = new Set<Socket>();
+  /** HTTP/2 sessions that carried at least one request, in total (h2c only; a bare TCP connect opens none). */
+  sessionsUsed = 0;
+  /** HTTP/2 sessions open now (h2c only). */
+  readonly sessions = new Set<ServerHttp2Session>();
   #routes = new Map<string, Handler>();
-  #streams = new Map<string, StreamHandler>();
+  #streamRoutes = new Map<string, StreamHandler>();
   #fallback: Handler | undefined;
   /** Checked on close: open connections are expected to be gone by then. */
   checkConnectionsOnClose = true;
 
   constructor(options: TestAppOptions = {}) {
-    const handle = (req: IncomingMessage, res: ServerResponse): void => {
-      const streamHandler = this.#streams.get((req.url ?? '/').split('?')[0] ?? '/');
-      if (streamHandler !== undefined) {
-        Promise.resolve(streamHandler(req, res)).catch((err: unknown) => {
+    const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
+      const streaming = this.#streamRoutes.get((req.url ?? '/').split('?')[0] ?? '/');
+      if (streaming !== undefined) {
+        this.seen.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, rawHeaders: req.rawHeaders, body: Buffer.alloc(0) });
+        Promise.resolve(streaming(req, res)).catch((err: unknown) => {
           if (!res.headersSent) res.writeHead(500);
           res.end(String(err));
         });
@@ -65,7 +75,18 @@ export class TestApp {
         });
       });
     };
-    this.server = options.tls === undefined ? createServer(handle) : createHttpsServer(options.tls, handle);
+    if ('tls' in options) this.server = createHttpsServer(options.tls, onRequest);
+    else if ('h2c' in options) {
+      const server = createH2cServer((req: Http2ServerRequest, res: Http2ServerResponse) =>
+        onRequest(req as unknown as IncomingMessage, res as unknown as ServerResponse),
+      );
+      server.on('session', (session: ServerHttp2Session) => {
+        session.once('stream', () => this.sessionsUsed++);
+        this.sessions.add(session);
+        session.once('close', () => this.sessions.delete(session));
+      });
+      this.server = server;
+    } else this.server = createServer(onRequest);
     this.server.on('connection', (s: Socket) => {
       this.sockets.add(s);
       s.once('close', () => this.sockets.delete(s));
@@ -81,9 +102,9 @@ export class TestApp {
     return this;
   }
 
-  /** A route whose handler reads (or ignores) the request body itself; not recorded in `seen`. */
+  /** A route whose handler gets the request before its body is read. */
   stream(path: string, handler: StreamHandler): this {
-    this.#streams.set(path, handler);
+    this.#streamRoutes.set(path, handler);
     return this;
   }
 

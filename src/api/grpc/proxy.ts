@@ -1,4 +1,5 @@
 import type { AccessControlPolicy } from '../../acl/index.js';
+import { isGrpcProtocol, type AppProtocol } from '../../channel/app-protocol.js';
 import { CourierError, GrpcStatus } from '../../errors/index.js';
 import { customMetadata, relayCall, type CallOpener, type Metadata, type ServerCall } from '../../grpc/index.js';
 import { formatSpiffeId, spiffeIdFromPeerCertificate, type SpiffeId } from '../../security/spiffe.js';
@@ -83,7 +84,7 @@ export function callerProxy(options: CallerProxyOptions): (call: ServerCall) => 
 
 export interface CalleeProxyOptions {
   readonly self: AppIdentity;
-  readonly appProtocol: 'http' | 'grpc';
+  readonly appProtocol: AppProtocol;
   /**
    * Opens a call to the local gRPC app (adds the app token), once it is ready; undefined without
    * `--app-port`.
@@ -110,10 +111,10 @@ export function calleeProxy(options: CalleeProxyOptions): {
       call.end({ code: GrpcStatus.UNAVAILABLE, message: `failed to proxy request: app channel is not initialized: ${options.self.appId}'s sidecar was started without --app-port` });
       return;
     }
-    if (options.appProtocol !== 'grpc') {
+    if (!isGrpcProtocol(options.appProtocol)) {
       call.end({
         code: GrpcStatus.UNIMPLEMENTED,
-        message: `failed to proxy request: app ${options.self.appId} is an HTTP app (--app-protocol http); gRPC proxying needs --app-protocol grpc`,
+        message: `failed to proxy request: app ${options.self.appId} is an HTTP app (--app-protocol ${options.appProtocol}); gRPC proxying needs --app-protocol grpc or grpcs`,
       });
       return;
     }

@@ -1,4 +1,5 @@
 import { resolve } from 'node:path';
+import { appSslDeprecation, parseAppProtocol, withAppSsl } from '../../channel/app-protocol.js';
 import { CourierError } from '../../errors/index.js';
 import { validateAppId } from '../../invoke/identity.js';
 import { flagError, formatFlagHelp, parseFlags, type FlagSpec } from '../flags.js';
@@ -18,6 +19,7 @@ export const runFlags: readonly FlagSpec[] = [
   shared('app-id', { short: 'a', defaultText: 'a random adjective-noun name', help: 'the id of the app' }),
   shared('app-port', { short: 'p' }),
   shared('app-protocol', { short: 'P' }),
+  shared('app-ssl'),
   shared('app-channel-address'),
   shared('dapr-http-port', { short: 'H', defaultText: 'a free port', help: "the port of the sidecar's HTTP API" }),
   shared('dapr-grpc-port', { short: 'G', defaultText: 'a free port' }),
@@ -149,6 +151,14 @@ export function parseRunArgs(argv: readonly string[], context: RunArgsContext): 
   }
   if (values.get('enable-app-health-check') === true) sidecarFlags.push('--enable-app-health-check');
 
+  // The deprecated --app-ssl picks the TLS variant of the protocol; the app and its sidecar see the result.
+  let appProtocol = (str('app-protocol') ?? 'http').toLowerCase();
+  if (values.has('app-ssl')) {
+    warnings.push(appSslDeprecation);
+    const known = parseAppProtocol(appProtocol);
+    if (values.get('app-ssl') === true && known !== undefined) appProtocol = withAppSsl(known);
+  }
+
   const port = (name: string): number | undefined => {
     const value = int(name);
     if (value === undefined) return undefined;
@@ -158,7 +168,7 @@ export function parseRunArgs(argv: readonly string[], context: RunArgsContext): 
   const launch: AppLaunch = {
     appId,
     appPort: port('app-port'),
-    appProtocol: (str('app-protocol') ?? 'http').toLowerCase(),
+    appProtocol,
     appChannelAddress: str('app-channel-address'),
     httpPort: port('dapr-http-port'),
     grpcPort: port('dapr-grpc-port'),
