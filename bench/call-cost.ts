@@ -23,7 +23,7 @@ import { createServer as createH2cServer } from 'node:http2';
 import { createServer as createHttpsServer } from 'node:https';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { selfSignedCertificate } from '../test/framework/tls-cert.js';
+import { appCertificate } from '../test/framework/test-pki.js';
 
 function flag(name: string, fallback: number): number {
   const at = process.argv.indexOf(`--${name}`);
@@ -93,7 +93,7 @@ try {
   const h2cApp = createH2cServer((req, res) => echoBody(req as unknown as IncomingMessage, res as unknown as ServerResponse));
   await new Promise<void>((resolve) => h2cApp.listen(0, '127.0.0.1', resolve));
   env.track({ close: () => new Promise<void>((resolve) => h2cApp.close(() => resolve())) });
-  const cert = await selfSignedCertificate();
+  const cert = await appCertificate();
   const httpsApp = createHttpsServer({ key: cert.key, cert: cert.cert }, echoBody);
   await new Promise<void>((resolve) => httpsApp.listen(0, '127.0.0.1', resolve));
   env.track({ close: () => new Promise<void>((resolve) => { httpsApp.closeAllConnections(); httpsApp.close(() => resolve()); }) });

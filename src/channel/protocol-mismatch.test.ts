@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { createServer as createNetServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
 import { createLogger } from '../observability/logging/index.js';
-import { selfSignedCertificate } from '../../test/framework/tls-cert.js';
+import { appCertificate } from '../../test/framework/test-pki.js';
 import type { AppProtocol } from './app-protocol.js';
 import { ProtocolMismatch, transportErrorText } from './protocol-mismatch.js';
 
@@ -65,7 +65,7 @@ test('an HTTP/1.1 parser that read HTTP/2 frames or a TLS record says what the a
 });
 
 test('a plain-text connection closed without an answer: one TLS handshake tells whether the app speaks TLS', async (t) => {
-  const cert = await selfSignedCertificate();
+  const cert = await appCertificate();
   let connections = 0;
   const tlsServer = createTlsServer({ key: cert.key, cert: cert.cert }, (socket) => socket.end());
   tlsServer.on('connection', () => connections++);

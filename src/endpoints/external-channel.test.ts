@@ -114,7 +114,7 @@ test('failures are described for the user and marked with the retry safety the b
     error('ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE', '80:error:0A000412:SSL routines:ssl3_read_bytes:sslv3 alert bad certificate:../deps/openssl/ssl/record/rec_layer_s3.c:1601:SSL alert number 42\n'),
     true,
   );
-  assert.equal(alert.message, 'https://api.example.com refused the client certificate: sslv3 alert bad certificate (ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE)');
+  assert.equal(alert.message, 'https://api.example.com refused the client certificate: TLS: sslv3 alert bad certificate (ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE)');
   const reset = describe(error('UND_ERR_SOCKET', 'other side closed', { socket: { bytesRead: 120 } }), true);
   assert.equal(reset.retry, 'idempotent');
   assert.match(reset.message, /closed the connection before answering/);

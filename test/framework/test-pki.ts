@@ -83,3 +83,8 @@ export class TestCa {
     return { cert: cert.toString('pem'), key: encodePem('PRIVATE KEY', await webcrypto.subtle.exportKey('pkcs8', keys.privateKey)) };
   }
 }
+
+/** A server certificate as an app in development serves one: from a throwaway CA nobody trusts. */
+export async function appCertificate(): Promise<KeyPairPem> {
+  return (await TestCa.create('Courier test app')).server();
+}

@@ -12,7 +12,7 @@ import { startSidecar, type SidecarProcess } from '../framework/sidecar-process.
 import { startApp, TestApp, type Handler } from '../framework/test-app.js';
 import { errorOf, jsonOf, send } from '../framework/http-client.js';
 import { writeBytes } from '../framework/streams.js';
-import { selfSignedCertificate, type TestCertificate } from '../framework/tls-cert.js';
+import { appCertificate, type KeyPairPem } from '../framework/test-pki.js';
 import { echoClient, echoUnary, md, startGrpcApp, type GrpcTestApp } from '../framework/grpc-apps.js';
 import { appDirectory, CliProcess, freePort, trackPids, waitForHealthz } from '../framework/cli-process.js';
 
@@ -114,13 +114,13 @@ function occurrences(text: string, needle: string): number {
 
 describe('--app-protocol https', () => {
   const env = new TestEnv();
-  let cert: TestCertificate;
+  let cert: KeyPairPem;
   let app: TestApp;
   let caller: SidecarProcess;
   let callee: SidecarProcess;
 
   before(async () => {
-    cert = await selfSignedCertificate();
+    cert = await appCertificate();
     app = await startApp(env, httpRoutes, 0, { tls: cert });
     callee = await startSidecar(env, {
       appId: 'secure',
@@ -403,7 +403,7 @@ describe('--app-protocol grpcs', () => {
   const answered: string[] = [];
 
   before(async () => {
-    const cert = await selfSignedCertificate();
+    const cert = await appCertificate();
     app = await startGrpcApp(env, {}, 0, grpc.ServerCredentials.createSsl(null, [{ private_key: Buffer.from(cert.key), cert_chain: Buffer.from(cert.cert) }], false));
     app.onInvoke = (request, call, callback) => {
       answered.push(`OnInvoke ${call.getPath()}`);
@@ -461,7 +461,7 @@ describe('an app that speaks another protocol than --app-protocol says', () => {
   ];
 
   before(async () => {
-    const cert = await selfSignedCertificate();
+    const cert = await appCertificate();
     const ports = {
       http: (await startApp(env, httpRoutes)).port,
       https: (await startApp(env, httpRoutes, 0, { tls: cert })).port,
@@ -500,7 +500,7 @@ describe('--app-ssl', () => {
   after(() => env.close());
 
   test('courier sidecar --app-ssl calls an HTTPS app, and warns that the flag is deprecated', async () => {
-    const app = await startApp(env, httpRoutes, 0, { tls: await selfSignedCertificate() });
+    const app = await startApp(env, httpRoutes, 0, { tls: await appCertificate() });
     const sidecar = await startSidecar(env, { appId: 'legacy', appPort: app.port, waitForApp: true, args: ['--app-ssl'] });
     const res = await send(sidecar.httpPort, { method: 'POST', path: '/v1.0/invoke/legacy/method/describe', body: 'hi' });
     assert.equal(res.status, 200, res.text);
@@ -510,7 +510,7 @@ describe('--app-ssl', () => {
   });
 
   test('courier run --app-ssl: the app gets APP_PROTOCOL=https and is called over TLS', async () => {
-    const cert = await selfSignedCertificate();
+    const cert = await appCertificate();
     const dir = appDirectory(env, {
       'key.pem': cert.key,
       'cert.pem': cert.cert,

@@ -73,7 +73,7 @@ test('configuration mistakes stop the sidecar with one line naming the file, key
     [['--app-port', 'abc'], /--app-port: "abc" is not a whole number/],
     [['--max-body-size', 'lots'], /--max-body-size: "lots" is not a size/],
     [['--no-such-flag'], /unknown flag --no-such-flag/],
-    [['--app-protocol', 'grpcs'], /--app-protocol grpcs is not supported/],
+    [['--app-protocol', 'websocket'], /--app-protocol websocket is not supported/],
   ];
   for (const [args, pattern] of cases) {
     const { status, output } = sidecarFails(env, args);

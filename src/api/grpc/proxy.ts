@@ -2,6 +2,7 @@ import type { AccessControlPolicy } from '../../acl/index.js';
 import { isGrpcProtocol, type AppProtocol } from '../../channel/app-protocol.js';
 import { CourierError, GrpcStatus } from '../../errors/index.js';
 import { customMetadata, relayCall, type CallOpener, type Metadata, type ServerCall } from '../../grpc/index.js';
+import type { AppChannelState } from '../../channel/app-channel.js';
 import { formatSpiffeId, spiffeIdFromPeerCertificate, type SpiffeId } from '../../security/spiffe.js';
 import { parseTarget, sameIdentity, type AppIdentity } from '../../invoke/identity.js';
 import type { Logger } from '../../observability/logging/index.js';
@@ -82,6 +83,15 @@ export function callerProxy(options: CallerProxyOptions): (call: ServerCall) => 
   };
 }
 
+/** Relays a proxied call to the local app; a refusal of the app channel (unhealthy app) is the call's answer. */
+function relayToApp(call: ServerCall, app: CallOpener, metadata: Metadata, logger: Logger): void {
+  try {
+    relayCall(call, app, { metadata, logger });
+  } catch (err) {
+    if (!call.finished) refuse(call, CourierError.from(err, 'ERR_DIRECT_INVOKE'));
+  }
+}
+
 export interface CalleeProxyOptions {
   readonly self: AppIdentity;
   readonly appProtocol: AppProtocol;
@@ -89,7 +99,12 @@ export interface CalleeProxyOptions {
    * Opens a call to the local gRPC app (adds the app token), once it is ready; undefined without
    * `--app-port`.
    */
-  readonly app: (CallOpener & { whenReady(signal: AbortSignal, ready: () => void, fail: (error: CourierError) => void): void }) | undefined;
+  readonly app:
+    | (CallOpener & {
+        readonly state: AppChannelState;
+        whenReady(signal: AbortSignal, ready: () => void, fail: (error: CourierError) => void): void;
+      })
+    | undefined;
   /** Mutual TLS is on: the caller's identity comes from its verified certificate. */
   readonly mtls: boolean;
   readonly accessControl: () => AccessControlPolicy | undefined;
@@ -119,18 +134,18 @@ export function calleeProxy(options: CalleeProxyOptions): {
       return;
     }
     const app = options.app;
-    const relay = (): void => {
-      try {
-        relayCall(call, app, { metadata, logger: options.logger });
-      } catch (err) {
-        // The app channel refuses calls while the app is unhealthy.
-        if (!call.finished) refuse(call, CourierError.from(err, 'ERR_DIRECT_INVOKE'));
-      }
-    };
+    if (app.state.t === 'ready') {
+      relayToApp(call, app, metadata, options.logger);
+      return;
+    }
     // A call that arrives while the app is still starting waits for it, bounded (as daprd waits for the app port).
-    app.whenReady(call.signal, relay, (err) => {
-      if (!call.finished) refuse(call, err);
-    });
+    app.whenReady(
+      call.signal,
+      () => relayToApp(call, app, metadata, options.logger),
+      (err) => {
+        if (!call.finished) refuse(call, err);
+      },
+    );
   };
   return {
     local: toApp,
