@@ -3,7 +3,7 @@ import { CourierError } from '../errors/index.js';
 import { cancelledError, type InvokeRequest, type ResponseSink } from '../invoke/types.js';
 import type { Logger } from '../observability/logging/index.js';
 import { appNotReadyError, type AppChannelState } from './app-channel.js';
-import type { Semaphore } from './semaphore.js';
+import { Semaphore } from './semaphore.js';
 
 export interface HealthProbeOptions {
   /** Path probed with GET; any 2xx is healthy (`--app-health-check-path`). */
@@ -245,38 +245,92 @@ function formatMs(ms: number): string {
   return ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
 }
 
-/**
- * The front every app channel puts before a call: the app must be ready (a call that arrives while it
- * is starting waits for it, bounded), then a concurrency slot is taken when `--app-max-concurrency`
- * is set, then `dispatch` runs. On the common path (ready, no limit) it adds no allocation.
- */
-export function admitCall(
-  health: AppHealthMonitor,
-  semaphore: Semaphore | undefined,
-  request: InvokeRequest,
-  sink: ResponseSink,
-  dispatch: (request: InvokeRequest, sink: ResponseSink, semaphore: Semaphore | undefined) => void,
-): void {
-  if (health.state.t !== 'ready') {
-    health.whenReady(request.signal, () => takeSlot(semaphore, request, sink, dispatch), (err) => sink.error(err));
-    return;
-  }
-  takeSlot(semaphore, request, sink, dispatch);
+export interface AppGateOptions {
+  readonly host: string;
+  readonly port: number;
+  /** App health checks, when `--enable-app-health-check` is set. */
+  readonly probe: HealthProbeOptions | undefined;
+  /** How the app is probed. */
+  readonly check: HealthCheck;
+  /** `--app-ready-timeout`. */
+  readonly readyTimeoutMs: number;
+  /** `--app-max-concurrency`; 0 or less means unlimited. */
+  readonly maxConcurrency: number;
+  readonly logger: Logger;
 }
 
-function takeSlot(
-  semaphore: Semaphore | undefined,
-  request: InvokeRequest,
-  sink: ResponseSink,
-  dispatch: (request: InvokeRequest, sink: ResponseSink, semaphore: Semaphore | undefined) => void,
-): void {
-  if (semaphore === undefined) {
-    dispatch(request, sink, undefined);
-    return;
+/** How a channel sends one admitted call to its app; `semaphore` is the slot to release when the call is over. */
+export type Dispatch = (request: InvokeRequest, sink: ResponseSink, semaphore: Semaphore | undefined) => void;
+
+/**
+ * What every app channel puts in front of its app: the app's readiness (port wait, health probes,
+ * calls waiting for a starting app), the listeners of its state, and `--app-max-concurrency`.
+ */
+export class AppGate {
+  readonly #health: AppHealthMonitor;
+  readonly #semaphore: Semaphore | undefined;
+  readonly #listeners = new Set<(state: AppChannelState) => void>();
+
+  constructor(options: AppGateOptions) {
+    this.#semaphore = options.maxConcurrency > 0 ? new Semaphore(options.maxConcurrency) : undefined;
+    this.#health = new AppHealthMonitor({
+      host: options.host,
+      port: options.port,
+      probe: options.probe,
+      check: options.check,
+      logger: options.logger,
+      readyTimeoutMs: options.readyTimeoutMs,
+      onChange: (state) => {
+        for (const listener of this.#listeners) listener(state);
+      },
+    });
   }
-  semaphore.acquire(
-    request.signal,
-    () => dispatch(request, sink, semaphore),
-    () => sink.error(cancelledError()),
-  );
+
+  get state(): AppChannelState {
+    return this.#health.state;
+  }
+
+  start(): void {
+    this.#health.start();
+  }
+
+  close(): void {
+    this.#health.close();
+  }
+
+  onStateChange(listener: (state: AppChannelState) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /** See {@link AppHealthMonitor.whenReady}. */
+  whenReady(signal: AbortSignal, ready: () => void, fail: (error: CourierError) => void): void {
+    this.#health.whenReady(signal, ready, fail);
+  }
+
+  /**
+   * Lets a call through to `dispatch`: once the app is ready (a call that arrives while it is starting
+   * waits for it, bounded) and a concurrency slot is free. On the common path (ready, no limit) it
+   * adds no allocation.
+   */
+  admit(request: InvokeRequest, sink: ResponseSink, dispatch: Dispatch): void {
+    if (this.#health.state.t !== 'ready') {
+      this.#health.whenReady(request.signal, () => this.#takeSlot(request, sink, dispatch), (err) => sink.error(err));
+      return;
+    }
+    this.#takeSlot(request, sink, dispatch);
+  }
+
+  #takeSlot(request: InvokeRequest, sink: ResponseSink, dispatch: Dispatch): void {
+    const semaphore = this.#semaphore;
+    if (semaphore === undefined) {
+      dispatch(request, sink, undefined);
+      return;
+    }
+    semaphore.acquire(
+      request.signal,
+      () => dispatch(request, sink, semaphore),
+      () => sink.error(cancelledError()),
+    );
+  }
 }

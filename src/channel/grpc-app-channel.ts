@@ -8,9 +8,9 @@ import { verbToEnum } from '../invoke/verbs.js';
 import type { Logger } from '../observability/logging/index.js';
 import { invokeRequestCodec, invokeResponseCodec, type InvokeResponse } from '../proto/index.js';
 import { appNotReadyError, type AppChannel, type AppChannelState } from './app-channel.js';
-import { admitCall, AppHealthMonitor, type HealthProbeOptions } from './app-health.js';
+import { AppGate, type HealthProbeOptions } from './app-health.js';
 import { ProtocolMismatch, transportErrorText } from './protocol-mismatch.js';
-import { Semaphore } from './semaphore.js';
+import type { Semaphore } from './semaphore.js';
 
 export const ON_INVOKE = '/dapr.proto.runtime.v1.AppCallback/OnInvoke';
 export const HEALTH_CHECK = '/dapr.proto.runtime.v1.AppCallbackHealthCheck/HealthCheck';
@@ -56,9 +56,7 @@ const EMPTY = new Uint8Array(0);
 export class GrpcAppChannel implements AppChannel {
   readonly #options: GrpcAppChannelOptions;
   readonly #channel: GrpcChannel;
-  readonly #health: AppHealthMonitor;
-  readonly #semaphore: Semaphore | undefined;
-  readonly #listeners = new Set<(state: AppChannelState) => void>();
+  readonly #gate: AppGate;
   readonly #mismatch: ProtocolMismatch;
 
   constructor(options: GrpcAppChannelOptions) {
@@ -74,35 +72,31 @@ export class GrpcAppChannel implements AppChannel {
       },
     );
     this.#mismatch = new ProtocolMismatch({ protocol: options.tls === true ? 'grpcs' : 'grpc', host: options.host, port: options.port, logger: options.logger });
-    this.#semaphore = options.maxConcurrency > 0 ? new Semaphore(options.maxConcurrency) : undefined;
-    this.#health = new AppHealthMonitor({
+    this.#gate = new AppGate({
       host: options.host,
       port: options.port,
       probe: options.healthProbe,
       check: (signal) => this.#probe(signal),
-      logger: options.logger,
       readyTimeoutMs: options.readyTimeoutMs,
-      onChange: (state) => {
-        for (const listener of this.#listeners) listener(state);
-      },
+      maxConcurrency: options.maxConcurrency,
+      logger: options.logger,
     });
   }
 
   get state(): AppChannelState {
-    return this.#health.state;
+    return this.#gate.state;
   }
 
   start(): void {
-    this.#health.start();
+    this.#gate.start();
   }
 
   onStateChange(listener: (state: AppChannelState) => void): () => void {
-    this.#listeners.add(listener);
-    return () => this.#listeners.delete(listener);
+    return this.#gate.onStateChange(listener);
   }
 
   async close(): Promise<void> {
-    this.#health.close();
+    this.#gate.close();
     await this.#channel.close();
   }
 
@@ -111,17 +105,17 @@ export class GrpcAppChannel implements AppChannel {
    * `dapr-api-token` is replaced by `APP_API_TOKEN` (or removed). Throws while the app is not ready.
    */
   call(path: string, metadata: Metadata, options: CallOptions): ClientCall {
-    if (this.#health.state.t !== 'ready') throw appNotReadyError();
+    if (this.#gate.state.t !== 'ready') throw appNotReadyError();
     return this.#channel.call(path, this.#withToken(metadata), options);
   }
 
   /** Runs `ready` once the app can take calls (at once if it can), or `fail` with why not; see AppHealthMonitor. */
   whenReady(signal: AbortSignal, ready: () => void, fail: (error: CourierError) => void): void {
-    this.#health.whenReady(signal, ready, fail);
+    this.#gate.whenReady(signal, ready, fail);
   }
 
   invoke(request: InvokeRequest, sink: ResponseSink): void {
-    admitCall(this.#health, this.#semaphore, request, sink, this.#startOnInvoke);
+    this.#gate.admit(request, sink, this.#startOnInvoke);
   }
 
   readonly #startOnInvoke = (request: InvokeRequest, sink: ResponseSink, semaphore: Semaphore | undefined): void => {

@@ -7,11 +7,11 @@ import { type InvokeRequest, type ResponseSink } from '../invoke/types.js';
 import { unusableVerbProblem } from '../invoke/verbs.js';
 import type { Logger } from '../observability/logging/index.js';
 import type { AppChannel, AppChannelState } from './app-channel.js';
-import { admitCall, AppHealthMonitor, type HealthProbeOptions } from './app-health.js';
+import { AppGate, type HealthProbeOptions } from './app-health.js';
 import { AppResponse, appChannelFailure, type CallControl, type DescribeFailure } from './app-response.js';
 import { H2cSessionError, H2cSessions, type H2cSession } from './h2c-session.js';
 import { ProtocolMismatch, transportErrorText } from './protocol-mismatch.js';
-import { Semaphore } from './semaphore.js';
+import type { Semaphore } from './semaphore.js';
 
 export interface H2cAppChannelOptions {
   /** `--app-channel-address`. */
@@ -91,9 +91,7 @@ const CONNECT_TIMEOUT_MS = 5_000;
 export class H2cAppChannel implements AppChannel {
   readonly #options: H2cAppChannelOptions;
   readonly #sessions: H2cSessions;
-  readonly #health: AppHealthMonitor;
-  readonly #semaphore: Semaphore | undefined;
-  readonly #listeners = new Set<(state: AppChannelState) => void>();
+  readonly #gate: AppGate;
   readonly #mismatch: ProtocolMismatch;
   readonly #describeFailure: DescribeFailure;
   readonly #authority: string;
@@ -110,22 +108,19 @@ export class H2cAppChannel implements AppChannel {
     });
     this.#mismatch = new ProtocolMismatch({ protocol: 'h2c', host: options.host, port: options.port, logger: options.logger });
     this.#describeFailure = appChannelFailure(this.#mismatch);
-    this.#semaphore = options.maxConcurrency > 0 ? new Semaphore(options.maxConcurrency) : undefined;
-    this.#health = new AppHealthMonitor({
+    this.#gate = new AppGate({
       host: options.host,
       port: options.port,
       probe: options.healthProbe,
       check: (signal) => this.#probe(signal),
-      logger: options.logger,
       readyTimeoutMs: options.readyTimeoutMs,
-      onChange: (state) => {
-        for (const listener of this.#listeners) listener(state);
-      },
+      maxConcurrency: options.maxConcurrency,
+      logger: options.logger,
     });
   }
 
   get state(): AppChannelState {
-    return this.#health.state;
+    return this.#gate.state;
   }
 
   /** `host:port` of the app. */
@@ -139,16 +134,15 @@ export class H2cAppChannel implements AppChannel {
   }
 
   start(): void {
-    this.#health.start();
+    this.#gate.start();
   }
 
   onStateChange(listener: (state: AppChannelState) => void): () => void {
-    this.#listeners.add(listener);
-    return () => this.#listeners.delete(listener);
+    return this.#gate.onStateChange(listener);
   }
 
   async close(): Promise<void> {
-    this.#health.close();
+    this.#gate.close();
     await this.#sessions.close();
   }
 
@@ -158,7 +152,7 @@ export class H2cAppChannel implements AppChannel {
       sink.error(new CourierError('ERR_MALFORMED_REQUEST', verbProblem, { grpcCode: GrpcStatus.INVALID_ARGUMENT }));
       return;
     }
-    admitCall(this.#health, this.#semaphore, request, sink, this.#dispatch);
+    this.#gate.admit(request, sink, this.#dispatch);
   }
 
   readonly #dispatch = (request: InvokeRequest, sink: ResponseSink, semaphore: Semaphore | undefined): void => {

@@ -6,10 +6,10 @@ import { unusableVerbProblem } from '../invoke/verbs.js';
 import { type InvokeRequest, type ResponseSink } from '../invoke/types.js';
 import type { Logger } from '../observability/logging/index.js';
 import type { AppChannel, AppChannelState } from './app-channel.js';
-import { admitCall, AppHealthMonitor, type HealthProbeOptions } from './app-health.js';
+import { AppGate, type HealthProbeOptions } from './app-health.js';
 import { AppResponse, appChannelFailure, type DescribeFailure } from './app-response.js';
 import { ProtocolMismatch, transportErrorText } from './protocol-mismatch.js';
-import { Semaphore } from './semaphore.js';
+import type { Semaphore } from './semaphore.js';
 
 export interface HttpAppChannelOptions {
   /** `--app-channel-address`. */
@@ -41,9 +41,7 @@ export interface HttpAppChannelOptions {
 export class HttpAppChannel implements AppChannel {
   readonly #options: HttpAppChannelOptions;
   readonly #pool: Pool;
-  readonly #health: AppHealthMonitor;
-  readonly #semaphore: Semaphore | undefined;
-  readonly #listeners = new Set<(state: AppChannelState) => void>();
+  readonly #gate: AppGate;
   readonly #mismatch: ProtocolMismatch;
   readonly #describeFailure: DescribeFailure;
   readonly #origin: string;
@@ -67,22 +65,19 @@ export class HttpAppChannel implements AppChannel {
     });
     this.#mismatch = new ProtocolMismatch({ protocol: tls ? 'https' : 'http', host: options.host, port: options.port, logger: options.logger });
     this.#describeFailure = appChannelFailure(this.#mismatch);
-    this.#semaphore = options.maxConcurrency > 0 ? new Semaphore(options.maxConcurrency) : undefined;
-    this.#health = new AppHealthMonitor({
+    this.#gate = new AppGate({
       host: options.host,
       port: options.port,
       probe: options.healthProbe,
       check: (signal) => this.#probe(signal),
-      logger: options.logger,
       readyTimeoutMs: options.readyTimeoutMs,
-      onChange: (state) => {
-        for (const listener of this.#listeners) listener(state);
-      },
+      maxConcurrency: options.maxConcurrency,
+      logger: options.logger,
     });
   }
 
   get state(): AppChannelState {
-    return this.#health.state;
+    return this.#gate.state;
   }
 
   /** `host:port` of the app. */
@@ -91,16 +86,15 @@ export class HttpAppChannel implements AppChannel {
   }
 
   start(): void {
-    this.#health.start();
+    this.#gate.start();
   }
 
   onStateChange(listener: (state: AppChannelState) => void): () => void {
-    this.#listeners.add(listener);
-    return () => this.#listeners.delete(listener);
+    return this.#gate.onStateChange(listener);
   }
 
   async close(): Promise<void> {
-    this.#health.close();
+    this.#gate.close();
     await this.#pool.destroy();
   }
 
@@ -128,7 +122,7 @@ export class HttpAppChannel implements AppChannel {
       sink.error(new CourierError('ERR_MALFORMED_REQUEST', verbProblem, { grpcCode: GrpcStatus.INVALID_ARGUMENT }));
       return;
     }
-    admitCall(this.#health, this.#semaphore, request, sink, this.#dispatch);
+    this.#gate.admit(request, sink, this.#dispatch);
   }
 
   readonly #dispatch = (request: InvokeRequest, sink: ResponseSink, semaphore: Semaphore | undefined): void => {
