@@ -1,5 +1,6 @@
 import { connect } from 'node:net';
 import { CourierError } from '../errors/index.js';
+import type { CallSignal } from '../invoke/call-signal.js';
 import { cancelledError, type InvokeRequest, type ResponseSink } from '../invoke/types.js';
 import type { Logger } from '../observability/logging/index.js';
 import { appNotReadyError, type AppChannelState } from './app-channel.js';
@@ -44,7 +45,7 @@ const MAX_WAITING_CALLS = 10_000;
 
 /** A call waiting for the app to become ready. */
 interface Waiter {
-  readonly signal: AbortSignal;
+  readonly signal: CallSignal;
   readonly ready: () => void;
   readonly fail: (error: CourierError) => void;
   readonly timer: NodeJS.Timeout;
@@ -101,7 +102,7 @@ export class AppHealthMonitor {
    * `fail` if the app is unhealthy, the sidecar closes, the caller gives up (`signal`), or the app is not
    * ready within `readyTimeoutMs`. Costs nothing once the app is ready.
    */
-  whenReady(signal: AbortSignal, ready: () => void, fail: (error: CourierError) => void): void {
+  whenReady(signal: CallSignal, ready: () => void, fail: (error: CourierError) => void): void {
     const state = this.#state;
     if (state.t === 'ready') {
       ready();
@@ -304,7 +305,7 @@ export class AppGate {
   }
 
   /** See {@link AppHealthMonitor.whenReady}. */
-  whenReady(signal: AbortSignal, ready: () => void, fail: (error: CourierError) => void): void {
+  whenReady(signal: CallSignal, ready: () => void, fail: (error: CourierError) => void): void {
     this.#health.whenReady(signal, ready, fail);
   }
 

@@ -75,23 +75,23 @@ export class AppResponse implements Dispatcher.DispatchHandler, FlowControl {
   #declaredLength: number | undefined;
   #chunks: Buffer[] = [];
   #bufferedBytes = 0;
-  #flushTimer: NodeJS.Immediate | undefined;
   readonly #request: Pick<InvokeRequest, 'verb' | 'signal'>;
   readonly #sink: ResponseSink;
   readonly #semaphore: Semaphore | undefined;
   readonly #describe: DescribeFailure;
-  readonly #onAbort: () => void;
 
   constructor(request: Pick<InvokeRequest, 'verb' | 'signal'>, sink: ResponseSink, semaphore: Semaphore | undefined, describe: DescribeFailure) {
     this.#request = request;
     this.#sink = sink;
     this.#semaphore = semaphore;
     this.#describe = describe;
-    this.#onAbort = () => {
-      if (this.#state === 'failing') this.#finish(cancelledError());
-      else this.#control?.abort(new Error('the caller cancelled the call'));
-    };
-    request.signal.addEventListener('abort', this.#onAbort, { once: true });
+    request.signal.addEventListener('abort', this);
+  }
+
+  /** The `abort` listener of the request's signal (the response itself: no closure per call). */
+  handleEvent(): void {
+    if (this.#state === 'failing') this.#finish(cancelledError());
+    else this.#control?.abort(new Error('the caller cancelled the call'));
   }
 
   // --- FlowControl, for the sink ---------------------------------------------------------------
@@ -171,10 +171,13 @@ export class AppResponse implements Dispatcher.DispatchHandler, FlowControl {
       return;
     }
     this.#state = 'coalescing';
-    this.#flushTimer = setImmediate(() => {
-      this.#flushTimer = undefined;
-      if (this.#state === 'coalescing') this.#startStreaming(undefined);
-    });
+    coalescing.push(this);
+    if (coalescing.length === 1) setImmediate(flushCoalescing);
+  }
+
+  /** @internal The end of the tick in which the head arrived: a body still incomplete then is streamed. */
+  flushCoalesced(): void {
+    if (this.#state === 'coalescing') this.#startStreaming(undefined);
   }
 
   received(chunk: Buffer): void {
@@ -219,7 +222,6 @@ export class AppResponse implements Dispatcher.DispatchHandler, FlowControl {
 
   #startStreaming(contentLength: number | undefined): void {
     this.#state = 'streaming';
-    this.#clearFlush();
     this.#sink.head(this.#head(contentLength), this);
     const chunks = this.#chunks;
     this.#chunks = [];
@@ -227,7 +229,6 @@ export class AppResponse implements Dispatcher.DispatchHandler, FlowControl {
   }
 
   #deliverWhole(): void {
-    this.#clearFlush();
     this.#state = 'streaming';
     const body = this.#chunks.length === 1 ? this.#chunks[0] : Buffer.concat(this.#chunks, this.#bufferedBytes);
     this.#chunks = [];
@@ -245,22 +246,26 @@ export class AppResponse implements Dispatcher.DispatchHandler, FlowControl {
     };
   }
 
-  #clearFlush(): void {
-    if (this.#flushTimer !== undefined) {
-      clearImmediate(this.#flushTimer);
-      this.#flushTimer = undefined;
-    }
-  }
-
   #finish(error: CourierError | undefined): void {
     if (this.#state === 'done') return;
     this.#state = 'done';
-    this.#clearFlush();
-    this.#request.signal.removeEventListener('abort', this.#onAbort);
+    this.#request.signal.removeEventListener('abort', this);
     this.#semaphore?.release();
     if (error === undefined) this.#sink.end();
     else this.#sink.error(error);
   }
+}
+
+/**
+ * Responses whose head arrived this tick and whose body is being collected: one shared immediate per
+ * tick, not a timer per call, hands those still incomplete to streaming.
+ */
+let coalescing: AppResponse[] = [];
+
+function flushCoalescing(): void {
+  const due = coalescing;
+  coalescing = [];
+  for (const response of due) response.flushCoalesced();
 }
 
 function rawHeaderStrings(raw: Dispatcher.DispatchController['rawHeaders']): string[] {

@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import type { CallSignal } from '../invoke/call-signal.js';
 import { CourierError, GrpcStatus } from '../errors/index.js';
 import { customMetadata, GrpcChannel, tlsClient, type CallOptions, type CallResult, type ClientCall, type Metadata, type ReceivedMetadata } from '../grpc/index.js';
 import { bodyTooLargeError } from '../invoke/body.js';
@@ -110,7 +111,7 @@ export class GrpcAppChannel implements AppChannel {
   }
 
   /** Runs `ready` once the app can take calls (at once if it can), or `fail` with why not; see AppHealthMonitor. */
-  whenReady(signal: AbortSignal, ready: () => void, fail: (error: CourierError) => void): void {
+  whenReady(signal: CallSignal, ready: () => void, fail: (error: CourierError) => void): void {
     this.#gate.whenReady(signal, ready, fail);
   }
 

@@ -1,10 +1,12 @@
+import type { CallSignal } from '../invoke/call-signal.js';
+
 /**
  * A counting semaphore for `--app-max-concurrency`. A waiter whose signal aborts leaves the queue,
  * so a caller that gives up never takes a slot later.
  */
 export class Semaphore {
   #available: number;
-  readonly #waiters: Array<{ grant: () => void; signal: AbortSignal; onAbort: () => void }> = [];
+  readonly #waiters: Array<{ grant: () => void; signal: CallSignal; onAbort: () => void }> = [];
 
   constructor(permits: number) {
     this.#available = permits;
@@ -28,7 +30,7 @@ export class Semaphore {
   }
 
   /** Calls `granted` once a slot is taken, or `aborted` if `signal` fires first. */
-  acquire(signal: AbortSignal, granted: () => void, aborted: () => void): void {
+  acquire(signal: CallSignal, granted: () => void, aborted: () => void): void {
     if (this.tryAcquire()) {
       granted();
       return;

@@ -5,6 +5,7 @@ import {
   type IncomingHttpStatusHeader,
   type OutgoingHttpHeaders,
 } from 'node:http2';
+import type { CallSignal } from '../invoke/call-signal.js';
 import { CourierError, GrpcStatus, errorMessage } from '../errors/index.js';
 import type { Logger } from '../observability/logging/index.js';
 import { version } from '../version.js';
@@ -55,7 +56,7 @@ export interface CallOptions {
   /** Absolute deadline, epoch ms. Sent as `grpc-timeout`; the call fails DEADLINE_EXCEEDED when it passes. */
   readonly deadline?: number | undefined;
   /** Aborting cancels the call (RST_STREAM CANCEL); it ends with CANCELLED. */
-  readonly signal?: AbortSignal | undefined;
+  readonly signal?: CallSignal | undefined;
 }
 
 /** What a call needs from its channel. Not part of the public API. */
@@ -120,7 +121,7 @@ export class ClientCall {
   readonly #owner: ClientCallOwner;
   readonly #metadata: Metadata | undefined;
   readonly #deadline: number | undefined;
-  readonly #signal: AbortSignal | undefined;
+  readonly #signal: CallSignal | undefined;
 
   #phase: Phase = 'waiting';
   #connection: CallConnection | undefined;

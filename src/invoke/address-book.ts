@@ -56,6 +56,42 @@ export class AddressBook {
   }
 
   /**
+   * The next address for `target` when a fresh answer for it is cached (the common case): the same
+   * choice as `pick`, made synchronously and without allocating. Undefined when the resolver must be
+   * asked (nothing cached, the answer is stale, or no instance in it is live): use `pick` then.
+   */
+  pickCached(target: AppIdentity, exclude: ReadonlySet<string>): string | undefined {
+    const entry = this.#entries.get(`${target.namespace}/${target.appId}`);
+    if (entry === undefined || entry.pending !== undefined) return undefined;
+    const now = this.#now();
+    if (now - entry.fetchedAt >= this.#cacheTtlMs) return undefined;
+    // Count the candidates of each preference (fresh, then untried, then any live), then take the
+    // round-robin's next one among the most preferred non-empty kind.
+    let live = 0;
+    let untried = 0;
+    let fresh = 0;
+    for (const a of entry.addresses) {
+      if (a.expiresAtMs !== undefined && a.expiresAtMs <= now) continue;
+      live++;
+      if (exclude.has(a.address)) continue;
+      untried++;
+      if ((this.#ejected.get(a.address) ?? 0) <= now) fresh++;
+    }
+    if (live === 0) return undefined;
+    const kind = fresh > 0 ? 2 : untried > 0 ? 1 : 0;
+    let index = entry.next % (kind === 2 ? fresh : kind === 1 ? untried : live);
+    entry.next = (entry.next + 1) % 0x7fffffff;
+    for (const a of entry.addresses) {
+      if (a.expiresAtMs !== undefined && a.expiresAtMs <= now) continue;
+      if (kind >= 1 && exclude.has(a.address)) continue;
+      if (kind === 2 && (this.#ejected.get(a.address) ?? 0) > now) continue;
+      if (index === 0) return a.address;
+      index--;
+    }
+    return undefined;
+  }
+
+  /**
    * The next address for `target`, preferring ones not in `exclude` (already tried by this call) and
    * not recently failed. Throws ERR_DIRECT_INVOKE when the resolver knows no live instance.
    */

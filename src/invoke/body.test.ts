@@ -65,7 +65,7 @@ test('ReplayableBody opened after the source ended replays everything and ends',
 });
 
 function readWhole(source: Readable, length: number): Promise<Buffer | CourierError> {
-  return new Promise((resolve) => readWholeBody(source, length, resolve, resolve));
+  return new Promise((resolve) => readWholeBody(source, length, { ready: (_r: undefined, body: Buffer) => resolve(body) }, undefined, { error: resolve }));
 }
 
 test('readWholeBody joins the chunks of a body of the declared length', async () => {

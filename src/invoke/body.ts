@@ -167,50 +167,81 @@ class AttemptBody extends Readable {
   }
 }
 
-/**
- * Reads a request body of known, small length whole (see `WHOLE_BODY_LIMIT_BYTES`). Calls exactly one
- * of `done` (with the body) or `failed` (the caller closed the connection first, or the read failed).
- */
-export function readWholeBody(source: Readable, length: number, done: (body: Buffer) => void, failed: (error: CourierError) => void): void {
-  let first: Buffer | undefined;
-  let chunks: Buffer[] | undefined;
-  let received = 0;
-  let settled = false;
-  const onData = (chunk: Buffer): void => {
-    received += chunk.length;
-    if (first === undefined) first = chunk;
-    else (chunks ??= [first]).push(chunk);
-  };
-  const onEnd = (): void => {
-    if (settled) return;
-    settled = true;
-    cleanup();
-    if (received !== length) {
-      failed(bodyClosedError());
+/** Who gets a body read whole: `ready` with it, or `call.error` when it could not be read. */
+export interface WholeBodyConsumer<R, C extends { error(error: CourierError): void }> {
+  ready(request: R, body: Buffer, call: C): void;
+}
+
+const READER = Symbol('courier.body.reader');
+type TaggedSource = Readable & { [READER]?: WholeBodyReader<unknown, { error(error: CourierError): void }> };
+
+/** The state of one whole-body read; the source's listeners are shared functions that find it by a tag. */
+class WholeBodyReader<R, C extends { error(error: CourierError): void }> {
+  readonly length: number;
+  readonly consumer: WholeBodyConsumer<R, C>;
+  readonly request: R;
+  readonly call: C;
+  first: Buffer | undefined;
+  chunks: Buffer[] | undefined;
+  received = 0;
+  settled = false;
+
+  constructor(length: number, consumer: WholeBodyConsumer<R, C>, request: R, call: C) {
+    this.length = length;
+    this.consumer = consumer;
+    this.request = request;
+    this.call = call;
+  }
+
+  finish(error: CourierError | undefined): void {
+    if (this.settled) return;
+    this.settled = true;
+    if (error === undefined && this.received !== this.length) error = bodyClosedError();
+    if (error !== undefined) {
+      this.call.error(error);
       return;
     }
-    done(chunks === undefined ? (first ?? Buffer.alloc(0)) : Buffer.concat(chunks, received));
-  };
-  const onError = (err: Error): void => {
-    if (settled) return;
-    settled = true;
-    cleanup();
-    failed(CourierError.from(err, 'ERR_BODY_READ'));
-  };
-  const onClose = (): void => {
-    if (settled) return;
-    settled = true;
-    cleanup();
-    failed(bodyClosedError());
-  };
-  const cleanup = (): void => {
-    source.removeListener('data', onData);
-    source.removeListener('end', onEnd);
-    source.removeListener('error', onError);
-    source.removeListener('close', onClose);
-  };
-  source.on('data', onData);
-  source.on('end', onEnd);
-  source.on('error', onError);
-  source.on('close', onClose);
+    const body = this.chunks === undefined ? (this.first ?? Buffer.alloc(0)) : Buffer.concat(this.chunks, this.received);
+    this.consumer.ready(this.request, body, this.call);
+  }
+}
+
+function onWholeData(this: TaggedSource, chunk: Buffer): void {
+  const reader = this[READER];
+  if (reader === undefined || reader.settled) return;
+  reader.received += chunk.length;
+  if (reader.first === undefined) reader.first = chunk;
+  else (reader.chunks ??= [reader.first]).push(chunk);
+}
+
+function onWholeEnd(this: TaggedSource): void {
+  this[READER]?.finish(undefined);
+}
+
+function onWholeError(this: TaggedSource, err: Error): void {
+  this[READER]?.finish(CourierError.from(err, 'ERR_BODY_READ'));
+}
+
+function onWholeClose(this: TaggedSource): void {
+  this[READER]?.finish(bodyClosedError());
+}
+
+/**
+ * Reads a request body of known, small length whole (see `WHOLE_BODY_LIMIT_BYTES`), then calls exactly
+ * one of `consumer.ready(request, body, call)` or `call.error` (the caller closed the connection first,
+ * or the read failed). One small object per call: the listeners are shared, and stay on the source
+ * (they do nothing once the read is settled) instead of being removed one by one.
+ */
+export function readWholeBody<R, C extends { error(error: CourierError): void }>(
+  source: Readable,
+  length: number,
+  consumer: WholeBodyConsumer<R, C>,
+  request: R,
+  call: C,
+): void {
+  (source as TaggedSource)[READER] = new WholeBodyReader(length, consumer, request, call);
+  source.on('data', onWholeData);
+  source.on('end', onWholeEnd);
+  source.on('error', onWholeError);
+  source.on('close', onWholeClose);
 }

@@ -119,6 +119,77 @@ export function requestMetadataFromRawHeaders(rawHeaders: readonly string[]): Me
   return md;
 }
 
+/** What the HTTP API needs of a request's headers, read in one pass over its raw headers. */
+export interface ScannedRequestHeaders {
+  /** The headers to forward (as `requestMetadataFromRawHeaders` builds them). */
+  readonly metadata: Metadata;
+  /** The first `Content-Length`, as sent. */
+  readonly contentLength: string | undefined;
+  /** Whether a `Transfer-Encoding` header was sent. */
+  readonly chunked: boolean;
+  /** The first `Content-Type`; empty when none. */
+  readonly contentType: string;
+  /** The first `dapr-app-id`. */
+  readonly appId: string | undefined;
+  /** The first `Authorization`. */
+  readonly authorization: string | undefined;
+  /** The first `dapr-api-token`. */
+  readonly apiToken: string | undefined;
+}
+
+/**
+ * Reads a request's raw headers once: the forwardable metadata (the rules of
+ * `requestMetadataFromRawHeaders`) and the few headers the HTTP API itself uses, without building
+ * Node's `req.headers` object.
+ */
+export function scanRequestHeaders(rawHeaders: readonly string[]): ScannedRequestHeaders {
+  const md = newMetadata();
+  let contentLength: string | undefined;
+  let chunked = false;
+  let contentType = '';
+  let appId: string | undefined;
+  let authorization: string | undefined;
+  let apiToken: string | undefined;
+  let connection: string[] | undefined;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i] as string;
+    const value = rawHeaders[i + 1] as string;
+    const lower = name.toLowerCase();
+    switch (lower) {
+      case 'content-length':
+        contentLength ??= value;
+        break;
+      case 'transfer-encoding':
+        chunked = true;
+        break;
+      case 'content-type':
+        if (contentType === '') contentType = value;
+        break;
+      case 'dapr-app-id':
+        appId ??= value;
+        continue; // never forwarded
+      case 'authorization':
+        authorization ??= value;
+        break;
+      case 'dapr-api-token':
+        apiToken ??= value;
+        continue;
+      case 'connection':
+        (connection ??= []).push(value);
+        continue;
+      default:
+        break;
+    }
+    if (hopByHopHeaders.has(lower) || requestDropped.has(lower)) continue;
+    addValue(md, canonicalHeaderKey(name), value);
+  }
+  if (connection !== undefined) {
+    // Headers named in Connection are hop-by-hop for this message (rare: looked at only when present).
+    for (const token of connectionTokens(connection.flatMap((v) => ['connection', v])) ?? []) deleteKey(md, token);
+  }
+  return { metadata: md, contentLength, chunked, contentType, appId, authorization, apiToken };
+}
+
 /** Sets the caller/callee identity headers, replacing whatever the metadata held under any casing. */
 export function setIdentityHeaders(
   md: Metadata,

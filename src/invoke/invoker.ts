@@ -77,10 +77,13 @@ export class Invoker implements Invoke<InvokeTarget> {
   }
 }
 
+const NONE_TRIED: ReadonlySet<string> = new Set();
+
 /** The attempts of a call to another app: each on an instance picked by the address book, skipping those tried. */
 class SidecarAttempts implements AttemptSender<AppIdentity> {
   readonly #options: InvokerOptions;
-  readonly #tried = new Set<string>();
+  /** Addresses that failed this call, made only when one does. */
+  #tried: Set<string> | undefined;
   #address = '';
   #target: AppIdentity | undefined;
 
@@ -90,14 +93,22 @@ class SidecarAttempts implements AttemptSender<AppIdentity> {
 
   send(request: InvokeRequest, sink: ResponseSink): void {
     this.#target = request.target;
-    this.#options.addressBook.pick(request.target, this.#tried).then(
+    const book = this.#options.addressBook;
+    const tried = this.#tried ?? NONE_TRIED;
+    // A fresh cached answer (the common case) is used at once; otherwise the resolver is asked.
+    const cached = book.pickCached(request.target, tried);
+    if (cached !== undefined) {
+      this.#address = cached;
+      this.#options.transport.invoke(cached, request, sink);
+      return;
+    }
+    book.pick(request.target, tried).then(
       (address) => {
         if (request.signal.aborted) {
           sink.error(cancelledError());
           return;
         }
         this.#address = address;
-        this.#tried.add(address);
         this.#options.transport.invoke(address, request, sink);
       },
       // Resolution failures carry no retry safety: they end the call.
@@ -106,6 +117,7 @@ class SidecarAttempts implements AttemptSender<AppIdentity> {
   }
 
   retrying(): void {
+    (this.#tried ??= new Set()).add(this.#address);
     this.#options.addressBook.eject(this.#address, this.#target);
   }
 

@@ -19,9 +19,14 @@ export function decodePath(raw: string): string | undefined {
   }
 }
 
+/** A path with nothing to clean has none of these: `//`, a `.` or `..` segment, a trailing `/`. */
+const unclean = /\/\/|(?:^|\/)\.{1,2}(?:\/|$)|.\/$/;
+
 /** Go's `path.Clean`: the shortest equivalent path by purely lexical processing. */
 export function cleanPath(path: string): string {
   if (path === '') return '.';
+  // Most paths are already clean: returned as they are, without splitting and joining.
+  if (!unclean.test(path)) return path;
   const rooted = path.startsWith('/');
   const out: string[] = [];
   for (const segment of path.split('/')) {

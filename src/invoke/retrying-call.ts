@@ -34,14 +34,6 @@ export class RetryingCall<Target> implements ResponseSink {
   #headSeen = false;
   #timer: NodeJS.Timeout | undefined;
   #done = false;
-  readonly #onAbort = (): void => {
-    // Only a call waiting between attempts is ended here; an attempt in flight ends through its sink.
-    if (this.#timer !== undefined) {
-      clearTimeout(this.#timer);
-      this.#timer = undefined;
-      this.#fail(cancelledError());
-    }
-  };
 
   constructor(request: InvokeRequest<Target>, sink: ResponseSink, sender: AttemptSender<Target>, policy: RetryPolicy, replayLimitBytes: number, logger: Logger) {
     this.#request = request;
@@ -55,8 +47,18 @@ export class RetryingCall<Target> implements ResponseSink {
   }
 
   start(): void {
-    this.#request.signal.addEventListener('abort', this.#onAbort, { once: true });
+    this.#request.signal.addEventListener('abort', this);
     this.#attempt();
+  }
+
+  /** The `abort` listener of the request's signal (the call itself: no closure per call). */
+  handleEvent(): void {
+    // Only a call waiting between attempts is ended here; an attempt in flight ends through its sink.
+    if (this.#timer !== undefined) {
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+      this.#fail(cancelledError());
+    }
   }
 
   #attempt(): void {
@@ -82,7 +84,7 @@ export class RetryingCall<Target> implements ResponseSink {
   end(): void {
     if (this.#done) return;
     this.#done = true;
-    this.#request.signal.removeEventListener('abort', this.#onAbort);
+    this.#request.signal.removeEventListener('abort', this);
     this.#sink.end();
   }
 
@@ -109,7 +111,7 @@ export class RetryingCall<Target> implements ResponseSink {
   #fail(error: CourierError): void {
     if (this.#done) return;
     this.#done = true;
-    this.#request.signal.removeEventListener('abort', this.#onAbort);
+    this.#request.signal.removeEventListener('abort', this);
     const final =
       this.#retries > 0 && error.code === 'ERR_DIRECT_INVOKE'
         ? error.withMessage(`${error.message} (after ${this.#retries} ${this.#retries === 1 ? 'retry' : 'retries'})`)

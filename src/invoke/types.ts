@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream';
 import { CourierError, GrpcStatus } from '../errors/index.js';
 import type { Any } from '../proto/index.js';
+import type { CallSignal } from './call-signal.js';
 import type { Metadata } from './headers.js';
 import type { AppIdentity } from './identity.js';
 
@@ -42,7 +43,7 @@ export interface InvokeRequest<Target = AppIdentity> {
   /** The exact body length when known (Content-Length); undefined for a streamed body of unknown length. */
   readonly contentLength: number | undefined;
   /** Aborted when the caller goes away or gives up; every stage stops work when it fires. */
-  readonly signal: AbortSignal;
+  readonly signal: CallSignal;
   /** The address the call came from (the app, at the caller's sidecar), for Forwarded headers. */
   readonly clientAddress: string;
 }

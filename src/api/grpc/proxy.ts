@@ -1,4 +1,5 @@
 import type { AccessControlPolicy } from '../../acl/index.js';
+import type { CallSignal } from '../../invoke/call-signal.js';
 import { isGrpcProtocol, type AppProtocol } from '../../channel/app-protocol.js';
 import { CourierError, GrpcStatus } from '../../errors/index.js';
 import { customMetadata, relayCall, type CallOpener, type Metadata, type ServerCall } from '../../grpc/index.js';
@@ -102,7 +103,7 @@ export interface CalleeProxyOptions {
   readonly app:
     | (CallOpener & {
         readonly state: AppChannelState;
-        whenReady(signal: AbortSignal, ready: () => void, fail: (error: CourierError) => void): void;
+        whenReady(signal: CallSignal, ready: () => void, fail: (error: CourierError) => void): void;
       })
     | undefined;
   /** Mutual TLS is on: the caller's identity comes from its verified certificate. */

@@ -1,20 +1,18 @@
-import type { IncomingHttpHeaders } from 'node:http';
-
 /**
  * Finds the target app id and the raw (still unnormalized) method of an invocation, in Dapr's order
  * (`pkg/api/http/directmessaging.go` findTargetIDAndMethod):
  *  1. the `dapr-app-id` header: the whole path is the method;
  *  2. HTTP Basic auth with user `dapr-app-id` (any case) and the app id as password: the whole path is the method;
  *  3. the URL `/v1.0/invoke/<id>/method/<method…>`.
- * `path` is the decoded request path. Returns undefined when no app id is found.
+ * `headers` holds the request's first `dapr-app-id` and `Authorization` header values; `path` is the
+ * decoded request path. Returns undefined when no app id is found.
  */
 export function findTargetAndMethod(
-  headers: IncomingHttpHeaders,
+  headers: { readonly appId: string | undefined; readonly authorization: string | undefined },
   path: string,
   isInvokeRoute: boolean,
 ): { target: string; method: string } | undefined {
-  const header = headers['dapr-app-id'];
-  const fromHeader = Array.isArray(header) ? header[0] : header;
+  const fromHeader = headers.appId;
   if (fromHeader !== undefined && fromHeader !== '') return { target: fromHeader.trim(), method: path };
   const fromAuth = basicAuthAppId(headers.authorization);
   if (fromAuth !== undefined) return { target: fromAuth, method: path };

@@ -1,34 +1,56 @@
-import type { ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { CourierError, GrpcStatus, httpStatusFromGrpc, renderHttpError } from '../../errors/index.js';
 import { callerResponseHeaders } from '../../invoke/headers.js';
 import { grpcErrorJson } from '../../invoke/translate.js';
+import { CallAbort } from '../../invoke/call-signal.js';
 import type { FlowControl, ResponseHead, ResponseSink } from '../../invoke/types.js';
 
+const CALL = Symbol('courier.http.call');
+type TaggedResponse = ServerResponse & { [CALL]?: HttpResponseWriter };
+
 /**
- * Writes an invocation's response to the HTTP caller as it arrives: status and headers, then the
- * body chunk by chunk with backpressure (a full socket pauses the producer until it drains).
- * Content-Length is written only when exactly known; otherwise HTTP/1.1 chunked encoding is used.
- * A body that fails after the headers were sent ends with the connection reset, so the caller can
- * tell a truncated response from a complete one.
+ * One call of the HTTP API from start to end: the request's cancellation signal (it aborts when the
+ * caller goes away before the response is complete) and the sink its response is written to, as it
+ * arrives: status and headers, then the body chunk by chunk with backpressure (a full socket pauses
+ * the producer until it drains). Content-Length is written only when exactly known; otherwise HTTP/1.1
+ * chunked encoding is used. A body that fails after the headers were sent ends with the connection
+ * reset, so the caller can tell a truncated response from a complete one.
+ *
+ * One object per call: its listeners on the response are shared functions (no closures), and the
+ * socket is corked from the head until the end of the tick, so a response that arrives whole (the
+ * common case) leaves in one write with its headers.
  */
-export class HttpResponseWriter implements ResponseSink {
+export class HttpResponseWriter extends CallAbort implements ResponseSink {
+  readonly #req: IncomingMessage;
   readonly #res: ServerResponse;
-  readonly #wrapError: (error: CourierError) => CourierError;
+  /** The target as the caller named it, for Dapr's `failed to invoke, id: <target>, err: …` wording. */
+  readonly #target: string;
   #flow: FlowControl | undefined;
   #paused = false;
   /** The whole answer was written in `head` (a gRPC app's error): body events are ignored. */
   #answered = false;
-  readonly #onDrain = (): void => {
-    if (this.#paused) {
-      this.#paused = false;
-      this.#flow?.resume();
-    }
+
+  constructor(req: IncomingMessage, res: ServerResponse, target: string) {
+    super();
+    this.#req = req;
+    this.#res = res;
+    this.#target = target;
+    (res as TaggedResponse)[CALL] = this;
+    res.once('close', HttpResponseWriter.#closed);
+  }
+
+  static readonly #closed = function (this: TaggedResponse): void {
+    const call = this[CALL];
+    if (call !== undefined && !this.writableFinished) call.abort();
   };
 
-  constructor(res: ServerResponse, wrapError: (error: CourierError) => CourierError) {
-    this.#res = res;
-    this.#wrapError = wrapError;
-  }
+  static readonly #drained = function (this: TaggedResponse): void {
+    const call = this[CALL];
+    if (call !== undefined && call.#paused) {
+      call.#paused = false;
+      call.#flow?.resume();
+    }
+  };
 
   head(head: ResponseHead, flow: FlowControl): void {
     const res = this.#res;
@@ -60,7 +82,10 @@ export class HttpResponseWriter implements ResponseSink {
       writeError(res, new CourierError('ERR_DIRECT_INVOKE', `the app's response could not be forwarded: ${(err as Error).message}`));
       return;
     }
-    res.on('drain', this.#onDrain);
+    // Headers and what follows in this tick go out together (end() uncorks at once).
+    res.cork();
+    process.nextTick(uncork, res);
+    res.on('drain', HttpResponseWriter.#drained);
   }
 
   data(chunk: Buffer): void {
@@ -73,20 +98,33 @@ export class HttpResponseWriter implements ResponseSink {
   }
 
   end(): void {
-    this.#res.removeListener('drain', this.#onDrain);
+    this.#res.removeListener('drain', HttpResponseWriter.#drained);
     if (!this.#res.destroyed && !this.#res.writableEnded) this.#res.end();
   }
 
   error(error: CourierError): void {
     const res = this.#res;
-    res.removeListener('drain', this.#onDrain);
+    res.removeListener('drain', HttpResponseWriter.#drained);
     if (res.destroyed || res.writableEnded) return;
     if (res.headersSent) {
       res.destroy();
       return;
     }
-    writeError(res, this.#wrapError(error));
+    // A request whose body was not read to the end cannot leave its connection reusable.
+    if (!this.#req.complete) res.setHeader('Connection', 'close');
+    writeError(res, this.#wrap(error));
   }
+
+  /** Dapr's wording for a failed invocation names the target. */
+  #wrap(error: CourierError): CourierError {
+    return error.code === 'ERR_DIRECT_INVOKE' && !error.message.startsWith('failed to invoke, id: ')
+      ? error.withMessage(`failed to invoke, id: ${this.#target}, err: ${error.message}`)
+      : error;
+  }
+}
+
+function uncork(res: ServerResponse): void {
+  res.uncork();
 }
 
 function hasHeader(flat: readonly string[], lowerName: string): boolean {

@@ -3,6 +3,8 @@ import assert from 'node:assert/strict';
 import { matchRoute } from './routes.js';
 import { findTargetAndMethod } from './invoke-target.js';
 
+const NONE = { appId: undefined, authorization: undefined };
+
 test('API routes tolerate repeated slashes and fall back to invocation for other verbs', () => {
   assert.deepEqual(matchRoute('GET', '/v1.0/healthz'), { kind: 'healthz' });
   assert.deepEqual(matchRoute('GET', '/v1.0/healthz/outbound'), { kind: 'healthz-outbound' });
@@ -16,14 +18,14 @@ test('API routes tolerate repeated slashes and fall back to invocation for other
 });
 
 test('targets: header first, then Basic auth, then the URL', () => {
-  assert.deepEqual(findTargetAndMethod({ 'dapr-app-id': 'b' }, '/v1.0/invoke/x/method/y', true), { target: 'b', method: '/v1.0/invoke/x/method/y' });
+  assert.deepEqual(findTargetAndMethod({ appId: 'b', authorization: undefined }, '/v1.0/invoke/x/method/y', true), { target: 'b', method: '/v1.0/invoke/x/method/y' });
   const basic = `Basic ${Buffer.from('DAPR-APP-ID:b').toString('base64')}`;
-  assert.deepEqual(findTargetAndMethod({ authorization: basic }, '/foo', false), { target: 'b', method: '/foo' });
-  assert.equal(findTargetAndMethod({ authorization: `Basic ${Buffer.from('user:pw').toString('base64')}` }, '/foo', false), undefined);
-  assert.deepEqual(findTargetAndMethod({}, '/v1.0/invoke/b/method/api/v1/add', true), { target: 'b', method: '/api/v1/add' });
-  assert.deepEqual(findTargetAndMethod({}, '/v1.0//invoke//b/method//foo', true), { target: 'b', method: '//foo' });
-  assert.deepEqual(findTargetAndMethod({}, '/v1.0/invoke/b.prod/method/x', true), { target: 'b.prod', method: '/x' });
-  assert.equal(findTargetAndMethod({}, '/v1.0/invoke/b', true), undefined);
-  assert.equal(findTargetAndMethod({}, '/v1.0/invoke/b/method', true), undefined);
-  assert.equal(findTargetAndMethod({}, '/orders', false), undefined);
+  assert.deepEqual(findTargetAndMethod({ appId: undefined, authorization: basic }, '/foo', false), { target: 'b', method: '/foo' });
+  assert.equal(findTargetAndMethod({ appId: undefined, authorization: `Basic ${Buffer.from('user:pw').toString('base64')}` }, '/foo', false), undefined);
+  assert.deepEqual(findTargetAndMethod(NONE, '/v1.0/invoke/b/method/api/v1/add', true), { target: 'b', method: '/api/v1/add' });
+  assert.deepEqual(findTargetAndMethod(NONE, '/v1.0//invoke//b/method//foo', true), { target: 'b', method: '//foo' });
+  assert.deepEqual(findTargetAndMethod(NONE, '/v1.0/invoke/b.prod/method/x', true), { target: 'b.prod', method: '/x' });
+  assert.equal(findTargetAndMethod(NONE, '/v1.0/invoke/b', true), undefined);
+  assert.equal(findTargetAndMethod(NONE, '/v1.0/invoke/b/method', true), undefined);
+  assert.equal(findTargetAndMethod(NONE, '/orders', false), undefined);
 });

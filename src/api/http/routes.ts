@@ -33,7 +33,11 @@ const otherBuildingBlocks: ReadonlySet<string> = new Set([
 
 const apiVersions: ReadonlySet<string> = new Set(['v1.0', 'v1.0-alpha1', 'v1.0-alpha2', 'v1.0-beta1']);
 
+const INVOKE_URL: ApiRoute = { kind: 'invoke-url' };
+
 export function matchRoute(verb: string, path: string): ApiRoute {
+  // The common case, decided without splitting the path.
+  if (path.startsWith('/v1.0/invoke/')) return INVOKE_URL;
   const segments = path.split('/').filter((s) => s !== '');
   const [version, group, third, fourth] = segments;
   if (version === undefined || group === undefined || !apiVersions.has(version)) return { kind: 'fallback' };

@@ -3,12 +3,11 @@ import type { AddressInfo, Socket } from 'node:net';
 import { timingSafeEqual } from 'node:crypto';
 import { CourierError } from '../../errors/index.js';
 import { bodyTooLargeError, LimitedBody, readWholeBody } from '../../invoke/body.js';
-import { requestMetadataFromRawHeaders } from '../../invoke/headers.js';
+import { scanRequestHeaders } from '../../invoke/headers.js';
 import type { AppIdentity } from '../../invoke/identity.js';
 import { decodePath, normalizeMethod } from '../../invoke/method.js';
 import { describeTarget, type TargetResolver } from '../../invoke/target.js';
 import { WHOLE_BODY_LIMIT_BYTES, type Invoke, type InvokeRequest, type InvokeTarget } from '../../invoke/types.js';
-import type { Readable } from 'node:stream';
 import type { Logger } from '../../observability/logging/index.js';
 import { findTargetAndMethod } from './invoke-target.js';
 import { HttpResponseWriter, writeError } from './response-writer.js';
@@ -176,10 +175,7 @@ export class HttpApiServer {
 
   #handle(req: IncomingMessage, res: ServerResponse): void {
     this.#inFlight++;
-    res.once('close', () => {
-      this.#inFlight--;
-      if (this.#draining && this.#inFlight === 0) for (const wake of this.#idleWaiters.splice(0)) wake();
-    });
+    res.once('close', this.#requestDone);
     if (this.#draining) res.setHeader('Connection', 'close');
     this.#options.apiLog?.http(req, res);
     const maxHeaders = this.#options.maxRequestHeaders;
@@ -194,6 +190,12 @@ export class HttpApiServer {
       writeError(res, CourierError.from(err), true);
     }
   }
+
+  /** A request's response closed (one function for every request, not a closure each). */
+  readonly #requestDone = (): void => {
+    this.#inFlight--;
+    if (this.#draining && this.#inFlight === 0) for (const wake of this.#idleWaiters.splice(0)) wake();
+  };
 
   #route(req: IncomingMessage, res: ServerResponse): void {
     const rawUrl = req.url ?? '/';
@@ -245,8 +247,7 @@ export class HttpApiServer {
   }
 
   #tokenMatches(req: IncomingMessage): boolean {
-    const given = req.headers['dapr-api-token'];
-    const value = Array.isArray(given) ? given[0] : given;
+    const value = firstRawHeader(req.rawHeaders, 'dapr-api-token');
     const expected = this.#apiToken;
     if (value === undefined || expected === undefined) return false;
     const buf = Buffer.from(value);
@@ -292,75 +293,81 @@ export class HttpApiServer {
   }
 
   #invoke(req: IncomingMessage, res: ServerResponse, verb: string, path: string, query: string, isInvokeRoute: boolean): void {
-    const found = findTargetAndMethod(req.headers, path, isInvokeRoute);
+    // The request's headers are read once, here; Node's req.headers object is never built.
+    const scanned = scanRequestHeaders(req.rawHeaders);
+    const found = findTargetAndMethod(scanned, path, isInvokeRoute);
     if (found === undefined) {
       writeError(
         res,
         new CourierError('ERR_DIRECT_INVOKE', 'failed getting app id either from the URL path or the header dapr-app-id', { httpStatus: 404, grpcCode: 5 }),
-        hasBody(req),
+        hasBody(scanned),
       );
       return;
     }
     const self = this.#options.self;
-    const targetText = found.target;
-    const wrap = (error: CourierError): CourierError =>
-      error.code === 'ERR_DIRECT_INVOKE' && !error.message.startsWith('failed to invoke, id: ')
-        ? error.withMessage(`failed to invoke, id: ${targetText}, err: ${error.message}`)
-        : error;
+    const call = new HttpResponseWriter(req, res, found.target);
     let target: InvokeTarget;
     try {
-      target = this.#options.targets.resolve(targetText);
+      target = this.#options.targets.resolve(found.target);
     } catch (err) {
-      writeError(res, CourierError.from(err), hasBody(req));
+      writeError(res, CourierError.from(err), hasBody(scanned));
       return;
     }
     const method = normalizeMethod(found.method);
     if (method === undefined) {
-      writeError(res, wrap(new CourierError('ERR_DIRECT_INVOKE', 'invalid method', { grpcCode: 3 })), hasBody(req));
+      call.error(new CourierError('ERR_DIRECT_INVOKE', 'invalid method', { grpcCode: 3 }));
       return;
     }
-    const declared = req.headers['content-length'];
-    let contentLength = declared === undefined ? undefined : Number(declared);
+    const chunked = scanned.chunked;
+    let contentLength = chunked || scanned.contentLength === undefined ? undefined : Number(scanned.contentLength);
     if (contentLength !== undefined && contentLength > this.#options.maxBodyBytes) {
       writeError(res, bodyTooLargeError(this.#options.maxBodyBytes), true);
       return;
     }
-    const chunked = req.headers['transfer-encoding'] !== undefined;
-    if (chunked) contentLength = undefined;
-    const abort = new AbortController();
-    res.once('close', () => {
-      if (!res.writableFinished) abort.abort();
-    });
-    const writer = new HttpResponseWriter(res, (error) => {
-      // A request whose body was not read to the end cannot leave its connection reusable.
-      if (!req.complete) res.setHeader('Connection', 'close');
-      return wrap(error);
-    });
-    const send = (body: Readable | Buffer | null): void => {
-      const request: InvokeRequest<InvokeTarget> = {
-        target,
-        caller: self,
-        method,
-        verb,
-        query,
-        contentType: req.headers['content-type'] ?? '',
-        metadata: requestMetadataFromRawHeaders(req.rawHeaders),
-        body,
-        contentLength: body === null ? (contentLength === 0 ? 0 : undefined) : contentLength,
-        signal: abort.signal,
-        clientAddress: clientAddress(req),
-      };
-      this.#options.logger.debug({ target: describeTarget(target, self.namespace), method, verb }, 'invoke');
-      this.#options.invoker.invoke(request, writer);
+    if (contentLength !== undefined && !Number.isFinite(contentLength)) contentLength = undefined;
+    const request: PendingRequest = {
+      target,
+      caller: self,
+      method,
+      verb,
+      query,
+      contentType: scanned.contentType,
+      metadata: scanned.metadata,
+      body: null,
+      contentLength: contentLength === 0 ? 0 : contentLength,
+      signal: call,
+      clientAddress: clientAddress(req),
     };
+    if (this.#options.logger.isLevelEnabled('debug')) {
+      this.#options.logger.debug({ target: describeTarget(target, self.namespace), method, verb }, 'invoke');
+    }
     if (!chunked && contentLength !== undefined && contentLength > 0 && contentLength <= WHOLE_BODY_LIMIT_BYTES) {
       // A small body is read whole first (nothing is sent on before it is complete, so a caller that
       // gives up half-way costs nothing downstream).
-      readWholeBody(req, contentLength, send, (error) => writer.error(error));
+      readWholeBody(req, contentLength, this.#invoker, request, call);
       return;
     }
-    send(chunked || (contentLength ?? 0) > 0 ? new LimitedBody(req, this.#options.maxBodyBytes) : null);
+    if (chunked || (contentLength ?? 0) > 0) request.body = new LimitedBody(req, this.#options.maxBodyBytes);
+    else request.contentLength = contentLength === 0 ? 0 : undefined;
+    this.#options.invoker.invoke(request, call);
   }
+
+  /** Sends a request once its whole body has been read (see `readWholeBody`). */
+  readonly #invoker = {
+    ready: (request: PendingRequest, body: Buffer, call: HttpResponseWriter): void => {
+      request.body = body;
+      this.#options.invoker.invoke(request, call);
+    },
+  };
+}
+
+/** An invocation built by the HTTP API, whose body is set once it is known. */
+type PendingRequest = { -readonly [K in keyof InvokeRequest<InvokeTarget>]: InvokeRequest<InvokeTarget>[K] };
+
+/** The first value of a header, looked up in raw headers without building Node's `req.headers`. */
+function firstRawHeader(raw: readonly string[], lowerName: string): string | undefined {
+  for (let i = 0; i < raw.length; i += 2) if ((raw[i] as string).toLowerCase() === lowerName) return raw[i + 1];
+  return undefined;
 }
 
 function noContent(res: ServerResponse): void {
@@ -368,8 +375,9 @@ function noContent(res: ServerResponse): void {
   res.end();
 }
 
-function hasBody(req: IncomingMessage): boolean {
-  return req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
+function hasBody(req: IncomingMessage | { readonly chunked: boolean; readonly contentLength: string | undefined }): boolean {
+  if ('rawHeaders' in req) return req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
+  return req.chunked || Number(req.contentLength ?? 0) > 0;
 }
 
 function clientAddress(req: IncomingMessage): string {

@@ -1,10 +1,11 @@
 import { Readable } from 'node:stream';
 import { CourierError, errorMessage, GrpcStatus } from '../../errors/index.js';
 import type { AccessControlPolicy } from '../../acl/index.js';
-import { GrpcServer, tlsServer, type ServerCall, type ServerTlsOptions } from '../../grpc/index.js';
+import { GrpcServer, tlsServer, type ServerCall, type ServerReader, type ServerTlsOptions } from '../../grpc/index.js';
 import type { ConnectionLimits } from '../../util/connection-limit.js';
 import { formatSpiffeId, spiffeIdFromPeerCertificate, type SpiffeId } from '../../security/spiffe.js';
 import { bodyTooLargeError } from '../../invoke/body.js';
+import type { CallSignal } from '../../invoke/call-signal.js';
 import { firstValue, setIdentityHeaders, type Metadata } from '../../invoke/headers.js';
 import type { AppIdentity } from '../../invoke/identity.js';
 import { normalizeMethod } from '../../invoke/method.js';
@@ -109,7 +110,8 @@ function requestFrom(
   options: InternalServerOptions,
   call: ServerCall,
   req: InternalInvokeRequest,
-): Omit<InvokeRequest, 'body' | 'contentLength'> & { declaredLength: number | undefined } {
+  signal: CallSignal,
+): CalleeRequest {
   if ((req.ver ?? 0) !== API_VERSION_V1) {
     throw new CourierError('ERR_MALFORMED_REQUEST', 'Unsupported spec version', { grpcCode: GrpcStatus.UNIMPLEMENTED });
   }
@@ -148,6 +150,7 @@ function requestFrom(
   }
   const declared = firstValue(metadata, 'Content-Length');
   const declaredLength = declared !== undefined && /^\d+$/.test(declared) ? Number(declared) : undefined;
+  const typeUrl = message.data?.typeUrl;
   return {
     target: options.self,
     caller,
@@ -155,13 +158,17 @@ function requestFrom(
     verb,
     query: ext?.querystring ?? '',
     contentType: message.contentType ?? '',
-    ...(message.data?.typeUrl === undefined || message.data.typeUrl === '' ? {} : { dataTypeUrl: message.data.typeUrl }),
+    dataTypeUrl: typeUrl === undefined || typeUrl === '' ? undefined : typeUrl,
     metadata,
-    signal: call.signal,
+    body: null,
+    contentLength: declaredLength,
+    signal,
     clientAddress: call.peer.address,
-    declaredLength,
   };
 }
+
+/** The request a callee builds from the leading message; its body is set when the app is called. */
+type CalleeRequest = { -readonly [K in keyof InvokeRequest]: InvokeRequest[K] };
 
 /** The leading `InternalInvokeResponse` of an app's answer (with the whole body for unary CallLocal). */
 function internalResponse(head: ResponseHead, headers: Metadata, body?: Buffer): InternalInvokeResponse {
@@ -198,28 +205,56 @@ class PayloadBody extends Readable {
  */
 type StreamState = 'awaiting-request' | 'awaiting-body' | 'collecting' | 'dispatched' | 'failed';
 
-/** One CallLocalStream call: reads the chunked request, calls the app, writes the chunked response. */
+/**
+ * Calls whose response head waits for the end of the tick: it is sent with the first body chunk when
+ * that follows at once (the common case), alone otherwise. One shared immediate per tick, not a timer
+ * per call.
+ */
+let headsDue: StreamedCall[] = [];
+
+function flushHeads(): void {
+  const due = headsDue;
+  headsDue = [];
+  for (const call of due) call.flushHead();
+}
+
+/** The caller's side of a StreamedCall: its messages, its end of stream, its cancellation. */
+class StreamedCallReader implements ServerReader {
+  readonly #call: StreamedCall;
+  constructor(call: StreamedCall) {
+    this.#call = call;
+  }
+  message(bytes: Buffer): void {
+    this.#call.received(bytes);
+  }
+  end(): void {
+    this.#call.callerEnded();
+  }
+  error(): void {
+    this.#call.cancelled();
+  }
+}
+
+/**
+ * One CallLocalStream call: reads the chunked request, calls the app, writes the chunked response
+ * (it is the response's sink). The request's cancellation signal is the gRPC call's.
+ */
 class StreamedCall implements ResponseSink {
   readonly #options: InternalServerOptions;
   readonly #call: ServerCall;
   #state: StreamState = 'awaiting-request';
-  #base: ReturnType<typeof requestFrom> | undefined;
+  #request: CalleeRequest | undefined;
   #body: PayloadBody | undefined;
   #expectedSeq = 0;
   #received = 0;
-  #collected: Buffer[] = [];
+  #collected: Buffer[] | undefined;
   // response side
   #flow: FlowControl | undefined;
   #pendingHead: Buffer | undefined;
-  #headTimer: NodeJS.Immediate | undefined;
   #sentAnything = false;
   #seq = 0;
   #finished = false;
-  readonly #flushHead = (): void => {
-    this.#headTimer = undefined;
-    if (this.#pendingHead !== undefined) this.#send([this.#takeHead()]);
-  };
-  readonly #onDrain = (): void => this.#flow?.resume();
+  #onDrain: (() => void) | undefined;
 
   constructor(options: InternalServerOptions, call: ServerCall) {
     this.#options = options;
@@ -227,14 +262,16 @@ class StreamedCall implements ResponseSink {
   }
 
   start(): void {
-    this.#call.setReader({
-      message: (bytes) => this.#onMessage(bytes),
-      end: () => this.#onEnd(),
-      error: () => this.#body?.destroy(new CourierError('ERR_BODY_READ', 'the caller cancelled the call')),
-    });
+    this.#call.setReader(new StreamedCallReader(this));
   }
 
-  #onMessage(bytes: Buffer): void {
+  /** @internal The caller cancelled the call, or its stream failed, while the request was being read. */
+  cancelled(): void {
+    this.#body?.destroy(new CourierError('ERR_BODY_READ', 'the caller cancelled the call'));
+  }
+
+  /** @internal A message from the caller. */
+  received(bytes: Buffer): void {
     if (this.#state === 'failed') return;
     let msg;
     try {
@@ -249,12 +286,12 @@ class StreamedCall implements ResponseSink {
         return;
       }
       try {
-        this.#base = requestFrom(this.#options, this.#call, msg.request);
+        this.#request = requestFrom(this.#options, this.#call, msg.request, this.#call.signal);
       } catch (err) {
         this.#fail(CourierError.from(err));
         return;
       }
-      const declared = this.#base.declaredLength;
+      const declared = this.#request.contentLength;
       if (declared === 0) this.#dispatch(false);
       else if (declared !== undefined && declared <= WHOLE_BODY_LIMIT_BYTES) this.#state = 'collecting';
       else if (declared !== undefined || (msg.payload !== null && msg.payload !== undefined)) this.#dispatch(true);
@@ -276,7 +313,7 @@ class StreamedCall implements ResponseSink {
     const data = payload.data;
     if (data === undefined || data.length === 0) return;
     this.#received += data.length;
-    const declared = this.#base?.declaredLength;
+    const declared = this.#declared();
     if (this.#received > this.#options.maxBodyBytes) {
       const error = bodyTooLargeError(this.#options.maxBodyBytes);
       this.#body?.destroy(error);
@@ -291,10 +328,14 @@ class StreamedCall implements ResponseSink {
     }
     const chunk = Buffer.from(data.buffer, data.byteOffset, data.length);
     if (this.#state === 'collecting') {
-      this.#collected.push(chunk);
+      if (this.#received === declared && this.#collected === undefined) {
+        this.#dispatch(chunk);
+        return;
+      }
+      (this.#collected ??= []).push(chunk);
       if (this.#received === declared) {
-        const whole = this.#collected.length === 1 ? chunk : Buffer.concat(this.#collected, this.#received);
-        this.#collected = [];
+        const whole = Buffer.concat(this.#collected, this.#received);
+        this.#collected = undefined;
         this.#dispatch(whole);
       }
       return;
@@ -305,34 +346,43 @@ class StreamedCall implements ResponseSink {
     if (this.#received === declared) this.#body?.push(null);
   }
 
-  #onEnd(): void {
+  /** The Content-Length the caller declared, if any. */
+  #declared(): number | undefined {
+    return this.#request?.contentLength;
+  }
+
+  /** @internal The caller's end of stream. */
+  callerEnded(): void {
     if (this.#state === 'awaiting-request') this.#fail(invalid('the stream ended without a request'));
     else if (this.#state === 'awaiting-body') this.#dispatch(false);
     else if (this.#state === 'collecting') this.#fail(this.#shortBody());
     else if (this.#state === 'dispatched' && this.#body !== undefined) {
       // A body of unknown length ends here; one of known length has ended at its last byte, or is short.
-      const declared = this.#base?.declaredLength;
+      const declared = this.#declared();
       if (declared === undefined) this.#body.push(null);
       else if (this.#received !== declared) this.#body.destroy(this.#shortBody());
     }
   }
 
   #shortBody(): CourierError {
-    return invalid(`the request body ended after ${this.#received} of its declared ${this.#base?.declaredLength ?? 0} bytes`);
+    return invalid(`the request body ended after ${this.#received} of its declared ${this.#declared() ?? 0} bytes`);
   }
 
   /** Calls the app: `true` with a streamed body, a Buffer with the whole body, `false` without one. */
   #dispatch(body: boolean | Buffer): void {
-    const base = this.#base;
-    if (base === undefined) return;
+    const request = this.#request;
+    if (request === undefined) return;
     this.#state = 'dispatched';
-    const { declaredLength, ...rest } = base;
-    if (body === true) this.#body = new PayloadBody(this.#call);
-    const request: InvokeRequest = {
-      ...rest,
-      body: Buffer.isBuffer(body) ? body : (this.#body ?? null),
-      contentLength: Buffer.isBuffer(body) ? body.length : body ? declaredLength : declaredLength === 0 ? 0 : undefined,
-    };
+    const declared = request.contentLength;
+    if (Buffer.isBuffer(body)) {
+      request.body = body;
+      request.contentLength = body.length;
+    } else if (body) {
+      this.#body = new PayloadBody(this.#call);
+      request.body = this.#body;
+    } else {
+      request.contentLength = declared === 0 ? 0 : undefined;
+    }
     this.#options.appChannel.invoke(request, this);
   }
 
@@ -348,9 +398,13 @@ class StreamedCall implements ResponseSink {
     const headers = head.headers;
     if (head.contentLength !== undefined) headers['Content-Length'] = { values: [String(head.contentLength)] };
     this.#pendingHead = Buffer.from(internalInvokeResponseStreamCodec.encode({ response: internalResponse(head, headers) }));
-    // Sent with the first body chunk when that follows at once; on its own otherwise (e.g. a stream
-    // whose first event comes later), so the caller gets the status line without waiting.
-    this.#headTimer = setImmediate(this.#flushHead);
+    headsDue.push(this);
+    if (headsDue.length === 1) setImmediate(flushHeads);
+  }
+
+  /** @internal The end of the tick in which the head came: sent alone if no body chunk took it along. */
+  flushHead(): void {
+    if (this.#pendingHead !== undefined) this.#send([this.#takeHead()]);
   }
 
   data(chunk: Buffer): void {
@@ -365,8 +419,13 @@ class StreamedCall implements ResponseSink {
     this.#finish({ code: GrpcStatus.OK });
   }
 
+  #takeHead(): Buffer {
+    const head = this.#pendingHead as Buffer;
+    this.#pendingHead = undefined;
+    return head;
+  }
+
   error(error: CourierError): void {
-    if (this.#headTimer !== undefined) clearImmediate(this.#headTimer);
     this.#pendingHead = undefined;
     if (!this.#sentAnything) {
       this.#finish({ code: error.grpcCode === GrpcStatus.OK ? GrpcStatus.INTERNAL : error.grpcCode, message: error.message });
@@ -375,23 +434,13 @@ class StreamedCall implements ResponseSink {
     this.#finish({ code: GrpcStatus.INTERNAL, message: `the app's response failed: ${error.message}` });
   }
 
-  #takeHead(): Buffer {
-    const head = this.#pendingHead as Buffer;
-    this.#pendingHead = undefined;
-    if (this.#headTimer !== undefined) {
-      clearImmediate(this.#headTimer);
-      this.#headTimer = undefined;
-    }
-    return head;
-  }
-
   #send(parts: Uint8Array[]): void {
     if (this.#finished) return;
     this.#sentAnything = true;
     const ok = parts.length === 1 ? this.#call.sendMessage(parts[0] as Uint8Array) : this.#call.sendMessageParts(parts);
     if (!ok) {
       this.#flow?.pause();
-      this.#call.onDrain(this.#onDrain);
+      this.#call.onDrain((this.#onDrain ??= () => this.#flow?.resume()));
     }
   }
 
@@ -440,15 +489,13 @@ class UnaryCall implements ResponseSink {
     let decoded: InternalInvokeRequest;
     try {
       decoded = internalInvokeRequestCodec.decode(this.#request);
-      const base = requestFrom(this.#options, this.#call, decoded);
+      const request = requestFrom(this.#options, this.#call, decoded, this.#call.signal);
       const data = decoded.message?.data?.value;
       const bytes = data === undefined || data.length === 0 ? undefined : Buffer.from(data.buffer, data.byteOffset, data.length);
       if (bytes !== undefined && bytes.length > this.#options.maxBodyBytes) throw bodyTooLargeError(this.#options.maxBodyBytes);
-      const { declaredLength: _declared, ...rest } = base;
-      this.#options.appChannel.invoke(
-        { ...rest, body: bytes ?? null, contentLength: bytes?.length ?? 0 },
-        this,
-      );
+      request.body = bytes ?? null;
+      request.contentLength = bytes?.length ?? 0;
+      this.#options.appChannel.invoke(request, this);
     } catch (err) {
       this.error(err instanceof CourierError ? err : invalid(`parsing InternalInvokeRequest error: ${errorMessage(err)}`));
     }
