@@ -147,8 +147,6 @@ test('flags for features Courier lacks are accepted with a warning and not passe
   const { launch, warnings } = app([
     '--placement-host-address', 'localhost:50005',
     '--scheduler-host-address', 'localhost:50006',
-    '--enable-profiling',
-    '--profile-port', '7777',
     'node', 'app.js',
   ]);
   assert.deepEqual(launch.sidecarFlags, []);
@@ -157,8 +155,6 @@ test('flags for features Courier lacks are accepted with a warning and not passe
   assert.deepEqual(warnings, [
     '--placement-host-address is ignored: Courier has no actors',
     '--scheduler-host-address is ignored: Courier has no scheduler',
-    '--enable-profiling is ignored: profile the sidecar with node --cpu-prof instead',
-    '--profile-port is ignored: profile the sidecar with node --cpu-prof instead',
   ]);
 });
 
@@ -169,11 +165,11 @@ test('--kubernetes is refused', () => {
   );
 });
 
-test('--unix-domain-socket and --enable-api-logging are passed to the sidecar', () => {
+test('--unix-domain-socket, --enable-api-logging and --enable-profiling are passed to the sidecar', () => {
   const dir = mkdtempSync(join(tmpdir(), 'courier-uds-'));
   try {
-    const { launch } = app(['-u', dir, '--enable-api-logging', 'node', 'app.js']);
-    assert.deepEqual(launch.sidecarFlags, ['--unix-domain-socket', dir, '--enable-api-logging=true']);
+    const { launch } = app(['-u', dir, '--enable-api-logging', '--enable-profiling', '--profile-port', '7788', 'node', 'app.js']);
+    assert.deepEqual(launch.sidecarFlags, ['--unix-domain-socket', dir, '--enable-api-logging=true', '--enable-profiling', '--profile-port', '7788']);
     assert.match(refused(['-u', join(dir, 'missing')]), /^courier run: --unix-domain-socket .*missing: /);
   } finally {
     rmSync(dir, { recursive: true, force: true });

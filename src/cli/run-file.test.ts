@@ -190,13 +190,13 @@ test('port 0 means "pick one", like leaving the port out', (t) => {
   assert.equal(app?.httpPort, undefined);
 });
 
-test('enableApiLogging and unixDomainSocket reach the sidecar; with a socket the app gets no DAPR_HTTP_PORT', (t) => {
+test('enableApiLogging, enableProfiling, profilePort and unixDomainSocket reach the sidecar; with a socket the app gets no DAPR_HTTP_PORT', (t) => {
   const dir = workspace(t);
   mkdirSync(join(dir, 'a', 'sockets'), { recursive: true });
-  write(dir, 'version: 1\ncommon:\n  enableApiLogging: true\napps:\n  - appDirPath: a\n    unixDomainSocket: ./sockets\n    command: [node, app.js]\n');
+  write(dir, 'version: 1\ncommon:\n  enableApiLogging: true\n  enableProfiling: true\napps:\n  - appDirPath: a\n    profilePort: 7788\n    unixDomainSocket: ./sockets\n    command: [node, app.js]\n');
   const app = loadRunFile(dir, { env: {} }).apps[0];
   assert.ok(app !== undefined);
-  assert.deepEqual(app.sidecarFlags, ['--enable-api-logging=true', '--unix-domain-socket', join(dir, 'a', 'sockets')]);
+  assert.deepEqual(app.sidecarFlags, ['--enable-profiling', '--profile-port', '7788', '--enable-api-logging=true', '--unix-domain-socket', join(dir, 'a', 'sockets')]);
   const env = appEnvironment(app, { httpPort: 3500, grpcPort: 50001, metricsPort: 9090 }, { DAPR_HTTP_PORT: 'inherited' });
   assert.equal(env.DAPR_HTTP_PORT, undefined);
   assert.equal(env.DAPR_GRPC_PORT, undefined);
@@ -213,7 +213,6 @@ common:
   runtimePath: /opt/dapr
 apps:
   - appDirPath: a
-    enableProfiling: true
     schedulerHostAddress: localhost:50006
 `,
   );
@@ -221,7 +220,6 @@ apps:
   assert.deepEqual(loadRunFile(dir, { env: {} }).warnings, [
     `${file}: common.placementHostAddress is ignored: Courier has no actors`,
     `${file}: common.runtimePath is ignored: Courier needs no Dapr installation`,
-    `${file}: apps[0].enableProfiling is ignored: profile the sidecar with node --cpu-prof instead`,
     `${file}: apps[0].schedulerHostAddress is ignored: Courier has no scheduler`,
   ]);
 });
@@ -280,7 +278,6 @@ test('errors name the file, the key path and the reason on one line', async (t) 
     ['kubernetes key', app('    containerImage: shop:1\n'), `${f}: apps[0].containerImage: is for Kubernetes; Courier runs apps as processes on this machine`],
     ['kubernetes key in common', `version: 1\ncommon:\n  createService: true\napps:\n  - appDirPath: a\n`, `${f}: common.createService: is for Kubernetes; Courier runs apps as processes on this machine`],
     ['pull policy', app('    containerImagePullPolicy: Always\n'), `${f}: apps[0].containerImagePullPolicy: is for Kubernetes; Courier runs apps as processes on this machine`],
-    ['profile port', app('    profilePort: 7777\n'), `${f}: apps[0].profilePort: is not supported: profile the sidecar with node --cpu-prof instead`],
     ['unix socket directory', app('    unixDomainSocket: ./nowhere\n'), `${f}: apps[0].unixDomainSocket: ./nowhere does not exist (resolved to ${join(dir, 'a', 'nowhere')})`],
     ['bad app id', app('    appID: my.app\n'), `${f}: apps[0].appID: the app id "my.app" must not contain dots (a dot separates a target's namespace)`],
     ['duplicate app id', 'version: 1\napps:\n  - appDirPath: a\n  - appDirPath: b\n    appID: a\n', `${f}: apps[1].appID: "a" is already the id of apps[0]; app ids must be unique`],

@@ -122,8 +122,12 @@ export const sidecarFlags: readonly FlagSpec[] = [
   { name: 'dapr-http-read-buffer-size', type: 'int', placeholder: '<KB>', hidden: true, help: 'deprecated: use --read-buffer-size' },
   { name: 'placement-host-address', type: 'string', hidden: true, ignored: 'Courier has no actors', help: '' },
   { name: 'scheduler-host-address', type: 'string', hidden: true, ignored: 'Courier has no scheduler', help: '' },
-  { name: 'enable-profiling', type: 'bool', hidden: true, ignored: 'profile the sidecar with node --cpu-prof instead', help: '' },
-  { name: 'profile-port', type: 'int', hidden: true, ignored: 'profile the sidecar with node --cpu-prof instead', help: '' },
+  {
+    name: 'enable-profiling',
+    type: 'bool',
+    help: 'serve runtime diagnostics (event-loop delay, GC pauses: GET /debug/runtime) and CPU profiles (GET /debug/cpu-profile?seconds=N) on --profile-port',
+  },
+  { name: 'profile-port', type: 'int', placeholder: '<port>', defaultText: '7777', help: 'the port of --enable-profiling (loopback; 0 picks a free port)' },
   {
     name: 'enable-api-logging',
     type: 'bool',
@@ -293,6 +297,7 @@ export function parseSidecarArgs(argv: readonly string[], env: NodeJS.ProcessEnv
     logLevel: logLevel as LogLevel,
     logAsJson: bool('log-as-json') === true,
     enableApiLogging: bool('enable-api-logging'),
+    profilePort: bool('enable-profiling') === true ? port('profile-port', 7777) : undefined,
     metricsPort: port('metrics-port', 9090),
     enableMetrics: bool('enable-metrics') ?? true,
     gracefulShutdownMs: graceSeconds * 1000,

@@ -44,6 +44,8 @@ export interface SidecarOptions {
   readonly limits: ConnectionLimits;
   readonly logLevel: LogLevel;
   readonly logAsJson: boolean;
+  /** `--enable-profiling` with `--profile-port`: where runtime diagnostics are served; undefined when off. */
+  readonly profilePort: number | undefined;
   /** `--enable-api-logging`: true or false when given; undefined leaves it to `spec.logging.apiLogging.enabled`. */
   readonly enableApiLogging: boolean | undefined;
   readonly metricsPort: number;

@@ -26,6 +26,8 @@ export interface RunRecord {
   /** `--read-buffer-size` in bytes. */
   readonly readBufferBytes?: number;
   readonly listenAddresses: readonly string[];
+  /** With `--enable-profiling`: the port of the diagnostics endpoint. */
+  readonly profilePort?: number;
   /** With `--unix-domain-socket`: the sockets the HTTP and gRPC APIs listen on (their ports are then 0). */
   readonly httpSocket?: string;
   readonly grpcSocket?: string;

@@ -30,6 +30,7 @@ import { clientTls, serverTls } from '../sentry/mtls.js';
 import { watchConfiguration, type ConfigurationWatch } from '../config/watch.js';
 import type { SidecarOptions } from './options.js';
 import { IdleMemoryReclaimer } from './idle-memory.js';
+import type { DiagnosticsServer, RuntimeDiagnostics } from '../observability/diagnostics.js';
 import { stableInternalPort } from './ports.js';
 import { processStartTime, removeRunRecord, writeRunRecord } from './run-registry.js';
 
@@ -80,6 +81,7 @@ export class Sidecar {
   #configWatch: ConfigurationWatch | undefined;
   #stopping: Promise<void> | undefined;
   #reclaimer: IdleMemoryReclaimer | undefined;
+  #diagnostics: { readonly monitor: RuntimeDiagnostics; readonly server: DiagnosticsServer } | undefined;
   /** Aborted when a stop is requested, so that a start still under way gives up at its next step. */
   readonly #starting = new AbortController();
   readonly #shutdownListeners: Array<() => void> = [];
@@ -294,6 +296,15 @@ export class Sidecar {
 
     appChannel.start();
     this.#info = { appId: options.appId, httpPort, grpcPort, internalGrpcPort };
+    let profilePort: number | undefined;
+    if (options.profilePort !== undefined) {
+      const { RuntimeDiagnostics, DiagnosticsServer } = await import('../observability/diagnostics.js');
+      const monitor = new RuntimeDiagnostics();
+      const server = new DiagnosticsServer(monitor, options.apiToken, log.child({ scope: 'profiling' }));
+      this.#diagnostics = { monitor, server };
+      profilePort = await this.#untilStopped(server.listen('127.0.0.1', options.profilePort));
+      log.info({ address: hostPort('127.0.0.1', profilePort) }, 'profiling: GET /debug/runtime, GET /debug/cpu-profile?seconds=N');
+    }
     this.#runFile = writeRunRecord(options.courierHome, {
       appId: options.appId,
       namespace: options.namespace,
@@ -308,6 +319,7 @@ export class Sidecar {
       maxBodyBytes: options.maxBodyBytes,
       readBufferBytes: options.readBufferBytes,
       listenAddresses: options.listenAddresses,
+      ...(profilePort === undefined ? {} : { profilePort }),
       ...(sockets === undefined ? {} : { httpSocket: sockets.http, grpcSocket: sockets.grpc }),
       startedAt: this.#startedAt.toISOString(),
       command: process.argv.slice(1),
@@ -335,6 +347,8 @@ export class Sidecar {
     if (this.#runFile !== undefined) removeRunRecord(this.#runFile);
     this.#configWatch?.close();
     this.#reclaimer?.close();
+    this.#diagnostics?.monitor.close();
+    await settle(log, 'profiling endpoint', this.#diagnostics?.server.close());
     await settle(log, 'name resolution', this.#resolver?.close());
     await Promise.all([
       settle(log, 'HTTP API', this.#http?.close(graceMs)),

@@ -2,7 +2,7 @@
 // (and Configuration spec.logging.apiLogging), and the deprecated size flags with their warnings.
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TestEnv } from '../framework/env.js';
@@ -149,6 +149,32 @@ http.get({ socketPath, path: '/v1.0/metadata' }, (res) => {
     const off = await startSidecar(env, { appId: 'apilog-off', appPort: app.port, waitForApp: true, args: ['--config', config, '--enable-api-logging=false'] });
     assert.equal((await send(off.httpPort, { method: 'POST', path: '/v1.0/invoke/apilog-off/method/secret-order-42' })).status, 200);
     assert.doesNotMatch(off.output, /API Called/);
+  });
+
+  test('--enable-profiling serves event-loop delay, GC pauses and CPU profiles on --profile-port, behind the API token', async () => {
+    const app = await startApp(env, (a) => a.route('/hi', (_req, res) => res.end('hi')));
+    const s = await startSidecar(env, {
+      appId: 'profiled',
+      appPort: app.port,
+      waitForApp: false,
+      args: ['--enable-profiling', '--profile-port', '0'],
+      env: { DAPR_API_TOKEN: 'secret' },
+    });
+    const record = JSON.parse(readFileSync(join(env.home, 'run', `${s.pid}.json`), 'utf8')) as { profilePort?: number };
+    const port = record.profilePort;
+    assert.ok(port !== undefined && port > 0, 'the run record names the profile port');
+    for (let i = 0; i < 20; i++) await send(s.httpPort, { method: 'POST', path: '/v1.0/invoke/profiled/method/hi', headers: { 'dapr-api-token': 'secret' } });
+    assert.equal((await send(port, { path: '/debug/runtime' })).status, 401);
+    const runtime = await send(port, { path: '/debug/runtime?reset=true', headers: { 'dapr-api-token': 'secret' } });
+    assert.equal(runtime.status, 200);
+    const report = JSON.parse(runtime.text) as { eventLoopDelayMs: { p99: number }; stalls: number; gc: Record<string, { count: number }>; otherStalls: number; memory: { rssMb: number } };
+    assert.equal(typeof report.eventLoopDelayMs.p99, 'number');
+    assert.ok(report.memory.rssMb > 10);
+    assert.equal(typeof report.otherStalls, 'number');
+    const profile = await send(port, { path: '/debug/cpu-profile?seconds=1', headers: { 'dapr-api-token': 'secret' } });
+    assert.equal(profile.status, 200);
+    const parsed = JSON.parse(profile.text) as { nodes: unknown[]; samples: unknown[] };
+    assert.ok(parsed.nodes.length > 0, 'a V8 CPU profile');
   });
 
   test('--dapr-http-max-request-size and --dapr-http-read-buffer-size work, with the deprecation warning daprd prints', async () => {

@@ -135,6 +135,8 @@ export function parseRunArgs(argv: readonly string[], context: RunArgsContext): 
     sidecarFlags.push('--unix-domain-socket', dir);
   }
   if (values.get('enable-api-logging') !== undefined) sidecarFlags.push(`--enable-api-logging=${String(values.get('enable-api-logging'))}`);
+  if (values.get('enable-profiling') === true) sidecarFlags.push('--enable-profiling');
+  if (values.get('profile-port') !== undefined) sidecarFlags.push('--profile-port', String(values.get('profile-port')));
   for (const name of [
     'app-max-concurrency',
     'log-level',

@@ -60,6 +60,7 @@ const appShape = {
   daprInternalGRPCPort: portNumber.optional(),
   metricsPort: portNumber.optional(),
   unixDomainSocket: z.string().min(1, 'must name a directory').optional(),
+  profilePort: portNumber.optional(),
   command: z.array(z.string()).min(1, 'must name the program to run, e.g. ["node", "app.js"]').optional(),
 };
 
@@ -76,7 +77,6 @@ type AppSettings = z.infer<z.ZodObject<typeof appShape>>;
 
 /** Accepted for compatibility with Dapr's run files, without effect in Courier. */
 const ignoredKeys: Readonly<Record<string, string>> = {
-  enableProfiling: 'profile the sidecar with node --cpu-prof instead',
   placementHostAddress: 'Courier has no actors',
   schedulerHostAddress: 'Courier has no scheduler',
   runtimePath: 'Courier needs no Dapr installation',
@@ -87,7 +87,6 @@ const refusedKeys: Readonly<Record<string, string>> = {
   containerImage: 'is for Kubernetes; Courier runs apps as processes on this machine',
   containerImagePullPolicy: 'is for Kubernetes; Courier runs apps as processes on this machine',
   createService: 'is for Kubernetes; Courier runs apps as processes on this machine',
-  profilePort: 'is not supported: profile the sidecar with node --cpu-prof instead',
 };
 
 /** A loaded run file: every app ready to start. */
@@ -233,6 +232,8 @@ function buildLaunch(
     if (setting !== undefined) flags.push(flag, String(setting.value));
   }
   if (pick('enableAppHealthCheck')?.value === true) flags.push('--enable-app-health-check');
+  if (pick('enableProfiling')?.value === true) flags.push('--enable-profiling');
+  if (app.profilePort !== undefined) flags.push('--profile-port', String(app.profilePort));
   const apiLogging = pick('enableApiLogging');
   if (apiLogging !== undefined) flags.push(`--enable-api-logging=${String(apiLogging.value)}`);
   if (app.unixDomainSocket !== undefined) {

@@ -1,0 +1,204 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Session } from 'node:inspector';
+import { monitorEventLoopDelay, PerformanceObserver, type IntervalHistogram } from 'node:perf_hooks';
+import { timingSafeEqual } from 'node:crypto';
+import type { Logger } from './logging/index.js';
+
+/** Pauses longer than this count as stalls. */
+const STALL_MS = 5;
+/** The longest CPU profile one request may ask for. */
+const MAX_PROFILE_SECONDS = 60;
+
+/** V8's garbage collection kinds (`PerformanceEntry.detail.kind`). */
+const gcKinds: Readonly<Record<number, string>> = { 1: 'scavenge', 2: 'mark-compact-minor', 4: 'mark-compact', 8: 'incremental-marking', 16: 'weak-callbacks' };
+
+interface PauseStats {
+  count: number;
+  totalMs: number;
+  maxMs: number;
+  /** Pauses longer than STALL_MS. */
+  stalls: number;
+}
+
+/** What the sidecar's event loop went through since the last reset. */
+export interface RuntimeReport {
+  readonly sinceMs: number;
+  readonly eventLoopDelayMs: { readonly p50: number; readonly p90: number; readonly p99: number; readonly p999: number; readonly max: number };
+  /** Event-loop delays over STALL_MS, as the 10 ms probe saw them. */
+  readonly stalls: number;
+  /** Garbage collection pauses by kind. */
+  readonly gc: Readonly<Record<string, PauseStats>>;
+  /** Stalls the garbage collector does not explain (synchronous work: file I/O, a long computation, …). */
+  readonly otherStalls: number;
+  readonly memory: { readonly rssMb: number; readonly heapUsedMb: number; readonly heapTotalMb: number; readonly externalMb: number };
+}
+
+/**
+ * Dapr's `--enable-profiling` for a Node sidecar: counters of what holds the event loop (its delay,
+ * garbage collection pauses by kind, the stalls the collector does not explain) and CPU profiles on
+ * demand, served on `--profile-port`. Nothing of it runs unless enabled: the probes are a
+ * 10 ms event-loop delay timer and a GC observer.
+ */
+export class RuntimeDiagnostics {
+  readonly #delay: IntervalHistogram;
+  readonly #observer: PerformanceObserver;
+  #since = performance.now();
+  #gc: Record<string, PauseStats> = {};
+
+  constructor() {
+    this.#delay = monitorEventLoopDelay({ resolution: 10 });
+    this.#delay.enable();
+    this.#observer = new PerformanceObserver((list) => {
+      for (const entry of list.getEntries()) {
+        const kind = (entry as { detail?: { kind?: number } | null }).detail?.kind ?? 0;
+        add((this.#gc[gcKinds[kind] ?? `kind-${kind}`] ??= empty()), entry.duration);
+      }
+    });
+    this.#observer.observe({ entryTypes: ['gc'] });
+  }
+
+  report(): RuntimeReport {
+    const d = this.#delay;
+    const ms = (ns: number): number => round(ns / 1e6);
+    const memory = process.memoryUsage();
+    const mb = (bytes: number): number => round(bytes / 1048576);
+    const stalls = countOver(d, STALL_MS);
+    let gcStalls = 0;
+    for (const stats of Object.values(this.#gc)) gcStalls += stats.stalls;
+    return {
+      sinceMs: round(performance.now() - this.#since),
+      eventLoopDelayMs: { p50: ms(d.percentile(50)), p90: ms(d.percentile(90)), p99: ms(d.percentile(99)), p999: ms(d.percentile(99.9)), max: ms(d.max) },
+      // The probe fires every 10 ms: a delay over STALL_MS beyond its own period is a stall.
+      stalls,
+      gc: this.#gc,
+      otherStalls: Math.max(0, stalls - gcStalls),
+      memory: { rssMb: mb(memory.rss), heapUsedMb: mb(memory.heapUsed), heapTotalMb: mb(memory.heapTotal), externalMb: mb(memory.external) },
+    };
+  }
+
+  reset(): void {
+    this.#delay.reset();
+    this.#since = performance.now();
+    this.#gc = {};
+  }
+
+  close(): void {
+    this.#delay.disable();
+    this.#observer.disconnect();
+  }
+}
+
+/** The HTTP endpoint of `--enable-profiling` (`--profile-port`, Dapr's 7777), on loopback unless told otherwise. */
+export class DiagnosticsServer {
+  readonly #diagnostics: RuntimeDiagnostics;
+  readonly #apiToken: Buffer | undefined;
+  readonly #logger: Logger;
+  readonly #server: Server;
+  #profiling = false;
+
+  constructor(diagnostics: RuntimeDiagnostics, apiToken: string | undefined, logger: Logger) {
+    this.#diagnostics = diagnostics;
+    this.#apiToken = apiToken === undefined ? undefined : Buffer.from(apiToken);
+    this.#logger = logger;
+    this.#server = createServer((req, res) => void this.#handle(req, res));
+  }
+
+  async listen(host: string, port: number): Promise<number> {
+    await new Promise<void>((resolve, reject) => {
+      this.#server.once('error', reject);
+      this.#server.listen({ host, port }, () => {
+        this.#server.off('error', reject);
+        resolve();
+      });
+    });
+    return (this.#server.address() as AddressInfo).port;
+  }
+
+  async close(): Promise<void> {
+    this.#server.closeAllConnections();
+    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+  }
+
+  async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    if (this.#apiToken !== undefined && !tokenMatches(req.headers['dapr-api-token'], this.#apiToken)) {
+      res.writeHead(401, { 'content-type': 'text/plain' }).end('invalid api token');
+      return;
+    }
+    if (req.method === 'GET' && url.pathname === '/debug/runtime') {
+      const body = JSON.stringify(this.#diagnostics.report());
+      if (url.searchParams.get('reset') === 'true') this.#diagnostics.reset();
+      res.writeHead(200, { 'content-type': 'application/json' }).end(body);
+      return;
+    }
+    if (req.method === 'GET' && url.pathname === '/debug/cpu-profile') {
+      const seconds = Math.min(MAX_PROFILE_SECONDS, Math.max(1, Number(url.searchParams.get('seconds') ?? 10) || 10));
+      if (this.#profiling) {
+        res.writeHead(409, { 'content-type': 'text/plain' }).end('a CPU profile is already being taken');
+        return;
+      }
+      this.#profiling = true;
+      try {
+        const profile = await cpuProfile(seconds * 1000);
+        res.writeHead(200, { 'content-type': 'application/json', 'content-disposition': 'attachment; filename="courier.cpuprofile"' }).end(profile);
+      } catch (err) {
+        this.#logger.warn({ err: String(err) }, 'CPU profile failed');
+        res.writeHead(500, { 'content-type': 'text/plain' }).end('the CPU profile failed');
+      } finally {
+        this.#profiling = false;
+      }
+      return;
+    }
+    res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: GET /debug/runtime[?reset=true] or /debug/cpu-profile?seconds=N');
+  }
+}
+
+/** A V8 CPU profile of this process over `ms` (the `.cpuprofile` format Chrome DevTools opens). */
+function cpuProfile(ms: number): Promise<string> {
+  const session = new Session();
+  session.connect();
+  const post = (method: string): Promise<unknown> =>
+    new Promise((resolve, reject) => session.post(method, (err, result) => (err === null ? resolve(result) : reject(err))));
+  return (async () => {
+    try {
+      await post('Profiler.enable');
+      await post('Profiler.start');
+      await new Promise((resolve) => setTimeout(resolve, ms));
+      const result = (await post('Profiler.stop')) as { profile: unknown };
+      return JSON.stringify(result.profile);
+    } finally {
+      session.disconnect();
+    }
+  })();
+}
+
+function tokenMatches(given: string | string[] | undefined, expected: Buffer): boolean {
+  const value = Array.isArray(given) ? given[0] : given;
+  if (value === undefined) return false;
+  const buf = Buffer.from(value);
+  return buf.length === expected.length && timingSafeEqual(buf, expected);
+}
+
+function empty(): PauseStats {
+  return { count: 0, totalMs: 0, maxMs: 0, stalls: 0 };
+}
+
+function add(stats: PauseStats, ms: number): void {
+  stats.count++;
+  stats.totalMs = round(stats.totalMs + ms);
+  if (ms > stats.maxMs) stats.maxMs = round(ms);
+  if (ms > STALL_MS) stats.stalls++;
+}
+
+/** How many samples of the delay histogram lie above `ms` (its percentiles, walked from the top). */
+function countOver(histogram: IntervalHistogram, ms: number): number {
+  const threshold = ms * 1e6;
+  let over = 0;
+  for (const [percentile, value] of histogram.percentiles) if (value > threshold) over = Math.max(over, 100 - percentile);
+  return Math.round((over / 100) * histogram.count);
+}
+
+function round(n: number): number {
+  return Math.round(n * 1000) / 1000;
+}
