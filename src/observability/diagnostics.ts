@@ -7,6 +7,8 @@ import type { Logger } from './logging/index.js';
 
 /** Pauses longer than this count as stalls. */
 const STALL_MS = 5;
+/** The event-loop delay probe's period; the histogram holds period + delay, which is reported as delay. */
+const PROBE_MS = 10;
 /** The longest CPU profile one request may ask for. */
 const MAX_PROFILE_SECONDS = 60;
 
@@ -25,7 +27,7 @@ interface PauseStats {
 export interface RuntimeReport {
   readonly sinceMs: number;
   readonly eventLoopDelayMs: { readonly p50: number; readonly p90: number; readonly p99: number; readonly p999: number; readonly max: number };
-  /** Event-loop delays over STALL_MS, as the 10 ms probe saw them. */
+  /** Event-loop delays over STALL_MS beyond the probe's 10 ms period, as the probe saw them. */
   readonly stalls: number;
   /** Garbage collection pauses by kind. */
   readonly gc: Readonly<Record<string, PauseStats>>;
@@ -47,7 +49,7 @@ export class RuntimeDiagnostics {
   #gc: Record<string, PauseStats> = {};
 
   constructor() {
-    this.#delay = monitorEventLoopDelay({ resolution: 10 });
+    this.#delay = monitorEventLoopDelay({ resolution: PROBE_MS });
     this.#delay.enable();
     this.#observer = new PerformanceObserver((list) => {
       for (const entry of list.getEntries()) {
@@ -60,16 +62,15 @@ export class RuntimeDiagnostics {
 
   report(): RuntimeReport {
     const d = this.#delay;
-    const ms = (ns: number): number => round(ns / 1e6);
+    const ms = (ns: number): number => round(Math.max(0, ns / 1e6 - PROBE_MS));
     const memory = process.memoryUsage();
     const mb = (bytes: number): number => round(bytes / 1048576);
-    const stalls = countOver(d, STALL_MS);
+    const stalls = countOver(d, PROBE_MS + STALL_MS);
     let gcStalls = 0;
     for (const stats of Object.values(this.#gc)) gcStalls += stats.stalls;
     return {
       sinceMs: round(performance.now() - this.#since),
       eventLoopDelayMs: { p50: ms(d.percentile(50)), p90: ms(d.percentile(90)), p99: ms(d.percentile(99)), p999: ms(d.percentile(99.9)), max: ms(d.max) },
-      // The probe fires every 10 ms: a delay over STALL_MS beyond its own period is a stall.
       stalls,
       gc: this.#gc,
       otherStalls: Math.max(0, stalls - gcStalls),

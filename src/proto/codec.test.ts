@@ -29,7 +29,7 @@ test('payload-only chunk head + data decodes as a payload message, in both direc
   for (const seq of [0, 1, 127, 128, 300000]) {
     const bytes = Buffer.concat([encodePayloadChunkHead(data.length, seq), data]);
     const req = internalInvokeRequestStreamCodec.decode(bytes);
-    assert.equal(req.request, null);
+    assert.equal(req.request ?? null, null);
     assert.equal(Buffer.from(req.payload?.data ?? []).toString(), 'hello world');
     assert.equal(req.payload?.seq ?? 0, seq);
     const res = internalInvokeResponseStreamCodec.decode(bytes);

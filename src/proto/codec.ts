@@ -16,6 +16,12 @@ import type {
   RpcStatus,
   ErrorInfo,
 } from './types.js';
+import {
+  decodeInternalInvokeRequestStream,
+  decodeInternalInvokeResponseStream,
+  encodeInternalInvokeRequestStream,
+  encodeInternalInvokeResponseStream,
+} from './fast-codec.js';
 
 /** Encodes and decodes one message type. */
 export interface Codec<T> {
@@ -75,12 +81,20 @@ function codecFor<T>(name: string): Codec<T> {
 
 export const internalInvokeRequestCodec = codecFor<InternalInvokeRequest>('dapr.proto.internals.v1.InternalInvokeRequest');
 export const internalInvokeResponseCodec = codecFor<InternalInvokeResponse>('dapr.proto.internals.v1.InternalInvokeResponse');
-export const internalInvokeRequestStreamCodec = codecFor<InternalInvokeRequestStream>(
-  'dapr.proto.internals.v1.InternalInvokeRequestStream',
-);
-export const internalInvokeResponseStreamCodec = codecFor<InternalInvokeResponseStream>(
-  'dapr.proto.internals.v1.InternalInvokeResponseStream',
-);
+/** The messages of every call between sidecars: written for them (see fast-codec.ts), not generic. */
+export const internalInvokeRequestStreamCodec: Codec<InternalInvokeRequestStream> = {
+  encode: encodeInternalInvokeRequestStream,
+  decode: decodeInternalInvokeRequestStream,
+};
+export const internalInvokeResponseStreamCodec: Codec<InternalInvokeResponseStream> = {
+  encode: encodeInternalInvokeResponseStream,
+  decode: decodeInternalInvokeResponseStream,
+};
+
+/** The generic (protobufjs) codec of a message type, by its full name; for tests and tools. */
+export function genericCodec<T>(name: string): Codec<T> {
+  return codecFor<T>(name);
+}
 
 export const signCertificateRequestCodec = codecFor<SignCertificateRequest>('dapr.proto.sentry.v1.SignCertificateRequest');
 export const signCertificateResponseCodec = codecFor<SignCertificateResponse>('dapr.proto.sentry.v1.SignCertificateResponse');

@@ -124,7 +124,8 @@ function requestFrom(
   if (verb === undefined) throw invalid('invalid HTTP verb');
   const method = normalizeMethod(message.method ?? '');
   if (method === undefined) throw invalid('invalid method');
-  const metadata: Metadata = Object.assign(Object.create(null) as Metadata, req.metadata ?? {});
+  // The decoded map is this call's own (fast-codec builds a fresh null-prototype object): used as is.
+  const metadata: Metadata = req.metadata ?? (Object.create(null) as Metadata);
   let caller: AppIdentity;
   let spiffe: SpiffeId | undefined;
   if (options.tls !== undefined) {
