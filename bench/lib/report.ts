@@ -6,8 +6,27 @@ export interface ProcessFigures {
   role: string;
   /** Core-seconds of CPU per 1000 requests during the measured window (= cores at 1000 rps). */
   cpuPer1000: number;
+  /** The lowest and highest cpuPer1000 over the repetitions (the spread of the median). */
+  cpuSpread?: [number, number];
   idleRssMb: number;
   loadRssMb: number;
+  /** For sidecars: what held their event loop during the measured window (from --enable-profiling). */
+  stalls?: StallFigures | undefined;
+}
+
+/** A sidecar's event-loop stalls in one measured window, from its `GET /debug/runtime`. */
+export interface StallFigures {
+  /** Event-loop delay p99 and max, ms. */
+  delayP99Ms: number;
+  delayMaxMs: number;
+  /** Event-loop delays over 5 ms seen by the probe. */
+  stalls: number;
+  /** Scavenges (young generation): count, mean and longest pause in ms, pauses over 5 ms. */
+  scavenges: { count: number; meanMs: number; maxMs: number; over5: number };
+  /** Mark-compact and incremental marking (old generation): count, longest pause, pauses over 5 ms. */
+  majorGcs: { count: number; maxMs: number; over5: number };
+  /** Stalls the collector does not explain. */
+  otherStalls: number;
 }
 
 export interface PathRun {
@@ -53,13 +72,19 @@ export interface BenchReport {
   skipped: string[];
   paths: PathSummary[];
   upload: UploadFigures | undefined;
+  /** RSS of the `courier run` process itself (the supervisor), with one app and its sidecar running. */
+  supervisorRssMb?: number | undefined;
   targets: TargetCheck[];
 }
 
+/** One row of the issue's table: a figure against its "must" and its "goal". */
 export interface TargetCheck {
   target: string;
   measured: string;
+  must: string;
   met: boolean | undefined;
+  goal?: string | undefined;
+  goalMet?: boolean | undefined;
 }
 
 export function median(values: readonly number[]): number {
@@ -115,22 +140,42 @@ export function markdown(report: BenchReport): string {
   lines.push('');
   lines.push('Per process: CPU in core-seconds per 1000 requests (= cores used at 1000 requests/s), RSS in MB idle (before any load) and at its peak under load.');
   lines.push('');
-  lines.push('| path | process | CPU / 1000 req | RSS idle | RSS under load |');
-  lines.push('|---|---|---|---|---|');
+  lines.push('| path | process | CPU / 1000 req (spread) | µs CPU per call | RSS idle | RSS under load |');
+  lines.push('|---|---|---|---|---|---|');
   for (const p of report.paths) {
     for (const proc of p.processes) {
-      lines.push(`| ${p.path} | ${proc.role} | ${fmt(proc.cpuPer1000, 3)} | ${fmt(proc.idleRssMb, 0)} | ${fmt(proc.loadRssMb, 0)} |`);
+      const spread = proc.cpuSpread === undefined || report.method.repetitions < 2 ? '' : ` (${fmt(proc.cpuSpread[0], 3)}–${fmt(proc.cpuSpread[1], 3)})`;
+      lines.push(`| ${p.path} | ${proc.role} | ${fmt(proc.cpuPer1000, 3)}${spread} | ${fmt(proc.cpuPer1000 * 1000, 0)} | ${fmt(proc.idleRssMb, 0)} | ${fmt(proc.loadRssMb, 0)} |`);
+    }
+  }
+  const stalled = report.paths.flatMap((p) => p.processes.filter((proc) => proc.stalls !== undefined).map((proc) => ({ path: p.path, proc, s: proc.stalls as StallFigures })));
+  if (stalled.length > 0) {
+    lines.push('');
+    lines.push('What held each sidecar\'s event loop during a measured window (the last repetition; `GET /debug/runtime` of `--enable-profiling`): event-loop delay, pauses of the garbage collector, and stalls over 5 ms it does not explain.');
+    lines.push('');
+    lines.push('| path | sidecar | loop delay p99 / max (ms) | stalls > 5 ms | scavenges: count, mean / max ms, > 5 ms | major GCs: count, max ms, > 5 ms | other stalls |');
+    lines.push('|---|---|---|---|---|---|---|');
+    for (const { path, proc, s } of stalled) {
+      lines.push(
+        `| ${path} | ${proc.role} | ${fmt(s.delayP99Ms)} / ${fmt(s.delayMaxMs)} | ${s.stalls} | ${s.scavenges.count}, ${fmt(s.scavenges.meanMs)} / ${fmt(s.scavenges.maxMs)}, ${s.scavenges.over5} | ` +
+          `${s.majorGcs.count}, ${fmt(s.majorGcs.maxMs)}, ${s.majorGcs.over5} | ${s.otherStalls} |`,
+      );
     }
   }
   if (report.upload !== undefined) {
     lines.push('');
     lines.push(`100 MiB streamed upload through courier-http (${report.upload.status}): ` + report.upload.growthMb.map((g) => `${g.role} RSS ${g.idleMb} → ${g.peakMb} MB (+${g.growthMb})`).join(', ') + '.');
   }
-  if (report.targets.length > 0) {
+  if (report.supervisorRssMb !== undefined) {
     lines.push('');
-    lines.push('| target | measured | met |');
-    lines.push('|---|---|---|');
-    for (const t of report.targets) lines.push(`| ${t.target} | ${t.measured} | ${t.met === undefined ? 'not measured' : t.met ? 'yes' : '**no**'} |`);
+    lines.push(`\`courier run\` (the supervisor process, one app and its sidecar running): ${report.supervisorRssMb} MB RSS.`);
+  }
+  if (report.targets.length > 0) {
+    const met = (m: boolean | undefined): string => (m === undefined ? 'not measured' : m ? 'yes' : '**no**');
+    lines.push('');
+    lines.push('| figure | measured | must | met | goal | met |');
+    lines.push('|---|---|---|---|---|---|');
+    for (const t of report.targets) lines.push(`| ${t.target} | ${t.measured} | ${t.must} | ${met(t.met)} | ${t.goal ?? '–'} | ${t.goal === undefined ? '–' : met(t.goalMet)} |`);
   }
   if (report.skipped.length > 0) {
     lines.push('');

@@ -15,6 +15,8 @@ export interface SidecarSpec {
   waitForApp?: boolean;
   /** Flags for node itself, before the script (e.g. ['--cpu-prof']). */
   nodeArgs?: string[];
+  /** The node binary to run the sidecar with (another runtime); this process's own by default. */
+  node?: string;
   /** Called with the process as soon as it is spawned, before it is ready (to watch its start-up). */
   onSpawn?: (sidecar: SidecarProcess) => void;
 }
@@ -99,7 +101,7 @@ export async function startSidecar(env: TestEnv, spec: SidecarSpec): Promise<Sid
   const args = [courierBin, 'sidecar', '--app-id', spec.appId, '--dapr-http-port', '0', '--dapr-grpc-port', '0', '--dapr-internal-grpc-port', '0', '--log-level', 'debug'];
   if (spec.appPort !== undefined) args.push('--app-port', String(spec.appPort));
   args.push(...(spec.args ?? []));
-  const child = spawn(process.execPath, [...(spec.nodeArgs ?? []), ...args], {
+  const child = spawn(spec.node ?? process.execPath, [...(spec.nodeArgs ?? []), ...args], {
     env: { ...process.env, COURIER_HOME: env.home, NAMESPACE: 'default', ...spec.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
