@@ -223,7 +223,9 @@ function onWholeError(this: TaggedSource, err: Error): void {
 }
 
 function onWholeClose(this: TaggedSource): void {
-  this[READER]?.finish(bodyClosedError());
+  // 'close' follows 'end' on every request: only a body cut short needs an error (built only then).
+  const reader = this[READER];
+  if (reader !== undefined && !reader.settled) reader.finish(bodyClosedError());
 }
 
 /**
