@@ -6,9 +6,9 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { GrpcStatus } from '../errors/index.js';
 import { GrpcChannel } from './channel.js';
-import type { CallResult, ClientCall } from './client-call.js';
+import type { CallResult, ClientCall } from './call.js';
 import type { GrpcServer } from './server.js';
-import type { ServerCall } from './server-call.js';
+import type { ServerCall } from './call.js';
 import { delay, eventually, startEchoServer } from './testing/helpers.js';
 
 const CHUNK = Buffer.alloc(64 * 1024, 0x5a);

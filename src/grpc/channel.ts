@@ -2,7 +2,8 @@ import { connect as netConnect } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { GrpcStatus, errorMessage } from '../errors/index.js';
 import { silentLogger, type Logger } from '../observability/logging/index.js';
-import { ClientCall, kFail, kPrepare, type CallOptions, type ClientCallOwner } from './client-call.js';
+import type { CallOptions, ClientCall } from './call.js';
+import { Http2ClientCall, kFail, kPrepare, type ClientCallOwner } from './client-call.js';
 import { Connection, type ChannelTarget, type ConnectionOwner, type ConnectionSettings } from './connection.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from './framing.js';
 import type { Metadata } from './metadata.js';
@@ -81,7 +82,7 @@ class ChannelCore implements ClientCallOwner, ConnectionOwner {
   }
 
   /** The first connection that takes new calls, else a new one (also when all are at the server's limit). */
-  dispatch(call: ClientCall): void {
+  dispatch(call: Http2ClientCall): void {
     if (this.closed) {
       call[kFail](GrpcStatus.UNAVAILABLE, `the channel to ${this.label} is closed; the call was not sent`, 'refused');
       return;
@@ -104,7 +105,7 @@ class ChannelCore implements ClientCallOwner, ConnectionOwner {
     connection.attach(call);
   }
 
-  redispatch(call: ClientCall): void {
+  redispatch(call: Http2ClientCall): void {
     this.dispatch(call);
   }
 
@@ -150,7 +151,7 @@ export class GrpcChannel {
    */
   call(path: string, metadata?: Metadata, options: CallOptions = NO_OPTIONS): ClientCall {
     const core = this.#core;
-    const call = new ClientCall(core, path, metadata, options);
+    const call = new Http2ClientCall(core, path, metadata, options);
     if (call[kPrepare]()) core.dispatch(call);
     return call;
   }

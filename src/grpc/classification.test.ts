@@ -9,8 +9,8 @@ import { fileURLToPath } from 'node:url';
 import { describe, test } from 'node:test';
 import { GrpcStatus } from '../errors/index.js';
 import { GrpcChannel } from './channel.js';
-import type { CallResult } from './client-call.js';
-import type { ServerCall } from './server-call.js';
+import type { CallResult } from './call.js';
+import type { ServerCall } from './call.js';
 import { cancelStream } from './stream-reset.js';
 import { collect, eventually, sendAll, startEchoServer, startFreezableProxy } from './testing/helpers.js';
 

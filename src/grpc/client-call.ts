@@ -6,6 +6,7 @@ import {
   type OutgoingHttpHeaders,
 } from 'node:http2';
 import type { CallSignal } from '../invoke/call-signal.js';
+import type { CallOptions, CallResult, ClientCall, ClientReader, TransportFailure } from './call.js';
 import { CourierError, GrpcStatus, errorMessage } from '../errors/index.js';
 import type { Logger } from '../observability/logging/index.js';
 import { version } from '../version.js';
@@ -14,50 +15,6 @@ import { appendCustomMetadata, isGrpcContentType, metadataFromRawHeaders, type M
 import { decodeGrpcMessage, grpcCodeForHttpStatus, grpcCodeForRstCode, http2ErrorName, parseGrpcStatus } from './status.js';
 import { cancelStream } from './stream-reset.js';
 import { encodeGrpcTimeout } from './timeout.js';
-
-/**
- * What happened to a call that did not end with a status from the server. The layer above decides
- * from it whether sending the request again is safe:
- * - `connect-failed`: no connection could be established (refused, timeout, DNS, TLS); nothing was sent.
- * - `refused`: the server guaranteed it did not process the stream: RST_STREAM(REFUSED_STREAM), a GOAWAY
- *   whose last-stream-id is below the stream's id, or the connection closed before the stream was sent.
- * - `reset`: the stream or connection broke after the request may have been processed (any other
- *   RST_STREAM, connection lost mid-call, keepalive timeout). The outcome is unknown.
- */
-export type TransportFailure = 'connect-failed' | 'refused' | 'reset';
-
-/**
- * How a call ended. With `transport` absent, `code`/`message` come from the server's `grpc-status` and
- * `grpc-message` (or were synthesized from a non-gRPC response, or are local: DEADLINE_EXCEEDED,
- * CANCELLED, RESOURCE_EXHAUSTED for size limits). Codes for transport failures: UNAVAILABLE for
- * `connect-failed`, `refused` and a lost connection; for a `reset` by the peer, the spec's mapping of the
- * RST_STREAM code (CANCEL → CANCELLED, ENHANCE_YOUR_CALM → RESOURCE_EXHAUSTED,
- * INADEQUATE_SECURITY → PERMISSION_DENIED, others → INTERNAL).
- */
-export interface CallResult {
-  readonly code: number;
-  readonly message: string;
-  /** Trailers as received (including `grpc-status`/`grpc-message`; see `customMetadata`); empty if none. */
-  readonly trailers: ReceivedMetadata;
-  /** True when the server sent gRPC response headers (it accepted the call; not for Trailers-Only). */
-  readonly headersReceived: boolean;
-  readonly transport?: TransportFailure;
-}
-
-/** Receives a call's response. `end` is called exactly once, last. */
-export interface ClientReader {
-  /** Response headers as received (`:status`, `content-type`, custom metadata); not for Trailers-Only. */
-  headers(metadata: ReceivedMetadata): void;
-  message(bytes: Buffer): void;
-  end(result: CallResult): void;
-}
-
-export interface CallOptions {
-  /** Absolute deadline, epoch ms. Sent as `grpc-timeout`; the call fails DEADLINE_EXCEEDED when it passes. */
-  readonly deadline?: number | undefined;
-  /** Aborting cancels the call (RST_STREAM CANCEL); it ends with CANCELLED. */
-  readonly signal?: CallSignal | undefined;
-}
 
 /** What a call needs from its channel. Not part of the public API. */
 export interface ClientCallOwner {
@@ -77,9 +34,9 @@ export interface CallConnection {
    */
   lossReason(streamError: Error | undefined): string | undefined;
   /** The call's stream closed. */
-  streamClosed(call: ClientCall): void;
+  streamClosed(call: Http2ClientCall): void;
   /** A queued call finished before it got a stream. */
-  dequeue(call: ClientCall): void;
+  dequeue(call: Http2ClientCall): void;
 }
 
 /**
@@ -100,7 +57,7 @@ export const kFail: unique symbol = Symbol('fail');
 export const kQueued: unique symbol = Symbol('queued');
 
 const STREAM_CALL = Symbol('courier.grpc.ClientCall');
-type TaggedStream = ClientHttp2Stream & { [STREAM_CALL]?: ClientCall };
+type TaggedStream = ClientHttp2Stream & { [STREAM_CALL]?: Http2ClientCall };
 
 const EMPTY_METADATA: ReceivedMetadata = Object.freeze(Object.create(null) as ReceivedMetadata);
 const USER_AGENT = `grpc-node-courier/${version}`;
@@ -108,14 +65,10 @@ const USER_AGENT = `grpc-node-courier/${version}`;
 const PENDING_HIGH_WATER_MARK = 64 * 1024;
 
 /**
- * One outbound gRPC call. Created by `GrpcChannel.call`; call `setReader` right away (the response is
- * only read once a reader is set), then send messages and `end()` (half-close).
- *
- * Backpressure works both ways: `sendMessage` returns false when the stream's buffer is full (wait for
- * `onDrain`), and `pause()` stops reading the stream so HTTP/2 flow control holds the server back.
- * Sends after the call finished are no-ops and never throw.
+ * One outbound gRPC call over HTTP/2 (see {@link ClientCall}). Created by `GrpcChannel.call`.
+ * `pause()` stops reading the stream, so HTTP/2 flow control holds the server back.
  */
-export class ClientCall {
+export class Http2ClientCall implements ClientCall {
   /** The method path, `/package.Service/Method`. */
   readonly path: string;
   readonly #owner: ClientCallOwner;
@@ -165,7 +118,7 @@ export class ClientCall {
     if (this.#reader !== undefined) throw new CourierError('ERR_INTERNAL', `setReader called twice on a call to ${this.path}`);
     this.#reader = reader;
     if (this.#phase === 'done') {
-      process.nextTick(ClientCall.#deliverEndLater, this);
+      process.nextTick(Http2ClientCall.#deliverEndLater, this);
       return;
     }
     const headers = this.#unreadHeaders;
@@ -291,7 +244,7 @@ export class ClientCall {
         this.#terminate(GrpcStatus.DEADLINE_EXCEEDED, 'deadline exceeded before the call was sent', true);
         return false;
       }
-      this.#timer = setTimeout(ClientCall.#deadlineExpired, remaining, this);
+      this.#timer = setTimeout(Http2ClientCall.#deadlineExpired, remaining, this);
       this.#timer.unref();
     }
     signal?.addEventListener('abort', this);
@@ -319,10 +272,10 @@ export class ClientCall {
     this.#connection = connection;
     this.#phase = 'open';
     tagged[STREAM_CALL] = this;
-    stream.on('response', ClientCall.#responseListener);
-    stream.on('trailers', ClientCall.#trailersListener);
-    stream.on('error', ClientCall.#errorListener);
-    stream.on('close', ClientCall.#closeListener);
+    stream.on('response', Http2ClientCall.#responseListener);
+    stream.on('trailers', Http2ClientCall.#trailersListener);
+    stream.on('error', Http2ClientCall.#errorListener);
+    stream.on('close', Http2ClientCall.#closeListener);
     if (this.#reader !== undefined) this.#listenInbound(stream);
     const pending = this.#pending;
     if (pending !== undefined) {
@@ -335,7 +288,7 @@ export class ClientCall {
     if (this.#halfClosed) stream.end();
     if (this.#drainCallbacks !== undefined) {
       if (stream.writableNeedDrain) this.#listenDrain(stream);
-      else process.nextTick(ClientCall.#drainNow, this);
+      else process.nextTick(Http2ClientCall.#drainNow, this);
     }
   }
 
@@ -371,15 +324,15 @@ export class ClientCall {
   }
 
   #listenInbound(stream: TaggedStream): void {
-    stream.on('data', ClientCall.#dataListener);
-    stream.on('end', ClientCall.#endListener);
+    stream.on('data', Http2ClientCall.#dataListener);
+    stream.on('end', Http2ClientCall.#endListener);
     if (this.#paused) stream.pause();
   }
 
   #listenDrain(stream: TaggedStream): void {
     if (this.#drainListening) return;
     this.#drainListening = true;
-    stream.on('drain', ClientCall.#drainListener);
+    stream.on('drain', Http2ClientCall.#drainListener);
   }
 
   #localResult(code: number, message: string, transport: TransportFailure | undefined): CallResult {
@@ -414,7 +367,7 @@ export class ClientCall {
     this.#signal?.removeEventListener('abort', this);
     this.#drainCallbacks = undefined;
     this.#pending = undefined;
-    if (deferEnd) process.nextTick(ClientCall.#deliverEndLater, this);
+    if (deferEnd) process.nextTick(Http2ClientCall.#deliverEndLater, this);
     else this.#deliverEnd();
   }
 
@@ -586,36 +539,36 @@ export class ClientCall {
     flags: number,
     raw?: string[],
   ): void {
-    (this[STREAM_CALL] as ClientCall).#handleResponse(headers, flags, raw);
+    (this[STREAM_CALL] as Http2ClientCall).#handleResponse(headers, flags, raw);
   };
   static readonly #trailersListener = function (this: TaggedStream, headers: IncomingHttpHeaders, _flags: number, raw?: string[]): void {
-    (this[STREAM_CALL] as ClientCall).#handleTrailers(headers, raw);
+    (this[STREAM_CALL] as Http2ClientCall).#handleTrailers(headers, raw);
   };
   static readonly #dataListener = function (this: TaggedStream, chunk: Buffer): void {
-    (this[STREAM_CALL] as ClientCall).#handleData(chunk);
+    (this[STREAM_CALL] as Http2ClientCall).#handleData(chunk);
   };
   static readonly #endListener = function (this: TaggedStream): void {
     // Node also ends the readable side of a reset stream; only a real END_STREAM counts.
-    if (!this.aborted) (this[STREAM_CALL] as ClientCall).#inboundEnded = true;
+    if (!this.aborted) (this[STREAM_CALL] as Http2ClientCall).#inboundEnded = true;
   };
   static readonly #errorListener = function (this: TaggedStream, err: Error): void {
     const call = this[STREAM_CALL];
     if (call !== undefined) call.#streamError ??= err;
   };
   static readonly #closeListener = function (this: TaggedStream): void {
-    (this[STREAM_CALL] as ClientCall).#handleClose();
+    (this[STREAM_CALL] as Http2ClientCall).#handleClose();
   };
   static readonly #drainListener = function (this: TaggedStream): void {
-    (this[STREAM_CALL] as ClientCall).#handleDrain();
+    (this[STREAM_CALL] as Http2ClientCall).#handleDrain();
   };
-  static #deadlineExpired(this: void, call: ClientCall): void {
+  static #deadlineExpired(this: void, call: Http2ClientCall): void {
     call.#timer = undefined;
     call.#terminate(GrpcStatus.DEADLINE_EXCEEDED, 'deadline exceeded', false);
   }
-  static #deliverEndLater(this: void, call: ClientCall): void {
+  static #deliverEndLater(this: void, call: Http2ClientCall): void {
     call.#deliverEnd();
   }
-  static #drainNow(this: void, call: ClientCall): void {
+  static #drainNow(this: void, call: Http2ClientCall): void {
     if (call.#phase === 'open') call.#handleDrain();
   }
 }

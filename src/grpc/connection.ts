@@ -2,7 +2,7 @@ import { connect, type ClientHttp2Session, type ClientHttp2Stream, type Settings
 import type { Duplex } from 'node:stream';
 import { GrpcStatus, errorMessage } from '../errors/index.js';
 import type { Logger } from '../observability/logging/index.js';
-import { kAttach, kFail, kHeaders, kQueued, type CallConnection, type ClientCall } from './client-call.js';
+import { kAttach, kFail, kHeaders, kQueued, type CallConnection, type Http2ClientCall } from './client-call.js';
 import { SessionKeeper } from './keepalive.js';
 
 /** Where a channel connects. `host` is a name or an IP literal (IPv6 without brackets: `::1`). */
@@ -33,7 +33,7 @@ export interface ConnectionOwner {
   readonly target: ChannelTarget;
   readonly settings: ConnectionSettings;
   /** Places a call that this connection could not take (full, or going away) elsewhere. */
-  redispatch(call: ClientCall): void;
+  redispatch(call: Http2ClientCall): void;
   connectionClosed(connection: Connection): void;
 }
 
@@ -45,7 +45,7 @@ export interface ConnectionOwner {
  * - `closed`: the session is gone.
  */
 type ConnectionState =
-  | { readonly kind: 'connecting'; readonly timer: NodeJS.Timeout; readonly queue: ClientCall[] }
+  | { readonly kind: 'connecting'; readonly timer: NodeJS.Timeout; readonly queue: Http2ClientCall[] }
   | { readonly kind: 'ready' }
   | { readonly kind: 'draining' }
   | { readonly kind: 'closed' };
@@ -133,7 +133,7 @@ export class Connection implements CallConnection {
   }
 
   /** Queues the call (while connecting) or opens its stream. */
-  attach(call: ClientCall): void {
+  attach(call: Http2ClientCall): void {
     const state = this.#state;
     if (state.kind === 'connecting') {
       state.queue.push(call);
@@ -170,12 +170,12 @@ export class Connection implements CallConnection {
     return streamError !== undefined ? errorMessage(streamError) : 'the connection closed';
   }
 
-  streamClosed(_call: ClientCall): void {
+  streamClosed(_call: Http2ClientCall): void {
     this.#keeper.callEnded();
     this.#release();
   }
 
-  dequeue(call: ClientCall): void {
+  dequeue(call: Http2ClientCall): void {
     const state = this.#state;
     if (state.kind !== 'connecting') return;
     const at = state.queue.indexOf(call);
@@ -186,7 +186,7 @@ export class Connection implements CallConnection {
 
   // --- internals -------------------------------------------------------------------------------
 
-  #start(call: ClientCall): void {
+  #start(call: Http2ClientCall): void {
     const headers = call[kHeaders]();
     if (headers === undefined) return;
     let stream: ClientHttp2Stream;
@@ -215,7 +215,7 @@ export class Connection implements CallConnection {
     if (--this.#users === 0 && !this.session.destroyed) this.session.unref();
   }
 
-  #failQueue(queue: ClientCall[], message: string, transport: 'connect-failed' | 'refused'): void {
+  #failQueue(queue: Http2ClientCall[], message: string, transport: 'connect-failed' | 'refused'): void {
     const calls = queue.splice(0);
     for (const call of calls) {
       this.#release();

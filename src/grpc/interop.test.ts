@@ -6,7 +6,7 @@ import * as grpc from '@grpc/grpc-js';
 import { GrpcStatus } from '../errors/index.js';
 import { GrpcChannel } from './channel.js';
 import type { GrpcServer } from './server.js';
-import type { ServerCall } from './server-call.js';
+import type { ServerCall } from './call.js';
 import { collect, eventually, sendAll, startEchoServer } from './testing/helpers.js';
 
 const identity = (b: Buffer): Buffer => b;

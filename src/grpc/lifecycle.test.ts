@@ -5,10 +5,10 @@ import { getEventListeners, setMaxListeners } from 'node:events';
 import { describe, test } from 'node:test';
 import { GrpcStatus } from '../errors/index.js';
 import { GrpcChannel } from './channel.js';
-import type { CallResult } from './client-call.js';
+import type { CallResult } from './call.js';
 import { ChannelPool } from './pool.js';
 import { GrpcServer } from './server.js';
-import type { ServerCall } from './server-call.js';
+import type { ServerCall } from './call.js';
 import { collect, eventually, registerEchoHandlers, sendAll, startEchoServer, startFreezableProxy } from './testing/helpers.js';
 
 async function unary(channel: GrpcChannel, text = 'x'): Promise<CallResult> {

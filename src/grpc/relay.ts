@@ -1,13 +1,7 @@
 import type { Logger } from '../observability/logging/index.js';
-import type { CallOptions, CallResult, ClientCall } from './client-call.js';
+import type { CallOpener, CallResult, ServerCall } from './call.js';
 import { customMetadata, type Metadata } from './metadata.js';
-import type { ServerCall } from './server-call.js';
 import type { CallStatus } from './status.js';
-
-/** Anything a relayed call can be opened on: a `GrpcChannel`, or a wrapper that adds credentials. */
-export interface CallOpener {
-  call(path: string, metadata: Metadata, options: CallOptions): ClientCall;
-}
 
 export interface RelayOptions {
   /** The metadata sent upstream (already edited by the caller of `relayCall`). */

@@ -1,4 +1,3 @@
-import type { PeerCertificate } from 'node:tls';
 import {
   constants as h2,
   type IncomingHttpHeaders,
@@ -7,37 +6,12 @@ import {
   type ServerStreamResponseOptions,
 } from 'node:http2';
 import { CourierError, GrpcStatus, errorMessage } from '../errors/index.js';
+import type { Peer, ServerCall, ServerReader } from './call.js';
 import type { Logger } from '../observability/logging/index.js';
 import { MessageDecoder, messageHead, totalLength } from './framing.js';
 import { appendCustomMetadata, metadataFromRawHeaders, type Metadata, type ReceivedMetadata } from './metadata.js';
 import { encodeGrpcMessage, http2ErrorName, type CallStatus } from './status.js';
 import { cancelStream } from './stream-reset.js';
-
-/**
- * Receives a call's inbound messages in order. After `setReader`, exactly one of `end` (the client
- * half-closed: no more messages) or `error` (cancellation, deadline, protocol violation, size limit,
- * server shutdown) is called, unless the handler ends the call first, which stops delivery silently.
- * Once `end` was called, a later cancellation is signalled through `ServerCall.signal` only.
- */
-export interface ServerReader {
-  message(bytes: Buffer): void;
-  end(): void;
-  error(status: CallStatus): void;
-}
-
-/**
- * The client end of a call's connection. A TLS listener will add the peer's certificate here
- * (mTLS identity), which is why this is an object and not an address string.
- */
-export interface Peer {
-  /** Remote IP address; '' when the socket was already gone when the connection was accepted. */
-  readonly address: string;
-  readonly port: number;
-  /** 'IPv4' or 'IPv6'. */
-  readonly family: string;
-  /** On a TLS connection whose client certificate was verified: that certificate. */
-  readonly certificate?: PeerCertificate | undefined;
-}
 
 /** What a call needs from the server that accepted it. Not part of the public API. */
 export interface ServerCallOwner {
@@ -78,7 +52,7 @@ const STREAMING_RESPONSE: ServerStreamResponseOptions & { sendDate: boolean } = 
 const TRAILERS_ONLY_RESPONSE: ServerStreamResponseOptions & { sendDate: boolean } = { endStream: true, sendDate: false };
 
 const CALL = Symbol('courier.grpc.ServerCall');
-type TaggedStream = ServerHttp2Stream & { [CALL]?: ServerCall };
+type TaggedStream = ServerHttp2Stream & { [CALL]?: Http2ServerCall };
 
 /** The status headers of a response's end: `grpc-status` and, when there is one, `grpc-message`. */
 function statusFields(status: CallStatus, into: OutgoingHttpHeaders): OutgoingHttpHeaders {
@@ -110,8 +84,7 @@ function abortReason(status: CallStatus): CourierError {
 }
 
 /**
- * One inbound gRPC call on the server: request metadata, a push reader for the client's messages with
- * real backpressure, and the response side (headers, messages, status).
+ * One inbound gRPC call over HTTP/2 (see {@link ServerCall}).
  *
  * Backpressure: `pause()` stops reading the HTTP/2 stream, so Node stops returning flow-control window
  * to the client, and the client's sends start reporting a full buffer. Messages are delivered as views
@@ -121,7 +94,7 @@ function abortReason(status: CallStatus): CourierError {
  * Every send after the call finished (ended, cancelled, deadline, shutdown) is a no-op and never
  * throws, so a handler racing a cancellation needs no guards; it should watch `signal` to stop work.
  */
-export class ServerCall {
+export class Http2ServerCall implements ServerCall {
   /** The `:path` of the request, `/package.Service/Method`. */
   readonly path: string;
   /** Absolute deadline (epoch ms) from the request's `grpc-timeout`, if it had one. */
@@ -171,10 +144,10 @@ export class ServerCall {
     this.deadline = deadline;
     const tagged = stream as TaggedStream;
     tagged[CALL] = this;
-    stream.on('close', ServerCall.#closeListener);
-    stream.on('wantTrailers', ServerCall.#wantTrailersListener);
+    stream.on('close', Http2ServerCall.#closeListener);
+    stream.on('wantTrailers', Http2ServerCall.#wantTrailersListener);
     if (deadline !== undefined) {
-      this.#deadlineTimer = setTimeout(ServerCall.#deadlineExpired, Math.max(0, deadline - Date.now()), this);
+      this.#deadlineTimer = setTimeout(Http2ServerCall.#deadlineExpired, Math.max(0, deadline - Date.now()), this);
       this.#deadlineTimer.unref();
     }
   }
@@ -231,13 +204,13 @@ export class ServerCall {
     this.#reader = reader;
     if (this.#failure !== undefined) {
       this.#readerClosed = true;
-      process.nextTick(ServerCall.#deliverFailure, this);
+      process.nextTick(Http2ServerCall.#deliverFailure, this);
       return;
     }
     if (this.#readerClosed) return;
     const stream = this.#stream;
-    stream.on('data', ServerCall.#dataListener);
-    stream.on('end', ServerCall.#endListener);
+    stream.on('data', Http2ServerCall.#dataListener);
+    stream.on('end', Http2ServerCall.#endListener);
     if (this.#paused) stream.pause();
   }
 
@@ -312,7 +285,7 @@ export class ServerCall {
     (this.#drainCallbacks ??= []).push(callback);
     if (!this.#drainListening) {
       this.#drainListening = true;
-      this.#stream.on('drain', ServerCall.#drainListener);
+      this.#stream.on('drain', Http2ServerCall.#drainListener);
     }
   }
 
@@ -509,24 +482,24 @@ export class ServerCall {
 
   // Listeners are shared by all calls (no per-call closures); `this` is the stream, tagged with its call.
   static readonly #dataListener = function (this: TaggedStream, chunk: Buffer): void {
-    (this[CALL] as ServerCall).#handleData(chunk);
+    (this[CALL] as Http2ServerCall).#handleData(chunk);
   };
   static readonly #endListener = function (this: TaggedStream): void {
-    (this[CALL] as ServerCall).#handleEnd();
+    (this[CALL] as Http2ServerCall).#handleEnd();
   };
   static readonly #closeListener = function (this: TaggedStream): void {
-    (this[CALL] as ServerCall).#handleClose();
+    (this[CALL] as Http2ServerCall).#handleClose();
   };
   static readonly #wantTrailersListener = function (this: TaggedStream): void {
-    (this[CALL] as ServerCall).#handleWantTrailers();
+    (this[CALL] as Http2ServerCall).#handleWantTrailers();
   };
   static readonly #drainListener = function (this: TaggedStream): void {
-    (this[CALL] as ServerCall).#handleDrain();
+    (this[CALL] as Http2ServerCall).#handleDrain();
   };
-  static #deadlineExpired(this: void, call: ServerCall): void {
+  static #deadlineExpired(this: void, call: Http2ServerCall): void {
     call.#expire();
   }
-  static #deliverFailure(this: void, call: ServerCall): void {
+  static #deliverFailure(this: void, call: Http2ServerCall): void {
     const failure = call.#failure;
     if (failure !== undefined) call.#reader?.error(failure);
   }

@@ -15,7 +15,8 @@ import { silentLogger, type Logger } from '../observability/logging/index.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from './framing.js';
 import { SessionKeeper } from './keepalive.js';
 import { isGrpcContentType } from './metadata.js';
-import { ServerCall, respondTrailersOnly, type Peer, type ServerCallOwner, type ServerCallSession } from './server-call.js';
+import type { Peer, ServerCall } from './call.js';
+import { Http2ServerCall, respondTrailersOnly, type ServerCallOwner, type ServerCallSession } from './server-call.js';
 import { parseGrpcTimeout } from './timeout.js';
 import { limitConnections } from '../util/connection-limit.js';
 
@@ -396,7 +397,7 @@ export class GrpcServer {
       respondTrailersOnly(stream, { code: GrpcStatus.UNIMPLEMENTED, message: this.#unimplemented(path) });
       return;
     }
-    const call = new ServerCall(this.#owner, record, stream, headers, rawHeaders, deadline);
+    const call = new Http2ServerCall(this.#owner, record, stream, headers, rawHeaders, deadline);
     this.#calls.add(call);
     record.keeper.callStarted();
     this.#observer?.started(call);

@@ -7,7 +7,7 @@ import { GrpcStatus } from '../errors/index.js';
 import { GrpcChannel } from './channel.js';
 import { customMetadata } from './metadata.js';
 import type { GrpcServer } from './server.js';
-import type { ServerCall } from './server-call.js';
+import type { ServerCall } from './call.js';
 import { collect, delay, eventually, readAll, sendAll, startEchoServer } from './testing/helpers.js';
 
 describe('our client and our server', () => {

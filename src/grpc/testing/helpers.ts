@@ -2,10 +2,10 @@
 // client-side collector that turns a call into a promise.
 import { connect as netConnect, createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { GrpcStatus } from '../../errors/index.js';
-import type { CallResult, ClientCall } from '../client-call.js';
+import type { CallResult, ClientCall } from '../call.js';
 import type { ReceivedMetadata } from '../metadata.js';
 import { GrpcServer, type GrpcServerOptions } from '../server.js';
-import type { ServerCall } from '../server-call.js';
+import type { ServerCall } from '../call.js';
 
 export interface Collected {
   headers: ReceivedMetadata | undefined;
