@@ -129,6 +129,12 @@ export const sidecarFlags: readonly FlagSpec[] = [
   },
   { name: 'profile-port', type: 'int', placeholder: '<port>', defaultText: '7777', help: 'the port of --enable-profiling (loopback; 0 picks a free port)' },
   {
+    name: 'internal-lane',
+    type: 'bool',
+    defaultText: 'true',
+    help: 'call other Courier sidecars over the lean Courier-to-Courier lane and serve it on the internal port (false: gRPC over HTTP/2 only, as Dapr)',
+  },
+  {
     name: 'enable-api-logging',
     type: 'bool',
     help: 'log one line per call of the HTTP and gRPC APIs (default: spec.logging.apiLogging.enabled of --config, else off)',
@@ -294,6 +300,7 @@ export function parseSidecarArgs(argv: readonly string[], env: NodeJS.ProcessEnv
     healthProbe: healthEnabled ? { path: healthPath.startsWith('/') ? healthPath : `/${healthPath}`, intervalMs, timeoutMs, threshold } : undefined,
     appReadyTimeoutMs,
     limits: { maxConnections, handshakeTimeoutMs },
+    internalLane: bool('internal-lane') ?? true,
     logLevel: logLevel as LogLevel,
     logAsJson: bool('log-as-json') === true,
     enableApiLogging: bool('enable-api-logging'),

@@ -5,11 +5,10 @@ import { after, before, describe, test } from 'node:test';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { GrpcStatus } from '../errors/index.js';
-import { GrpcChannel } from './channel.js';
 import type { CallResult, ClientCall } from './call.js';
 import type { GrpcServer } from './server.js';
 import type { ServerCall } from './call.js';
-import { delay, eventually, startEchoServer } from './testing/helpers.js';
+import { delay, eventually, openChannel, startEchoServer, TRANSPORTS, type TestChannel } from './testing/helpers.js';
 
 const CHUNK = Buffer.alloc(64 * 1024, 0x5a);
 
@@ -38,13 +37,13 @@ function pump(send: (b: Buffer) => boolean, onDrain: (cb: () => void) => void, c
   });
 }
 
-describe('backpressure', () => {
+for (const kind of TRANSPORTS) describe(`backpressure (${kind})`, () => {
   let server: GrpcServer;
-  let channel: GrpcChannel;
+  let channel: TestChannel;
   const inbound: ServerCall[] = [];
 
   before(async () => {
-    const started = await startEchoServer({ maxReceiveMessageBytes: 1024 * 1024 });
+    const started = await startEchoServer({ maxReceiveMessageBytes: 1024 * 1024, lane: true });
     server = started.server;
     server.register('/test.Flow/Upload', (call) => inbound.push(call));
     server.register('/test.Flow/Download', (call) => {
@@ -61,7 +60,7 @@ describe('backpressure', () => {
         () => call.end({ code: GrpcStatus.OK }, { 'x-full': String(full) }),
       );
     });
-    channel = new GrpcChannel(started.target);
+    channel = openChannel(kind, started.target);
   });
 
   after(async () => {

@@ -12,7 +12,7 @@ import { GrpcChannel } from './channel.js';
 import type { CallResult } from './call.js';
 import type { ServerCall } from './call.js';
 import { cancelStream } from './stream-reset.js';
-import { collect, eventually, sendAll, startEchoServer, startFreezableProxy } from './testing/helpers.js';
+import { collect, eventually, openChannel, sendAll, startEchoServer, startFreezableProxy, TRANSPORTS, type TestChannel } from './testing/helpers.js';
 
 async function freePort(): Promise<number> {
   const server = createNetServer();
@@ -45,7 +45,7 @@ async function rawServer(onStream: (stream: ServerHttp2Stream, path: string) => 
   };
 }
 
-async function unary(channel: GrpcChannel, path = '/test.Echo/Unary', deadline?: number) {
+async function unary(channel: GrpcChannel | TestChannel, path = '/test.Echo/Unary', deadline?: number) {
   const call = channel.call(path, {}, deadline === undefined ? {} : { deadline });
   const done = collect(call);
   sendAll(call, [Buffer.from('x')]);
@@ -170,37 +170,6 @@ describe('transport failure classification', () => {
     });
   }
 
-  test('refused: a call sent while our server is closing (GOAWAY crossed the request)', async () => {
-    const { server, target } = await startEchoServer();
-    let held: ServerCall | undefined;
-    server.register('/test.Hold/Until', (call) => {
-      held = call;
-      call.setReader({ message: () => {}, end: () => {}, error: () => {} });
-    });
-    const channel = new GrpcChannel(target);
-    try {
-      assert.equal((await unary(channel)).code, GrpcStatus.OK);
-      const inFlight = channel.call('/test.Hold/Until');
-      const inFlightDone = collect(inFlight);
-      sendAll(inFlight, [Buffer.from('x')]);
-      await eventually(() => held !== undefined, 5000, 'the held call');
-      // In one tick: the server starts closing (GOAWAY) and the client sends a new call on the same
-      // connection, which has not seen the GOAWAY yet.
-      const closing = server.close({ graceMs: 10_000 });
-      const late = unary(channel);
-      const lateResult = await late;
-      assert.equal(lateResult.transport, 'refused', lateResult.message);
-      held?.sendMessage(Buffer.from('done'));
-      held?.end({ code: GrpcStatus.OK });
-      const inFlightResult = (await inFlightDone).result;
-      assert.equal(inFlightResult.code, GrpcStatus.OK, 'the call in flight finished within the grace period');
-      await closing;
-    } finally {
-      await channel.close();
-      await server.close();
-    }
-  });
-
   test('reset: the server socket dies mid-call', async () => {
     const server = await rawServer((stream) => {
       stream.respond({ ':status': 200, 'content-type': 'application/grpc' });
@@ -226,42 +195,6 @@ describe('transport failure classification', () => {
     }
   });
 
-  test('reset: the server process is killed mid-call', async () => {
-    const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./testing/server-process.ts', import.meta.url))], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    try {
-      const [line] = (await once(child.stdout, 'data')) as [Buffer];
-      const port = Number(line.toString().trim());
-      const channel = new GrpcChannel({ host: '127.0.0.1', port });
-      try {
-        const call = channel.call('/test.Hold/Forever');
-        let headersSeen = false;
-        const done = new Promise<CallResult>((resolve) =>
-          call.setReader({
-            headers: () => {
-              headersSeen = true;
-            },
-            message: () => {},
-            end: resolve,
-          }),
-        );
-        sendAll(call, [Buffer.from('x')]);
-        // The server answers headers once it has the whole request: the call is in progress there.
-        await eventually(() => headersSeen, 10_000, 'response headers');
-        child.kill('SIGKILL');
-        const result = await done;
-        assert.equal(result.transport, 'reset');
-        assert.equal(result.code, GrpcStatus.UNAVAILABLE);
-        assert.equal(result.headersReceived, true);
-      } finally {
-        await channel.close();
-      }
-    } finally {
-      child.kill('SIGKILL');
-    }
-  });
-
   test('reset: RST_STREAM(INTERNAL_ERROR) maps to INTERNAL; RST_STREAM(CANCEL) from the server to CANCELLED', async () => {
     const server = await rawServer((stream, path) => {
       stream.respond({ ':status': 200, 'content-type': 'application/grpc' });
@@ -281,29 +214,6 @@ describe('transport failure classification', () => {
     } finally {
       await channel.close();
       await server.close();
-    }
-  });
-
-  test('reset: an unanswered keepalive ping drops the connection', async () => {
-    const { server, target } = await startEchoServer();
-    server.register('/test.Hold/Forever', (call) => call.setReader({ message: () => {}, end: () => {}, error: () => {} }));
-    const proxy = await startFreezableProxy(target.port);
-    const channel = new GrpcChannel({ host: '127.0.0.1', port: proxy.port }, { pingIntervalMs: 50, pingTimeoutMs: 200 });
-    try {
-      assert.equal((await unary(channel)).code, GrpcStatus.OK);
-      const call = channel.call('/test.Hold/Forever');
-      const done = collect(call);
-      sendAll(call, [Buffer.from('x')]);
-      await new Promise((resolve) => setTimeout(resolve, 100));
-      proxy.freeze();
-      const { result } = await done;
-      assert.equal(result.transport, 'reset');
-      assert.equal(result.code, GrpcStatus.UNAVAILABLE);
-      assert.match(result.message, /keepalive ping not acknowledged within 200ms/);
-    } finally {
-      await channel.close();
-      await proxy.close();
-      await server.close({ graceMs: 0 });
     }
   });
 
@@ -335,6 +245,98 @@ describe('transport failure classification', () => {
     } finally {
       await channel.close();
       await server.close();
+    }
+  });
+});
+
+for (const kind of TRANSPORTS) describe(`transport failure classification with our server (${kind})`, () => {
+  test('refused: a call sent while our server is closing (GOAWAY crossed the request)', async () => {
+    const { server, target } = await startEchoServer({ lane: true });
+    let held: ServerCall | undefined;
+    server.register('/test.Hold/Until', (call) => {
+      held = call;
+      call.setReader({ message: () => {}, end: () => {}, error: () => {} });
+    });
+    const channel = openChannel(kind, target);
+    try {
+      assert.equal((await unary(channel)).code, GrpcStatus.OK);
+      const inFlight = channel.call('/test.Hold/Until');
+      const inFlightDone = collect(inFlight);
+      sendAll(inFlight, [Buffer.from('x')]);
+      await eventually(() => held !== undefined, 5000, 'the held call');
+      // In one tick: the server starts closing (GOAWAY) and the client sends a new call on the same
+      // connection, which has not seen the GOAWAY yet.
+      const closing = server.close({ graceMs: 10_000 });
+      const late = unary(channel);
+      const lateResult = await late;
+      assert.equal(lateResult.transport, 'refused', lateResult.message);
+      held?.sendMessage(Buffer.from('done'));
+      held?.end({ code: GrpcStatus.OK });
+      const inFlightResult = (await inFlightDone).result;
+      assert.equal(inFlightResult.code, GrpcStatus.OK, 'the call in flight finished within the grace period');
+      await closing;
+    } finally {
+      await channel.close();
+      await server.close();
+    }
+  });
+
+  test('reset: the server process is killed mid-call', async () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./testing/server-process.ts', import.meta.url))], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    try {
+      const [line] = (await once(child.stdout, 'data')) as [Buffer];
+      const port = Number(line.toString().trim());
+      const channel = openChannel(kind, { host: '127.0.0.1', port });
+      try {
+        const call = channel.call('/test.Hold/Forever');
+        let headersSeen = false;
+        const done = new Promise<CallResult>((resolve) =>
+          call.setReader({
+            headers: () => {
+              headersSeen = true;
+            },
+            message: () => {},
+            end: resolve,
+          }),
+        );
+        sendAll(call, [Buffer.from('x')]);
+        // The server answers headers once it has the whole request: the call is in progress there.
+        await eventually(() => headersSeen, 10_000, 'response headers');
+        child.kill('SIGKILL');
+        const result = await done;
+        assert.equal(result.transport, 'reset');
+        assert.equal(result.code, GrpcStatus.UNAVAILABLE);
+        assert.equal(result.headersReceived, true);
+      } finally {
+        await channel.close();
+      }
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+
+  test('reset: an unanswered keepalive ping drops the connection', async () => {
+    const { server, target } = await startEchoServer({ lane: true });
+    server.register('/test.Hold/Forever', (call) => call.setReader({ message: () => {}, end: () => {}, error: () => {} }));
+    const proxy = await startFreezableProxy(target.port);
+    const channel = openChannel(kind, { host: '127.0.0.1', port: proxy.port }, { pingIntervalMs: 50, pingTimeoutMs: 200 });
+    try {
+      assert.equal((await unary(channel)).code, GrpcStatus.OK);
+      const call = channel.call('/test.Hold/Forever');
+      const done = collect(call);
+      sendAll(call, [Buffer.from('x')]);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      proxy.freeze();
+      const { result } = await done;
+      assert.equal(result.transport, 'reset');
+      assert.equal(result.code, GrpcStatus.UNAVAILABLE);
+      assert.match(result.message, /keepalive ping not acknowledged within 200ms/);
+    } finally {
+      await channel.close();
+      await proxy.close();
+      await server.close({ graceMs: 0 });
     }
   });
 });

@@ -1,5 +1,12 @@
-import type { Http2Session } from 'node:http2';
 import { performance } from 'node:perf_hooks';
+
+/** A connection that can be pinged: an HTTP/2 session, or a lane connection. */
+export interface Pingable {
+  readonly destroyed: boolean;
+  readonly closed: boolean;
+  /** Sends a PING; `callback` runs when it is acknowledged. False when it could not be sent. */
+  ping(callback: (err: Error | null) => void): boolean;
+}
 
 /** What a {@link SessionKeeper} watches for and whom it tells. */
 export interface SessionKeeperOptions {
@@ -14,8 +21,8 @@ export interface SessionKeeperOptions {
 }
 
 /**
- * Keepalive and idleness for one HTTP/2 session, shared by the server's sessions and the client's
- * connections. Node has no PING timeout of its own: a PING to a peer that vanished without a FIN (a
+ * Keepalive and idleness for one connection (an HTTP/2 session or a lane connection), shared by the
+ * server's connections and the client's. Node has no PING timeout of its own: a PING to a peer that vanished without a FIN (a
  * crashed host, a dropped NAT mapping) would wait forever, and so would every call on the session.
  *
  * Idleness is measured without touching timers on the per-call path: the count of active calls is a
@@ -24,7 +31,7 @@ export interface SessionKeeperOptions {
  * unref'ed: keepalive never keeps a process alive.
  */
 export class SessionKeeper {
-  readonly #session: Http2Session;
+  readonly #session: Pingable;
   readonly #options: SessionKeeperOptions;
   #active = 0;
   #idleSince = performance.now();
@@ -39,7 +46,7 @@ export class SessionKeeper {
     }
   };
 
-  constructor(session: Http2Session, options: SessionKeeperOptions) {
+  constructor(session: Pingable, options: SessionKeeperOptions) {
     this.#session = session;
     this.#options = options;
   }

@@ -4,14 +4,13 @@ import assert from 'node:assert/strict';
 import { getEventListeners, setMaxListeners } from 'node:events';
 import { describe, test } from 'node:test';
 import { GrpcStatus } from '../errors/index.js';
-import { GrpcChannel } from './channel.js';
 import type { CallResult } from './call.js';
 import { ChannelPool } from './pool.js';
 import { GrpcServer } from './server.js';
 import type { ServerCall } from './call.js';
-import { collect, eventually, registerEchoHandlers, sendAll, startEchoServer, startFreezableProxy } from './testing/helpers.js';
+import { collect, eventually, openChannel, registerEchoHandlers, sendAll, startEchoServer, startFreezableProxy, TRANSPORTS, type TestChannel } from './testing/helpers.js';
 
-async function unary(channel: GrpcChannel, text = 'x'): Promise<CallResult> {
+async function unary(channel: TestChannel, text = 'x'): Promise<CallResult> {
   const call = channel.call('/test.Echo/Unary');
   const done = collect(call);
   sendAll(call, [Buffer.from(text)]);
@@ -28,7 +27,7 @@ function holdCalls(server: GrpcServer): ServerCall[] {
   return held;
 }
 
-function startHeld(channel: GrpcChannel): Promise<CallResult> {
+function startHeld(channel: TestChannel): Promise<CallResult> {
   const call = channel.call('/test.Hold/Call');
   const done = collect(call);
   sendAll(call, [Buffer.from('hold')]);
@@ -40,11 +39,11 @@ function activeHandles(): string[] {
   return process.getActiveResourcesInfo().filter((r) => r === 'TCPSocketWrap' || r === 'TCPServerWrap' || r === 'Timeout');
 }
 
-describe('lifecycle', () => {
+for (const kind of TRANSPORTS) describe(`lifecycle (${kind}; the server serves both)`, () => {
   test('close({ graceMs }) lets an in-flight call finish, refuses new connections, then resolves', async () => {
-    const { server, target } = await startEchoServer();
+    const { server, target } = await startEchoServer({ lane: true });
     const held = holdCalls(server);
-    const channel = new GrpcChannel(target);
+    const channel = openChannel(kind, target);
     try {
       const inFlight = startHeld(channel);
       await eventually(() => held.length === 1, 5000, 'the held call');
@@ -73,9 +72,9 @@ describe('lifecycle', () => {
   });
 
   test('close({ graceMs }) cancels calls still running after the grace period; clients see reset', async () => {
-    const { server, target } = await startEchoServer();
+    const { server, target } = await startEchoServer({ lane: true });
     const held = holdCalls(server);
-    const channel = new GrpcChannel(target);
+    const channel = openChannel(kind, target);
     try {
       const inFlight = startHeld(channel);
       await eventually(() => held.length === 1, 5000, 'the held call');
@@ -98,16 +97,16 @@ describe('lifecycle', () => {
   });
 
   test('a channel reconnects after the server restarts on the same port', async () => {
-    const first = await startEchoServer();
+    const first = await startEchoServer({ lane: true });
     const { port } = first.target;
-    const channel = new GrpcChannel(first.target);
+    const channel = openChannel(kind, first.target);
     try {
       assert.equal((await unary(channel, 'one')).code, GrpcStatus.OK);
       await first.server.close();
       await eventually(() => channel.connectionCount === 0, 5000, 'the connection to drop');
       const down = await unary(channel);
       assert.equal(down.transport, 'connect-failed');
-      const second = new GrpcServer();
+      const second = new GrpcServer({ lane: true });
       registerEchoHandlers(second);
       await second.listen('127.0.0.1', port);
       try {
@@ -122,13 +121,13 @@ describe('lifecycle', () => {
   });
 
   test('listen() on 127.0.0.1 and ::1 with the same port serves both with the same handlers', async () => {
-    const server = new GrpcServer();
+    const server = new GrpcServer({ lane: true });
     registerEchoHandlers(server);
     const v4 = await server.listen('127.0.0.1', 0);
     const v6 = await server.listen('::1', v4.port);
     assert.equal(v6.port, v4.port);
-    const a = new GrpcChannel({ host: '127.0.0.1', port: v4.port });
-    const b = new GrpcChannel({ host: '::1', port: v4.port });
+    const a = openChannel(kind, { host: '127.0.0.1', port: v4.port });
+    const b = openChannel(kind, { host: '::1', port: v4.port });
     try {
       assert.equal((await unary(a)).code, GrpcStatus.OK);
       assert.equal((await unary(b)).code, GrpcStatus.OK);
@@ -141,9 +140,9 @@ describe('lifecycle', () => {
   });
 
   test("a second connection is opened when the first reaches the server's MAX_CONCURRENT_STREAMS", async () => {
-    const { server, target } = await startEchoServer({ maxConcurrentStreams: 2 });
+    const { server, target } = await startEchoServer({ maxConcurrentStreams: 2, lane: true });
     const held = holdCalls(server);
-    const channel = new GrpcChannel(target);
+    const channel = openChannel(kind, target);
     try {
       const calls = Array.from({ length: 5 }, () => startHeld(channel));
       await eventually(() => held.length === 5, 5000, 'all five calls to reach the server');
@@ -158,8 +157,8 @@ describe('lifecycle', () => {
   });
 
   test('idle connections are closed on both sides', async () => {
-    const { server, target } = await startEchoServer({ idleSessionTimeoutMs: 150 });
-    const client = new GrpcChannel(target, { idleTimeoutMs: 100 });
+    const { server, target } = await startEchoServer({ idleSessionTimeoutMs: 150, lane: true });
+    const client = openChannel(kind, target, { idleTimeoutMs: 100 });
     try {
       assert.equal((await unary(client)).code, GrpcStatus.OK);
       assert.equal(client.connectionCount, 1);
@@ -171,8 +170,8 @@ describe('lifecycle', () => {
       await server.close();
     }
     // The server closes idle connections by itself too.
-    const other = await startEchoServer({ idleSessionTimeoutMs: 100 });
-    const lazy = new GrpcChannel(other.target, { idleTimeoutMs: 0 });
+    const other = await startEchoServer({ idleSessionTimeoutMs: 100, lane: true });
+    const lazy = openChannel(kind, other.target, { idleTimeoutMs: 0 });
     try {
       assert.equal((await unary(lazy)).code, GrpcStatus.OK);
       await eventually(() => lazy.connectionCount === 0 && other.server.connectionCount === 0, 5000, 'the server to close the idle connection');
@@ -183,11 +182,11 @@ describe('lifecycle', () => {
   });
 
   test('server keepalive: a client that stops answering pings is dropped and its calls abort', async () => {
-    const { server, target } = await startEchoServer({ pingIntervalMs: 50, pingTimeoutMs: 150 });
+    const { server, target } = await startEchoServer({ pingIntervalMs: 50, pingTimeoutMs: 150, lane: true });
     const held = holdCalls(server);
     const proxy = await startFreezableProxy(target.port);
     // The client itself never pings, so only the server can notice.
-    const channel = new GrpcChannel({ host: '127.0.0.1', port: proxy.port }, { pingIntervalMs: 0 });
+    const channel = openChannel(kind, { host: '127.0.0.1', port: proxy.port }, { pingIntervalMs: 0 });
     try {
       const inFlight = startHeld(channel);
       await eventually(() => held.length === 1, 5000, 'the held call');
@@ -204,6 +203,23 @@ describe('lifecycle', () => {
     }
   });
 
+  test('calls queued while connecting fail refused when the channel is closed', async () => {
+    const { server, target } = await startEchoServer({ lane: true });
+    const channel = openChannel(kind, target);
+    try {
+      const pending = unary(channel);
+      const closing = channel.close();
+      const result = await pending;
+      assert.equal(result.transport, 'refused');
+      await closing;
+    } finally {
+      await server.close();
+    }
+  });
+
+});
+
+describe('lifecycle (the HTTP/2 channel pool)', () => {
   test('the pool keys channels by host:port; evict destroys one and fails its calls', async () => {
     const { server, target } = await startEchoServer();
     const held = holdCalls(server);
@@ -233,20 +249,6 @@ describe('lifecycle', () => {
     }
   });
 
-  test('calls queued while connecting fail refused when the channel is closed', async () => {
-    const { server, target } = await startEchoServer();
-    const channel = new GrpcChannel(target);
-    try {
-      const pending = unary(channel);
-      const closing = channel.close();
-      const result = await pending;
-      assert.equal(result.transport, 'refused');
-      await closing;
-    } finally {
-      await server.close();
-    }
-  });
-
   test('closing the pool and the server leaves no sockets, listeners or timers', async () => {
     const before = activeHandles();
     const { server, target } = await startEchoServer({ pingIntervalMs: 1000 });
@@ -265,6 +267,30 @@ describe('lifecycle', () => {
     assert.equal(getEventListeners(abort.signal, 'abort').length, 0, 'finished calls removed their abort listeners');
     assert.ok(activeHandles().length > before.length);
     await pool.close();
+    await server.close();
+    assert.equal(server.connectionCount, 0);
+    await eventually(() => activeHandles().length <= before.length, 2000, 'handles to be released');
+    assert.deepEqual(activeHandles(), before);
+  });
+
+  test('closing lane channels and the server leaves no sockets, listeners or timers', async () => {
+    const before = activeHandles();
+    const { server, target } = await startEchoServer({ pingIntervalMs: 1000, lane: true });
+    const channel = openChannel('lane', target, { pingIntervalMs: 50 });
+    const abort = new AbortController();
+    setMaxListeners(100, abort.signal);
+    const results = await Promise.all(
+      Array.from({ length: 20 }, async (_, i) => {
+        const call = channel.call('/test.Echo/Unary', {}, { deadline: Date.now() + 60_000, signal: abort.signal });
+        const done = collect(call);
+        sendAll(call, [Buffer.from(`n${i}`)]);
+        return (await done).result.code;
+      }),
+    );
+    assert.ok(results.every((code) => code === GrpcStatus.OK));
+    assert.equal(getEventListeners(abort.signal, 'abort').length, 0, 'finished calls removed their abort listeners');
+    assert.equal(server.laneConnectionCount, 1);
+    await channel.close();
     await server.close();
     assert.equal(server.connectionCount, 0);
     await eventually(() => activeHandles().length <= before.length, 2000, 'handles to be released');

@@ -25,6 +25,8 @@ export interface ServerCallOwner {
 /** The accepting session, as a call sees it. Not part of the public API. */
 export interface ServerCallSession {
   readonly peer: Peer;
+  /** One of the session's calls is over. */
+  callEnded(): void;
 }
 
 /**

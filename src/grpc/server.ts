@@ -1,4 +1,7 @@
 import type { TLSSocket } from 'node:tls';
+import { DEFAULT_LIMITS } from '../lane/endpoint.js';
+import { LaneServerSession, type LaneCallRouter } from '../lane/server.js';
+import { LANE_MAGIC, LANE_PROTOCOL } from '../lane/wire.js';
 import {
   constants as h2,
   createServer as createHttp2Server,
@@ -41,7 +44,7 @@ export interface GrpcServerOptions {
    * `http2.createSecureServer({ ...options, key, cert, ... })`. Default: plaintext h2c with prior
    * knowledge (`http2.createServer`).
    */
-  readonly createServer?: ((options: ServerOptions & { handshakeTimeout?: number }) => Http2Server | Http2SecureServer) | undefined;
+  readonly createServer?: ((options: GrpcListenerOptions) => Http2Server | Http2SecureServer) | undefined;
   /**
    * A connection that has not completed its TLS handshake (with TLS) and sent the HTTP/2 connection
    * preface and its first SETTINGS within this is closed. Default 10 s.
@@ -51,8 +54,17 @@ export interface GrpcServerOptions {
   readonly maxConnections?: number | undefined;
   /** Told when each call starts and when its stream has closed (e.g. to log API calls); no cost when unset. */
   readonly observer?: CallObserver | undefined;
+  /**
+   * Also serve the Courier-to-Courier lane (`courier-lane/1`, see src/lane/) on the same port: a
+   * plaintext connection that starts with the lane's magic, or a TLS connection that negotiated it by
+   * ALPN, carries the same calls to the same handlers. HTTP/2 clients are served as before. Default false.
+   */
+  readonly lane?: boolean | undefined;
   readonly logger?: Logger | undefined;
 }
+
+/** What `createServer` is given: Node's HTTP/2 server options, the TLS handshake timeout, and the ALPN protocols to offer. */
+export type GrpcListenerOptions = ServerOptions & { handshakeTimeout?: number; ALPNProtocols?: string[] };
 
 export interface CallObserver {
   started(call: ServerCall): void;
@@ -103,6 +115,10 @@ class ServerSession implements ServerCallSession {
     };
     this.keeper = keeper(this);
   }
+
+  callEnded(): void {
+    this.keeper.callEnded();
+  }
 }
 
 function destroySocket(this: Socket): void {
@@ -139,10 +155,13 @@ export class GrpcServer {
   readonly #idleSessionTimeoutMs: number;
   readonly #pingIntervalMs: number | undefined;
   readonly #pingTimeoutMs: number;
-  readonly #createServer: (options: ServerOptions & { handshakeTimeout?: number }) => Http2Server | Http2SecureServer;
+  readonly #createServer: (options: GrpcListenerOptions) => Http2Server | Http2SecureServer;
   readonly #handshakeTimeoutMs: number;
   readonly #observer: CallObserver | undefined;
   readonly #maxConnections: number;
+  readonly #lane: boolean;
+  readonly #laneRouter: LaneCallRouter;
+  readonly #laneSessions = new Set<LaneServerSession>();
 
   readonly #handlers = new Map<string, CallHandler>();
   /** Service names with at least one registered method, for grpc-go's "unknown method" wording. */
@@ -156,6 +175,8 @@ export class GrpcServer {
   #sessionsGone: (() => void) | undefined;
 
   readonly #sockets = new Set<Socket>();
+  /** Plaintext connections whose protocol is not known yet. */
+  readonly #sniffing = new Set<Socket>();
   readonly #onConnection = (socket: Socket): void => {
     this.#sockets.add(socket);
     // HTTP/2 writes whole frames; Nagle would hold a small response back until the previous one is
@@ -177,11 +198,23 @@ export class GrpcServer {
       maxSendMessageBytes: options.maxSendMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
       logger: this.#logger,
       callClosed: (call, session) => {
-        this.#calls.delete(call);
-        (session as ServerSession).keeper.callEnded();
-        this.#observer?.ended(call);
+        session.callEnded();
+        this.#callClosed(call);
       },
     };
+    this.#laneRouter = {
+      maxReceiveMessageBytes: this.#owner.maxReceiveMessageBytes,
+      maxSendMessageBytes: this.#owner.maxSendMessageBytes,
+      logger: this.#logger,
+      handlerFor: (path) => this.#handlers.get(path) ?? this.#fallback ?? this.#unimplemented(path),
+      run: (call, handler) => this.#run(call, handler),
+      callClosed: (call) => this.#callClosed(call),
+      sessionClosed: (session) => {
+        this.#laneSessions.delete(session);
+        this.#checkSessionsGone();
+      },
+    };
+    this.#lane = options.lane ?? false;
     this.#maxConcurrentStreams = options.maxConcurrentStreams ?? DEFAULT_MAX_CONCURRENT_STREAMS;
     this.#idleSessionTimeoutMs = options.idleSessionTimeoutMs ?? DEFAULT_IDLE_SESSION_TIMEOUT_MS;
     this.#pingIntervalMs = options.pingIntervalMs;
@@ -224,8 +257,10 @@ export class GrpcServer {
       maxSessionMemory: MAX_SESSION_MEMORY_MB,
       // TLS servers only: a client that does not finish its handshake in time is dropped.
       handshakeTimeout: this.#handshakeTimeoutMs,
+      ALPNProtocols: this.#lane ? [LANE_PROTOCOL, 'h2'] : ['h2'],
     });
     limitConnections(server, this.#maxConnections, this.#logger, 'gRPC');
+    if (this.#lane) this.#dispatchProtocols(server);
     server.on('connection', this.#onConnection);
     server.on('session', this.#onSession);
     server.on('stream', this.#onStream);
@@ -242,9 +277,14 @@ export class GrpcServer {
     return server.address();
   }
 
-  /** Number of open client connections (for tests and diagnostics). */
+  /** Number of open client connections, HTTP/2 and lane (for tests and diagnostics). */
   get connectionCount(): number {
-    return this.#sessions.size;
+    return this.#sessions.size + this.#laneSessions.size;
+  }
+
+  /** Number of open lane connections (for tests and diagnostics). */
+  get laneConnectionCount(): number {
+    return this.#laneSessions.size;
   }
 
   /** Number of calls whose streams are still open. */
@@ -267,11 +307,13 @@ export class GrpcServer {
 
   async #shutdown(graceMs: number): Promise<void> {
     const listenersClosed = Promise.all(this.#servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
-    if (this.#sessions.size > 0) {
+    for (const socket of this.#sniffing) socket.destroy();
+    if (this.connectionCount > 0) {
       const gone = new Promise<void>((resolve) => {
         this.#sessionsGone = resolve;
       });
       for (const record of this.#sessions) this.#goAway(record);
+      for (const session of this.#laneSessions) session.goAway();
       let timer: NodeJS.Timeout | undefined;
       const graceOver = new Promise<void>((resolve) => {
         timer = setTimeout(resolve, Math.max(0, graceMs));
@@ -279,10 +321,11 @@ export class GrpcServer {
       });
       await Promise.race([gone, graceOver]);
       clearTimeout(timer);
-      if (this.#sessions.size > 0) {
+      if (this.connectionCount > 0) {
         const status = { code: GrpcStatus.UNAVAILABLE, message: 'the server is shutting down' };
         for (const call of [...this.#calls]) call.cancel(status);
         for (const record of this.#sessions) record.session.destroy();
+        for (const session of this.#laneSessions) session.destroy('the server is shutting down');
         // A session Node had already closed gracefully would otherwise wait for the client.
         for (const socket of this.#sockets) socket.destroy();
         await gone;
@@ -334,7 +377,7 @@ export class GrpcServer {
       if (record.handshakeTimer !== undefined) clearTimeout(record.handshakeTimer);
       record.keeper.stop();
       this.#sessions.delete(record);
-      if (this.#sessions.size === 0) this.#sessionsGone?.();
+      this.#checkSessionsGone();
     });
     if (this.#closing !== undefined) {
       this.#goAway(record);
@@ -398,15 +441,109 @@ export class GrpcServer {
       return;
     }
     const call = new Http2ServerCall(this.#owner, record, stream, headers, rawHeaders, deadline);
-    this.#calls.add(call);
     record.keeper.callStarted();
+    this.#run(call, handler);
+  }
+
+  /** Starts a call (HTTP/2 or lane) with its handler. */
+  #run(call: ServerCall, handler: CallHandler): void {
+    this.#calls.add(call);
     this.#observer?.started(call);
     try {
       handler(call);
     } catch (err) {
-      this.#logger.error({ path, err: errorMessage(err) }, 'gRPC handler threw');
+      this.#logger.error({ path: call.path, err: errorMessage(err) }, 'gRPC handler threw');
       call.end({ code: GrpcStatus.UNKNOWN, message: 'the handler failed' });
     }
+  }
+
+  #callClosed(call: ServerCall): void {
+    this.#calls.delete(call);
+    this.#observer?.ended(call);
+  }
+
+  #checkSessionsGone(): void {
+    if (this.connectionCount === 0) this.#sessionsGone?.();
+  }
+
+  /**
+   * Routes each accepted connection to HTTP/2 or to the lane. With TLS, ALPN decides (Node's HTTP/2
+   * server would treat any protocol but HTTP/1.1 as HTTP/2). In plaintext, the first bytes decide:
+   * the lane's magic, or anything else (the HTTP/2 preface) which goes to Node's HTTP/2 server with
+   * those bytes put back.
+   */
+  #dispatchProtocols(server: Http2Server | Http2SecureServer): void {
+    const secure = 'setSecureContext' in server;
+    const event = secure ? 'secureConnection' : 'connection';
+    const http2Listeners = server.listeners(event) as ((socket: Socket) => void)[];
+    server.removeAllListeners(event);
+    const toHttp2 = (socket: Socket): void => {
+      for (const listener of http2Listeners) listener.call(server, socket);
+    };
+    if (secure) {
+      server.on('secureConnection', (socket: TLSSocket) => {
+        if (socket.alpnProtocol === LANE_PROTOCOL) this.#acceptLane(socket);
+        else toHttp2(socket);
+      });
+      return;
+    }
+    server.on('connection', (socket: Socket) => this.#sniff(socket, toHttp2));
+  }
+
+  /** Reads a plaintext connection's first bytes until they are, or cannot be, the lane's magic. */
+  #sniff(socket: Socket, toHttp2: (socket: Socket) => void): void {
+    this.#sniffing.add(socket);
+    let seen: Buffer | undefined;
+    let timer: NodeJS.Timeout | undefined;
+    const decide = (lane: boolean): void => {
+      socket.off('data', onData);
+      socket.off('close', onClose);
+      clearTimeout(timer);
+      this.#sniffing.delete(socket);
+      socket.pause();
+      if (seen !== undefined) socket.unshift(seen);
+      if (lane) this.#acceptLane(socket);
+      else toHttp2(socket);
+    };
+    const onData = (chunk: Buffer): void => {
+      seen = seen === undefined ? chunk : Buffer.concat([seen, chunk]);
+      const compared = Math.min(seen.length, LANE_MAGIC.length);
+      if (seen.compare(LANE_MAGIC, 0, compared, 0, compared) !== 0) decide(false);
+      else if (compared === LANE_MAGIC.length) decide(true);
+    };
+    const onClose = (): void => {
+      clearTimeout(timer);
+      this.#sniffing.delete(socket);
+    };
+    socket.on('data', onData);
+    socket.once('close', onClose);
+    if (this.#handshakeTimeoutMs > 0) {
+      timer = setTimeout(() => {
+        this.#logger.debug({ peer: socket.remoteAddress }, 'gRPC client sent no preface in time; closing the connection');
+        socket.destroy();
+      }, this.#handshakeTimeoutMs);
+      timer.unref();
+    }
+  }
+
+  #acceptLane(socket: Socket | TLSSocket): void {
+    const tls = socket as Partial<TLSSocket>;
+    const verified = tls.authorized === true && typeof tls.getPeerCertificate === 'function' ? tls.getPeerCertificate() : undefined;
+    const session = new LaneServerSession(socket, this.#laneRouter, {
+      peer: {
+        address: socket.remoteAddress ?? '',
+        port: socket.remotePort ?? 0,
+        family: socket.remoteFamily ?? '',
+        certificate: verified !== undefined && Object.keys(verified).length > 0 ? verified : undefined,
+      },
+      limits: { ...DEFAULT_LIMITS, maxConcurrentStreams: this.#maxConcurrentStreams },
+      handshakeTimeoutMs: this.#handshakeTimeoutMs,
+      idleTimeoutMs: this.#idleSessionTimeoutMs,
+      pingIntervalMs: this.#pingIntervalMs,
+      pingTimeoutMs: this.#pingTimeoutMs,
+    });
+    this.#laneSessions.add(session);
+    if (this.#closing !== undefined) session.goAway();
   }
 
   /** grpc-go's wording, so callers see the same text from Courier and Dapr. */

@@ -19,7 +19,7 @@ export function tlsServer(settings: () => ServerTlsOptions): {
   const servers = new Set<Http2SecureServer>();
   return {
     createServer: (options) => {
-      const server = createSecureServer({ ...options, allowHTTP1: false, ALPNProtocols: ['h2'], ...settings() });
+      const server = createSecureServer({ ...options, allowHTTP1: false, ALPNProtocols: options.ALPNProtocols ?? ['h2'], ...settings() });
       servers.add(server);
       server.once('close', () => servers.delete(server));
       return server;
@@ -40,13 +40,21 @@ export function tlsClient(settings: (target: ChannelTarget) => ConnectionOptions
   scheme: 'https';
   createConnection: (target: ChannelTarget) => Duplex;
 } {
+  return tlsClientFor(settings, ['h2']);
+}
+
+/** `tlsClient` offering the given ALPN protocols (the lane offers `courier-lane/1` and `h2`). */
+export function tlsClientFor(
+  settings: (target: ChannelTarget) => ConnectionOptions,
+  alpnProtocols: string[],
+): { scheme: 'https'; createConnection: (target: ChannelTarget) => Duplex } {
   return {
     scheme: 'https',
     createConnection: (target) =>
       connect({
         host: target.host,
         port: target.port,
-        ALPNProtocols: ['h2'],
+        ALPNProtocols: alpnProtocols,
         // SNI carries names, not addresses (RFC 6066).
         ...(isIP(target.host) === 0 ? { servername: target.host } : {}),
         ...settings(target),

@@ -4,21 +4,20 @@ import assert from 'node:assert/strict';
 import { connect as http2Connect, constants as h2, type IncomingHttpHeaders } from 'node:http2';
 import { after, before, describe, test } from 'node:test';
 import { GrpcStatus } from '../errors/index.js';
-import { GrpcChannel } from './channel.js';
 import { customMetadata } from './metadata.js';
 import type { GrpcServer } from './server.js';
 import type { ServerCall } from './call.js';
-import { collect, delay, eventually, readAll, sendAll, startEchoServer } from './testing/helpers.js';
+import { collect, delay, eventually, openChannel, readAll, sendAll, startEchoServer, TRANSPORTS, type TestChannel } from './testing/helpers.js';
 
-describe('our client and our server', () => {
+for (const kind of TRANSPORTS) describe(`our client and our server (${kind}; the server serves both)`, () => {
   let server: GrpcServer;
-  let channel: GrpcChannel;
+  let channel: TestChannel;
   let target: { host: string; port: number };
   /** Calls that reached the test handlers, by path. */
   const seen = new Map<string, ServerCall>();
 
   before(async () => {
-    ({ server, target } = await startEchoServer({ maxReceiveMessageBytes: 1024 * 1024, maxSendMessageBytes: 2 * 1024 * 1024 }));
+    ({ server, target } = await startEchoServer({ maxReceiveMessageBytes: 1024 * 1024, maxSendMessageBytes: 2 * 1024 * 1024, lane: true }));
     server.register('/test.Hold/Forever', (call) => {
       seen.set(call.path, call);
       call.setReader({ message: () => {}, end: () => {}, error: () => {} });
@@ -36,7 +35,7 @@ describe('our client and our server', () => {
         () => {},
       );
     });
-    channel = new GrpcChannel(target, { maxReceiveMessageBytes: 1024 * 1024, maxSendMessageBytes: 2 * 1024 * 1024 });
+    channel = openChannel(kind, target, { maxReceiveMessageBytes: 1024 * 1024, maxSendMessageBytes: 2 * 1024 * 1024 });
   });
 
   after(async () => {
@@ -275,7 +274,7 @@ describe('our client and our server', () => {
     assert.equal(result.code, GrpcStatus.RESOURCE_EXHAUSTED);
     assert.match(result.message, /trying to send message larger than max/);
 
-    const big = new GrpcChannel(target, { maxReceiveMessageBytes: 8 * 1024 * 1024 });
+    const big = openChannel(kind, target, { maxReceiveMessageBytes: 8 * 1024 * 1024 });
     try {
       const serverSide = big.call('/test.Big/Send');
       const serverDone = collect(serverSide);
@@ -335,7 +334,9 @@ describe('our client and our server', () => {
       const { headers, result } = await done;
       assert.equal(result.code, GrpcStatus.OK);
       assert.equal(headers?.['x-path'], '/any.Thing/AtAll');
-      assert.match(String(headers?.['x-ua']), /^grpc-node-courier\//);
+      // HTTP/2 sends a default user-agent; the lane sends only the metadata given.
+      if (kind === 'http2') assert.match(String(headers?.['x-ua']), /^grpc-node-courier\//);
+      else assert.equal(headers?.['x-ua'], 'undefined');
       assert.equal(peer?.address, '127.0.0.1');
       assert.ok((peer?.port ?? 0) > 0);
     } finally {
@@ -353,8 +354,8 @@ describe('our client and our server', () => {
   });
 
   test('IPv6: a server on ::1 and a channel to ::1', async () => {
-    const v6 = await startEchoServer({}, '::1');
-    const ch = new GrpcChannel(v6.target);
+    const v6 = await startEchoServer({ lane: true }, '::1');
+    const ch = openChannel(kind, v6.target);
     try {
       assert.equal(ch.label, `[::1]:${v6.target.port}`);
       const call = ch.call('/test.Echo/Unary');
@@ -367,6 +368,25 @@ describe('our client and our server', () => {
       await ch.close();
       await v6.server.close();
     }
+  });
+
+  test('messages larger than the flow-control window pass both ways, several in a row on one stream', async () => {
+    const big = (fill: number): Buffer => Buffer.alloc(900 * 1024, fill);
+    const unary = channel.call('/test.Echo/Unary');
+    const unaryDone = collect(unary);
+    sendAll(unary, [big(7)]);
+    const one = await unaryDone;
+    assert.equal(one.result.code, GrpcStatus.OK, one.result.message);
+    assert.deepEqual(one.messages, [big(7)]);
+    const bidi = channel.call('/test.Echo/Bidi');
+    const bidiDone = collect(bidi);
+    sendAll(bidi, [big(1), big(2), big(3)]);
+    const three = await bidiDone;
+    assert.equal(three.result.code, GrpcStatus.OK, three.result.message);
+    assert.deepEqual(
+      three.messages.map((m) => [m.length, m[0], m[m.length - 1]]),
+      [1, 2, 3].map((fill) => [900 * 1024, fill, fill]),
+    );
   });
 
   test('many concurrent calls share one connection', async () => {

@@ -42,6 +42,8 @@ export interface SidecarOptions {
   readonly appReadyTimeoutMs: number;
   /** `--max-connections` and `--handshake-timeout`, applied to every listening port. */
   readonly limits: ConnectionLimits;
+  /** `--internal-lane`: serve and use the Courier-to-Courier lane (false: gRPC over HTTP/2 only). */
+  readonly internalLane: boolean;
   readonly logLevel: LogLevel;
   readonly logAsJson: boolean;
   /** `--enable-profiling` with `--profile-port`: where runtime diagnostics are served; undefined when off. */

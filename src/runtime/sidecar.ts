@@ -6,7 +6,7 @@ import { calleeProxy, callerProxy } from '../api/grpc/proxy.js';
 import { GrpcAppChannel } from '../channel/grpc-app-channel.js';
 import type { GetMetadataResponse } from '../proto/index.js';
 import { InternalServer } from '../api/internal/server.js';
-import { GrpcRemoteTransport } from '../api/internal/transport.js';
+import { SidecarTransport } from '../api/internal/transport.js';
 import { NoAppChannel, type AppChannel, type AppChannelState } from '../channel/app-channel.js';
 import { HttpAppChannel } from '../channel/http-app-channel.js';
 import { H2cAppChannel } from '../channel/h2c-app-channel.js';
@@ -68,7 +68,7 @@ export class Sidecar {
   #external: ExternalChannel | undefined;
   #resolver: NameResolver | undefined;
   #appChannel: AppChannel | undefined;
-  #transport: GrpcRemoteTransport | undefined;
+  #transport: SidecarTransport | undefined;
   #internal: InternalServer | undefined;
   #http: HttpApiServer | undefined;
   #grpcApi: GrpcApiServer | undefined;
@@ -180,9 +180,10 @@ export class Sidecar {
     appChannel.onStateChange((state) => this.#onAppState(state));
 
     const identity = this.#identity;
-    this.#transport = new GrpcRemoteTransport({
+    this.#transport = new SidecarTransport({
       maxMessageBytes: options.maxBodyBytes + 64 * 1024,
       logger: log.child({ scope: 'transport' }),
+      lane: options.internalLane,
       ...(identity === undefined ? {} : { tls: clientTls(identity) }),
     });
     const addressBook = new AddressBook(this.#resolver, { cacheTtlMs: RESOLVER_CACHE_TTL_MS, ejectMs: EJECT_MS, emptyRetryMs: EMPTY_RETRY_MS });
@@ -213,6 +214,7 @@ export class Sidecar {
       appProtocol: isGrpcProtocol(protocol) ? 'grpc' : 'http',
       accessControl: () => this.#accessControl,
       limits: options.limits,
+      lane: options.internalLane,
       ...(identity === undefined ? {} : { tls: serverTls(identity) }),
     });
     const proxyToApp = calleeProxy({

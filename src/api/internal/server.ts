@@ -47,6 +47,8 @@ export interface InternalServerOptions {
   /** The access-control policy in force (it may be replaced while running); undefined: none. */
   readonly accessControl: () => AccessControlPolicy | undefined;
   readonly limits: ConnectionLimits;
+  /** Also serve the Courier-to-Courier lane on the port (`--internal-lane`). */
+  readonly lane?: boolean | undefined;
 }
 
 /**
@@ -70,6 +72,7 @@ export class InternalServer {
       maxSendMessageBytes: limit,
       maxConnections: options.limits.maxConnections,
       handshakeTimeoutMs: options.limits.handshakeTimeoutMs,
+      lane: options.lane,
       logger: options.logger,
       ...(secure === undefined ? {} : { createServer: secure.createServer }),
     });

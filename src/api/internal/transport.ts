@@ -1,6 +1,9 @@
 import { CourierError, GrpcStatus, grpcStatusName } from '../../errors/index.js';
 import type { ConnectionOptions } from 'node:tls';
-import { ChannelPool, tlsClient, type CallResult, type ChannelTarget, type ClientCall, type GrpcChannel } from '../../grpc/index.js';
+import { ChannelPool, targetLabel, tlsClient, type CallOpener, type CallResult, type ChannelTarget, type ClientCall } from '../../grpc/index.js';
+import { tlsClientFor } from '../../grpc/tls.js';
+import { LaneChannel, laneChannelSettings, type LaneChannelSettings } from '../../lane/client.js';
+import { LANE_PROTOCOL } from '../../lane/wire.js';
 import type { AppIdentity } from '../../invoke/identity.js';
 import { expectedPeerPath } from '../../sentry/mtls.js';
 import { deleteKey, firstValue, type Metadata } from '../../invoke/headers.js';
@@ -23,7 +26,20 @@ export interface GrpcRemoteTransportOptions {
   readonly logger: Logger;
   /** Mutual TLS: the client side's TLS options for a target (see sentry/mtls.ts); plaintext without. */
   readonly tls?: (target: ChannelTarget) => ConnectionOptions;
+  /**
+   * Call Courier sidecars over the lane (`--internal-lane`, default true): a target that does not
+   * speak it is called over gRPC. False: gRPC only.
+   */
+  readonly lane?: boolean | undefined;
 }
+
+/** Keepalive and connection settings of the hop, the same for the lane and gRPC. */
+const CONNECT_TIMEOUT_MS = 5000;
+const PING_INTERVAL_MS = 10_000;
+const PING_TIMEOUT_MS = 5000;
+const IDLE_TIMEOUT_MS = 180_000;
+/** A target found not to speak the lane is asked again after this long. */
+const LANE_RECHECK_MS = 5 * 60_000;
 
 /** Parses `host:port` or `[v6]:port`. */
 export function parseAddress(address: string): { host: string; port: number } {
@@ -33,28 +49,49 @@ export function parseAddress(address: string): { host: string; port: number } {
 }
 
 /**
- * The caller side of the sidecar-to-sidecar hop: each invocation is one `CallLocalStream` call on a
- * pooled HTTP/2 connection to the target sidecar. The request body is sent as payload chunks as it is
- * read (with HTTP/2 flow control pushing back on the reader), and the response is passed on chunk by
- * chunk. Failures are classified so the invoker knows which ones are safe to retry.
+ * The caller side of the sidecar-to-sidecar hop: each invocation is one `CallLocalStream` call to the
+ * target sidecar, over the Courier lane when the target speaks it (src/lane/) and over pooled HTTP/2
+ * gRPC otherwise (a Dapr sidecar). The request body is sent as payload chunks as it is read (with
+ * flow control pushing back on the reader), and the response is passed on chunk by chunk. Failures
+ * are classified so the invoker knows which ones are safe to retry.
  */
-export class GrpcRemoteTransport implements RemoteTransport {
+export class SidecarTransport implements RemoteTransport {
   readonly #pool: ChannelPool;
   readonly #mtls: boolean;
+  readonly #laneSettings: LaneChannelSettings | undefined;
+  readonly #lanes = new Map<string, LaneChannel>();
+  #closed: Promise<void> | undefined;
 
   constructor(options: GrpcRemoteTransportOptions) {
     this.#mtls = options.tls !== undefined;
     this.#pool = new ChannelPool({
-      connectTimeoutMs: 5000,
+      connectTimeoutMs: CONNECT_TIMEOUT_MS,
+      pingIntervalMs: PING_INTERVAL_MS,
+      pingTimeoutMs: PING_TIMEOUT_MS,
+      idleTimeoutMs: IDLE_TIMEOUT_MS,
       maxReceiveMessageBytes: options.maxMessageBytes,
       maxSendMessageBytes: options.maxMessageBytes,
       logger: options.logger,
       ...(options.tls === undefined ? {} : tlsClient(options.tls)),
     });
+    if (options.lane ?? true) {
+      const tls = options.tls;
+      this.#laneSettings = laneChannelSettings({
+        connectTimeoutMs: CONNECT_TIMEOUT_MS,
+        pingIntervalMs: PING_INTERVAL_MS,
+        pingTimeoutMs: PING_TIMEOUT_MS,
+        idleTimeoutMs: IDLE_TIMEOUT_MS,
+        maxSendMessageBytes: options.maxMessageBytes,
+        maxReceiveMessageBytes: options.maxMessageBytes,
+        ...(tls === undefined ? {} : { createConnection: tlsClientFor(tls, [LANE_PROTOCOL, 'h2']).createConnection, secure: true }),
+        recheckMs: LANE_RECHECK_MS,
+        logger: options.logger,
+      });
+    }
   }
 
   invoke(address: string, request: InvokeRequest, sink: ResponseSink): void {
-    let channel: GrpcChannel;
+    let channel: CallOpener;
     try {
       channel = this.channel(address, request.target);
     } catch (err) {
@@ -69,14 +106,29 @@ export class GrpcRemoteTransport implements RemoteTransport {
    * The pooled channel to the sidecar at `address` that serves `target`. With mTLS the connection must
    * prove to be the target app's sidecar, so connections are pooled per identity.
    */
-  channel(address: string, target: AppIdentity): GrpcChannel {
+  channel(address: string, target: AppIdentity): CallOpener {
     const { host, port } = parseAddress(address);
     const channelTarget: ChannelTarget = this.#mtls ? { host, port, identity: expectedPeerPath(target.appId, target.namespace) } : { host, port };
-    return this.#pool.get(channelTarget);
+    const settings = this.#laneSettings;
+    if (settings === undefined || this.#closed !== undefined) return this.#pool.get(channelTarget);
+    const key = targetLabel(channelTarget);
+    let lane = this.#lanes.get(key);
+    if (lane === undefined) {
+      lane = new LaneChannel(channelTarget, settings, () => this.#pool.get(channelTarget));
+      this.#lanes.set(key, lane);
+    }
+    return lane;
+  }
+
+  /** How calls to the sidecar at `address` currently travel (for tests and diagnostics). */
+  mode(address: string, target: AppIdentity): 'lane' | 'grpc' | 'unknown' {
+    const channel = this.channel(address, target);
+    return channel instanceof LaneChannel ? channel.mode : 'grpc';
   }
 
   close(): Promise<void> {
-    return this.#pool.close();
+    this.#closed ??= Promise.all([this.#pool.close(), ...[...this.#lanes.values()].map((lane) => lane.close())]).then(() => undefined);
+    return this.#closed;
   }
 }
 

@@ -2,8 +2,11 @@
 // client-side collector that turns a call into a promise.
 import { connect as netConnect, createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { GrpcStatus } from '../../errors/index.js';
-import type { CallResult, ClientCall } from '../call.js';
-import type { ReceivedMetadata } from '../metadata.js';
+import type { CallOptions, CallResult, ClientCall } from '../call.js';
+import { LaneChannel, laneChannelSettings } from '../../lane/client.js';
+import { GrpcChannel, type GrpcChannelOptions } from '../channel.js';
+import type { ChannelTarget } from '../connection.js';
+import type { Metadata, ReceivedMetadata } from '../metadata.js';
 import { GrpcServer, type GrpcServerOptions } from '../server.js';
 import type { ServerCall } from '../call.js';
 
@@ -162,6 +165,49 @@ export async function startFreezableProxy(port: number): Promise<{ port: number;
     close: async () => {
       for (const s of sockets) s.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+/** The two transports that carry calls between Courier sidecars; tests of the call semantics run on both. */
+export type TransportKind = 'http2' | 'lane';
+export const TRANSPORTS: readonly TransportKind[] = ['http2', 'lane'];
+
+/** A client of either transport, with what the tests look at. */
+export interface TestChannel {
+  call(path: string, metadata?: Metadata, options?: CallOptions): ClientCall;
+  readonly connectionCount: number;
+  readonly label: string;
+  close(): Promise<void>;
+}
+
+/**
+ * A channel of `kind` to `target`: a `GrpcChannel`, or a `LaneChannel` (whose gRPC fallback, used
+ * only if the server does not speak the lane, has the same options).
+ */
+export function openChannel(kind: TransportKind, target: ChannelTarget, options: GrpcChannelOptions = {}): TestChannel {
+  if (kind === 'http2') return new GrpcChannel(target, options);
+  let fallback: GrpcChannel | undefined;
+  const lane = new LaneChannel(
+    target,
+    laneChannelSettings({
+      ...(options.maxReceiveMessageBytes === undefined ? {} : { maxReceiveMessageBytes: options.maxReceiveMessageBytes }),
+      ...(options.maxSendMessageBytes === undefined ? {} : { maxSendMessageBytes: options.maxSendMessageBytes }),
+      ...(options.connectTimeoutMs === undefined ? {} : { connectTimeoutMs: options.connectTimeoutMs }),
+      ...(options.pingIntervalMs === undefined ? {} : { pingIntervalMs: options.pingIntervalMs }),
+      ...(options.pingTimeoutMs === undefined ? {} : { pingTimeoutMs: options.pingTimeoutMs }),
+      ...(options.idleTimeoutMs === undefined ? {} : { idleTimeoutMs: options.idleTimeoutMs }),
+    }),
+    () => (fallback ??= new GrpcChannel(target, options)),
+  );
+  return {
+    call: (path, metadata, callOptions) => lane.call(path, metadata, callOptions),
+    get connectionCount() {
+      return lane.connectionCount;
+    },
+    label: lane.label,
+    close: async () => {
+      await Promise.all([lane.close(), fallback?.close()]);
     },
   };
 }

@@ -1,8 +1,8 @@
-// A GrpcServer in its own process, for tests that kill the server mid-call. Prints its port on stdout.
+// A GrpcServer (HTTP/2 and lane) in its own process, for tests that kill the server mid-call. Prints its port on stdout.
 // `/test.Hold/Forever` reads the request and never answers.
 import { GrpcServer } from '../server.js';
 
-const server = new GrpcServer();
+const server = new GrpcServer({ lane: true });
 server.register('/test.Hold/Forever', (call) => {
   call.setReader({ message: () => {}, end: () => call.sendHeaders(), error: () => {} });
 });

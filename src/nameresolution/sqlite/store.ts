@@ -95,7 +95,10 @@ export class SqliteStore {
       // SQLite gives its side files (-journal, -wal, -shm) the mode of the database file.
       createPrivateFile(path);
     }
-    const db = new Database(path, { fileMustExist: mustExist, timeout: 0 });
+    // COURIER_SQLITE_ADDON names a better-sqlite3 addon built for the running Node.js (one installation
+    // used under two runtimes, as the benchmark's Node 20 and 24 rows do); the installed one otherwise.
+    const addon = process.env.COURIER_SQLITE_ADDON;
+    const db = new Database(path, { fileMustExist: mustExist, timeout: 0, ...(addon === undefined || addon === '' ? {} : { nativeBinding: addon }) });
     try {
       const stat = statSync(path);
       this.identity = { dev: stat.dev, ino: stat.ino };
