@@ -15,12 +15,14 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { repoRoot, TestEnv } from '../test/framework/env.js';
-import { startSidecar, type SidecarProcess } from '../test/framework/sidecar-process.js';
+import { startSidecar as startTestSidecar, type SidecarProcess } from '../test/framework/sidecar-process.js';
 import { startSentry } from '../test/framework/sentry-process.js';
 import type { LoadResult, LoadSpec } from './lib/loadgen.js';
 import { cpuSeconds, machineDescription, rssBytes, sampleRss } from './lib/proc.js';
 import { ensureTools, startNginx, startPortPrinter } from './lib/processes.js';
 import { upload } from './lib/upload.js';
+import { findNode24 } from './lib/node24.js';
+import { NODE_FLAGS } from '../src/runtime/heap-flags.js';
 import { h2loadSaturation, wrkSaturation, type SaturationResult } from './lib/saturation.js';
 import {
   added,
@@ -98,9 +100,10 @@ function profilePortOf(home: string, sidecar: SidecarProcess): number | undefine
  * The RSS of a `courier run` process once its app and sidecar are up and it only supervises them (the
  * app is an idle node process), measured 2 s after it says it is up.
  */
-async function supervisorRss(home: string): Promise<number> {
-  const child = spawn(process.execPath, [join(repoRoot, 'dist', 'cli', 'main.js'), 'run', '--app-id', 'bench-supervised', '--', process.execPath, '-e', 'setInterval(() => {}, 1000)'], {
-    env: { ...process.env, COURIER_HOME: home },
+async function supervisorRss(home: string, node = process.execPath, extraEnv: Record<string, string> = {}): Promise<number> {
+  // Started as the `courier` executable starts it: with the launcher's Node flags.
+  const child = spawn(node, [...NODE_FLAGS, join(repoRoot, 'dist', 'cli', 'main.js'), 'run', '--app-id', 'bench-supervised', '--', process.execPath, '-e', 'setInterval(() => {}, 1000)'], {
+    env: { ...process.env, COURIER_HOME: home, ...extraEnv },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   try {
@@ -267,6 +270,18 @@ function targets(report: BenchReport): TargetCheck[] {
   const p90Delta = t === undefined || h === undefined ? undefined : t.p90 - h.p90;
   checks.push(row('mTLS: added p90 over plaintext', p90Delta === undefined ? '–' : `${ms(t?.p90)} vs ${ms(h?.p90)} (${p90Delta >= 0 ? '+' : ''}${p90Delta.toFixed(2)} ms)`, p90Delta, 0.3, undefined, ' ms'));
   checks.push(row('CPU per sidecar per 1000 rps (courier-grpc-proxy)', each(grpc, 'cpuPer1000', '', 3), worst(grpc, 'cpuPer1000'), 0.2, 0.15, ' core'));
+  const on24 = find('courier-http-node24');
+  if (on24 !== undefined) {
+    const a24 = addedOf(on24);
+    checks.push(row('CPU per sidecar per 1000 rps (courier-http-node24)', each(on24, 'cpuPer1000', '', 3), worst(on24, 'cpuPer1000'), 0.2, 0.15, ' core'));
+    checks.push(row('added p90 (courier-http-node24)', ms(a24?.p90), a24?.p90, 1.5, 1.0, ' ms'));
+    checks.push(row('added p99 (courier-http-node24)', ms(a24?.p99), a24?.p99, 3, undefined, ' ms'));
+    checks.push(row('RSS per sidecar, idle (courier-http-node24)', each(on24, 'idleRssMb', ' MB', 0), worst(on24, 'idleRssMb'), 60, 50, ' MB'));
+    checks.push(row('RSS per sidecar at 1000 rps (courier-http-node24)', each(on24, 'loadRssMb', ' MB', 0), worst(on24, 'loadRssMb'), 90, 70, ' MB'));
+  }
+  if (report.supervisorRssNode24Mb !== undefined) {
+    checks.push(row('`courier run` supervisor RSS on Node 24', `${report.supervisorRssNode24Mb} MB`, report.supervisorRssNode24Mb, 50, 40, ' MB'));
+  }
   checks.push(row("Dapr's gate: added p90 (courier-http)", ms(h?.p90), h?.p90, 2.0, undefined, ' ms'));
   checks.push(row("Dapr's gate: added p90 (courier-grpc-proxy)", ms(g?.p90), g?.p90, 2.5, undefined, ' ms'));
   const up = report.upload;
@@ -308,6 +323,8 @@ try {
   const sentry = await startSentry(env);
   const mtlsOf = (appId: string): { args: string[]; env: Record<string, string> } => sentry.sidecar(appId);
 
+  // Sidecars run with the Node flags the `courier` launcher sets (src/runtime/heap-flags.ts).
+  const startSidecar = (e: TestEnv, spec: Parameters<typeof startTestSidecar>[1]): Promise<SidecarProcess> => startTestSidecar(e, { nodeArgs: [...NODE_FLAGS], ...spec });
   const b1 = await startSidecar(env, { appId: 'bench-http', appPort: httpApp.port, waitForApp: true, args: SIDECAR_ARGS });
   const a1 = await startSidecar(env, { appId: 'bench-caller', args: SIDECAR_ARGS });
   const m2 = mtlsOf('bench-http-mtls');
@@ -316,6 +333,20 @@ try {
   const a2 = await startSidecar(env, { appId: 'bench-caller-mtls', args: [...SIDECAR_ARGS, ...m2a.args], env: m2a.env });
   const g3 = await startSidecar(env, { appId: 'bench-grpc', appPort: grpcApp.port, waitForApp: true, args: [...SIDECAR_ARGS, '--app-protocol', 'grpc'] });
   const a3 = await startSidecar(env, { appId: 'bench-caller-grpc', args: SIDECAR_ARGS });
+  // The hop as it is to a peer that speaks only gRPC (daprd): both sidecars with the lane off.
+  const noLane = [...SIDECAR_ARGS, '--internal-lane=false'];
+  const b4 = await startSidecar(env, { appId: 'bench-http-grpc-hop', appPort: httpApp.port, waitForApp: true, args: noLane });
+  const a4 = await startSidecar(env, { appId: 'bench-caller-grpc-hop', args: noLane });
+  // Node 24 LTS, the reference runtime, when one is at hand (.ci/run installs it).
+  const node24 = findNode24();
+  let node24Pair: [SidecarProcess, SidecarProcess] | undefined;
+  if (typeof node24 === 'string') skipped.push(node24);
+  else {
+    const on24 = { node: node24.node, env: { COURIER_SQLITE_ADDON: node24.sqliteAddon } };
+    const b5 = await startSidecar(env, { appId: 'bench-http-node24', appPort: httpApp.port, waitForApp: true, args: SIDECAR_ARGS, ...on24 });
+    const a5 = await startSidecar(env, { appId: 'bench-caller-node24', args: SIDECAR_ARGS, ...on24 });
+    node24Pair = [a5, b5];
+  }
 
   const wrk = tool('wrk');
   const h2load = tool('h2load');
@@ -334,6 +365,27 @@ try {
   paths.push({ name: 'direct', description: 'generator → HTTP app', kind: 'http', url: directUrl, processes: [{ role: 'HTTP app', pid: httpApp.child.pid }], saturate: wrkSat(directUrl) });
   const httpUrl = a1.url('/v1.0/invoke/bench-http/method/echo');
   paths.push({ name: 'courier-http', description: 'generator → sidecar A (HTTP API) → sidecar B → HTTP app', kind: 'http', url: httpUrl, processes: sidecarProcs(a1, b1, 'HTTP app', httpApp.child.pid), saturate: wrkSat(httpUrl) });
+  const grpcHopUrl = a4.url('/v1.0/invoke/bench-http-grpc-hop/method/echo');
+  paths.push({
+    name: 'courier-http-grpc-hop',
+    description: 'as courier-http, with the hop between the sidecars over gRPC (--internal-lane=false, as to a daprd peer)',
+    kind: 'http',
+    url: grpcHopUrl,
+    processes: sidecarProcs(a4, b4, 'HTTP app', httpApp.child.pid),
+    saturate: wrkSat(grpcHopUrl),
+  });
+  if (node24Pair !== undefined && typeof node24 !== 'string') {
+    const [a5, b5] = node24Pair;
+    const url24 = a5.url('/v1.0/invoke/bench-http-node24/method/echo');
+    paths.push({
+      name: 'courier-http-node24',
+      description: `as courier-http, with both sidecars on Node ${node24.version}`,
+      kind: 'http',
+      url: url24,
+      processes: sidecarProcs(a5, b5, 'HTTP app', httpApp.child.pid),
+      saturate: wrkSat(url24),
+    });
+  }
   const mtlsUrl = a2.url('/v1.0/invoke/bench-http-mtls/method/echo');
   paths.push({ name: 'courier-http-mtls', description: 'as courier-http, with mutual TLS between the sidecars', kind: 'http', url: mtlsUrl, processes: sidecarProcs(a2, b2, 'HTTP app', httpApp.child.pid), saturate: wrkSat(mtlsUrl) });
   if (nginxBin !== undefined) {
@@ -401,6 +453,12 @@ try {
   process.stderr.write('bench: courier run (the supervisor) with one app ... ');
   const supervisorRssMb = await supervisorRss(env.home);
   process.stderr.write(`${supervisorRssMb} MB\n`);
+  let supervisorRssNode24Mb: number | undefined;
+  if (typeof node24 !== 'string') {
+    process.stderr.write(`bench: courier run on Node ${node24.version} ... `);
+    supervisorRssNode24Mb = await supervisorRss(env.home, node24.node, { COURIER_SQLITE_ADDON: node24.sqliteAddon });
+    process.stderr.write(`${supervisorRssNode24Mb} MB\n`);
+  }
 
   const report: BenchReport = {
     startedAt,
@@ -411,6 +469,7 @@ try {
     paths: paths.map((p) => summarize(p, runs.get(p.name) ?? [], idleRss)),
     upload: uploadFigures,
     supervisorRssMb,
+    supervisorRssNode24Mb,
     targets: [],
   };
   report.targets = targets(report);

@@ -74,6 +74,8 @@ export interface BenchReport {
   upload: UploadFigures | undefined;
   /** RSS of the `courier run` process itself (the supervisor), with one app and its sidecar running. */
   supervisorRssMb?: number | undefined;
+  /** The same with `courier run` on Node 24 (when the benchmark had one). */
+  supervisorRssNode24Mb?: number | undefined;
   targets: TargetCheck[];
 }
 
@@ -168,7 +170,7 @@ export function markdown(report: BenchReport): string {
   }
   if (report.supervisorRssMb !== undefined) {
     lines.push('');
-    lines.push(`\`courier run\` (the supervisor process, one app and its sidecar running): ${report.supervisorRssMb} MB RSS.`);
+    lines.push(`\`courier run\` (the supervisor process, one app and its sidecar running): ${report.supervisorRssMb} MB RSS` + (report.supervisorRssNode24Mb === undefined ? '.' : `; on Node 24, ${report.supervisorRssNode24Mb} MB.`));
   }
   if (report.targets.length > 0) {
     const met = (m: boolean | undefined): string => (m === undefined ? 'not measured' : m ? 'yes' : '**no**');
@@ -186,7 +188,8 @@ export function markdown(report: BenchReport): string {
 
 /** The direct path a path is compared with: direct-grpc for gRPC paths, direct for the others. */
 export function baseFor(report: BenchReport, path: PathSummary): PathSummary | undefined {
-  const name = path.path.includes('grpc') ? 'direct-grpc' : 'direct';
+  const grpc = path.path === 'direct-grpc' || path.path.startsWith('courier-grpc');
+  const name = grpc ? 'direct-grpc' : 'direct';
   return report.paths.find((p) => p.path === name);
 }
 

@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=2 --single-threaded-gc
 import { CourierError } from '../errors/index.js';
 import { version } from '../version.js';
 import { watchSupervisor } from './run/supervision.js';

@@ -9,6 +9,7 @@ import { describeExit, ManagedProcess, type ExitStatus, type LineSink, type Star
 import { portInUseMessage, portOrigin, sidecarPortInUse } from './port-check.js';
 import { putMetadata } from './sidecar-api.js';
 import { APP_STOP_GRACE_MS } from './supervision.js';
+import { NODE_FLAGS } from '../../runtime/heap-flags.js';
 
 /** How long the sidecar may take to shut down gracefully after SIGTERM before it is killed. */
 export const SIDECAR_STOP_GRACE_MS = 20_000;
@@ -129,7 +130,7 @@ export class AppRunner {
     this.#checkNotStopping(signal);
     this.#sidecar = await this.#spawn({
       command: process.execPath,
-      args: [ctx.mainScript, 'sidecar', ...sidecarArgs(launch, requested)],
+      args: [...NODE_FLAGS, ctx.mainScript, 'sidecar', ...sidecarArgs(launch, requested)],
       cwd: launch.cwd,
       env: sidecarEnvironment(launch, ctx.env),
       stdout: this.#sidecarSink(ctx.stdout),

@@ -6,6 +6,7 @@ import { CourierError } from '../../errors/index.js';
 import { loadOrCreateTokenSecret, mintJoinToken } from '../../security/index.js';
 import { freePort } from './free-port.js';
 import { ManagedProcess } from './processes.js';
+import { NODE_FLAGS } from '../../runtime/heap-flags.js';
 
 /** How long the Sentry may take to start listening. */
 const START_TIMEOUT_MS = 20_000;
@@ -40,7 +41,7 @@ export class LocalSentry {
     const stderr: string[] = [];
     const child = await ManagedProcess.start({
       command: process.execPath,
-      args: [options.mainScript, 'sentry', '--issuer-credentials', certs, '--port', String(port), '--listen-address', '127.0.0.1', '--log-level', 'warn'],
+      args: [...NODE_FLAGS, options.mainScript, 'sentry', '--issuer-credentials', certs, '--port', String(port), '--listen-address', '127.0.0.1', '--log-level', 'warn'],
       cwd: options.home,
       env: options.env,
       stdout: (l: string) => options.say(`== SENTRY == ${l}`),
