@@ -27,6 +27,16 @@ function versionOf(node: string): string | undefined {
   return result.status === 0 ? result.stdout.trim() : undefined;
 }
 
+/** Whether `node` can load `addon` (it was built for that Node). */
+function loads(node: string, addon: string): boolean {
+  return spawnSync(node, ['-e', `process.dlopen({ exports: {} }, ${JSON.stringify(addon)})`]).status === 0;
+}
+
+/** The environment without npm's settings (`npm run` passes its own nodedir, the running Node's). */
+function npmFree(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(env).filter(([key]) => !key.toLowerCase().startsWith('npm_config_')));
+}
+
 /** The node-gyp that ships with npm. */
 function nodeGyp(): string | undefined {
   const npm = spawnSync('sh', ['-c', 'command -v npm'], { encoding: 'utf8' }).stdout.trim();
@@ -46,7 +56,7 @@ export function findNode24(): OtherNode | string {
   const version = versionOf(node) ?? 'v24';
   const out = join(repoRoot, 'bench', 'results', '.addons', version);
   const addon = join(out, 'better_sqlite3.node');
-  if (!existsSync(addon)) {
+  if (!existsSync(addon) || !loads(node, addon)) {
     const gyp = nodeGyp();
     if (gyp === undefined) return 'the Node 24 rows (no node-gyp to build better-sqlite3 for it)';
     const work = join(out, 'build-tree');
@@ -55,7 +65,7 @@ export function findNode24(): OtherNode | string {
     cpSync(join(repoRoot, 'node_modules', 'better-sqlite3'), work, { recursive: true, filter: (src) => !src.includes(`${join('better-sqlite3', 'build')}`) });
     const headers = dirname(dirname(node));
     process.stderr.write(`bench: building better-sqlite3 for Node ${version} (once) ... `);
-    const built = spawnSync(node, [gyp, 'rebuild', '--release', `--nodedir=${headers}`], { cwd: work, encoding: 'utf8', env: { ...process.env, PATH: `${dirname(node)}:${process.env.PATH ?? ''}` } });
+    const built = spawnSync(node, [gyp, 'rebuild', '--release', `--nodedir=${headers}`], { cwd: work, encoding: 'utf8', env: { ...npmFree(process.env), npm_config_nodedir: headers, PATH: `${dirname(node)}:${process.env.PATH ?? ''}` } });
     if (built.status !== 0) {
       process.stderr.write('failed\n');
       return `the Node 24 rows (building better-sqlite3 for it failed: ${(built.stderr || built.stdout).trim().split('\n').slice(-3).join(' ')})`;

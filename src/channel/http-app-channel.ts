@@ -1,4 +1,4 @@
-import { Pool } from 'undici';
+import { Pool } from '../util/undici-pool.js';
 import { CourierError, errorMessage, GrpcStatus } from '../errors/index.js';
 import { appRequestHeaders } from '../invoke/headers.js';
 import { methodToPath } from '../invoke/method.js';

@@ -2,7 +2,6 @@
 import { CourierError } from '../errors/index.js';
 import { version } from '../version.js';
 import { watchSupervisor } from './run/supervision.js';
-import { sidecarMain } from './sidecar-main.js';
 
 const usage = `Courier ${version}: service invocation for your apps, compatible with Dapr's API.
 
@@ -32,7 +31,9 @@ async function lazy(module: string, name: string): Promise<Command> {
 }
 
 const commands: Readonly<Record<string, () => Promise<Command>>> = {
-  sidecar: () => Promise.resolve(sidecarMain),
+  // Every command loads only its own modules: `courier run`, which supervises for hours, must not carry
+  // the sidecar's (undici, protobufjs, the gRPC and HTTP servers).
+  sidecar: () => lazy('./sidecar-main.js', 'sidecarMain'),
   run: () => lazy('./run-command.js', 'runMain'),
   list: () => lazy('./list-command.js', 'listMain'),
   stop: () => lazy('./stop-command.js', 'stopMain'),

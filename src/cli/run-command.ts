@@ -1,16 +1,13 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadConfiguration } from '../config/configuration.js';
-import { LocalSentry } from './run/local-sentry.js';
-import { configFileOf } from './run/launch.js';
+import { configFileOf, logTimestamp } from './run/launch.js';
 import { courierHome } from '../runtime/options.js';
 import { AppRunner, StartAborted, type RunnerContext, type RunOutcome } from './run/app-runner.js';
 import type { AppLaunch } from './run/launch.js';
 import { exitCodeOf } from './run/processes.js';
 import { checkPortsFree } from './run/port-check.js';
 import { parseRunArgs, runUsage } from './run/run-args.js';
-import { loadRunFile, logTimestamp } from './run/run-file.js';
 
 /** How long a sidecar may take to write its run record. */
 const SIDECAR_START_TIMEOUT_MS = 30_000;
@@ -28,7 +25,10 @@ export async function runMain(argv: readonly string[]): Promise<number> {
   }
   for (const warning of request.warnings) warn(warning);
   let launches: readonly AppLaunch[];
+  // Run files, Configurations and the local Sentry are loaded only when used: `courier run` stays up for
+  // as long as its apps, and carries only what supervising needs (docs/performance.md, "Memory").
   if (request.kind === 'file') {
+    const { loadRunFile } = await import('./run/run-file.js');
     const runFile = loadRunFile(request.path, { env: process.env });
     for (const warning of runFile.warnings) warn(warning);
     launches = runFile.apps;
@@ -39,8 +39,10 @@ export async function runMain(argv: readonly string[]): Promise<number> {
   const home = courierHome(process.env);
   launches = launches.map((launch) => withDefaultConfiguration(launch, home));
   await checkPortsFree(launches);
-  const secured = launches.filter((launch) => wantsMtls(launch));
+  const secured: AppLaunch[] = [];
+  for (const launch of launches) if (await wantsMtls(launch)) secured.push(launch);
   if (secured.length === 0) return supervise(launches, request.kind === 'file');
+  const { LocalSentry } = await import('./run/local-sentry.js');
   const sentry = await LocalSentry.start({ home, mainScript: fileURLToPath(new URL('./main.js', import.meta.url)), env: process.env, say });
   try {
     const namespace = process.env.NAMESPACE || 'default';
@@ -63,9 +65,10 @@ function withDefaultConfiguration(launch: AppLaunch, home: string): AppLaunch {
 }
 
 /** Whether the launch's configuration turns mTLS on (`spec.mtls.enabled`) and it does not already do so itself. */
-function wantsMtls(launch: AppLaunch): boolean {
+async function wantsMtls(launch: AppLaunch): Promise<boolean> {
   const file = configFileOf(launch);
   if (file === undefined || launch.sidecarFlags.includes('--enable-mtls')) return false;
+  const { loadConfiguration } = await import('../config/configuration.js');
   return loadConfiguration(file).mtlsEnabled;
 }
 

@@ -2,7 +2,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { appProtocols, appSslDeprecation, parseAppProtocol, withAppSsl } from '../channel/app-protocol.js';
 import { validateAppId } from '../invoke/identity.js';
-import { logLevels, type LogLevel } from '../observability/logging/index.js';
+import { logLevels, type LogLevel } from '../observability/logging/levels.js';
 import { errorMessage } from '../errors/index.js';
 import { courierHome, type MtlsOptions, type SidecarOptions } from '../runtime/options.js';
 import { DEFAULT_CONTROL_PLANE_NAMESPACE, DEFAULT_CONTROL_PLANE_TRUST_DOMAIN } from '../sentry/names.js';

@@ -69,16 +69,7 @@ export interface Configuration {
 }
 
 /** The configuration in force when no `--config` is given. */
-export const defaultConfiguration: Configuration = {
-  file: undefined,
-  name: 'default',
-  nameResolution: undefined,
-  accessControl: undefined,
-  mtlsEnabled: false,
-  mtls: undefined,
-  apiLogging: {},
-  unappliedSections: [],
-};
+export { defaultConfiguration } from './defaults.js';
 
 const apiLoggingSchema = z
   .object({

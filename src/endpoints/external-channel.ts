@@ -1,5 +1,5 @@
 import { constants as cryptoConstants } from 'node:crypto';
-import { Pool } from 'undici';
+import { Pool } from '../util/undici-pool.js';
 import { AppResponse, type DescribeFailure } from '../channel/app-response.js';
 import { transportErrorText } from '../channel/protocol-mismatch.js';
 import { Semaphore } from '../channel/semaphore.js';

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import protobuf from 'protobufjs';
+import { createRequire } from 'node:module';
+import type protobuf from 'protobufjs';
 import type {
   InternalInvokeRequest,
   InternalInvokeRequestStream,
@@ -29,11 +30,6 @@ export interface Codec<T> {
   decode(bytes: Uint8Array): T;
 }
 
-// uint64 fields (StreamPayload.seq) decode as plain numbers rather than Long objects: a sequence
-// number never exceeds 2^53 and numbers are cheaper on the hot path.
-(protobuf.util as { Long: unknown }).Long = undefined;
-protobuf.configure();
-
 /** `proto/` at the package root: two levels up from both `src/proto/` and `dist/proto/`. */
 const protoRoot = fileURLToPath(new URL('../../proto/', import.meta.url));
 
@@ -60,22 +56,34 @@ const protoFiles = [
   'dapr/proto/runtime/v1/dapr.proto',
 ];
 
-function loadRoot(): protobuf.Root {
-  const root = new protobuf.Root();
+let loadedRoot: protobuf.Root | undefined;
+
+/**
+ * protobufjs and the parsed `.proto` files, loaded on the first use of a generic codec. The messages
+ * of every call between sidecars have their own codec (fast-codec.ts), so a sidecar that only relays
+ * HTTP calls never loads protobufjs (about 10 MB of RSS); the gRPC API, gRPC apps and the Sentry do.
+ */
+function root(): protobuf.Root {
+  if (loadedRoot !== undefined) return loadedRoot;
+  const pb = createRequire(import.meta.url)('protobufjs') as typeof protobuf;
+  // uint64 fields (StreamPayload.seq) decode as plain numbers rather than Long objects: a sequence
+  // number never exceeds 2^53 and numbers are cheaper.
+  (pb.util as { Long: unknown }).Long = undefined;
+  pb.configure();
+  const loaded = new pb.Root();
   for (const file of protoFiles) {
-    protobuf.parse(readFileSync(protoRoot + file, 'utf8'), root, { keepCase: false });
+    pb.parse(readFileSync(protoRoot + file, 'utf8'), loaded, { keepCase: false });
   }
-  root.resolveAll();
-  return root;
+  loaded.resolveAll();
+  loadedRoot = loaded;
+  return loaded;
 }
 
-const root = loadRoot();
-
 function codecFor<T>(name: string): Codec<T> {
-  const type = root.lookupType(name);
+  let type: protobuf.Type | undefined;
   return {
-    encode: (message: T) => type.encode(message as unknown as Record<string, unknown>).finish(),
-    decode: (bytes: Uint8Array) => type.decode(bytes) as unknown as T,
+    encode: (message: T) => (type ??= root().lookupType(name)).encode(message as unknown as Record<string, unknown>).finish(),
+    decode: (bytes: Uint8Array) => (type ??= root().lookupType(name)).decode(bytes) as unknown as T,
   };
 }
 
@@ -112,7 +120,7 @@ export const ERROR_INFO_TYPE_URL = 'type.googleapis.com/google.rpc.ErrorInfo';
 
 /** The protobufjs root holding every Courier message type, for tests and tools. */
 export function protoTypes(): protobuf.Root {
-  return root;
+  return root();
 }
 
 /**

@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { parseAccessControl, type AccessControlPolicy } from '../acl/index.js';
+import type { AccessControlPolicy, parseAccessControl } from '../acl/index.js';
 import { HttpApiServer } from '../api/http/server.js';
 import { GrpcApiServer } from '../api/grpc/server.js';
 import { calleeProxy, callerProxy } from '../api/grpc/proxy.js';
@@ -11,9 +11,10 @@ import { NoAppChannel, type AppChannel, type AppChannelState } from '../channel/
 import { HttpAppChannel } from '../channel/http-app-channel.js';
 import { H2cAppChannel } from '../channel/h2c-app-channel.js';
 import { isGrpcProtocol } from '../channel/app-protocol.js';
-import { defaultConfiguration, loadConfiguration, type Configuration } from '../config/configuration.js';
-import { loadResources, selectResources } from '../config/resources.js';
-import { ExternalChannel, isEndpointResource, loadEndpointResources, type EndpointResources } from '../endpoints/index.js';
+import type { Configuration } from '../config/configuration.js';
+import { defaultConfiguration } from '../config/defaults.js';
+import { ExternalChannel } from '../endpoints/external-channel.js';
+import type { EndpointResources } from '../endpoints/index.js';
 import { CourierError, errorMessage } from '../errors/index.js';
 import { ApiLog } from '../observability/api-log.js';
 import { AddressBook } from '../invoke/address-book.js';
@@ -27,7 +28,7 @@ import { version } from '../version.js';
 import type { SentryClient } from '../sentry/client.js';
 import type { WorkloadIdentity } from '../sentry/identity.js';
 import { clientTls, serverTls } from '../sentry/mtls.js';
-import { watchConfiguration, type ConfigurationWatch } from '../config/watch.js';
+import type { ConfigurationWatch, watchConfiguration as WatchConfiguration } from '../config/watch.js';
 import type { SidecarOptions } from './options.js';
 import { IdleMemoryReclaimer } from './idle-memory.js';
 import type { DiagnosticsServer, RuntimeDiagnostics } from '../observability/diagnostics.js';
@@ -36,6 +37,8 @@ import { processStartTime, removeRunRecord, writeRunRecord } from './run-registr
 
 /** How long a resolver answer is reused: new instances are called within this, dead ones leave at their liveness deadline. */
 const RESOLVER_CACHE_TTL_MS = 1000;
+/** The resources of a sidecar without --resources-path. */
+const NO_ENDPOINTS: EndpointResources = { endpoints: [], secretStores: new Map(), targets: new Map() };
 /** How long an instance that failed a call is skipped while others are available. */
 const EJECT_MS = 5000;
 /** How long a call waits for an app id with no instance to appear (daprd: 5 retries, 100 ms apart). */
@@ -64,6 +67,8 @@ export class Sidecar {
   readonly #extended = new Map<string, string>();
   readonly #startedAt = new Date();
   #configuration: Configuration = defaultConfiguration;
+  /** `spec.accessControl`'s parser, loaded with `--config`. */
+  #parseAcl: typeof parseAccessControl | undefined;
   #endpoints: EndpointResources | undefined;
   #external: ExternalChannel | undefined;
   #resolver: NameResolver | undefined;
@@ -106,7 +111,16 @@ export class Sidecar {
     const log = this.#logger;
     log.info({ version, app_id: options.appId, namespace: options.namespace }, 'starting Courier sidecar');
 
-    if (options.configFile !== undefined) this.#configuration = loadConfiguration(options.configFile);
+    // The Configuration loader, its schemas and the access-control parser are loaded only with --config,
+    // the resource loaders only with --resources-path: a sidecar carries only what it uses.
+    const configFile = options.configFile;
+    let watchConfiguration: typeof WatchConfiguration | undefined;
+    if (configFile !== undefined) {
+      const [{ loadConfiguration }, watch, acl] = await Promise.all([import('../config/configuration.js'), import('../config/watch.js'), import('../acl/index.js')]);
+      this.#configuration = loadConfiguration(configFile);
+      watchConfiguration = watch.watchConfiguration;
+      this.#parseAcl = acl.parseAccessControl;
+    }
     for (const section of this.#configuration.unappliedSections) {
       log.warn({ config: this.#configuration.file }, `spec.${section} in the configuration is not applied by this version of Courier`);
     }
@@ -114,12 +128,12 @@ export class Sidecar {
       log.warn({ config: this.#configuration.file }, 'spec.mtls.enabled is true but --enable-mtls is not set: calls between sidecars are not encrypted');
     }
     this.#accessControl = this.#parseAccessControl(this.#configuration, true);
-    if (options.configFile !== undefined) {
-      this.#configWatch = watchConfiguration(options.configFile, this.#configuration, (next) => this.#reloadConfiguration(next), (err) =>
+    if (configFile !== undefined && watchConfiguration !== undefined) {
+      this.#configWatch = watchConfiguration(configFile, this.#configuration, (next) => this.#reloadConfiguration(next), (err) =>
         log.error({ config: options.configFile, err: errorMessage(err) }, 'the changed configuration was refused; the current access-control policy stays in force'),
       );
     }
-    const endpoints = this.#loadResources();
+    const endpoints = options.resourcesPaths.length === 0 ? NO_ENDPOINTS : await this.#loadResources();
     this.#endpoints = endpoints;
     if (options.mtls !== undefined) {
       const mtls = options.mtls;
@@ -397,8 +411,9 @@ export class Sidecar {
    * Reads `--resources-path`: the resources that apply to this app (namespace, scopes), the secret
    * stores and HTTPEndpoints among them (validated, secrets resolved), and a note for the rest.
    */
-  #loadResources(): EndpointResources {
+  async #loadResources(): Promise<EndpointResources> {
     const log = this.#logger;
+    const [{ loadResources, selectResources }, { isEndpointResource, loadEndpointResources }] = await Promise.all([import('../config/resources.js'), import('../endpoints/index.js')]);
     const loaded = loadResources(this.#options.resourcesPaths);
     for (const { file, reason } of loaded.skipped) log.warn({ file }, `${file} in --resources-path is not read: ${reason}`);
     const { applied, notApplied } = selectResources(loaded.resources, this.#self);
@@ -456,7 +471,9 @@ export class Sidecar {
   /** Parses `spec.accessControl`; at start a bad policy stops the sidecar, on reload it throws to the watcher. */
   #parseAccessControl(configuration: Configuration, atStart: boolean): AccessControlPolicy | undefined {
     const where = `${configuration.file ?? 'configuration'}: spec.accessControl`;
-    const { policy, warnings } = parseAccessControl(configuration.accessControl, where, isGrpcProtocol(this.#options.appProtocol) ? 'grpc' : 'http');
+    const parse = this.#parseAcl;
+    if (parse === undefined) return undefined;
+    const { policy, warnings } = parse(configuration.accessControl, where, isGrpcProtocol(this.#options.appProtocol) ? 'grpc' : 'http');
     for (const warning of warnings) this.#logger.warn({ config: configuration.file }, warning);
     if (policy !== undefined) {
       this.#logger.info({ policy: policy.describe() }, atStart ? 'access-control policy in force' : 'access-control policy reloaded');

@@ -124,3 +124,9 @@ export function checkPath(path: string, kind: 'file' | 'directory'): string | un
   if (kind === 'file' && isDir) return 'is a directory, not a file';
   return undefined;
 }
+
+/** `20240131154502`: the timestamp in log file names, as Dapr's CLI writes it (local time). */
+export function logTimestamp(date: Date): string {
+  const two = (n: number): string => String(n).padStart(2, '0');
+  return `${date.getFullYear()}${two(date.getMonth() + 1)}${two(date.getDate())}${two(date.getHours())}${two(date.getMinutes())}${two(date.getSeconds())}`;
+}

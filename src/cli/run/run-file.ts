@@ -4,9 +4,10 @@ import { z } from 'zod';
 import { readYamlDocuments } from '../../config/yaml-file.js';
 import { CourierError } from '../../errors/index.js';
 import { validateAppId } from '../../invoke/identity.js';
-import { logLevels } from '../../observability/logging/index.js';
+import { logLevels } from '../../observability/logging/levels.js';
 import { parseQuantity } from '../../util/quantity.js';
 import { bareFlagMessage, checkPath, checkSidecarFlags, logDestinations, type AppLaunch, type LogDestination } from './launch.js';
+export { logTimestamp } from './launch.js';
 
 /**
  * Dapr's multi-app run template (`dapr run -f`): `version: 1`, optional `name`, `common` settings shared
@@ -267,12 +268,6 @@ function buildLaunch(
     logDirectory: join(appDir, '.dapr', 'logs'),
     runTemplate: { path: file, name: templateName },
   };
-}
-
-/** `20240131154502`: the timestamp in log file names, as Dapr's CLI writes it. */
-export function logTimestamp(date: Date): string {
-  const two = (n: number): string => String(n).padStart(2, '0');
-  return `${date.getFullYear()}${two(date.getMonth() + 1)}${two(date.getDate())}${two(date.getHours())}${two(date.getMinutes())}${two(date.getSeconds())}`;
 }
 
 function checkRefusedKeys(file: string, raw: Record<string, unknown>): void {

@@ -1,6 +1,7 @@
 import { networkInterfaces, hostname } from 'node:os';
 import { isIPv4, isIPv6 } from 'node:net';
-import makeMdns from 'multicast-dns';
+import { createRequire } from 'node:module';
+import type makeMdnsType from 'multicast-dns';
 import type { Answer } from 'dns-packet';
 import { CourierError, errorMessage } from '../../errors/index.js';
 import type { Logger } from '../../observability/logging/index.js';
@@ -28,7 +29,14 @@ export interface MdnsView {
   instances: { instance: string; address: string; ageMs: number; expiresInMs: number }[];
 }
 
-type Mdns = ReturnType<typeof makeMdns>;
+type Mdns = ReturnType<typeof makeMdnsType>;
+
+let loadedMdns: typeof makeMdnsType | undefined;
+/** multicast-dns, loaded when the first mDNS socket opens: sidecars using another resolver never load it. */
+function makeMdns(options: Parameters<typeof makeMdnsType>[0]): Mdns {
+  loadedMdns ??= createRequire(import.meta.url)('multicast-dns') as typeof makeMdnsType;
+  return loadedMdns(options);
+}
 type Socket = { mdns: Mdns; family: 4 | 6; iface: string };
 
 /**

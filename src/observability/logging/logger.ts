@@ -1,8 +1,8 @@
 import { pino, type Logger as PinoLogger, type DestinationStream } from 'pino';
+import { logLevels, type LogLevel } from './levels.js';
 
+export { logLevels, type LogLevel };
 export type Logger = PinoLogger;
-export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'fatal';
-export const logLevels: readonly LogLevel[] = ['debug', 'info', 'warn', 'error', 'fatal'];
 
 export interface LoggerOptions {
   level: LogLevel | 'silent';
