@@ -1,6 +1,6 @@
 import { CourierError, GrpcStatus, grpcStatusName } from '../../errors/index.js';
 import type { ConnectionOptions } from 'node:tls';
-import { ChannelPool, targetLabel, tlsClient, type CallOpener, type CallResult, type ChannelTarget, type ClientCall } from '../../grpc/index.js';
+import { ChannelPool, tlsClient, type CallOpener, type CallResult, type ChannelTarget, type ClientCall } from '../../grpc/index.js';
 import { tlsClientFor } from '../../grpc/tls.js';
 import { LaneChannel, laneChannelSettings, type LaneChannelSettings } from '../../lane/client.js';
 import { LANE_PROTOCOL } from '../../lane/wire.js';
@@ -107,23 +107,22 @@ export class SidecarTransport implements RemoteTransport {
    * prove to be the target app's sidecar, so connections are pooled per identity.
    */
   channel(address: string, target: AppIdentity): CallOpener {
-    const { host, port } = parseAddress(address);
-    const channelTarget: ChannelTarget = this.#mtls ? { host, port, identity: expectedPeerPath(target.appId, target.namespace) } : { host, port };
     const settings = this.#laneSettings;
-    if (settings === undefined || this.#closed !== undefined) return this.#pool.get(channelTarget);
-    const key = targetLabel(channelTarget);
+    if (settings === undefined || this.#closed !== undefined) return this.#pool.get(this.#channelTarget(address, target));
+    // Keyed by what the caller already has, so a call to a known sidecar parses and builds nothing.
+    const key = this.#mtls ? `${address} ${target.appId}.${target.namespace}` : address;
     let lane = this.#lanes.get(key);
     if (lane === undefined) {
+      const channelTarget = this.#channelTarget(address, target);
       lane = new LaneChannel(channelTarget, settings, () => this.#pool.get(channelTarget));
       this.#lanes.set(key, lane);
     }
     return lane;
   }
 
-  /** How calls to the sidecar at `address` currently travel (for tests and diagnostics). */
-  mode(address: string, target: AppIdentity): 'lane' | 'grpc' | 'unknown' {
-    const channel = this.channel(address, target);
-    return channel instanceof LaneChannel ? channel.mode : 'grpc';
+  #channelTarget(address: string, target: AppIdentity): ChannelTarget {
+    const { host, port } = parseAddress(address);
+    return this.#mtls ? { host, port, identity: expectedPeerPath(target.appId, target.namespace) } : { host, port };
   }
 
   close(): Promise<void> {
