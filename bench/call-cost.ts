@@ -8,10 +8,13 @@
 //   http-https:  POST A/v1.0/invoke/s/method/echo            (A → S → HTTPS app, kept-alive TLS connections)
 //   grpc-proxy:  /courier.bench.Echo/Say with dapr-app-id: g  (A → G relayed frame by frame → gRPC app)
 //   external:    POST A/v1.0/invoke/echo-endpoint/method/echo (A → the HTTP app as an HTTPEndpoint, no callee sidecar)
+//   http-mtls:   as http, between a second pair of sidecars with mutual TLS (certificates from a local Sentry)
 // and reads each sidecar's user+system CPU time from /proc before and after. Prints microseconds of
 // CPU per call for each sidecar and in total, and the throughput the loop reached.
 //
-//   npm run bench:call-cost [-- --calls 20000 --concurrency 16]
+//   npm run bench:call-cost [-- --calls 20000 --concurrency 16 --paths http,http-mtls]
+// (--concurrency 1 shows what a call costs when it travels alone, as at a low request rate;
+// --cpu-prof DIR writes each sidecar's V8 CPU profile into DIR when it stops).
 import { Agent, request } from 'undici';
 import * as grpc from '@grpc/grpc-js';
 import { TestEnv } from '../test/framework/env.js';
@@ -24,6 +27,8 @@ import { createServer as createHttpsServer } from 'node:https';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { appCertificate } from '../test/framework/test-pki.js';
+import { startSentry } from '../test/framework/sentry-process.js';
+import { NODE_FLAGS } from '../src/runtime/heap-flags.js';
 
 function flag(name: string, fallback: number): number {
   const at = process.argv.indexOf(`--${name}`);
@@ -33,6 +38,13 @@ function flag(name: string, fallback: number): number {
 
 const CALLS = flag('calls', 20_000);
 const CONCURRENCY = flag('concurrency', 16);
+const pathsAt = process.argv.indexOf('--paths');
+const PATHS = pathsAt >= 0 ? new Set((process.argv[pathsAt + 1] ?? '').split(',')) : undefined;
+const wanted = (key: string): boolean => PATHS === undefined || PATHS.has(key);
+const profAt = process.argv.indexOf('--cpu-prof');
+const PROFILE_DIR = profAt >= 0 ? process.argv[profAt + 1] : undefined;
+// Every sidecar runs with the launcher's Node flags, as the `courier` executable starts it.
+const nodeArgs = [...NODE_FLAGS, ...(PROFILE_DIR === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', PROFILE_DIR])];
 const WARMUP = Math.min(2000, Math.floor(CALLS / 5));
 const BODY = Buffer.alloc(1024, 'x');
 async function loop(count: number, call: () => Promise<void>): Promise<void> {
@@ -103,20 +115,29 @@ try {
   const grpcPort = await new Promise<number>((resolve, reject) =>
     grpcApp.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
   );
-  const b = await startSidecar(env, { appId: 'b', appPort: httpPort, waitForApp: true, args: ['--log-level', 'warn'] });
-  const h = await startSidecar(env, { appId: 'h', appPort: (h2cApp.address() as AddressInfo).port, waitForApp: true, args: ['--app-protocol', 'h2c', '--log-level', 'warn'] });
-  const tls = await startSidecar(env, { appId: 's', appPort: (httpsApp.address() as AddressInfo).port, waitForApp: true, args: ['--app-protocol', 'https', '--log-level', 'warn'] });
-  const g = await startSidecar(env, { appId: 'g', appPort: grpcPort, waitForApp: true, args: ['--app-protocol', 'grpc', '--log-level', 'warn'] });
+  const b = await startSidecar(env, { nodeArgs, appId: 'b', appPort: httpPort, waitForApp: true, args: ['--log-level', 'warn'] });
+  const h = await startSidecar(env, { nodeArgs, appId: 'h', appPort: (h2cApp.address() as AddressInfo).port, waitForApp: true, args: ['--app-protocol', 'h2c', '--log-level', 'warn'] });
+  const tls = await startSidecar(env, { nodeArgs, appId: 's', appPort: (httpsApp.address() as AddressInfo).port, waitForApp: true, args: ['--app-protocol', 'https', '--log-level', 'warn'] });
+  const g = await startSidecar(env, { nodeArgs, appId: 'g', appPort: grpcPort, waitForApp: true, args: ['--app-protocol', 'grpc', '--log-level', 'warn'] });
   const resources = join(env.home, 'resources');
   mkdirSync(resources);
   writeFileSync(
     join(resources, 'echo-endpoint.yaml'),
     `apiVersion: dapr.io/v1alpha1\nkind: HTTPEndpoint\nmetadata:\n  name: echo-endpoint\nspec:\n  baseUrl: http://127.0.0.1:${httpPort}\n`,
   );
-  const a = await startSidecar(env, { appId: 'a', args: ['--log-level', 'warn', '--resources-path', resources] });
+  const a = await startSidecar(env, { nodeArgs, appId: 'a', args: ['--log-level', 'warn', '--resources-path', resources] });
+  let mtlsCaller: SidecarProcess | undefined;
+  let mtlsCallee: SidecarProcess | undefined;
+  if (wanted('http-mtls')) {
+    const sentry = await startSentry(env);
+    const callee = sentry.sidecar('bm');
+    mtlsCallee = await startSidecar(env, { nodeArgs, appId: 'bm', appPort: httpPort, waitForApp: true, args: ['--log-level', 'warn', ...callee.args], env: callee.env });
+    const caller = sentry.sidecar('am');
+    mtlsCaller = await startSidecar(env, { nodeArgs, appId: 'am', args: ['--log-level', 'warn', ...caller.args], env: caller.env });
+  }
 
-  const httpCall = (appId: string) => async (): Promise<void> => {
-    const res = await request(`http://127.0.0.1:${a.httpPort}/v1.0/invoke/${appId}/method/echo`, { method: 'POST', body: BODY, dispatcher: agent });
+  const httpCall = (appId: string, via = a) => async (): Promise<void> => {
+    const res = await request(`http://127.0.0.1:${via.httpPort}/v1.0/invoke/${appId}/method/echo`, { method: 'POST', body: BODY, dispatcher: agent });
     await res.body.arrayBuffer();
     if (res.statusCode !== 200) throw new Error(`HTTP ${res.statusCode}`);
   };
@@ -133,13 +154,13 @@ try {
   const grpcCall = (): Promise<void> =>
     new Promise((resolve, reject) => echo.Say(BODY, md, (err, res) => (err ? reject(err) : res?.length === BODY.length ? resolve() : reject(new Error('short reply')))));
 
-  const rows = [
-    await measure('http (A → B → HTTP/1.1 app)', [a, b], httpCall('b')),
-    await measure('http-h2c (A → H → HTTP/2 app)', [a, h], httpCall('h')),
-    await measure('http-https (A → S → HTTPS app)', [a, tls], httpCall('s')),
-    await measure('grpc-proxy (A → G → gRPC app)', [a, g], grpcCall),
-    await measure('external (A → HTTP app as an HTTPEndpoint)', [a], externalCall),
-  ];
+  const rows: Array<Record<string, number | string>> = [];
+  if (wanted('http')) rows.push(await measure('http (A → B → HTTP/1.1 app)', [a, b], httpCall('b')));
+  if (mtlsCaller !== undefined && mtlsCallee !== undefined) rows.push(await measure('http-mtls (A → B with mTLS → HTTP/1.1 app)', [mtlsCaller, mtlsCallee], httpCall('bm', mtlsCaller)));
+  if (wanted('http-h2c')) rows.push(await measure('http-h2c (A → H → HTTP/2 app)', [a, h], httpCall('h')));
+  if (wanted('http-https')) rows.push(await measure('http-https (A → S → HTTPS app)', [a, tls], httpCall('s')));
+  if (wanted('grpc-proxy')) rows.push(await measure('grpc-proxy (A → G → gRPC app)', [a, g], grpcCall));
+  if (wanted('external')) rows.push(await measure('external (A → HTTP app as an HTTPEndpoint)', [a], externalCall));
   console.log(`${CALLS} calls per path after ${WARMUP} warm-up calls, ${CONCURRENCY} in flight, 1 KiB bodies, node ${process.version}`);
   console.table(rows);
 } finally {

@@ -18,8 +18,8 @@ export function tlsServer(settings: () => ServerTlsOptions): {
 } {
   const servers = new Set<Http2SecureServer>();
   return {
-    createServer: (options) => {
-      const server = createSecureServer({ ...options, allowHTTP1: false, ALPNProtocols: options.ALPNProtocols ?? ['h2'], ...settings() });
+    createServer: ({ ALPNProtocols, ...options }) => {
+      const server = createSecureServer({ ...options, allowHTTP1: false, ...alpnSelection(Array.isArray(ALPNProtocols) ? (ALPNProtocols as string[]) : ['h2']), ...settings() });
       servers.add(server);
       server.once('close', () => servers.delete(server));
       return server;
@@ -29,6 +29,17 @@ export function tlsServer(settings: () => ServerTlsOptions): {
       for (const server of servers) server.setSecureContext(next);
     },
   };
+}
+
+/**
+ * How a TLS server picks the application protocol. Node's HTTP/2 server replaces `ALPNProtocols` with
+ * `['h2']` (plus `http/1.1`), so any other protocol it should offer is chosen by an `ALPNCallback`:
+ * the first of `protocols` (in the server's order of preference) that the client offers. A client
+ * offering none of them is refused during the handshake.
+ */
+export function alpnSelection(protocols: readonly string[]): { ALPNProtocols: string[] } | { ALPNCallback: (offer: { protocols: string[] }) => string | undefined } {
+  if (protocols.length === 1 && protocols[0] === 'h2') return { ALPNProtocols: ['h2'] };
+  return { ALPNCallback: ({ protocols: offered }) => protocols.find((p) => offered.includes(p)) };
 }
 
 /**

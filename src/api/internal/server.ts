@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import { CourierError, errorMessage, GrpcStatus } from '../../errors/index.js';
 import type { AccessControlPolicy } from '../../acl/index.js';
-import { GrpcServer, tlsServer, type ServerCall, type ServerReader, type ServerTlsOptions } from '../../grpc/index.js';
+import { GrpcServer, tlsServer, type Peer, type ServerCall, type ServerReader, type ServerTlsOptions } from '../../grpc/index.js';
 import type { ConnectionLimits } from '../../util/connection-limit.js';
 import { formatSpiffeId, spiffeIdFromPeerCertificate, type SpiffeId } from '../../security/spiffe.js';
 import { bodyTooLargeError } from '../../invoke/body.js';
@@ -109,6 +109,19 @@ function invalid(message: string): CourierError {
  * Builds the app-facing request from the leading InternalInvokeRequest. The method is normalized
  * again here (defense in depth: the caller may not be a Courier sidecar).
  */
+/** Each connection's verified certificate is read once: its calls share the parsed identity. */
+const spiffeIds = new WeakMap<object, SpiffeId | null>();
+
+function callerSpiffeId(certificate: Peer['certificate']): SpiffeId | undefined {
+  if (certificate === undefined) return undefined;
+  let id = spiffeIds.get(certificate);
+  if (id === undefined) {
+    id = spiffeIdFromPeerCertificate(certificate) ?? null;
+    spiffeIds.set(certificate, id);
+  }
+  return id ?? undefined;
+}
+
 function requestFrom(
   options: InternalServerOptions,
   call: ServerCall,
@@ -132,7 +145,7 @@ function requestFrom(
   let caller: AppIdentity;
   let spiffe: SpiffeId | undefined;
   if (options.tls !== undefined) {
-    spiffe = spiffeIdFromPeerCertificate(call.peer.certificate);
+    spiffe = callerSpiffeId(call.peer.certificate);
     if (spiffe === undefined) {
       throw new CourierError('ERR_DIRECT_INVOKE', 'the caller presented no SPIFFE identity', { grpcCode: GrpcStatus.UNAUTHENTICATED });
     }
