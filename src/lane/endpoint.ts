@@ -43,13 +43,30 @@ export interface DrainWaiter {
 
 const PING_PAYLOAD = Buffer.alloc(8);
 
-function flushLater(endpoint: LaneEndpoint): void {
-  endpoint.flush();
+/**
+ * Endpoints with frames to write, flushed together once per turn of the event loop (after the I/O
+ * callbacks of the turn): the responses or requests that several sockets' reads produced in one turn
+ * leave in one write per connection, not one each. One shared immediate, not one per endpoint.
+ */
+let due: LaneEndpoint[] = [];
+let flushPending = false;
+
+function flushDue(): void {
+  const endpoints = due;
+  due = [];
+  flushPending = false;
+  for (const endpoint of endpoints) {
+    try {
+      endpoint.flush();
+    } catch {
+      // A socket that throws on write is failing; its close ends its calls. The others still flush.
+    }
+  }
 }
 
 /**
  * What both ends of a lane connection share: the magic and SETTINGS exchange, frame parsing, writes
- * gathered per tick (one write per tick however many calls produced frames), socket backpressure,
+ * gathered per turn of the event loop (one write per turn however many calls produced frames), socket backpressure,
  * and PING. The client and server ends add streams on top.
  */
 export abstract class LaneEndpoint implements FrameHandler, Pingable {
@@ -108,11 +125,15 @@ export abstract class LaneEndpoint implements FrameHandler, Pingable {
   /** True once the connection takes no more calls (going away, or gone). */
   abstract get closed(): boolean;
 
-  /** Writes what the tick produced at the end of the tick. */
+  /** Writes what this turn of the event loop produced once its I/O callbacks have run. */
   schedule(): void {
     if (this.#flushScheduled) return;
     this.#flushScheduled = true;
-    process.nextTick(flushLater, this);
+    due.push(this);
+    if (!flushPending) {
+      flushPending = true;
+      setImmediate(flushDue);
+    }
   }
 
   /** Writes the gathered frames now (one write, or one writev for several pieces). */
