@@ -134,7 +134,7 @@ export interface ServerCall {
    * the call (size limit, protocol error), or the server shuts down; not when the call completes
    * normally. The reason is a CourierError whose `grpcCode` says why. Created on first access.
    */
-  readonly signal: AbortSignal;
+  readonly signal: CallSignal;
   /** The call's final gRPC status code once decided (ended, failed, cancelled); undefined while it runs. */
   readonly statusCode: number | undefined;
   /** True once the call is over (ended by the handler, cancelled, or failed). */

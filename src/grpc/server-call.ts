@@ -12,6 +12,7 @@ import { MessageDecoder, messageHead, totalLength } from './framing.js';
 import { appendCustomMetadata, metadataFromRawHeaders, type Metadata, type ReceivedMetadata } from './metadata.js';
 import { encodeGrpcMessage, http2ErrorName, type CallStatus } from './status.js';
 import { cancelStream } from './stream-reset.js';
+import { CallAbort, type CallSignal } from '../invoke/call-signal.js';
 
 /** What a call needs from the server that accepted it. Not part of the public API. */
 export interface ServerCallOwner {
@@ -121,7 +122,7 @@ export class Http2ServerCall implements ServerCall {
   /** Why the transport or the client terminated the call, for a reader set afterwards. */
   #failure: CallStatus | undefined;
 
-  #controller: AbortController | undefined;
+  #controller: CallAbort | undefined;
   #abortReason: CourierError | undefined;
   #statusCode: number | undefined;
   #deadlineTimer: NodeJS.Timeout | undefined;
@@ -173,14 +174,14 @@ export class Http2ServerCall implements ServerCall {
    * Aborts when the client cancels or resets the stream, the connection is lost, the deadline passes,
    * the transport fails the call (size limit, protocol error), or the server shuts down. It does not
    * abort when the call completes normally. The reason is a CourierError whose `grpcCode` says why.
-   * Created on first access, so calls that never look at it do not pay for an AbortController.
+   * Created on first access (a CallAbort: no EventTarget, no event objects).
    */
-  get signal(): AbortSignal {
+  get signal(): CallSignal {
     if (this.#controller === undefined) {
-      this.#controller = new AbortController();
+      this.#controller = new CallAbort();
       if (this.#abortReason !== undefined) this.#controller.abort(this.#abortReason);
     }
-    return this.#controller.signal;
+    return this.#controller;
   }
 
   /**

@@ -7,6 +7,7 @@ import { http2ErrorName, type CallStatus } from '../grpc/status.js';
 import type { Logger } from '../observability/logging/index.js';
 import { LaneEndpoint, type LaneLimits } from './endpoint.js';
 import { StreamReceiver, StreamSender, type FinalFrame } from './stream.js';
+import { CallAbort, type CallSignal } from '../invoke/call-signal.js';
 import {
   CANCEL,
   emptyMetadata,
@@ -240,7 +241,7 @@ export class LaneServerCall implements ServerCall, FinalFrame {
   #inboundEnded: boolean;
   #delivering = false;
   #failure: CallStatus | undefined;
-  #controller: AbortController | undefined;
+  #controller: CallAbort | undefined;
   #abortReason: CourierError | undefined;
   #statusCode: number | undefined;
   #deadlineTimer: NodeJS.Timeout | undefined;
@@ -297,12 +298,12 @@ export class LaneServerCall implements ServerCall, FinalFrame {
     return this.#session.peer;
   }
 
-  get signal(): AbortSignal {
+  get signal(): CallSignal {
     if (this.#controller === undefined) {
-      this.#controller = new AbortController();
+      this.#controller = new CallAbort();
       if (this.#abortReason !== undefined) this.#controller.abort(this.#abortReason);
     }
-    return this.#controller.signal;
+    return this.#controller;
   }
 
   get statusCode(): number | undefined {
