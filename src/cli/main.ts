@@ -2,6 +2,7 @@
 import { CourierError } from '../errors/index.js';
 import { version } from '../version.js';
 import { watchSupervisor } from './run/supervision.js';
+import { interpretOnly } from '../runtime/heap-flags.js';
 
 const usage = `Courier ${version}: service invocation for your apps, compatible with Dapr's API.
 
@@ -34,7 +35,13 @@ const commands: Readonly<Record<string, () => Promise<Command>>> = {
   // Every command loads only its own modules: `courier run`, which supervises for hours, must not carry
   // the sidecar's (undici, protobufjs, the gRPC and HTTP servers).
   sidecar: () => lazy('./sidecar-main.js', 'sidecarMain'),
-  run: () => lazy('./run-command.js', 'runMain'),
+  run: () => {
+    // The supervisor starts processes and relays their output for as long as the app runs: nothing
+    // in it is hot enough for V8's optimizing compilers. Set before its modules load (loading them is
+    // the busiest moment a supervisor has).
+    interpretOnly();
+    return lazy('./run-command.js', 'runMain');
+  },
   list: () => lazy('./list-command.js', 'listMain'),
   stop: () => lazy('./stop-command.js', 'stopMain'),
   invoke: () => lazy('./invoke-command.js', 'invokeMain'),

@@ -61,14 +61,19 @@ export function tlsClientFor(
 ): { scheme: 'https'; createConnection: (target: ChannelTarget) => Duplex } {
   return {
     scheme: 'https',
-    createConnection: (target) =>
-      connect({
+    createConnection: (target) => {
+      const socket = connect({
         host: target.host,
         port: target.port,
         ALPNProtocols: alpnProtocols,
         // SNI carries names, not addresses (RFC 6066).
         ...(isIP(target.host) === 0 ? { servername: target.host } : {}),
         ...settings(target),
-      }),
+      });
+      // As on plaintext connections: calls share the connection, and Nagle's algorithm would hold a
+      // small frame back until the one before it is acknowledged.
+      socket.setNoDelay(true);
+      return socket;
+    },
   };
 }

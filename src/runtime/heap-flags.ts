@@ -1,3 +1,5 @@
+import { setFlagsFromString } from 'node:v8';
+
 /**
  * The V8 flags every Courier process runs with, set by the launcher (the `courier` executable's
  * interpreter line, and `courier run` for the sidecars and the Sentry it starts), never by the user.
@@ -14,3 +16,14 @@
  */
 export const NODE_FLAGS: readonly string[] = ['--max-semi-space-size=2', '--single-threaded-gc'];
 
+
+/**
+ * For a process that only supervises (`courier run`): no optimizing compilers (TurboFan, Maglev)
+ * from now on. Their generated code and the compiler's own pages are about 4 MB of a supervisor's
+ * RSS (docs/performance.md, "Memory"); a supervisor runs nothing hot enough to need them. Set at run
+ * time, so it applies to this process only: the sidecars it starts keep NODE_FLAGS.
+ */
+export function interpretOnly(): void {
+  setFlagsFromString('--no-opt');
+  setFlagsFromString('--no-maglev');
+}

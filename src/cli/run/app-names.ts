@@ -1,5 +1,3 @@
-import { randomInt } from 'node:crypto';
-
 /** Words for the app id `courier run` makes up when none is given (like `dapr run`'s `adjective-noun`). */
 const adjectives = [
   'amber', 'brave', 'brisk', 'calm', 'clever', 'cosmic', 'curious', 'daring', 'eager', 'fancy',
@@ -15,7 +13,7 @@ const nouns = [
   'raven', 'river', 'saddle', 'salmon', 'sparrow', 'summit', 'tiger', 'tundra', 'walrus', 'willow',
 ] as const;
 
-/** A random lower-case `adjective-noun` app id, e.g. `brisk-otter`. */
-export function randomAppId(pick: (n: number) => number = randomInt): string {
+/** A random lower-case `adjective-noun` app id, e.g. `brisk-otter` (a name, not a secret: Math.random will do). */
+export function randomAppId(pick: (n: number) => number = (n) => Math.floor(Math.random() * n)): string {
   return `${adjectives[pick(adjectives.length)] ?? 'quick'}-${nouns[pick(nouns.length)] ?? 'otter'}`;
 }

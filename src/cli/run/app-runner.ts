@@ -7,7 +7,7 @@ import { freePort } from './free-port.js';
 import { appEnvironment, sidecarArgs, sidecarEnvironment, type AppLaunch, type LaunchPorts, type LogDestination } from './launch.js';
 import { describeExit, ManagedProcess, type ExitStatus, type LineSink, type StartOptions } from './processes.js';
 import { portInUseMessage, portOrigin, sidecarPortInUse } from './port-check.js';
-import { putMetadata } from './sidecar-api.js';
+import { putMetadata } from './metadata-put.js';
 import { APP_STOP_GRACE_MS } from './supervision.js';
 import { NODE_FLAGS } from '../../runtime/heap-flags.js';
 

@@ -1,23 +1,9 @@
 import { request } from 'node:http';
 import { courierHome } from '../../runtime/options.js';
+import { apiHeaders, sidecarHost, type SidecarAddress } from './sidecar-address.js';
 import { isSameProcess, listRunRecords, type ProcessRef, type RunRecord } from '../../runtime/run-registry.js';
 
-/** The part of a run record needed to reach a sidecar's HTTP API. */
-export type SidecarAddress = Pick<RunRecord, 'httpPort' | 'listenAddresses' | 'httpSocket'>;
-
-/** The host to call a sidecar's HTTP API on: loopback where it listens there, else its first address. */
-export function sidecarHost(record: SidecarAddress): string {
-  const addresses = record.listenAddresses.map((a) => a.replace(/^\[(.*)\]$/, '$1').toLowerCase());
-  if (addresses.length === 0 || addresses.some((a) => a === '127.0.0.1' || a === '0.0.0.0' || a === 'localhost' || a === '::')) return '127.0.0.1';
-  if (addresses.includes('::1')) return '::1';
-  return addresses[0] ?? '127.0.0.1';
-}
-
-/** Headers every call to a sidecar's API carries: `dapr-api-token` when `DAPR_API_TOKEN` is set. */
-export function apiHeaders(env: NodeJS.ProcessEnv): Record<string, string> {
-  const token = env.DAPR_API_TOKEN;
-  return token === undefined || token === '' ? {} : { 'dapr-api-token': token };
-}
+export { apiHeaders, sidecarHost, type SidecarAddress } from './sidecar-address.js';
 
 export interface HttpResult {
   readonly status: number;
@@ -74,18 +60,6 @@ export async function getMetadata(record: SidecarAddress, env: NodeJS.ProcessEnv
   } catch {
     return undefined;
   }
-}
-
-/** `PUT /v1.0/metadata/<key>` with the value as the body. Throws if the sidecar does not accept it. */
-export async function putMetadata(record: SidecarAddress, env: NodeJS.ProcessEnv, key: string, value: string, timeoutMs = 2000): Promise<void> {
-  const res = await callSidecar(record, {
-    method: 'PUT',
-    path: `/v1.0/metadata/${encodeURIComponent(key)}`,
-    headers: { ...apiHeaders(env), 'content-type': 'text/plain; charset=utf-8' },
-    body: value,
-    timeoutMs,
-  });
-  if (res.status >= 300) throw new Error(`HTTP ${res.status} ${res.body.toString('utf8').trim()}`.trim());
 }
 
 /** A running sidecar as `courier list` shows it: its run record and what its metadata adds. */
