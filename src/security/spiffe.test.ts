@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { PeerCertificate } from 'node:tls';
-import { formatSpiffeId, isValidTrustDomain, parseSpiffeId, spiffeIdFromPeerCertificate } from './spiffe.js';
+import { formatSpiffeId, isValidTrustDomain, parseSpiffeId, spiffeIdFromPeerCertificate, spiffeIdOfPeer } from './spiffe.js';
 import { spiffeIdOfPem } from './spiffe-x509.js';
 import { issue, newCa, spiffe } from './testing/helpers.js';
 
@@ -69,6 +69,18 @@ describe('spiffeIdFromPeerCertificate', () => {
     );
     assert.deepEqual(spiffeIdFromPeerCertificate(peer('URI:https://example.com/x, URI:spiffe://public/ns/a/b')), spiffe('b', 'a'));
     assert.deepEqual(spiffeIdFromPeerCertificate(peer('IP Address:FE80:0:0:0:0:0:0:1, URI:spiffe://public/ns/a/b')), spiffe('b', 'a'));
+  });
+
+  test('spiffeIdOfPeer: the same answer, for each certificate object, with or without an identity', () => {
+    const orders = peer('URI:spiffe://public/ns/default/orders');
+    const none = peer('DNS:localhost');
+    for (let i = 0; i < 2; i++) {
+      assert.deepEqual(spiffeIdOfPeer(orders), spiffe('orders'));
+      assert.equal(spiffeIdOfPeer(none), undefined);
+      assert.equal(spiffeIdOfPeer(undefined), undefined);
+    }
+    // Another connection's certificate is read for itself.
+    assert.deepEqual(spiffeIdOfPeer(peer('URI:spiffe://public/ns/a/b')), spiffe('b', 'a'));
   });
 
   test('no certificate, no SAN, no SPIFFE URI: undefined', () => {

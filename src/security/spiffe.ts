@@ -64,6 +64,20 @@ export function spiffeIdFromPeerCertificate(cert: PeerCertificate | DetailedPeer
   return spiffeIdFromUris(names.filter((n) => n.type === 'URI').map((n) => n.value));
 }
 
+/** Each connection's verified certificate is parsed once: the calls on that connection share the identity. */
+const peerIds = new WeakMap<object, SpiffeId | null>();
+
+/** `spiffeIdFromPeerCertificate`, remembered per certificate object (one per connection). */
+export function spiffeIdOfPeer(cert: PeerCertificate | DetailedPeerCertificate | undefined): SpiffeId | undefined {
+  if (cert === undefined) return undefined;
+  let id = peerIds.get(cert);
+  if (id === undefined) {
+    id = spiffeIdFromPeerCertificate(cert) ?? null;
+    peerIds.set(cert, id);
+  }
+  return id ?? undefined;
+}
+
 /** Exactly one `spiffe://` URI (compared without case, so `SPIFFE://` counts as a second one) that parses. */
 export function spiffeIdFromUris(uris: readonly string[]): SpiffeId | undefined {
   const spiffe = uris.filter((u) => u.slice(0, SCHEME.length).toLowerCase() === SCHEME);

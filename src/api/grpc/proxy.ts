@@ -4,7 +4,7 @@ import { isGrpcProtocol, type AppProtocol } from '../../channel/app-protocol.js'
 import { CourierError, GrpcStatus } from '../../errors/index.js';
 import { customMetadata, relayCall, type CallOpener, type Metadata, type ServerCall } from '../../grpc/index.js';
 import type { AppChannelState } from '../../channel/app-channel.js';
-import { formatSpiffeId, spiffeIdFromPeerCertificate, type SpiffeId } from '../../security/spiffe.js';
+import { formatSpiffeId, spiffeIdOfPeer, type SpiffeId } from '../../security/spiffe.js';
 import { parseTarget, sameIdentity, type AppIdentity } from '../../invoke/identity.js';
 import type { Logger } from '../../observability/logging/index.js';
 
@@ -164,7 +164,7 @@ export function calleeProxy(options: CalleeProxyOptions): {
       }
       let spiffe: SpiffeId | undefined;
       if (options.mtls) {
-        spiffe = spiffeIdFromPeerCertificate(call.peer.certificate);
+        spiffe = spiffeIdOfPeer(call.peer.certificate);
         if (spiffe === undefined) {
           call.end({ code: GrpcStatus.UNAUTHENTICATED, message: 'the caller presented no SPIFFE identity' });
           return;

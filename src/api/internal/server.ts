@@ -1,9 +1,9 @@
 import { Readable } from 'node:stream';
 import { CourierError, errorMessage, GrpcStatus } from '../../errors/index.js';
 import type { AccessControlPolicy } from '../../acl/index.js';
-import { GrpcServer, tlsServer, type Peer, type ServerCall, type ServerReader, type ServerTlsOptions } from '../../grpc/index.js';
+import { GrpcServer, tlsServer, type ServerCall, type ServerReader, type ServerTlsOptions } from '../../grpc/index.js';
 import type { ConnectionLimits } from '../../util/connection-limit.js';
-import { formatSpiffeId, spiffeIdFromPeerCertificate, type SpiffeId } from '../../security/spiffe.js';
+import { formatSpiffeId, spiffeIdOfPeer, type SpiffeId } from '../../security/spiffe.js';
 import { bodyTooLargeError } from '../../invoke/body.js';
 import type { CallSignal } from '../../invoke/call-signal.js';
 import { firstValue, setIdentityHeaders, type Metadata } from '../../invoke/headers.js';
@@ -109,19 +109,6 @@ function invalid(message: string): CourierError {
  * Builds the app-facing request from the leading InternalInvokeRequest. The method is normalized
  * again here (defense in depth: the caller may not be a Courier sidecar).
  */
-/** Each connection's verified certificate is read once: its calls share the parsed identity. */
-const spiffeIds = new WeakMap<object, SpiffeId | null>();
-
-function callerSpiffeId(certificate: Peer['certificate']): SpiffeId | undefined {
-  if (certificate === undefined) return undefined;
-  let id = spiffeIds.get(certificate);
-  if (id === undefined) {
-    id = spiffeIdFromPeerCertificate(certificate) ?? null;
-    spiffeIds.set(certificate, id);
-  }
-  return id ?? undefined;
-}
-
 function requestFrom(
   options: InternalServerOptions,
   call: ServerCall,
@@ -145,7 +132,7 @@ function requestFrom(
   let caller: AppIdentity;
   let spiffe: SpiffeId | undefined;
   if (options.tls !== undefined) {
-    spiffe = callerSpiffeId(call.peer.certificate);
+    spiffe = spiffeIdOfPeer(call.peer.certificate);
     if (spiffe === undefined) {
       throw new CourierError('ERR_DIRECT_INVOKE', 'the caller presented no SPIFFE identity', { grpcCode: GrpcStatus.UNAUTHENTICATED });
     }
