@@ -44,26 +44,17 @@ export interface DrainWaiter {
 const PING_PAYLOAD = Buffer.alloc(8);
 
 /**
- * When frames are written. The first frames an endpoint produces in a turn of the event loop are
- * written at the end of the current tick, so a call travelling alone waits for nothing; frames it
- * produces later in the same turn (other sockets' reads, under load) are gathered and written once
- * the turn's I/O callbacks have run: one write per connection for them all. One shared immediate
- * ends the turn and flushes what waits.
+ * Endpoints with frames to write, flushed together once per turn of the event loop (after the I/O
+ * callbacks of the turn): the responses or requests that several sockets' reads produced in one turn
+ * leave in one write per connection, not one each. One shared immediate, not one per endpoint.
  */
 let due: LaneEndpoint[] = [];
-let turnEndPending = false;
-/** Advanced at the end of each turn in which a lane endpoint wrote. */
-let turn = 0;
+let flushPending = false;
 
-function flushLater(endpoint: LaneEndpoint): void {
-  endpoint.flush();
-}
-
-function endTurn(): void {
-  turn++;
-  turnEndPending = false;
+function flushDue(): void {
   const endpoints = due;
   due = [];
+  flushPending = false;
   for (const endpoint of endpoints) {
     try {
       endpoint.flush();
@@ -73,15 +64,10 @@ function endTurn(): void {
   }
 }
 
-function ensureTurnEnd(): void {
-  if (turnEndPending) return;
-  turnEndPending = true;
-  setImmediate(endTurn);
-}
-
 /**
  * What both ends of a lane connection share: the magic and SETTINGS exchange, frame parsing, writes
- * gathered per tick and per turn of the event loop (see `endTurn`), socket backpressure, and PING. The client and server ends add streams on top.
+ * gathered per turn of the event loop (one write per turn however many calls produced frames), socket backpressure,
+ * and PING. The client and server ends add streams on top.
  */
 export abstract class LaneEndpoint implements FrameHandler, Pingable {
   readonly socket: Duplex;
@@ -98,8 +84,6 @@ export abstract class LaneEndpoint implements FrameHandler, Pingable {
   #magicMatched = 0;
   #settingsSeen = false;
   #flushScheduled = false;
-  /** The turn in which this endpoint last wrote at the end of a tick. */
-  #flushTurn = -1;
   #waiters: Set<DrainWaiter> | undefined;
   #pingCallback: ((err: Error | null) => void) | undefined;
   #closed = false;
@@ -141,18 +125,15 @@ export abstract class LaneEndpoint implements FrameHandler, Pingable {
   /** True once the connection takes no more calls (going away, or gone). */
   abstract get closed(): boolean;
 
-  /** Writes the frames produced so far: at the end of this tick or of this turn (see `endTurn`). */
+  /** Writes what this turn of the event loop produced once its I/O callbacks have run. */
   schedule(): void {
     if (this.#flushScheduled) return;
     this.#flushScheduled = true;
-    if (this.#flushTurn !== turn) {
-      this.#flushTurn = turn;
-      process.nextTick(flushLater, this);
-      ensureTurnEnd();
-      return;
-    }
     due.push(this);
-    ensureTurnEnd();
+    if (!flushPending) {
+      flushPending = true;
+      setImmediate(flushDue);
+    }
   }
 
   /** Writes the gathered frames now (one write, or one writev for several pieces). */
