@@ -37,7 +37,7 @@ export function tlsServer(settings: () => ServerTlsOptions): {
  * the first of `protocols` (in the server's order of preference) that the client offers. A client
  * offering none of them is refused during the handshake.
  */
-export function alpnSelection(protocols: readonly string[]): { ALPNProtocols: string[] } | { ALPNCallback: (offer: { protocols: string[] }) => string | undefined } {
+function alpnSelection(protocols: readonly string[]): { ALPNProtocols: string[] } | { ALPNCallback: (offer: { protocols: string[] }) => string | undefined } {
   if (protocols.length === 1 && protocols[0] === 'h2') return { ALPNProtocols: ['h2'] };
   return { ALPNCallback: ({ protocols: offered }) => protocols.find((p) => offered.includes(p)) };
 }

@@ -12,9 +12,10 @@ const UNSAFE = /[\r\n\0]/;
 /** Sets `key` to `value` in the sidecar's metadata; throws if it does not answer 2xx within `timeoutMs`. */
 export function putMetadata(record: SidecarAddress, env: NodeJS.ProcessEnv, key: string, value: string, timeoutMs = 2000): Promise<void> {
   const body = Buffer.from(value, 'utf8');
-  const host = record.httpSocket === undefined ? sidecarHost(record) : 'localhost';
+  const socketPath = record.httpSocket;
+  const host = socketPath === undefined ? sidecarHost(record) : 'localhost';
   const headers: Record<string, string> = {
-    host: record.httpSocket === undefined ? `${host.includes(':') ? `[${host}]` : host}:${record.httpPort}` : 'localhost',
+    host: socketPath === undefined ? `${host.includes(':') ? `[${host}]` : host}:${record.httpPort}` : host,
     ...apiHeaders(env),
     'content-type': 'text/plain; charset=utf-8',
     'content-length': String(body.length),
@@ -28,7 +29,7 @@ export function putMetadata(record: SidecarAddress, env: NodeJS.ProcessEnv, key:
   }
   const head = Buffer.from(`${lines.join('\r\n')}\r\n\r\n`, 'latin1');
   return new Promise<void>((resolve, reject) => {
-    const socket = record.httpSocket === undefined ? connect({ host, port: record.httpPort }) : connect({ path: record.httpSocket });
+    const socket = socketPath === undefined ? connect({ host, port: record.httpPort }) : connect({ path: socketPath });
     const chunks: Buffer[] = [];
     let settled = false;
     const finish = (err?: Error): void => {
