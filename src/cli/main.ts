@@ -1,8 +1,8 @@
-#!/usr/bin/env -S node --max-semi-space-size=2 --single-threaded-gc
+#!/usr/bin/env -S node --max-semi-space-size=2 --single-threaded-gc --initial-old-space-size=8
 import { CourierError } from '../errors/index.js';
 import { version } from '../version.js';
 import { watchSupervisor } from './run/supervision.js';
-import { interpretOnly } from '../runtime/heap-flags.js';
+import { interpretOnly, interpretWhileStarting } from '../runtime/heap-flags.js';
 
 const usage = `Courier ${version}: service invocation for your apps, compatible with Dapr's API.
 
@@ -34,7 +34,12 @@ async function lazy(module: string, name: string): Promise<Command> {
 const commands: Readonly<Record<string, () => Promise<Command>>> = {
   // Every command loads only its own modules: `courier run`, which supervises for hours, must not carry
   // the sidecar's (undici, protobufjs, the gRPC and HTTP servers).
-  sidecar: () => lazy('./sidecar-main.js', 'sidecarMain'),
+  sidecar: () => {
+    // Interpreted until it serves (sidecarMain turns the compilers on once it listens): loading its
+    // modules would otherwise leave TurboFan's machine code resident in an idle sidecar.
+    interpretWhileStarting();
+    return lazy('./sidecar-main.js', 'sidecarMain');
+  },
   run: () => {
     // The supervisor starts processes and relays their output for as long as the app runs: nothing
     // in it is hot enough for V8's optimizing compilers. Set before its modules load (loading them is

@@ -1,6 +1,7 @@
 import { CourierError } from '../errors/index.js';
 import { createLogger } from '../observability/logging/index.js';
 import { Sidecar } from '../runtime/sidecar.js';
+import { compileWhenServing } from '../runtime/heap-flags.js';
 import { parseSidecarArgs, sidecarUsage } from './sidecar-command.js';
 
 /**
@@ -48,6 +49,7 @@ export async function sidecarMain(argv: readonly string[]): Promise<number> {
 
   try {
     await sidecar.start();
+    compileWhenServing();
   } catch (err) {
     // A signal or a shutdown request during start-up: the stop already under way decides the status.
     if (stopping) return exitCode;

@@ -1,9 +1,33 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
-import { NODE_FLAGS } from './heap-flags.js';
+import { spawnSync } from 'node:child_process';
+import { forTests, NODE_FLAGS } from './heap-flags.js';
 
 test('the courier executable starts node with exactly the launcher flags', () => {
   const firstLine = readFileSync(new URL('../cli/main.ts', import.meta.url), 'utf8').split('\n')[0];
   assert.equal(firstLine, `#!/usr/bin/env -S node ${NODE_FLAGS.join(' ')}`);
+});
+
+test('Maglev is held back only on runtimes that run it by default', () => {
+  assert.deepEqual(forTests.compilerTiers('11.3.244.8-node.33'), ['sparkplug', 'opt']);
+  assert.deepEqual(forTests.compilerTiers('13.6.233.17-node.37'), ['sparkplug', 'maglev', 'opt']);
+});
+
+test('a starting sidecar interprets only, and compiles its hot code once it serves', () => {
+  // V8 reports a function's tier with %GetOptimizationStatus (bit 4: optimized code, bit 7: interpreted).
+  const script = `
+    const { interpretWhileStarting, compileWhenServing } = await import(${JSON.stringify(new URL('./heap-flags.ts', import.meta.url).href)});
+    const hot = () => { const f = (n) => { let s = 0; for (let i = 0; i < n; i++) s += (i * 7) % 13; return s; }; for (let i = 0; i < 3000; i++) f(500); return %GetOptimizationStatus(f); };
+    interpretWhileStarting();
+    const starting = hot();
+    compileWhenServing();
+    const serving = hot();
+    process.stdout.write(JSON.stringify({ starting, serving }));`;
+  const out = spawnSync(process.execPath, ['--allow-natives-syntax', '--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8' });
+  assert.equal(out.status, 0, out.stderr);
+  const { starting, serving } = JSON.parse(out.stdout) as { starting: number; serving: number };
+  const optimized = 1 << 4;
+  assert.equal(starting & optimized, 0, `status while starting: ${starting.toString(2)}`);
+  assert.notEqual(serving & optimized, 0, `status once serving: ${serving.toString(2)}`);
 });

@@ -12,9 +12,15 @@ import { setFlagsFromString } from 'node:v8';
  *   cores a sidecar shares with its app; doing the (small) collections on the main thread avoids
  *   the thread hand-offs that showed up as multi-millisecond stalls.
  *
+ * - `--initial-old-space-size=8` (MB): until its first full collection V8 lets the old generation
+ *   grow to a limit sized for big applications, so a sidecar that starts taking calls filled it with
+ *   garbage promoted from the young generation (a caller grew by about 30 MB in its first seconds at
+ *   1000 requests/s). From a small start the first full collection comes early, and from then on
+ *   the limit follows what is really alive.
+ *
  * Keep in step with the interpreter line of src/cli/main.ts.
  */
-export const NODE_FLAGS: readonly string[] = ['--max-semi-space-size=2', '--single-threaded-gc'];
+export const NODE_FLAGS: readonly string[] = ['--max-semi-space-size=2', '--single-threaded-gc', '--initial-old-space-size=8'];
 
 
 /**
@@ -27,3 +33,28 @@ export function interpretOnly(): void {
   setFlagsFromString('--no-opt');
   setFlagsFromString('--no-maglev');
 }
+
+/** V8's compilers above the interpreter that this runtime runs by default (Maglev ships from V8 12, Node 22). */
+function compilerTiers(v8Version = process.versions.v8): readonly string[] {
+  const major = Number(v8Version.split('.')[0]);
+  return major >= 12 ? ['sparkplug', 'maglev', 'opt'] : ['sparkplug', 'opt'];
+}
+
+/**
+ * For a sidecar while it starts: the interpreter only, until `compileWhenServing` turns V8's compilers
+ * back on. Start-up runs the ES module loader over a few hundred modules, hot enough for TurboFan to
+ * compile the loader's URL and path functions, and the compilers' own machine code (pages of the node
+ * binary) then stays resident in a sidecar that may wait idle for hours: 4 MB of an idle sidecar's RSS
+ * on Node 20, 8 MB on Node 24 (docs/performance.md, "Memory"). Start-up itself is no slower (it
+ * compiles less). Set at run time, so nothing else (the app, `courier run`) is affected.
+ */
+export function interpretWhileStarting(): void {
+  for (const tier of compilerTiers()) setFlagsFromString(`--no-${tier}`);
+}
+
+/** Turns on again, for the calls a started sidecar serves, the compilers `interpretWhileStarting` held back. */
+export function compileWhenServing(): void {
+  for (const tier of compilerTiers()) setFlagsFromString(`--${tier}`);
+}
+
+export const forTests = { compilerTiers };
