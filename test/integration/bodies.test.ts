@@ -149,6 +149,60 @@ describe('bodies', () => {
     }
   });
 
+  test('a client that reads only after sending more of an oversized body still gets the 413; one that never stops is cut off', async () => {
+    const env2 = new TestEnv();
+    try {
+      const small = await startSidecar(env2, { appId: 'small', args: ['--max-body-size', '64Ki'] });
+      const echo = await startApp(env2, (app) => app.route('/count', (_req, res, body) => res.end(String(body.length))));
+      echo.checkConnectionsOnClose = false;
+      await startSidecar(env2, { appId: 'target', appPort: echo.port, waitForApp: true });
+      const head = 'POST /v1.0/invoke/target/method/count HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n';
+      const chunk = (bytes: number): string => `${bytes.toString(16)}\r\n${'y'.repeat(bytes)}\r\n`;
+      // Over the limit at once, then a pause (the sidecar answers 413 meanwhile), then more body before
+      // reading: closing at once with that data unread would reset the connection and lose the answer.
+      const answer = await new Promise<string>((resolve, reject) => {
+        let text = '';
+        const socket = connect(small.httpPort, '127.0.0.1', () => {
+          socket.pause();
+          socket.write(head + chunk(100 * 1024));
+          setTimeout(() => {
+            socket.write(chunk(200 * 1024));
+            socket.end(chunk(0));
+            socket.resume();
+          }, 300);
+        });
+        socket.on('data', (d: Buffer) => (text += d.toString()));
+        socket.on('close', () => resolve(text));
+        socket.on('error', (err) => reject(new Error(`${err.message}; read so far: ${JSON.stringify(text.slice(0, 80))}`)));
+      });
+      assert.match(answer, /^HTTP\/1\.1 413 /);
+      assert.match(answer, /"errorCode":"ERR_BODY_TOO_LARGE"/);
+      // A client that keeps sending for ever is read for a bounded time and amount, then cut off.
+      const started = Date.now();
+      const cut = await new Promise<string>((resolve) => {
+        let text = '';
+        const socket = connect(small.httpPort, '127.0.0.1', () => {
+          socket.write(head);
+          const more = (): void => {
+            while (socket.writable && socket.write(chunk(16 * 1024)));
+            if (socket.writable) socket.once('drain', more);
+          };
+          more();
+        });
+        socket.on('data', (d: Buffer) => (text += d.toString()));
+        socket.on('error', () => {});
+        socket.on('close', () => resolve(text));
+      });
+      assert.match(cut, /^HTTP\/1\.1 413 /);
+      assert.ok(Date.now() - started < 30_000, 'the sidecar stopped reading a body it had refused');
+      const after = await send(small.httpPort, { method: 'GET', path: '/v1.0/healthz' });
+      assert.equal(after.status, 204, 'the sidecar still serves');
+      assert.equal(echo.seen.filter((r) => r.url === '/count').length, 0, 'the app never got a refused body');
+    } finally {
+      await env2.close();
+    }
+  });
+
   test('100 MiB streams up through both sidecars intact (--max-body-size 200Mi)', async () => {
     const total = 100 * 1024 * 1024;
     const hash = createHash('sha256');

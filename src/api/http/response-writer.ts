@@ -4,6 +4,7 @@ import { callerResponseHeaders } from '../../invoke/headers.js';
 import { grpcErrorJson } from '../../invoke/translate.js';
 import { CallAbort } from '../../invoke/call-signal.js';
 import type { FlowControl, ResponseHead, ResponseSink } from '../../invoke/types.js';
+import { lingerAfterAnswer } from './linger.js';
 
 const CALL = Symbol('courier.http.call');
 type TaggedResponse = ServerResponse & { [CALL]?: HttpResponseWriter };
@@ -146,4 +147,6 @@ export function writeError(res: ServerResponse, error: unknown, closeConnection 
   if (closeConnection) headers.Connection = 'close';
   res.writeHead(rendered.status, headers);
   res.end(rendered.body);
+  // A refusal while the body still arrives: the client must get to read it before the connection goes.
+  if (closeConnection || res.getHeader('connection') === 'close') lingerAfterAnswer(res);
 }
