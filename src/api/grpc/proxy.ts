@@ -14,17 +14,14 @@ const CALLEE_KEY = 'dapr-callee-app-id';
 const CALLER_KEY = 'dapr-caller-app-id';
 const CALLER_NAMESPACE_KEY = 'dapr-caller-namespace';
 /** Never forwarded: the routing key, one hop's credential, and identities this sidecar sets itself. */
-const callerDropped = [APP_ID_KEY, 'dapr-api-token', CALLEE_KEY, CALLER_KEY, CALLER_NAMESPACE_KEY, 'destination-app-id'] as const;
+const callerDropped: ReadonlySet<string> = new Set([APP_ID_KEY, 'dapr-api-token', CALLEE_KEY, CALLER_KEY, CALLER_NAMESPACE_KEY, 'destination-app-id']);
+/** Never passed to the app: the hop's routing keys and a token meant for a sidecar. */
+const calleeDropped: ReadonlySet<string> = new Set(['dapr-api-token', APP_ID_KEY, 'destination-app-id']);
 
 function first(value: string | number | readonly string[] | undefined): string | undefined {
   if (value === undefined) return undefined;
   if (typeof value === 'number') return String(value);
   return typeof value === 'string' ? value : value[0];
-}
-
-function without(md: Metadata, keys: readonly string[]): Metadata {
-  for (const key of keys) delete md[key];
-  return md;
 }
 
 /** Ends a call that could not be proxied with the error's gRPC status. */
@@ -64,7 +61,7 @@ export function callerProxy(options: CallerProxyOptions): (call: ServerCall) => 
       refuse(call, CourierError.from(err));
       return;
     }
-    const metadata = without({ ...customMetadata(md) }, callerDropped);
+    const metadata = customMetadata(md, callerDropped);
     metadata[CALLER_KEY] = options.self.appId;
     metadata[CALLER_NAMESPACE_KEY] = options.self.namespace;
     metadata[CALLEE_KEY] = target.appId;
@@ -156,7 +153,7 @@ export function calleeProxy(options: CalleeProxyOptions): {
         call.end({ code: GrpcStatus.UNIMPLEMENTED, message: `unknown method ${call.path}: Courier provides service invocation only` });
         return;
       }
-      const md = without({ ...customMetadata(call.metadata) }, ['dapr-api-token', APP_ID_KEY, 'destination-app-id']);
+      const md = customMetadata(call.metadata, calleeDropped);
       const callee = first(md[CALLEE_KEY]);
       if (callee !== undefined && callee !== options.self.appId) {
         call.end({ code: GrpcStatus.NOT_FOUND, message: `failed to proxy request: this sidecar serves app ${options.self.appId}, not ${callee}` });
