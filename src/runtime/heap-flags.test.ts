@@ -31,3 +31,21 @@ test('a starting sidecar interprets only, and compiles its hot code once it serv
   assert.equal(starting & optimized, 0, `status while starting: ${starting.toString(2)}`);
   assert.notEqual(serving & optimized, 0, `status once serving: ${serving.toString(2)}`);
 });
+
+test('courier run interprets only, from before its modules load; other commands keep V8 defaults', () => {
+  const script = (command: string): string => `
+    const { setCompilersForCommand } = await import(${JSON.stringify(new URL('./heap-flags.ts', import.meta.url).href)});
+    setCompilersForCommand(${JSON.stringify(command)});
+    const f = (n) => { let s = 0; for (let i = 0; i < n; i++) s += (i * 7) % 13; return s; };
+    for (let i = 0; i < 3000; i++) f(500);
+    process.stdout.write(String(%GetOptimizationStatus(f)));`;
+  const status = (command: string): number => {
+    const out = spawnSync(process.execPath, ['--allow-natives-syntax', '--import', 'tsx', '--input-type=module', '-e', script(command)], { encoding: 'utf8' });
+    assert.equal(out.status, 0, out.stderr);
+    return Number(out.stdout);
+  };
+  const optimized = 1 << 4;
+  assert.equal(status('run') & optimized, 0, 'courier run optimized a hot function');
+  assert.equal(status('sidecar') & optimized, 0, 'a starting sidecar optimized a hot function');
+  assert.notEqual(status('list') & optimized, 0, 'courier list did not optimize a hot function');
+});

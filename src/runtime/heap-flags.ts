@@ -24,14 +24,13 @@ export const NODE_FLAGS: readonly string[] = ['--max-semi-space-size=2', '--sing
 
 
 /**
- * For a process that only supervises (`courier run`): no optimizing compilers (TurboFan, Maglev)
- * from now on. Their generated code and the compiler's own pages are about 4 MB of a supervisor's
+ * For a process that only supervises (`courier run`): no compilers above the interpreter (Sparkplug,
+ * Maglev, TurboFan) from now on. Their generated code and the compiler's own pages are about 4 MB of a supervisor's
  * RSS (docs/performance.md, "Memory"); a supervisor runs nothing hot enough to need them. Set at run
  * time, so it applies to this process only: the sidecars it starts keep NODE_FLAGS.
  */
 export function interpretOnly(): void {
-  setFlagsFromString('--no-opt');
-  setFlagsFromString('--no-maglev');
+  for (const tier of compilerTiers()) setFlagsFromString(`--no-${tier}`);
 }
 
 /** V8's compilers above the interpreter that this runtime runs by default (Maglev ships from V8 12, Node 22). */
@@ -55,6 +54,15 @@ export function interpretWhileStarting(): void {
 /** Turns on again, for the calls a started sidecar serves, the compilers `interpretWhileStarting` held back. */
 export function compileWhenServing(): void {
   for (const tier of compilerTiers()) setFlagsFromString(`--${tier}`);
+}
+
+/**
+ * Run by the `courier` executable before any other module of the CLI loads: `courier run` interprets
+ * only, `courier sidecar` interprets until it serves; other commands keep V8's defaults.
+ */
+export function setCompilersForCommand(command: string | undefined): void {
+  if (command === 'run') interpretOnly();
+  else if (command === 'sidecar') interpretWhileStarting();
 }
 
 export const forTests = { compilerTiers };
