@@ -17,9 +17,9 @@ test('Maglev is held back only on runtimes that run it by default', () => {
 test('a starting sidecar interprets only, and compiles its hot code once it serves', () => {
   // V8 reports a function's tier with %GetOptimizationStatus (bit 4: optimized code, bit 7: interpreted).
   const script = `
-    const { interpretWhileStarting, compileWhenServing } = await import(${JSON.stringify(new URL('./heap-flags.ts', import.meta.url).href)});
+    const { interpretOnly, compileWhenServing } = await import(${JSON.stringify(new URL('./heap-flags.ts', import.meta.url).href)});
     const hot = () => { const f = (n) => { let s = 0; for (let i = 0; i < n; i++) s += (i * 7) % 13; return s; }; for (let i = 0; i < 3000; i++) f(500); return %GetOptimizationStatus(f); };
-    interpretWhileStarting();
+    interpretOnly();
     const starting = hot();
     compileWhenServing();
     const serving = hot();

@@ -23,16 +23,6 @@ import { setFlagsFromString } from 'node:v8';
 export const NODE_FLAGS: readonly string[] = ['--max-semi-space-size=2', '--single-threaded-gc', '--initial-old-space-size=8'];
 
 
-/**
- * For a process that only supervises (`courier run`): no compilers above the interpreter (Sparkplug,
- * Maglev, TurboFan) from now on. Their generated code and the compiler's own pages are about 4 MB of a supervisor's
- * RSS (docs/performance.md, "Memory"); a supervisor runs nothing hot enough to need them. Set at run
- * time, so it applies to this process only: the sidecars it starts keep NODE_FLAGS.
- */
-export function interpretOnly(): void {
-  for (const tier of compilerTiers()) setFlagsFromString(`--no-${tier}`);
-}
-
 /** V8's compilers above the interpreter that this runtime runs by default (Maglev ships from V8 12, Node 22). */
 function compilerTiers(v8Version = process.versions.v8): readonly string[] {
   const major = Number(v8Version.split('.')[0]);
@@ -40,29 +30,29 @@ function compilerTiers(v8Version = process.versions.v8): readonly string[] {
 }
 
 /**
- * For a sidecar while it starts: the interpreter only, until `compileWhenServing` turns V8's compilers
- * back on. Start-up runs the ES module loader over a few hundred modules, hot enough for TurboFan to
- * compile the loader's URL and path functions, and the compilers' own machine code (pages of the node
- * binary) then stays resident in a sidecar that may wait idle for hours: 4 MB of an idle sidecar's RSS
- * on Node 20, 8 MB on Node 24 (docs/performance.md, "Memory"). Start-up itself is no slower (it
- * compiles less). Set at run time, so nothing else (the app, `courier run`) is affected.
+ * No compilers above the interpreter (Sparkplug, Maglev, TurboFan) from now on, for this process only
+ * (the processes it starts keep NODE_FLAGS). Loading the CLI's modules is hot enough for TurboFan to
+ * compile the ES module loader's URL and path functions, and the compilers' own machine code (pages
+ * of the node binary) then stays resident: in a supervisor, which runs nothing hot, for good; in a
+ * sidecar, which may wait idle for hours, until `compileWhenServing` (docs/performance.md, "Heap and
+ * runtime"). Start-up is no slower (it compiles less).
  */
-export function interpretWhileStarting(): void {
+export function interpretOnly(): void {
   for (const tier of compilerTiers()) setFlagsFromString(`--no-${tier}`);
 }
 
-/** Turns on again, for the calls a started sidecar serves, the compilers `interpretWhileStarting` held back. */
+/** Turns on again, for the calls a started sidecar serves, the compilers `interpretOnly` held back. */
 export function compileWhenServing(): void {
   for (const tier of compilerTiers()) setFlagsFromString(`--${tier}`);
 }
 
 /**
  * Run by the `courier` executable before any other module of the CLI loads: `courier run` interprets
- * only, `courier sidecar` interprets until it serves; other commands keep V8's defaults.
+ * only, `courier sidecar` interprets until it serves (sidecarMain calls `compileWhenServing`); other
+ * commands keep V8's defaults.
  */
 export function setCompilersForCommand(command: string | undefined): void {
-  if (command === 'run') interpretOnly();
-  else if (command === 'sidecar') interpretWhileStarting();
+  if (command === 'run' || command === 'sidecar') interpretOnly();
 }
 
 export const forTests = { compilerTiers };

@@ -24,6 +24,15 @@ const fidelity: Record<string, string> = {
   'empty-string': '""',
 };
 
+/** A caller sidecar with a 64 KiB body limit and a target app (/count) behind its own sidecar. */
+async function limitedCaller(env: TestEnv): Promise<{ small: SidecarProcess; echo: TestApp }> {
+  const small = await startSidecar(env, { appId: 'small', args: ['--max-body-size', '64Ki'] });
+  const echo = await startApp(env, (app) => app.route('/count', (_req, res, body) => res.end(String(body.length))));
+  echo.checkConnectionsOnClose = false;
+  await startSidecar(env, { appId: 'target', appPort: echo.port, waitForApp: true });
+  return { small, echo };
+}
+
 describe('bodies', () => {
   const env = new TestEnv();
   let appB: TestApp;
@@ -118,10 +127,7 @@ describe('bodies', () => {
   test('a chunked body over the limit is cut off with 413 and the connection closed', async () => {
     const env2 = new TestEnv();
     try {
-      const small = await startSidecar(env2, { appId: 'small', args: ['--max-body-size', '64Ki'] });
-      const echo = await startApp(env2, (app) => app.route('/count', (_req, res, body) => res.end(String(body.length))));
-      echo.checkConnectionsOnClose = false;
-      await startSidecar(env2, { appId: 'target', appPort: echo.port, waitForApp: true });
+      const { small, echo } = await limitedCaller(env2);
       const status = await new Promise<number>((resolve, reject) => {
         const req = httpRequest({ host: '127.0.0.1', port: small.httpPort, method: 'POST', path: '/v1.0/invoke/target/method/count' }, (res) => {
           res.resume();
@@ -152,10 +158,7 @@ describe('bodies', () => {
   test('a client that reads only after sending more of an oversized body still gets the 413; one that never stops is cut off', async () => {
     const env2 = new TestEnv();
     try {
-      const small = await startSidecar(env2, { appId: 'small', args: ['--max-body-size', '64Ki'] });
-      const echo = await startApp(env2, (app) => app.route('/count', (_req, res, body) => res.end(String(body.length))));
-      echo.checkConnectionsOnClose = false;
-      await startSidecar(env2, { appId: 'target', appPort: echo.port, waitForApp: true });
+      const { small, echo } = await limitedCaller(env2);
       const head = 'POST /v1.0/invoke/target/method/count HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n';
       const chunk = (bytes: number): string => `${bytes.toString(16)}\r\n${'y'.repeat(bytes)}\r\n`;
       // Over the limit at once, then a pause (the sidecar answers 413 meanwhile), then more body before

@@ -112,8 +112,7 @@ export class HttpResponseWriter extends CallAbort implements ResponseSink {
       return;
     }
     // A request whose body was not read to the end cannot leave its connection reusable.
-    if (!this.#req.complete) res.setHeader('Connection', 'close');
-    writeError(res, this.#wrap(error));
+    writeError(res, this.#wrap(error), !this.#req.complete);
   }
 
   /** Dapr's wording for a failed invocation names the target. */
@@ -148,5 +147,5 @@ export function writeError(res: ServerResponse, error: unknown, closeConnection 
   res.writeHead(rendered.status, headers);
   res.end(rendered.body);
   // A refusal while the body still arrives: the client must get to read it before the connection goes.
-  if (closeConnection || res.getHeader('connection') === 'close') lingerAfterAnswer(res);
+  if (closeConnection) lingerAfterAnswer(res);
 }
