@@ -12,8 +12,9 @@
 // and reads each sidecar's user+system CPU time from /proc before and after. Prints microseconds of
 // CPU per call for each sidecar and in total, and the throughput the loop reached.
 //
-//   npm run bench:call-cost [-- --calls 20000 --concurrency 16 --paths http,http-mtls]
-// (--concurrency 1 shows what a call costs when it travels alone, as at a low request rate;
+//   npm run bench:call-cost [-- --calls 20000 --concurrency 16 --paths http,http-mtls] [--no-metrics]
+// (--no-metrics starts every sidecar with --enable-metrics=false, so the cost of metrics is the difference;
+// --concurrency 1 shows what a call costs when it travels alone, as at a low request rate;
 // --cpu-prof DIR writes each sidecar's V8 CPU profile into DIR when it stops).
 import { Agent, request } from 'undici';
 import * as grpc from '@grpc/grpc-js';
@@ -45,6 +46,8 @@ const profAt = process.argv.indexOf('--cpu-prof');
 const PROFILE_DIR = profAt >= 0 ? process.argv[profAt + 1] : undefined;
 // Every sidecar runs with the launcher's Node flags, as the `courier` executable starts it.
 const nodeArgs = [...NODE_FLAGS, ...(PROFILE_DIR === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', PROFILE_DIR])];
+/** Sidecars record metrics unless --no-metrics is given (what the lean path costs without them). */
+const METRICS_ARGS = process.argv.includes('--no-metrics') ? ['--enable-metrics=false'] : [];
 const WARMUP = Math.min(2000, Math.floor(CALLS / 5));
 const BODY = Buffer.alloc(1024, 'x');
 async function loop(count: number, call: () => Promise<void>): Promise<void> {
@@ -115,25 +118,25 @@ try {
   const grpcPort = await new Promise<number>((resolve, reject) =>
     grpcApp.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
   );
-  const b = await startSidecar(env, { nodeArgs, appId: 'b', appPort: httpPort, waitForApp: true, args: ['--log-level', 'warn'] });
-  const h = await startSidecar(env, { nodeArgs, appId: 'h', appPort: (h2cApp.address() as AddressInfo).port, waitForApp: true, args: ['--app-protocol', 'h2c', '--log-level', 'warn'] });
-  const tls = await startSidecar(env, { nodeArgs, appId: 's', appPort: (httpsApp.address() as AddressInfo).port, waitForApp: true, args: ['--app-protocol', 'https', '--log-level', 'warn'] });
-  const g = await startSidecar(env, { nodeArgs, appId: 'g', appPort: grpcPort, waitForApp: true, args: ['--app-protocol', 'grpc', '--log-level', 'warn'] });
+  const b = await startSidecar(env, { nodeArgs, appId: 'b', appPort: httpPort, waitForApp: true, args: [...METRICS_ARGS, '--log-level', 'warn'] });
+  const h = await startSidecar(env, { nodeArgs, appId: 'h', appPort: (h2cApp.address() as AddressInfo).port, waitForApp: true, args: [...METRICS_ARGS, '--app-protocol', 'h2c', '--log-level', 'warn'] });
+  const tls = await startSidecar(env, { nodeArgs, appId: 's', appPort: (httpsApp.address() as AddressInfo).port, waitForApp: true, args: [...METRICS_ARGS, '--app-protocol', 'https', '--log-level', 'warn'] });
+  const g = await startSidecar(env, { nodeArgs, appId: 'g', appPort: grpcPort, waitForApp: true, args: [...METRICS_ARGS, '--app-protocol', 'grpc', '--log-level', 'warn'] });
   const resources = join(env.home, 'resources');
   mkdirSync(resources);
   writeFileSync(
     join(resources, 'echo-endpoint.yaml'),
     `apiVersion: dapr.io/v1alpha1\nkind: HTTPEndpoint\nmetadata:\n  name: echo-endpoint\nspec:\n  baseUrl: http://127.0.0.1:${httpPort}\n`,
   );
-  const a = await startSidecar(env, { nodeArgs, appId: 'a', args: ['--log-level', 'warn', '--resources-path', resources] });
+  const a = await startSidecar(env, { nodeArgs, appId: 'a', args: [...METRICS_ARGS, '--log-level', 'warn', '--resources-path', resources] });
   let mtlsCaller: SidecarProcess | undefined;
   let mtlsCallee: SidecarProcess | undefined;
   if (wanted('http-mtls')) {
     const sentry = await startSentry(env);
     const callee = sentry.sidecar('bm');
-    mtlsCallee = await startSidecar(env, { nodeArgs, appId: 'bm', appPort: httpPort, waitForApp: true, args: ['--log-level', 'warn', ...callee.args], env: callee.env });
+    mtlsCallee = await startSidecar(env, { nodeArgs, appId: 'bm', appPort: httpPort, waitForApp: true, args: [...METRICS_ARGS, '--log-level', 'warn', ...callee.args], env: callee.env });
     const caller = sentry.sidecar('am');
-    mtlsCaller = await startSidecar(env, { nodeArgs, appId: 'am', args: ['--log-level', 'warn', ...caller.args], env: caller.env });
+    mtlsCaller = await startSidecar(env, { nodeArgs, appId: 'am', args: [...METRICS_ARGS, '--log-level', 'warn', ...caller.args], env: caller.env });
   }
 
   const httpCall = (appId: string, via = a) => async (): Promise<void> => {

@@ -94,7 +94,7 @@ const home = mkdtempSync(join(tmpdir(), 'courier-modules-'));
 try {
   const base = measure(undefined);
   console.log(`Node ${process.version}, flags ${NODE_FLAGS.join(' ')}; a process importing nothing: RSS ${mb(base.rss)} MB, heap ${mb(base.heapUsed)} MB\n`);
-  const sidecar = await packagesOf(['sidecar', '--app-id', 'modules', '--dapr-http-port', '0', '--dapr-grpc-port', '0', '--dapr-internal-grpc-port', '0', '--app-port', '1'], home, 'registered with name resolution');
+  const sidecar = await packagesOf(['sidecar', '--app-id', 'modules', '--dapr-http-port', '0', '--dapr-grpc-port', '0', '--dapr-internal-grpc-port', '0', '--metrics-port', '0', '--app-port', '1'], home, 'registered with name resolution');
   const supervisor = await packagesOf(['run', '--app-id', 'modules-run', '--', process.execPath, '-e', 'setInterval(() => {}, 1000)'], home, "You're up and running");
   console.log('| module | RSS share (MB) | heap share (MB) | loaded by a default sidecar | loaded by the courier run supervisor |');
   console.log('|---|---|---|---|---|');

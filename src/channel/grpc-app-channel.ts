@@ -7,6 +7,8 @@ import { detailsFromTrailer, grpcMetadataFromInvoke, invokeMetadataFromGrpc } fr
 import { cancelledError, type InvokeRequest, type ResponseHead, type ResponseSink } from '../invoke/types.js';
 import { verbToEnum } from '../invoke/verbs.js';
 import type { Logger } from '../observability/logging/index.js';
+import type { SidecarMetrics } from '../observability/metrics/sidecar-metrics.js';
+import { AppCallMeter } from './app-call-meter.js';
 import { invokeRequestCodec, invokeResponseCodec, type InvokeResponse } from '../proto/index.js';
 import { appNotReadyError, type AppChannel, type AppChannelState } from './app-channel.js';
 import { AppGate, type HealthProbeOptions } from './app-health.js';
@@ -37,6 +39,8 @@ export interface GrpcAppChannelOptions {
    */
   readonly tls?: boolean | undefined;
   readonly logger: Logger;
+  /** gRPC client metrics of the calls to the app; undefined when metrics are off. */
+  readonly metrics?: SidecarMetrics | undefined;
 }
 
 /** TLS towards the app: encrypted, the certificate not verified (see `GrpcAppChannelOptions.tls`). */
@@ -120,7 +124,8 @@ export class GrpcAppChannel implements AppChannel {
   }
 
   readonly #startOnInvoke = (request: InvokeRequest, sink: ResponseSink, semaphore: Semaphore | undefined): void => {
-    new OnInvokeCall(this, request, sink, semaphore).start();
+    const metrics = this.#options.metrics;
+    new OnInvokeCall(this, request, metrics === undefined ? sink : new AppCallMeter(sink, metrics, request, true), semaphore).start();
   };
 
   /** @internal Opens the OnInvoke call of one invocation. */

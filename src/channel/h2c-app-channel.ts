@@ -6,6 +6,8 @@ import { methodToPath } from '../invoke/method.js';
 import { type InvokeRequest, type ResponseSink } from '../invoke/types.js';
 import { unusableVerbProblem } from '../invoke/verbs.js';
 import type { Logger } from '../observability/logging/index.js';
+import type { SidecarMetrics } from '../observability/metrics/sidecar-metrics.js';
+import { AppCallMeter } from './app-call-meter.js';
 import type { AppChannel, AppChannelState } from './app-channel.js';
 import { AppGate, type HealthProbeOptions } from './app-health.js';
 import { AppResponse, appChannelFailure, type CallControl, type DescribeFailure } from './app-response.js';
@@ -27,6 +29,8 @@ export interface H2cAppChannelOptions {
   /** How long a call that arrives before the app is ready waits for it (`--app-ready-timeout`). */
   readonly readyTimeoutMs: number;
   readonly logger: Logger;
+  /** Dapr's HTTP client metrics; undefined when metrics are off. */
+  readonly metrics?: SidecarMetrics | undefined;
 }
 
 const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM } = constants;
@@ -156,7 +160,8 @@ export class H2cAppChannel implements AppChannel {
   }
 
   readonly #dispatch = (request: InvokeRequest, sink: ResponseSink, semaphore: Semaphore | undefined): void => {
-    const response = new AppResponse(request, sink, semaphore, this.#describeFailure);
+    const metrics = this.#options.metrics;
+    const response = new AppResponse(request, metrics === undefined ? sink : new AppCallMeter(sink, metrics, request), semaphore, this.#describeFailure);
     const headers = this.#headers(request.verb, request.query === '' ? methodToPath(request.method) : `${methodToPath(request.method)}?${request.query}`);
     addHeaders(headers, appRequestHeaders(request.metadata, this.#options.appApiToken));
     if (request.contentType !== '') headers['content-type'] = request.contentType;

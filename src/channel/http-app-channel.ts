@@ -5,6 +5,8 @@ import { methodToPath } from '../invoke/method.js';
 import { unusableVerbProblem } from '../invoke/verbs.js';
 import { type InvokeRequest, type ResponseSink } from '../invoke/types.js';
 import type { Logger } from '../observability/logging/index.js';
+import type { SidecarMetrics } from '../observability/metrics/sidecar-metrics.js';
+import { AppCallMeter } from './app-call-meter.js';
 import type { AppChannel, AppChannelState } from './app-channel.js';
 import { AppGate, type HealthProbeOptions } from './app-health.js';
 import { AppResponse, appChannelFailure, type DescribeFailure } from './app-response.js';
@@ -30,6 +32,8 @@ export interface HttpAppChannelOptions {
    */
   readonly tls?: boolean | undefined;
   readonly logger: Logger;
+  /** Dapr's HTTP client metrics; undefined when metrics are off. */
+  readonly metrics?: SidecarMetrics | undefined;
 }
 
 /**
@@ -130,7 +134,8 @@ export class HttpAppChannel implements AppChannel {
     if (request.contentType !== '') headers.push('content-type', request.contentType);
     if (request.contentLength !== undefined && request.body !== null) headers.push('content-length', String(request.contentLength));
     const path = request.query === '' ? methodToPath(request.method) : `${methodToPath(request.method)}?${request.query}`;
-    const handler = new AppResponse(request, sink, semaphore, this.#describeFailure);
+    const metrics = this.#options.metrics;
+    const handler = new AppResponse(request, metrics === undefined ? sink : new AppCallMeter(sink, metrics, request), semaphore, this.#describeFailure);
     try {
       this.#pool.dispatch({ origin: this.#url, method: request.verb, path, headers, body: request.body }, handler);
     } catch (err) {

@@ -21,8 +21,6 @@ const unappliedKeys = [
   'httpPipeline',
   'appHttpPipeline',
   'tracing',
-  'metric',
-  'metrics',
   'secrets',
   'features',
   'api',
@@ -37,6 +35,8 @@ const specSchema = z
     accessControl: z.unknown().optional(),
     mtls: z.unknown().optional(),
     logging: z.unknown().optional(),
+    metrics: z.unknown().optional(),
+    metric: z.unknown().optional(),
     ...Object.fromEntries(unappliedKeys.map((k) => [k, z.unknown().optional()])),
   })
   .strict();
@@ -64,6 +64,8 @@ export interface Configuration {
   readonly mtls: { readonly workloadCertTTL?: string; readonly allowedClockSkew?: string } | undefined;
   /** `spec.logging.apiLogging`: one log line per API call (see `--enable-api-logging`). */
   readonly apiLogging: ApiLoggingSpec;
+  /** `spec.metrics` (or its older name `spec.metric`): what is recorded and how it is labelled. */
+  readonly metrics: MetricsSpec;
   /** Sections present in the file that Courier does not apply (e.g. `tracing`). */
   readonly unappliedSections: readonly string[];
 }
@@ -82,6 +84,34 @@ const apiLoggingSchema = z
 export type ApiLoggingSpec = z.infer<typeof apiLoggingSchema>;
 
 const loggingSchema = z.object({ apiLogging: apiLoggingSchema.optional() }).strict();
+
+const metricsSchema = z
+  .object({
+    enabled: z.boolean().optional(),
+    recordErrorCodes: z.boolean().optional(),
+    latencyDistributionBuckets: z.array(z.number().int().positive()).min(1).optional(),
+    http: z
+      .object({
+        increasedCardinality: z.boolean().optional(),
+        pathMatching: z.array(z.string().startsWith('/', { error: 'a pattern must start with /' })).optional(),
+        excludeVerbs: z.boolean().optional(),
+      })
+      .strict()
+      .optional(),
+    rules: z
+      .array(
+        z
+          .object({
+            name: z.string().min(1),
+            labels: z.array(z.object({ name: z.string().min(1), regex: z.record(z.string(), z.string()) }).strict()).optional(),
+          })
+          .strict(),
+      )
+      .optional(),
+  })
+  .strict();
+
+export type MetricsSpec = z.infer<typeof metricsSchema>;
 
 const mtlsSchema = z
   .object({
@@ -122,6 +152,25 @@ export function loadConfiguration(file: string): Configuration {
     if (!checked.success) throw schemaError(`${file}: spec.logging`, checked.error);
     apiLogging = checked.data.apiLogging ?? {};
   }
+  let metrics: MetricsSpec = {};
+  const metricsSection = spec.metrics ?? spec.metric;
+  if (metricsSection !== undefined && metricsSection !== null) {
+    const key = spec.metrics !== undefined ? 'metrics' : 'metric';
+    const checked = metricsSchema.safeParse(metricsSection);
+    if (!checked.success) throw schemaError(`${file}: spec.${key}`, checked.error);
+    metrics = checked.data;
+    for (const rule of metrics.rules ?? []) {
+      for (const label of rule.labels ?? []) {
+        for (const [replacement, pattern] of Object.entries(label.regex)) {
+          try {
+            new RegExp(pattern);
+          } catch (err) {
+            throw new CourierError('ERR_INVALID_CONFIG', `${file}: spec.${key}.rules: the regex of ${rule.name} label ${label.name} (${replacement}) is invalid: ${(err as Error).message}`);
+          }
+        }
+      }
+    }
+  }
   return {
     file,
     name: parsed.data.metadata?.name ?? 'default',
@@ -130,6 +179,7 @@ export function loadConfiguration(file: string): Configuration {
     mtlsEnabled: mtls?.enabled === true,
     mtls: mtls === undefined ? undefined : { ...(mtls.workloadCertTTL === undefined ? {} : { workloadCertTTL: mtls.workloadCertTTL }), ...(mtls.allowedClockSkew === undefined ? {} : { allowedClockSkew: mtls.allowedClockSkew }) },
     apiLogging,
+    metrics,
     unappliedSections: unappliedKeys.filter((k) => (spec as Record<string, unknown>)[k] !== undefined),
   };
 }

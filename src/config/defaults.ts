@@ -12,5 +12,6 @@ export const defaultConfiguration: Configuration = {
   mtlsEnabled: false,
   mtls: undefined,
   apiLogging: {},
+  metrics: {},
   unappliedSections: [],
 };

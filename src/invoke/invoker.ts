@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import { CourierError } from '../errors/index.js';
 import type { Logger } from '../observability/logging/index.js';
+import type { SidecarMetrics } from '../observability/metrics/sidecar-metrics.js';
 import type { AddressBook } from './address-book.js';
 import { addForwardedHeaders, DESTINATION_APP_ID, setIdentityHeaders } from './headers.js';
 import { sameIdentity, type AppIdentity } from './identity.js';
@@ -8,6 +9,8 @@ import type { RetryPolicies } from './retry.js';
 import { RetryingCall, type AttemptSender } from './retrying-call.js';
 import {
   cancelledError,
+  type FlowControl,
+  type ResponseHead,
   isExternalTarget,
   type ExternalTarget,
   type Invoke,
@@ -36,6 +39,8 @@ export interface InvokerOptions {
   /** How much of a request body is kept so a safe retry can send it again. */
   readonly replayLimitBytes: number;
   readonly logger: Logger;
+  /** Service-invocation metrics; undefined when metrics are off. */
+  readonly metrics?: SidecarMetrics | undefined;
 }
 
 /**
@@ -73,9 +78,17 @@ export class Invoker implements Invoke<InvokeTarget> {
     addForwardedHeaders(request.metadata, request.clientAddress, options.sidecarAddress, this.#hostname);
     request.metadata[DESTINATION_APP_ID] = { values: [target.appId] };
     const policy = options.retries.forCall(target, request.method);
+    const metrics = options.metrics;
+    if (metrics !== undefined) {
+      metrics.requestSent(target.appId);
+      sink = new MeteredSink(sink, metrics, target.appId);
+    }
     new RetryingCall(app, sink, new SidecarAttempts(options), policy, options.replayLimitBytes, options.logger).start();
   }
 }
+
+/** The internal method every call to another sidecar uses (the gRPC client metrics' method label). */
+const CALL_LOCAL_STREAM_METHOD = '/dapr.proto.internals.v1.ServiceInvocation/CallLocalStream';
 
 const NONE_TRIED: ReadonlySet<string> = new Set();
 
@@ -117,12 +130,56 @@ class SidecarAttempts implements AttemptSender<AppIdentity> {
   }
 
   retrying(): void {
+    if (this.#target !== undefined) this.#options.metrics?.retried(this.#target.appId);
     (this.#tried ??= new Set()).add(this.#address);
     this.#options.addressBook.eject(this.#address, this.#target);
   }
 
   describeAttempt(): string {
     return this.#address;
+  }
+}
+
+/**
+ * The caller's record of a call to another app (Dapr's `res_recv_total` and `res_recv_latency_ms`):
+ * the answer's status and round trip when its head arrives, or the failure's status.
+ */
+class MeteredSink implements ResponseSink {
+  readonly #sink: ResponseSink;
+  readonly #metrics: SidecarMetrics;
+  readonly #target: string;
+  readonly #started = performance.now();
+  #answered = false;
+
+  constructor(sink: ResponseSink, metrics: SidecarMetrics, target: string) {
+    this.#sink = sink;
+    this.#metrics = metrics;
+    this.#target = target;
+  }
+
+  head(head: ResponseHead, flow: FlowControl): void {
+    this.#answered = true;
+    this.#metrics.responseReceived(this.#target, head.status, performance.now() - this.#started);
+    this.#sink.head(head, flow);
+  }
+
+  data(chunk: Buffer): void {
+    this.#sink.data(chunk);
+  }
+
+  end(): void {
+    this.#metrics.grpcClientCall(CALL_LOCAL_STREAM_METHOD, 0, performance.now() - this.#started);
+    this.#sink.end();
+  }
+
+  error(error: CourierError): void {
+    const ms = performance.now() - this.#started;
+    if (!this.#answered) {
+      this.#answered = true;
+      this.#metrics.responseReceived(this.#target, error.httpStatus, ms);
+    }
+    this.#metrics.grpcClientCall(CALL_LOCAL_STREAM_METHOD, error.grpcCode === 0 ? 2 : error.grpcCode, ms);
+    this.#sink.error(error);
   }
 }
 

@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { matchRoute, type ApiRoute } from '../api/http/routes.js';
+import { matchRoute, routePattern, type ApiRoute } from '../api/http/routes.js';
 import type { ServerCall } from '../grpc/index.js';
 import type { Logger } from './logging/index.js';
 
@@ -68,28 +68,6 @@ export class ApiLog {
       },
       'gRPC API Called',
     );
-  }
-}
-
-/** The path with the parts that name apps, methods and keys replaced by placeholders. */
-function routePattern(route: ApiRoute, path: string): string {
-  switch (route.kind) {
-    case 'healthz':
-      return '/v1.0/healthz';
-    case 'healthz-outbound':
-      return '/v1.0/healthz/outbound';
-    case 'metadata-get':
-      return '/v1.0/metadata';
-    case 'metadata-put':
-      return '/v1.0/metadata/{key}';
-    case 'shutdown':
-      return '/v1.0/shutdown';
-    case 'invoke-url':
-      return '/v1.0/invoke/{id}/method/{method}';
-    case 'unimplemented':
-      return `/${path.split('/').find((s) => s !== '') ?? 'v1.0'}/${route.api}/…`;
-    case 'fallback':
-      return '/{method}';
   }
 }
 

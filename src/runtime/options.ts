@@ -50,7 +50,11 @@ export interface SidecarOptions {
   readonly profilePort: number | undefined;
   /** `--enable-api-logging`: true or false when given; undefined leaves it to `spec.logging.apiLogging.enabled`. */
   readonly enableApiLogging: boolean | undefined;
+  /** `--metrics-port` (0: a free port, written to the run record). */
   readonly metricsPort: number;
+  /** `--metrics-listen-address` (Dapr's default: every interface, so a Prometheus elsewhere can scrape). */
+  readonly metricsListenAddress: string;
+  /** `--enable-metrics`; Configuration `spec.metrics.enabled: false` also turns metrics off. */
   readonly enableMetrics: boolean;
   /** `--dapr-graceful-shutdown-seconds`, in ms: how long in-flight calls may take to finish on shutdown. */
   readonly gracefulShutdownMs: number;

@@ -32,6 +32,8 @@ import type { ConfigurationWatch, watchConfiguration as WatchConfiguration } fro
 import type { SidecarOptions } from './options.js';
 import { IdleMemoryReclaimer } from './idle-memory.js';
 import type { DiagnosticsServer, RuntimeDiagnostics } from '../observability/diagnostics.js';
+import type { SidecarMetrics } from '../observability/metrics/sidecar-metrics.js';
+import type { MetricsServer } from '../observability/metrics/server.js';
 import { stableInternalPort } from './ports.js';
 import { processStartTime, removeRunRecord, writeRunRecord } from './run-registry.js';
 
@@ -87,6 +89,7 @@ export class Sidecar {
   #stopping: Promise<void> | undefined;
   #reclaimer: IdleMemoryReclaimer | undefined;
   #diagnostics: { readonly monitor: RuntimeDiagnostics; readonly server: DiagnosticsServer } | undefined;
+  #metricsServer: MetricsServer | undefined;
   /** Aborted when a stop is requested, so that a start still under way gives up at its next step. */
   readonly #starting = new AbortController();
   readonly #shutdownListeners: Array<() => void> = [];
@@ -160,6 +163,8 @@ export class Sidecar {
       `${this.#configuration.file ?? 'the default configuration'}: spec.nameResolution`,
     );
 
+    const metrics = await this.#untilStopped(this.#createMetrics());
+
     let grpcApp: GrpcAppChannel | undefined;
     let appChannel: AppChannel;
     const protocol = options.appProtocol;
@@ -176,6 +181,7 @@ export class Sidecar {
         maxMessageBytes: options.maxBodyBytes + MESSAGE_OVERHEAD_BYTES,
         tls: protocol === 'grpcs',
         logger: appLog,
+        metrics,
       });
       appChannel = grpcApp;
     } else {
@@ -187,6 +193,7 @@ export class Sidecar {
         healthProbe: options.healthProbe,
         readyTimeoutMs: options.appReadyTimeoutMs,
         logger: appLog,
+        metrics,
       };
       appChannel = protocol === 'h2c' ? new H2cAppChannel(channelOptions) : new HttpAppChannel({ ...channelOptions, tls: protocol === 'https' });
     }
@@ -217,6 +224,7 @@ export class Sidecar {
       retries: builtInRetryPolicies,
       replayLimitBytes: Math.min(REPLAY_LIMIT_BYTES, options.maxBodyBytes),
       logger: log.child({ scope: 'invoke' }),
+      metrics,
     });
     const targets = new TargetResolver(options.namespace, endpoints.targets);
 
@@ -229,6 +237,7 @@ export class Sidecar {
       accessControl: () => this.#accessControl,
       limits: options.limits,
       lane: options.internalLane,
+      metrics,
       ...(identity === undefined ? {} : { tls: serverTls(identity) }),
     });
     const proxyToApp = calleeProxy({
@@ -253,6 +262,7 @@ export class Sidecar {
         : undefined;
     this.#http = new HttpApiServer({
       apiLog,
+      metrics,
       self: this.#self,
       invoker,
       targets,
@@ -273,6 +283,7 @@ export class Sidecar {
 
     this.#grpcApi = new GrpcApiServer({
       apiLog,
+      metrics,
       self: this.#self,
       invoker,
       targets,
@@ -312,6 +323,14 @@ export class Sidecar {
 
     appChannel.start();
     this.#info = { appId: options.appId, httpPort, grpcPort, internalGrpcPort };
+    let metricsPort = options.metricsPort;
+    if (metrics !== undefined) {
+      const { MetricsServer } = await import('../observability/metrics/server.js');
+      this.#metricsServer = new MetricsServer(metrics, log.child({ scope: 'metrics' }));
+      const host = options.metricsListenAddress;
+      metricsPort = await this.#untilStopped(inUseNamed(this.#metricsServer.listen(host, options.metricsPort), options.metricsPort, '--metrics-port'));
+      log.info({ address: hostPort(host, metricsPort) }, 'metrics (Prometheus) listening');
+    }
     let profilePort: number | undefined;
     if (options.profilePort !== undefined) {
       const { RuntimeDiagnostics, DiagnosticsServer } = await import('../observability/diagnostics.js');
@@ -330,8 +349,8 @@ export class Sidecar {
       grpcPort,
       internalGrpcPort,
       appPort: options.appPort ?? null,
-      metricsPort: options.metricsPort,
-      metricsEnabled: options.enableMetrics,
+      metricsPort,
+      metricsEnabled: metrics !== undefined,
       maxBodyBytes: options.maxBodyBytes,
       readBufferBytes: options.readBufferBytes,
       listenAddresses: options.listenAddresses,
@@ -365,6 +384,7 @@ export class Sidecar {
     this.#reclaimer?.close();
     this.#diagnostics?.monitor.close();
     await settle(log, 'profiling endpoint', this.#diagnostics?.server.close());
+    await settle(log, 'metrics endpoint', this.#metricsServer?.close());
     await settle(log, 'name resolution', this.#resolver?.close());
     await Promise.all([
       settle(log, 'HTTP API', this.#http?.close(graceMs)),
@@ -405,6 +425,31 @@ export class Sidecar {
         },
       );
     });
+  }
+
+  /** The metrics of `--enable-metrics` and `spec.metrics`, with the figures read when scraped. */
+  async #createMetrics(): Promise<SidecarMetrics | undefined> {
+    const spec = this.#configuration.metrics;
+    if (!this.#options.enableMetrics || spec.enabled === false) {
+      this.#logger.info({ reason: this.#options.enableMetrics ? 'spec.metrics.enabled: false' : '--enable-metrics=false' }, 'metrics are off');
+      return undefined;
+    }
+    const { SidecarMetrics, metricsSettings } = await import('../observability/metrics/sidecar-metrics.js');
+    const metrics = new SidecarMetrics(metricsSettings(this.#options.appId, spec), this.#logger.child({ scope: 'metrics' }));
+
+    const appId = this.#options.appId;
+    const startSeconds = Math.round((Date.now() - performance.now()) / 1000);
+    metrics.addGauge('process_cpu_seconds_total', 'User and system CPU time spent, in seconds.', () => {
+      const usage = process.cpuUsage();
+      return [{ value: (usage.user + usage.system) / 1e6, labels: {} }];
+    }, 'counter');
+    metrics.addGauge('process_resident_memory_bytes', 'Resident memory size in bytes.', () => [{ value: process.memoryUsage.rss(), labels: {} }]);
+    metrics.addGauge('process_start_time_seconds', 'Start time of the process since the Unix epoch, in seconds.', () => [{ value: startSeconds, labels: {} }]);
+    metrics.addGauge('courier_mtls_certificate_expiry_timestamp_seconds', "When this sidecar's workload certificate expires (mTLS only), seconds since the Unix epoch.", () => {
+      const identity = this.#identity;
+      return identity === undefined ? [] : [{ value: Math.floor(identity.current.notAfter.getTime() / 1000), labels: { app_id: appId } }];
+    });
+    return metrics;
   }
 
   /**

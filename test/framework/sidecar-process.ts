@@ -29,6 +29,8 @@ export class SidecarProcess {
   /** The public gRPC API port (`--dapr-grpc-port`). */
   grpcPort = 0;
   internalPort = 0;
+  /** The metrics endpoint's port (0 with metrics off). */
+  metricsPort = 0;
   #output = '';
   #exit: Promise<number | null>;
   exitCode: number | null | undefined;
@@ -100,6 +102,10 @@ export class SidecarProcess {
 export async function startSidecar(env: TestEnv, spec: SidecarSpec): Promise<SidecarProcess> {
   const args = [courierBin, 'sidecar', '--app-id', spec.appId, '--dapr-http-port', '0', '--dapr-grpc-port', '0', '--dapr-internal-grpc-port', '0', '--log-level', 'debug'];
   if (spec.appPort !== undefined) args.push('--app-port', String(spec.appPort));
+  // Metrics on a free loopback port (a sidecar's default, 9090 on every interface, would clash between tests).
+  if (!(spec.args ?? []).some((a) => a.startsWith('--metrics-port') || a.startsWith('--enable-metrics') || a === '-M')) {
+    args.push('--metrics-port', '0', '--metrics-listen-address', '127.0.0.1');
+  }
   args.push(...(spec.args ?? []));
   const child = spawn(spec.node ?? process.execPath, [...(spec.nodeArgs ?? []), ...args], {
     env: { ...process.env, COURIER_HOME: env.home, NAMESPACE: 'default', ...spec.env },
@@ -111,6 +117,7 @@ export async function startSidecar(env: TestEnv, spec: SidecarSpec): Promise<Sid
   sidecar.httpPort = record.httpPort;
   sidecar.grpcPort = record.grpcPort;
   sidecar.internalPort = record.internalGrpcPort;
+  sidecar.metricsPort = record.metricsEnabled === true ? record.metricsPort : 0;
   if (spec.waitForApp === true) await waitForHealthy(sidecar);
   return sidecar;
 }
@@ -120,6 +127,8 @@ export interface RunRecordPorts {
   httpPort: number;
   grpcPort: number;
   internalGrpcPort: number;
+  metricsPort: number;
+  metricsEnabled?: boolean;
 }
 
 /**

@@ -63,7 +63,7 @@ test('SIGTERM while the sidecar is still starting (waiting on a Sentry that neve
   const anchors = (await generateCaMaterial({ trustDomain: 'public' })).rootCertPem;
   const child = spawn(
     process.execPath,
-    [courierBin, 'sidecar', '--app-id', 'waiting', '--dapr-http-port', '0', '--dapr-grpc-port', '0', '--dapr-internal-grpc-port', '0', '--enable-mtls', '--sentry-address', `127.0.0.1:${sentry.port}`],
+    [courierBin, 'sidecar', '--app-id', 'waiting', '--dapr-http-port', '0', '--dapr-grpc-port', '0', '--dapr-internal-grpc-port', '0', '--metrics-port', '0', '--enable-mtls', '--sentry-address', `127.0.0.1:${sentry.port}`],
     { env: { ...process.env, COURIER_HOME: env.home, DAPR_TRUST_ANCHORS: anchors }, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   const sidecar = env.track(new SidecarProcess('waiting', child));

@@ -83,16 +83,16 @@ describe('sidecar flags', () => {
     const second = await startSidecar(env, { appId: 'uds-restart', args: ['--unix-domain-socket', dir] });
     assert.equal((await send(0, { socketPath: http, path: '/v1.0/healthz/outbound' })).status, 204);
 
-    const clash = await runCli(env, ['sidecar', '--app-id', 'uds-restart', '--dapr-internal-grpc-port', '0', '--unix-domain-socket', dir]);
+    const clash = await runCli(env, ['sidecar', '--app-id', 'uds-restart', '--dapr-internal-grpc-port', '0', '--metrics-port', '0', '--unix-domain-socket', dir]);
     assert.notEqual(clash.code, 0);
     assert.match(clash.stdout + clash.stderr, /another process is listening on .*dapr-uds-restart-http\.socket/);
     await second.stop();
 
     writeFileSync(join(dir, 'dapr-uds-file-http.socket'), 'not a socket');
-    const notSocket = await runCli(env, ['sidecar', '--app-id', 'uds-file', '--dapr-internal-grpc-port', '0', '--unix-domain-socket', dir]);
+    const notSocket = await runCli(env, ['sidecar', '--app-id', 'uds-file', '--dapr-internal-grpc-port', '0', '--metrics-port', '0', '--unix-domain-socket', dir]);
     assert.notEqual(notSocket.code, 0);
     assert.match(notSocket.stdout + notSocket.stderr, /dapr-uds-file-http\.socket exists and is not a socket/);
-    const missing = await runCli(env, ['sidecar', '--app-id', 'uds-x', '--unix-domain-socket', join(dir, 'missing')]);
+    const missing = await runCli(env, ['sidecar', '--app-id', 'uds-x', '--metrics-port', '0', '--unix-domain-socket', join(dir, 'missing')]);
     assert.match(missing.stderr, /--unix-domain-socket .*missing: ENOENT/);
   });
 

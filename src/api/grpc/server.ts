@@ -1,6 +1,7 @@
 import { listenOnHosts, prepareUnixSocket } from '../../util/listen.js';
 import type { ConnectionLimits } from '../../util/connection-limit.js';
 import type { ApiLog } from '../../observability/api-log.js';
+import { grpcServerObserver, type SidecarMetrics } from '../../observability/metrics/sidecar-metrics.js';
 import { timingSafeEqual } from 'node:crypto';
 import { CourierError, errorMessage, GrpcStatus } from '../../errors/index.js';
 import { GrpcServer, type CallHandler, type Metadata as GrpcMetadata, type ServerCall } from '../../grpc/index.js';
@@ -54,6 +55,8 @@ export interface GrpcApiServerOptions {
   readonly limits: ConnectionLimits;
   /** `--enable-api-logging`: one line per call. */
   readonly apiLog?: ApiLog | undefined;
+  /** Dapr's gRPC server metrics; undefined when metrics are off. */
+  readonly metrics?: SidecarMetrics | undefined;
   readonly logger: Logger;
 }
 
@@ -77,7 +80,10 @@ export class GrpcApiServer {
       maxSendMessageBytes: options.maxBodyBytes,
       maxConnections: options.limits.maxConnections,
       handshakeTimeoutMs: options.limits.handshakeTimeoutMs,
-      observer: options.apiLog === undefined ? undefined : { started: (call) => options.apiLog?.grpcStarted(call), ended: (call) => options.apiLog?.grpcEnded(call) },
+      observer: grpcServerObserver(
+        options.metrics,
+        options.apiLog === undefined ? undefined : { started: (call: ServerCall) => options.apiLog?.grpcStarted(call), ended: (call: ServerCall) => options.apiLog?.grpcEnded(call) },
+      ),
       logger: options.logger,
     });
     this.#register(INVOKE_SERVICE, (call) => unary(call, (bytes) => this.#invokeService(call, bytes)));

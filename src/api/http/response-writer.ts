@@ -30,6 +30,8 @@ export class HttpResponseWriter extends CallAbort implements ResponseSink {
   #paused = false;
   /** The whole answer was written in `head` (a gRPC app's error): body events are ignored. */
   #answered = false;
+  /** Body bytes written to the caller (the HTTP server metrics' response size). */
+  #bodyBytes = 0;
 
   constructor(req: IncomingMessage, res: ServerResponse, target: string) {
     super();
@@ -38,6 +40,11 @@ export class HttpResponseWriter extends CallAbort implements ResponseSink {
     this.#target = target;
     (res as TaggedResponse)[CALL] = this;
     res.once('close', HttpResponseWriter.#closed);
+  }
+
+  /** Body bytes written to the caller so far. */
+  get bodyBytes(): number {
+    return this.#bodyBytes;
   }
 
   static readonly #closed = function (this: TaggedResponse): void {
@@ -92,6 +99,7 @@ export class HttpResponseWriter extends CallAbort implements ResponseSink {
   data(chunk: Buffer): void {
     const res = this.#res;
     if (this.#answered || res.destroyed || !res.headersSent) return;
+    this.#bodyBytes += chunk.length;
     if (!res.write(chunk) && !this.#paused) {
       this.#paused = true;
       this.#flow?.pause();
@@ -121,6 +129,11 @@ export class HttpResponseWriter extends CallAbort implements ResponseSink {
       ? error.withMessage(`failed to invoke, id: ${this.#target}, err: ${error.message}`)
       : error;
   }
+}
+
+/** The body bytes the invocation behind `res` has written so far (0 for responses that are not invocations). */
+export function responseBodyBytes(res: ServerResponse): number {
+  return (res as TaggedResponse)[CALL]?.bodyBytes ?? 0;
 }
 
 function uncork(res: ServerResponse): void {

@@ -62,3 +62,25 @@ export function matchRoute(verb: string, path: string): ApiRoute {
   if (otherBuildingBlocks.has(group)) return { kind: 'unimplemented', api: group };
   return { kind: 'fallback' };
 }
+
+/** The path with the parts that name apps, methods and keys replaced by placeholders. */
+export function routePattern(route: ApiRoute, path: string): string {
+  switch (route.kind) {
+    case 'healthz':
+      return '/v1.0/healthz';
+    case 'healthz-outbound':
+      return '/v1.0/healthz/outbound';
+    case 'metadata-get':
+      return '/v1.0/metadata';
+    case 'metadata-put':
+      return '/v1.0/metadata/{key}';
+    case 'shutdown':
+      return '/v1.0/shutdown';
+    case 'invoke-url':
+      return '/v1.0/invoke/{id}/method/{method}';
+    case 'unimplemented':
+      return `/${path.split('/').find((s) => s !== '') ?? 'v1.0'}/${route.api}/…`;
+    case 'fallback':
+      return '/{method}';
+  }
+}

@@ -10,8 +10,9 @@ import { describeTarget, type TargetResolver } from '../../invoke/target.js';
 import { WHOLE_BODY_LIMIT_BYTES, type Invoke, type InvokeRequest, type InvokeTarget } from '../../invoke/types.js';
 import type { Logger } from '../../observability/logging/index.js';
 import { findTargetAndMethod } from './invoke-target.js';
-import { HttpResponseWriter, writeError } from './response-writer.js';
-import { matchRoute } from './routes.js';
+import { HttpResponseWriter, responseBodyBytes, writeError } from './response-writer.js';
+import { matchRoute, routePattern } from './routes.js';
+import type { SidecarMetrics } from '../../observability/metrics/sidecar-metrics.js';
 import { listenOnHosts, prepareUnixSocket } from '../../util/listen.js';
 import { limitConnections, type ConnectionLimits } from '../../util/connection-limit.js';
 import type { ApiLog } from '../../observability/api-log.js';
@@ -50,7 +51,20 @@ export interface HttpApiOptions {
   readonly limits: ConnectionLimits;
   /** `--enable-api-logging`: one line per request. */
   readonly apiLog?: ApiLog | undefined;
+  /** Dapr's HTTP server metrics; undefined when metrics are off. */
+  readonly metrics?: SidecarMetrics | undefined;
   readonly logger: Logger;
+}
+
+const STARTED = Symbol('courier.metrics.started');
+const PATH_LABEL = Symbol('courier.metrics.path');
+/** A response whose request is measured: when it started, and the path label of its route. */
+type MeteredResponse = ServerResponse & { [STARTED]?: number; [PATH_LABEL]?: string };
+
+/** The body length a request or response declared (bodies of unknown length count as 0). */
+function declaredLength(value: string | number | readonly string[] | undefined): number {
+  const n = typeof value === 'number' ? value : typeof value === 'string' ? Number(value) : 0;
+  return Number.isFinite(n) ? n : 0;
 }
 
 const BAD_REQUEST_RESPONSE = 'HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n';
@@ -81,10 +95,27 @@ export class HttpApiServer {
   #inFlight = 0;
   #draining = false;
   #idleWaiters: Array<() => void> = [];
+  /** Records a measured request when its response closes (one function per server, not per request). */
+  readonly #measured: ((this: MeteredResponse) => void) | undefined;
 
   constructor(options: HttpApiOptions) {
     this.#options = options;
     this.#apiToken = options.apiToken === undefined ? undefined : Buffer.from(options.apiToken);
+    const metrics = options.metrics;
+    this.#measured =
+      metrics === undefined
+        ? undefined
+        : function (this: MeteredResponse): void {
+            const req = this.req;
+            metrics.httpServerRequest(
+              req.method ?? 'GET',
+              this[PATH_LABEL] ?? '_',
+              this.headersSent ? this.statusCode : 0,
+              declaredLength(firstRawHeader(req.rawHeaders, 'content-length')),
+              responseBodyBytes(this) || declaredLength(this.getHeader('content-length')),
+              performance.now() - (this[STARTED] ?? 0),
+            );
+          };
   }
 
   /** Requests being served right now. */
@@ -176,6 +207,10 @@ export class HttpApiServer {
   #handle(req: IncomingMessage, res: ServerResponse): void {
     this.#inFlight++;
     res.once('close', this.#requestDone);
+    if (this.#measured !== undefined) {
+      (res as MeteredResponse)[STARTED] = performance.now();
+      res.once('close', this.#measured);
+    }
     if (this.#draining) res.setHeader('Connection', 'close');
     this.#options.apiLog?.http(req, res);
     const maxHeaders = this.#options.maxRequestHeaders;
@@ -210,6 +245,8 @@ export class HttpApiServer {
     }
     const verb = req.method ?? 'GET';
     const route = matchRoute(verb, path);
+    const metrics = this.#options.metrics;
+    if (metrics !== undefined) (res as MeteredResponse)[PATH_LABEL] = metrics.pathLabel(path, routePattern(route, path));
     if (this.#apiToken !== undefined && route.kind !== 'healthz' && route.kind !== 'healthz-outbound' && !this.#tokenMatches(req)) {
       writeError(res, new CourierError('ERR_API_TOKEN', 'invalid api token'), hasBody(req));
       return;

@@ -11,6 +11,7 @@ import type { AppIdentity } from '../../invoke/identity.js';
 import { normalizeMethod } from '../../invoke/method.js';
 import { WHOLE_BODY_LIMIT_BYTES, type FlowControl, type Invoke, type InvokeRequest, type ResponseHead, type ResponseSink } from '../../invoke/types.js';
 import type { Logger } from '../../observability/logging/index.js';
+import { grpcServerObserver, type SidecarMetrics } from '../../observability/metrics/sidecar-metrics.js';
 import {
   API_VERSION_V1,
   encodePayloadChunkHead,
@@ -49,6 +50,8 @@ export interface InternalServerOptions {
   readonly limits: ConnectionLimits;
   /** Also serve the Courier-to-Courier lane on the port (`--internal-lane`). */
   readonly lane?: boolean | undefined;
+  /** Service-invocation, gRPC server and access-control metrics; undefined when metrics are off. */
+  readonly metrics?: SidecarMetrics | undefined;
 }
 
 /**
@@ -73,6 +76,7 @@ export class InternalServer {
       maxConnections: options.limits.maxConnections,
       handshakeTimeoutMs: options.limits.handshakeTimeoutMs,
       lane: options.lane,
+      observer: grpcServerObserver(options.metrics, undefined),
       logger: options.logger,
       ...(secure === undefined ? {} : { createServer: secure.createServer }),
     });
@@ -144,10 +148,15 @@ function requestFrom(
     };
   }
   setIdentityHeaders(metadata, caller, options.self.appId);
+  const metrics = options.metrics;
+  metrics?.requestReceived(caller.appId);
   const policy = options.accessControl();
   if (policy !== undefined) {
     const decision = policy.evaluate(spiffe, { operation: `/${method}`, verb, isHttp: options.appProtocol === 'http' });
+    metrics?.accessControl(decision.allowed, decision.scope, caller.appId, spiffe?.trustDomain ?? '', caller.namespace);
     if (!decision.allowed) {
+      // The call ends here; its caller is known, so its answer is counted here too.
+      metrics?.responseSent(caller.appId, options.appProtocol === 'http' ? 403 : GrpcStatus.PERMISSION_DENIED);
       options.logger.info({ caller: spiffe === undefined ? 'unverified' : formatSpiffeId(spiffe), operation: `/${method}`, verb, scope: decision.scope }, 'call denied by the access-control policy');
       throw new CourierError('ERR_DIRECT_INVOKE', decision.message, { grpcCode: GrpcStatus.PERMISSION_DENIED, httpStatus: 403 });
     }
@@ -259,6 +268,8 @@ class StreamedCall implements ResponseSink {
   #seq = 0;
   #finished = false;
   #onDrain: (() => void) | undefined;
+  /** What the caller is answered (the app's status, or the failure's), for the metrics. */
+  #status = 0;
 
   constructor(options: InternalServerOptions, call: ServerCall) {
     this.#options = options;
@@ -399,6 +410,7 @@ class StreamedCall implements ResponseSink {
 
   head(head: ResponseHead, flow: FlowControl): void {
     this.#flow = flow;
+    this.#status = head.status;
     const headers = head.headers;
     if (head.contentLength !== undefined) headers['Content-Length'] = { values: [String(head.contentLength)] };
     this.#pendingHead = Buffer.from(internalInvokeResponseStreamCodec.encode({ response: internalResponse(head, headers) }));
@@ -431,6 +443,7 @@ class StreamedCall implements ResponseSink {
 
   error(error: CourierError): void {
     this.#pendingHead = undefined;
+    if (this.#status === 0) this.#status = this.#options.appProtocol === 'http' ? error.httpStatus : error.grpcCode;
     if (!this.#sentAnything) {
       this.#finish({ code: error.grpcCode === GrpcStatus.OK ? GrpcStatus.INTERNAL : error.grpcCode, message: error.message });
       return;
@@ -452,6 +465,8 @@ class StreamedCall implements ResponseSink {
     if (this.#finished) return;
     this.#finished = true;
     this.#call.end(status);
+    const caller = this.#request?.caller.appId;
+    if (caller !== undefined) this.#options.metrics?.responseSent(caller, this.#status);
   }
 }
 
@@ -467,10 +482,16 @@ class UnaryCall implements ResponseSink {
   readonly #chunks: Buffer[] = [];
   #size = 0;
   #done = false;
+  #caller: string | undefined;
 
   constructor(options: InternalServerOptions, call: ServerCall) {
     this.#options = options;
     this.#call = call;
+  }
+
+  /** Records the answer in the metrics. */
+  #record(status: number): void {
+    if (this.#caller !== undefined) this.#options.metrics?.responseSent(this.#caller, status);
   }
 
   start(): void {
@@ -494,6 +515,7 @@ class UnaryCall implements ResponseSink {
     try {
       decoded = internalInvokeRequestCodec.decode(this.#request);
       const request = requestFrom(this.#options, this.#call, decoded, this.#call.signal);
+      this.#caller = request.caller.appId;
       const data = decoded.message?.data?.value;
       const bytes = data === undefined || data.length === 0 ? undefined : Buffer.from(data.buffer, data.byteOffset, data.length);
       if (bytes !== undefined && bytes.length > this.#options.maxBodyBytes) throw bodyTooLargeError(this.#options.maxBodyBytes);
@@ -521,11 +543,14 @@ class UnaryCall implements ResponseSink {
     const response = internalResponse(head, head.headers, Buffer.concat(this.#chunks, this.#size));
     this.#call.sendMessage(internalInvokeResponseCodec.encode(response));
     this.#call.end({ code: GrpcStatus.OK });
+    this.#record(head.status);
   }
 
   error(error: CourierError): void {
     if (this.#done) return;
     this.#done = true;
-    this.#call.end({ code: error.grpcCode === GrpcStatus.OK ? GrpcStatus.INTERNAL : error.grpcCode, message: error.message });
+    const code = error.grpcCode === GrpcStatus.OK ? GrpcStatus.INTERNAL : error.grpcCode;
+    this.#call.end({ code, message: error.message });
+    this.#record(this.#options.appProtocol === 'http' ? error.httpStatus : error.grpcCode);
   }
 }

@@ -118,6 +118,8 @@ export async function startHostSidecar(
     options.config,
     '--log-level',
     'debug',
+    '--metrics-port',
+    '0',
     ...(options.appPort === undefined ? [] : ['--app-port', String(options.appPort)]),
     ...(options.args ?? []),
   ];

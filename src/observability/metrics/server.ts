@@ -1,0 +1,84 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createRequire } from 'node:module';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from '../logging/index.js';
+import type { RegistryMetric } from './family.js';
+import type { SidecarMetrics } from './sidecar-metrics.js';
+
+/** The part of prom-client's Registry Courier uses: it formats the families as Prometheus text. */
+interface PromRegistry {
+  registerMetric(metric: RegistryMetric): void;
+  metrics(): Promise<string>;
+  readonly contentType: string;
+}
+
+/**
+ * prom-client's Registry alone (0.7 MB), not its index (13 MB with the default collectors and
+ * OpenTelemetry's API, which a sidecar does not use): Courier records into its own series
+ * (family.ts) and prom-client writes the exposition format.
+ */
+const Registry = createRequire(import.meta.url)('prom-client/lib/registry.js') as new () => PromRegistry;
+
+/**
+ * The Prometheus endpoint (`--metrics-port`, `--metrics-listen-address`): the text exposition format
+ * at `/` (Dapr's path) and at `/metrics`. Only GET and HEAD; nothing else is served.
+ */
+export class MetricsServer {
+  readonly #registry: PromRegistry;
+  readonly #server: Server;
+  readonly #logger: Logger;
+
+  constructor(metrics: SidecarMetrics, logger: Logger) {
+    this.#logger = logger;
+    this.#registry = new Registry();
+    for (const family of metrics.families) this.#registry.registerMetric(family);
+    this.#server = createServer((req, res) => this.#handle(req, res));
+    this.#server.keepAliveTimeout = 65_000;
+    this.#server.headersTimeout = 10_000;
+    this.#server.requestTimeout = 10_000;
+  }
+
+  /** The exposition text, as a scrape gets it. */
+  text(): Promise<string> {
+    return this.#registry.metrics();
+  }
+
+  #handle(req: IncomingMessage, res: ServerResponse): void {
+    const path = (req.url ?? '/').split('?', 1)[0];
+    if (path !== '/' && path !== '/metrics') {
+      res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found: metrics are served at / and /metrics\n');
+      return;
+    }
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { Allow: 'GET, HEAD', 'Content-Type': 'text/plain' }).end('method not allowed\n');
+      return;
+    }
+    this.text().then(
+      (body) => {
+        res.writeHead(200, { 'Content-Type': this.#registry.contentType, 'Content-Length': Buffer.byteLength(body) });
+        res.end(req.method === 'HEAD' ? undefined : body);
+      },
+      (err: unknown) => {
+        this.#logger.error({ err }, 'metrics could not be rendered');
+        res.writeHead(500, { 'Content-Type': 'text/plain' }).end('metrics could not be rendered\n');
+      },
+    );
+  }
+
+  listen(host: string, port: number): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.#server.once('error', reject);
+      this.#server.listen(port, host, () => {
+        this.#server.removeListener('error', reject);
+        resolve((this.#server.address() as AddressInfo).port);
+      });
+    });
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => {
+      this.#server.close(() => resolve());
+      this.#server.closeAllConnections();
+    });
+  }
+}
