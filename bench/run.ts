@@ -6,6 +6,7 @@
 //
 // Paths: direct (generator → HTTP app), courier-http and courier-http-mtls (generator → sidecar A's
 // HTTP API → sidecar B over the internal gRPC hop, without and with mutual TLS → HTTP app),
+// courier-http-lean (as courier-http, with --enable-metrics=false: what metrics cost is the difference),
 // nginx-2hop (generator → nginx → nginx → HTTP app), direct-grpc (gRPC generator → gRPC app) and
 // courier-grpc-proxy (gRPC generator → sidecar A → sidecar B → gRPC app, proxied by dapr-app-id).
 // Fixed-rate latency comes from bench/lib/loadgen.ts (open loop), saturation from wrk or h2load.
@@ -282,6 +283,16 @@ function targets(report: BenchReport): TargetCheck[] {
   if (report.supervisorRssNode24Mb !== undefined) {
     checks.push(row('`courier run` supervisor RSS on Node 24', `${report.supervisorRssNode24Mb} MB`, report.supervisorRssNode24Mb, 50, 40, ' MB'));
   }
+  const leanPath = find('courier-http-lean');
+  const leanCpu = worst(leanPath, 'cpuPer1000');
+  if (leanCpu !== undefined && cpu !== undefined) {
+    const share = (100 * (cpu - leanCpu)) / leanCpu;
+    checks.push(row('metrics: CPU per sidecar over the lean path (courier-http vs courier-http-lean)', `${cpu.toFixed(3)} vs ${leanCpu.toFixed(3)} (${share >= 0 ? '+' : ''}${share.toFixed(1)} %)`, share, 10, undefined, ' %'));
+    const leanLoad = worst(leanPath, 'loadRssMb');
+    const load = worst(http, 'loadRssMb');
+    const rss = leanLoad === undefined || load === undefined ? undefined : load - leanLoad;
+    checks.push(row('metrics: RSS per sidecar at 1000 rps over the lean path', rss === undefined ? '–' : `${load} vs ${leanLoad} MB (${rss >= 0 ? '+' : ''}${rss} MB)`, rss, 5, undefined, ' MB'));
+  }
   checks.push(row("Dapr's gate: added p90 (courier-http)", ms(h?.p90), h?.p90, 2.0, undefined, ' ms'));
   checks.push(row("Dapr's gate: added p90 (courier-grpc-proxy)", ms(g?.p90), g?.p90, 2.5, undefined, ' ms'));
   const up = report.upload;
@@ -327,6 +338,10 @@ try {
   const startSidecar = (e: TestEnv, spec: Parameters<typeof startTestSidecar>[1]): Promise<SidecarProcess> => startTestSidecar(e, { nodeArgs: [...NODE_FLAGS], ...spec });
   const b1 = await startSidecar(env, { appId: 'bench-http', appPort: httpApp.port, waitForApp: true, args: SIDECAR_ARGS });
   const a1 = await startSidecar(env, { appId: 'bench-caller', args: SIDECAR_ARGS });
+  // The lean path: the same pair with metrics off, against which the cost of metrics is measured.
+  const lean = [...SIDECAR_ARGS, '--enable-metrics=false'];
+  const b6 = await startSidecar(env, { appId: 'bench-http-lean', appPort: httpApp.port, waitForApp: true, args: lean });
+  const a6 = await startSidecar(env, { appId: 'bench-caller-lean', args: lean });
   const m2 = mtlsOf('bench-http-mtls');
   const b2 = await startSidecar(env, { appId: 'bench-http-mtls', appPort: httpApp.port, waitForApp: true, args: [...SIDECAR_ARGS, ...m2.args], env: m2.env });
   const m2a = mtlsOf('bench-caller-mtls');
@@ -365,6 +380,15 @@ try {
   paths.push({ name: 'direct', description: 'generator → HTTP app', kind: 'http', url: directUrl, processes: [{ role: 'HTTP app', pid: httpApp.child.pid }], saturate: wrkSat(directUrl) });
   const httpUrl = a1.url('/v1.0/invoke/bench-http/method/echo');
   paths.push({ name: 'courier-http', description: 'generator → sidecar A (HTTP API) → sidecar B → HTTP app', kind: 'http', url: httpUrl, processes: sidecarProcs(a1, b1, 'HTTP app', httpApp.child.pid), saturate: wrkSat(httpUrl) });
+  const leanUrl = a6.url('/v1.0/invoke/bench-http-lean/method/echo');
+  paths.push({
+    name: 'courier-http-lean',
+    description: 'as courier-http, with metrics off (--enable-metrics=false)',
+    kind: 'http',
+    url: leanUrl,
+    processes: sidecarProcs(a6, b6, 'HTTP app', httpApp.child.pid),
+    saturate: wrkSat(leanUrl),
+  });
   const grpcHopUrl = a4.url('/v1.0/invoke/bench-http-grpc-hop/method/echo');
   paths.push({
     name: 'courier-http-grpc-hop',

@@ -23,6 +23,8 @@ export interface AddressBookOptions {
    */
   readonly emptyRetryMs?: number;
   readonly now?: () => number;
+  /** Told of every lookup the resolver answered (the name-resolution metrics). */
+  readonly onLookup?: ((resolver: string, result: 'found' | 'not-found' | 'error') => void) | undefined;
 }
 
 interface Entry {
@@ -40,6 +42,7 @@ interface Entry {
  */
 export class AddressBook {
   readonly #source: AddressSource;
+  readonly #onLookup: AddressBookOptions['onLookup'];
   readonly #cacheTtlMs: number;
   readonly #ejectMs: number;
   readonly #emptyRetryMs: number;
@@ -49,6 +52,7 @@ export class AddressBook {
 
   constructor(source: AddressSource, options: AddressBookOptions) {
     this.#source = source;
+    this.#onLookup = options.onLookup;
     this.#cacheTtlMs = options.cacheTtlMs;
     this.#ejectMs = options.ejectMs;
     this.#emptyRetryMs = options.emptyRetryMs ?? 0;
@@ -167,7 +171,9 @@ export class AddressBook {
       try {
         current.addresses = await this.#source.resolve({ appId: target.appId, namespace: target.namespace });
         current.fetchedAt = this.#now();
+        this.#onLookup?.(this.#source.component, current.addresses.length > 0 ? 'found' : 'not-found');
       } catch (err) {
+        this.#onLookup?.(this.#source.component, 'error');
         throw new CourierError('ERR_DIRECT_INVOKE', `the ${this.#source.component} name resolver failed to resolve "${target.appId}": ${errorMessage(err)}`, {
           cause: err,
         });

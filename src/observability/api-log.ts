@@ -37,12 +37,14 @@ export class ApiLog {
       if (this.#options.omitHealthChecks && (route.kind === 'healthz' || route.kind === 'healthz-outbound')) return;
     }
     res.once('close', () => {
+      const traceId = traceIdOf(req.headers.traceparent);
       this.#options.logger.info(
         {
           method: `${verb} ${route !== undefined && this.#options.obfuscateUrls ? routePattern(route, path) : path}`,
           code: res.writableFinished ? res.statusCode : 0,
           duration: round(performance.now() - started),
           useragent: req.headers['user-agent'] ?? '',
+          ...(traceId === undefined ? {} : { trace_id: traceId }),
         },
         'HTTP API Called',
       );
@@ -59,16 +61,27 @@ export class ApiLog {
     const started = this.#grpcStarts.get(call);
     if (started === undefined) return;
     const agent = call.metadata['user-agent'];
+    const parent = call.metadata.traceparent;
+    const traceId = traceIdOf(Array.isArray(parent) ? parent[0] : parent);
     this.#options.logger.info(
       {
         method: call.path,
         code: call.statusCode ?? 1,
         duration: round(performance.now() - started),
         useragent: (Array.isArray(agent) ? agent[0] : agent) ?? '',
+        ...(traceId === undefined ? {} : { trace_id: traceId }),
       },
       'gRPC API Called',
     );
   }
+}
+
+/** The trace id of a W3C `traceparent` (`00-<32 hex>-<16 hex>-<2 hex>`), when it is a valid one. */
+export function traceIdOf(traceparent: unknown): string | undefined {
+  if (typeof traceparent !== 'string') return undefined;
+  const m = /^[\da-f]{2}-([\da-f]{32})-[\da-f]{16}-[\da-f]{2}/.exec(traceparent.trim());
+  const id = m?.[1];
+  return id === undefined || /^0+$/.test(id) ? undefined : id;
 }
 
 function round(ms: number): number {

@@ -207,7 +207,12 @@ export class Sidecar {
       lane: options.internalLane,
       ...(identity === undefined ? {} : { tls: clientTls(identity) }),
     });
-    const addressBook = new AddressBook(this.#resolver, { cacheTtlMs: RESOLVER_CACHE_TTL_MS, ejectMs: EJECT_MS, emptyRetryMs: EMPTY_RETRY_MS });
+    const addressBook = new AddressBook(this.#resolver, {
+      cacheTtlMs: RESOLVER_CACHE_TTL_MS,
+      ejectMs: EJECT_MS,
+      emptyRetryMs: EMPTY_RETRY_MS,
+      onLookup: metrics === undefined ? undefined : (resolver, result) => metrics.resolved(resolver, result),
+    });
     const sidecarAddress = options.internalGrpcListenAddress;
     this.#external = new ExternalChannel({
       endpoints: endpoints.endpoints,

@@ -124,6 +124,10 @@ describe('metrics scraped by Prometheus', () => {
     await prometheus.waitFor('courier_service_invocation_retries_total{app_id="caller",dst_app_id="orders"}', exactly(retried));
   });
 
+  test('name-resolution lookups are counted by resolver and result', async () => {
+    await prometheus.waitFor('courier_nameresolution_lookups_total{app_id="caller",resolver="sqlite",result="found"}', (s) => total(s) >= 2);
+  });
+
   test('process figures are exported, and every target is healthy', async () => {
     await prometheus.waitFor('process_resident_memory_bytes', (s) => s.length === 3 && s.every((x) => x.value > 10e6));
     await prometheus.waitFor('process_cpu_seconds_total', (s) => s.length === 3 && s.every((x) => x.value > 0));

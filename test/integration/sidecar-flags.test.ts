@@ -117,16 +117,18 @@ http.get({ socketPath, path: '/v1.0/metadata' }, (res) => {
     await cli.close();
   });
 
-  test('--enable-api-logging: one line per HTTP and gRPC API call, with method, status and duration', async () => {
+  test('--enable-api-logging: one line per HTTP and gRPC API call, with method, status, duration and the caller\'s trace id', async () => {
     const app = await startApp(env, (a) => a.route('/hi', (_req, res) => res.end('hi')));
     const s = await startSidecar(env, { appId: 'apilog', appPort: app.port, waitForApp: true, args: ['--enable-api-logging'] });
-    assert.equal((await send(s.httpPort, { method: 'POST', path: '/v1.0/invoke/apilog/method/hi', headers: { 'user-agent': 'probe/1' } })).status, 200);
+    const traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+    assert.equal((await send(s.httpPort, { method: 'POST', path: '/v1.0/invoke/apilog/method/hi', headers: { 'user-agent': 'probe/1', traceparent } })).status, 200);
     assert.equal((await send(s.httpPort, { path: '/v1.0/invoke/apilog/method/absent-app-route', headers: { 'dapr-app-id': 'nobody-here' } })).status, 500);
     await getMetadata(`127.0.0.1:${s.grpcPort}`);
     const http = await waitForLine(() => s.output, /msg="HTTP API Called".*POST \/v1\.0\/invoke\/apilog\/method\/hi/);
     assert.match(http, /code=200/);
     assert.match(http, /duration=[\d.]+/);
     assert.match(http, /useragent=probe\/1/);
+    assert.match(http, /trace_id=4bf92f3577b34da6a3ce929d0e0e4736/);
     assert.match(await waitForLine(() => s.output, /msg="HTTP API Called".*absent-app-route/), /code=500/);
     assert.match(await waitForLine(() => s.output, /msg="gRPC API Called".*\/dapr\.proto\.runtime\.v1\.Dapr\/GetMetadata/), /code=0/);
   });

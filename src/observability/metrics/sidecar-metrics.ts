@@ -1,6 +1,40 @@
-import { CounterFamily, GaugeFamily, HistogramFamily, type CounterSeries, type ExpositionValue, type HistogramSeries, type LabelRules, type RegistryMetric } from './family.js';
+import { CounterFamily, GaugeFamily, HistogramFamily, MAX_SERIES_PER_FAMILY, type CounterSeries, type ExpositionValue, type HistogramSeries, type LabelRules, type RegistryMetric } from './family.js';
 import type { Logger } from '../logging/index.js';
 import type { MetricsSpec } from '../../config/configuration.js';
+
+/**
+ * The series (or group of series) one record updates, by the raw values it is given: two strings and a
+ * status code, looked up in nested Maps, so no label string is built per call. The families behind
+ * them bound the series; this cache is dropped and rebuilt if it ever holds more keys than they allow.
+ */
+class SeriesCache<T> {
+  #root = new Map<string, Map<string, Map<number, T>>>();
+  #size = 0;
+  readonly #make: (a: string, b: string, status: number) => T;
+
+  constructor(make: (a: string, b: string, status: number) => T) {
+    this.#make = make;
+  }
+
+  get(a: string, b: string, status: number): T {
+    const found = this.#root.get(a)?.get(b)?.get(status);
+    return found === undefined ? this.#add(a, b, status) : found;
+  }
+
+  #add(a: string, b: string, status: number): T {
+    if (++this.#size > 4 * MAX_SERIES_PER_FAMILY) {
+      this.#root = new Map();
+      this.#size = 1;
+    }
+    let byB = this.#root.get(a);
+    if (byB === undefined) this.#root.set(a, (byB = new Map<string, Map<number, T>>()));
+    let byStatus = byB.get(b);
+    if (byStatus === undefined) byB.set(b, (byStatus = new Map<number, T>()));
+    const made = this.#make(a, b, status);
+    byStatus.set(status, made);
+    return made;
+  }
+}
 
 /** Dapr's default latency buckets in milliseconds (`spec.metrics.latencyDistributionBuckets` replaces them). */
 export const DEFAULT_LATENCY_BUCKETS_MS: readonly number[] = [
@@ -21,8 +55,6 @@ export interface MetricsSettings {
   readonly excludeVerbs: boolean;
   /** `rules`, by metric name. */
   readonly rules: ReadonlyMap<string, LabelRules>;
-  /** `recordErrorCodes`: count the API's error codes in `dapr_error_code_total`. */
-  readonly recordErrorCodes: boolean;
 }
 
 export interface PathPattern {
@@ -64,7 +96,6 @@ export function metricsSettings(appId: string, spec: MetricsSpec): MetricsSettin
     pathPatterns: (spec.http?.pathMatching ?? []).map(compilePathPattern),
     excludeVerbs: spec.http?.excludeVerbs ?? false,
     rules,
-    recordErrorCodes: spec.recordErrorCodes ?? false,
   };
 }
 
@@ -112,8 +143,18 @@ export class SidecarMetrics {
   // Courier's own.
   readonly #retries: CounterFamily;
   readonly #resolutions: CounterFamily;
-  readonly #errorCodes: CounterFamily | undefined;
   readonly #serverBytes: HistogramSeries[];
+  /** The series each record updates, by the values it is given (see SeriesCache). */
+  readonly #cache: {
+    readonly reqSent: SeriesCache<CounterSeries>;
+    readonly resRecv: SeriesCache<{ readonly count: CounterSeries; readonly latency: HistogramSeries }>;
+    readonly reqRecv: SeriesCache<CounterSeries>;
+    readonly resSent: SeriesCache<CounterSeries>;
+    readonly httpServer: SeriesCache<{ readonly count: CounterSeries; readonly latency: HistogramSeries }>;
+    readonly httpClient: SeriesCache<{ readonly count: CounterSeries; readonly latency: HistogramSeries; readonly sent: HistogramSeries; readonly received: HistogramSeries }>;
+    readonly grpcServer: SeriesCache<{ readonly count: CounterSeries; readonly latency: HistogramSeries }>;
+    readonly grpcClient: SeriesCache<{ readonly count: CounterSeries; readonly latency: HistogramSeries }>;
+  };
 
   constructor(settings: MetricsSettings, logger?: Logger) {
     this.settings = settings;
@@ -166,7 +207,40 @@ export class SidecarMetrics {
 
     this.#retries = counter('courier_service_invocation_retries_total', 'Attempts of a call made after its first one failed.', ['app_id', 'dst_app_id']);
     this.#resolutions = counter('courier_nameresolution_lookups_total', 'Name-resolution lookups (cache misses) by result.', ['app_id', 'resolver', 'result']);
-    this.#errorCodes = settings.recordErrorCodes ? counter('dapr_error_code_total', 'API errors by error code.', ['app_id', 'error_code', 'category']) : undefined;
+
+    const appId = settings.appId;
+    const verbOf = (verb: string): string => (settings.excludeVerbs ? '' : verb);
+    const grpcCode = (code: number): string => grpcCodeName(code, statusLabel(code));
+    this.#cache = {
+      reqSent: new SeriesCache((dst) => this.#reqSent.series(appId, dst, 'streaming')),
+      resRecv: new SeriesCache((src, _, status) => ({
+        count: this.#resRecv.series(appId, src, statusLabel(status), 'streaming'),
+        latency: this.#resRecvLatency.series(appId, src, statusLabel(status)),
+      })),
+      reqRecv: new SeriesCache((caller) => this.#reqRecv.series(appId, caller)),
+      resSent: new SeriesCache((caller, _, status) => this.#resSent.series(appId, caller, statusLabel(status))),
+      httpServer: new SeriesCache((path, verb, status) => ({
+        count: this.#httpServerCount.series(appId, verbOf(verb), path, statusLabel(status)),
+        latency: this.#httpServerLatency.series(appId, verbOf(verb), path, statusLabel(status)),
+      })),
+      httpClient: new SeriesCache((path, verb, status) => {
+        const labels = [appId, verbOf(verb), path, statusLabel(status)] as const;
+        return {
+          count: this.#httpClientCount.series(...labels),
+          latency: this.#httpClientLatency.series(...labels),
+          sent: this.#httpClientSentBytes.series(...labels),
+          received: this.#httpClientReceivedBytes.series(...labels),
+        };
+      }),
+      grpcServer: new SeriesCache((method, _, code) => ({
+        count: this.#grpcServerCompleted.series(appId, method, grpcCode(code)),
+        latency: this.#grpcServerLatency.series(appId, method, grpcCode(code)),
+      })),
+      grpcClient: new SeriesCache((method, _, code) => ({
+        count: this.#grpcClientCompleted.series(appId, method, grpcCode(code)),
+        latency: this.#grpcClientLatency.series(appId, method, grpcCode(code)),
+      })),
+    };
   }
 
   #add<M extends RegistryMetric>(family: M): M {
@@ -181,28 +255,26 @@ export class SidecarMetrics {
 
   // --- service invocation -------------------------------------------------------------------------
 
-  /** The caller sends a call to another app's sidecar; returns the series its answer goes to. */
-  requestSent(dstAppId: string): CounterSeries {
-    const series = this.#reqSent.series(this.settings.appId, dstAppId, 'streaming');
-    series.value++;
-    return series;
+  /** The caller sends a call to another app's sidecar. */
+  requestSent(dstAppId: string): void {
+    this.#cache.reqSent.get(dstAppId, '', 0).value++;
   }
 
   /** The caller has the answer (or the failure) of a call to `srcAppId`, `ms` after sending it. */
   responseReceived(srcAppId: string, status: number, ms: number): void {
-    const s = statusLabel(status);
-    this.#resRecv.series(this.settings.appId, srcAppId, s, 'streaming').value++;
-    this.#resRecvLatency.series(this.settings.appId, srcAppId, s).observe(ms);
+    const group = this.#cache.resRecv.get(srcAppId, '', status);
+    group.count.value++;
+    group.latency.observe(ms);
   }
 
   /** The callee took a call from `callerAppId`. */
   requestReceived(callerAppId: string): void {
-    this.#reqRecv.series(this.settings.appId, callerAppId).value++;
+    this.#cache.reqRecv.get(callerAppId, '', 0).value++;
   }
 
   /** The callee answered a call from `callerAppId`. */
   responseSent(callerAppId: string, status: number): void {
-    this.#resSent.series(this.settings.appId, callerAppId, statusLabel(status)).value++;
+    this.#cache.resSent.get(callerAppId, '', status).value++;
   }
 
   retried(dstAppId: string): void {
@@ -223,49 +295,41 @@ export class SidecarMetrics {
 
   /** An HTTP API request is over. */
   httpServerRequest(verb: string, path: string, status: number, requestBytes: number, responseBytes: number, ms: number): void {
-    const method = this.settings.excludeVerbs ? '' : verb;
-    const s = statusLabel(status);
-    const appId = this.settings.appId;
-    this.#httpServerCount.series(appId, method, path, s).value++;
-    this.#httpServerLatency.series(appId, method, path, s).observe(ms);
+    const group = this.#cache.httpServer.get(path, verb, status);
+    group.count.value++;
+    group.latency.observe(ms);
     (this.#serverBytes[0] as HistogramSeries).observe(requestBytes);
     (this.#serverBytes[1] as HistogramSeries).observe(responseBytes);
   }
 
   /** A request to the app is over: its status (0: it failed without one), body bytes each way, and `ms` to the response head. */
   httpClientRequest(verb: string, path: string, status: number, sentBytes: number, receivedBytes: number, ms: number): void {
-    const method = this.settings.excludeVerbs ? '' : verb;
-    const s = statusLabel(status);
-    const appId = this.settings.appId;
-    this.#httpClientCount.series(appId, method, path, s).value++;
-    this.#httpClientLatency.series(appId, method, path, s).observe(ms);
-    this.#httpClientSentBytes.series(appId, method, path, s).observe(sentBytes);
-    this.#httpClientReceivedBytes.series(appId, method, path, s).observe(receivedBytes);
+    const group = this.#cache.httpClient.get(path, verb, status);
+    group.count.value++;
+    group.latency.observe(ms);
+    group.sent.observe(sentBytes);
+    group.received.observe(receivedBytes);
   }
 
   // --- gRPC ---------------------------------------------------------------------------------------
 
   grpcServerCall(method: string, code: number, ms: number): void {
-    const s = statusLabel(code);
-    this.#grpcServerCompleted.series(this.settings.appId, method, grpcCodeName(code, s)).value++;
-    this.#grpcServerLatency.series(this.settings.appId, method, grpcCodeName(code, s)).observe(ms);
+    const group = this.#cache.grpcServer.get(method, '', code);
+    group.count.value++;
+    group.latency.observe(ms);
   }
 
   grpcClientCall(method: string, code: number, ms: number): void {
-    const s = statusLabel(code);
-    this.#grpcClientCompleted.series(this.settings.appId, method, grpcCodeName(code, s)).value++;
-    this.#grpcClientLatency.series(this.settings.appId, method, grpcCodeName(code, s)).observe(ms);
+    const group = this.#cache.grpcClient.get(method, '', code);
+    group.count.value++;
+    group.latency.observe(ms);
   }
 
-  // --- access control and errors -------------------------------------------------------------------
+  // --- access control -------------------------------------------------------------------
 
   /** The access-control policy decided on a call from this caller (its verified identity with mTLS). */
   accessControl(allowed: boolean, scope: 'app' | 'global', callerAppId: string, trustDomain: string, namespace: string): void {
     (allowed ? this.#aclAllowed : this.#aclBlocked)[scope].series(callerAppId, trustDomain, namespace).value++;
-  }
-
-  errorCode(code: string, category: string): void {
-    this.#errorCodes?.series(this.settings.appId, code, category).inc();
   }
 }
 
