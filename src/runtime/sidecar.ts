@@ -252,6 +252,7 @@ export class Sidecar {
       mtls: identity !== undefined,
       accessControl: () => this.#accessControl,
       logger: log.child({ scope: 'proxy' }),
+      metrics,
     });
     this.#internal.setProxy(proxyToApp.remote);
     identity?.onChange(() => {
@@ -309,6 +310,7 @@ export class Sidecar {
         sidecarChannel: (address, target) => transport.channel(address, target),
         local: proxyToApp.local,
         logger: log.child({ scope: 'proxy' }),
+        metrics,
       }),
     );
     const grpcPort = await this.#listenApi('gRPC API', this.#grpcApi, options.grpcPort, '--dapr-grpc-port', sockets?.grpc);

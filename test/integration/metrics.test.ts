@@ -11,6 +11,7 @@ import { startSidecar, type SidecarProcess } from '../framework/sidecar-process.
 import { startApp } from '../framework/test-app.js';
 import { send } from '../framework/http-client.js';
 import { startPrometheus, type PrometheusProcess, type Sample } from '../framework/prometheus.js';
+import { echoClient, echoUnary, md, startGrpcApp } from '../framework/grpc-apps.js';
 
 const invoke = (from: SidecarProcess, target: string, method: string) =>
   send(from.httpPort, { method: 'POST', path: `/v1.0/invoke/${target}/method/${method}`, body: 'hello' });
@@ -196,6 +197,29 @@ describe('metrics settings', () => {
     assert.equal((await invoke(other, 'shop', 'orders/4')).status, 200);
     const after = seriesOf(await scrape(callee), 'dapr_runtime_service_invocation_req_recv_total');
     assert.deepEqual([...after.entries()], [['{app_id="shop",src_app_id="someone"}', 1]]);
+  });
+
+  test('proxied gRPC calls (dapr-app-id) are counted on both sides, with the gRPC app status', async () => {
+    const grpcApp = await startGrpcApp(env);
+    const callee = await startSidecar(env, { appId: 'echo', appPort: grpcApp.port, waitForApp: true, args: ['--app-protocol', 'grpc'] });
+    const front = await startSidecar(env, { appId: 'front' });
+    const client = echoClient(front.grpcPort);
+    try {
+      for (let i = 0; i < 4; i++) assert.equal((await echoUnary(client, Buffer.from('hi'), md({ 'dapr-app-id': 'echo' }))).toString(), 'hi');
+      await assert.rejects(echoUnary(client, Buffer.from('hi'), md({ 'dapr-app-id': 'nobody' })));
+    } finally {
+      client.close();
+    }
+    const caller = await scrape(front);
+    assert.equal(seriesOf(caller, 'dapr_runtime_service_invocation_req_sent_total').get('{app_id="front",dst_app_id="echo",type="streaming"}'), 4);
+    assert.equal(seriesOf(caller, 'dapr_runtime_service_invocation_res_recv_total').get('{app_id="front",src_app_id="echo",status="0",type="streaming"}'), 4);
+    const failed = [...seriesOf(caller, 'dapr_runtime_service_invocation_res_recv_total').entries()].filter(([k]) => k.includes('src_app_id="nobody"'));
+    assert.equal(failed.length, 1, 'the call to an app with no instance is counted with its failure status');
+    assert.equal(seriesOf(caller, 'dapr_grpc_io_server_completed_rpcs').get('{app_id="front",grpc_server_method="/courier.test.Echo/Unary",grpc_server_status="OK"}'), 4);
+    const served = await scrape(callee);
+    assert.equal(seriesOf(served, 'dapr_runtime_service_invocation_req_recv_total').get('{app_id="echo",src_app_id="front"}'), 4);
+    assert.equal(seriesOf(served, 'dapr_runtime_service_invocation_res_sent_total').get('{app_id="echo",dst_app_id="front",status="0"}'), 4);
+    assert.equal(seriesOf(served, 'dapr_grpc_io_client_completed_rpcs').get('{app_id="echo",grpc_client_method="/courier.test.Echo/Unary",grpc_client_status="OK"}'), 4);
   });
 
   test('--enable-metrics=false and spec.metrics.enabled: false serve no metrics', async () => {

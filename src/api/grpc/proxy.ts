@@ -2,11 +2,12 @@ import type { AccessControlPolicy } from '../../acl/index.js';
 import type { CallSignal } from '../../invoke/call-signal.js';
 import { isGrpcProtocol, type AppProtocol } from '../../channel/app-protocol.js';
 import { CourierError, GrpcStatus } from '../../errors/index.js';
-import { customMetadata, relayCall, type CallOpener, type Metadata, type ServerCall } from '../../grpc/index.js';
+import { customMetadata, relayCall, type CallOpener, type CallStatus, type Metadata, type ServerCall } from '../../grpc/index.js';
 import type { AppChannelState } from '../../channel/app-channel.js';
 import { formatSpiffeId, spiffeIdOfPeer, type SpiffeId } from '../../security/spiffe.js';
 import { parseTarget, sameIdentity, type AppIdentity } from '../../invoke/identity.js';
 import type { Logger } from '../../observability/logging/index.js';
+import type { SidecarMetrics } from '../../observability/metrics/sidecar-metrics.js';
 
 /** Metadata naming the target of a proxied call (Dapr `GRPCProxyAppIDKey`), and the callee id, read first. */
 const APP_ID_KEY = 'dapr-app-id';
@@ -38,6 +39,8 @@ export interface CallerProxyOptions {
   /** The local app, for a call whose target is this sidecar's own app. */
   readonly local: (call: ServerCall, metadata: Metadata) => void;
   readonly logger: Logger;
+  /** Service-invocation and gRPC client metrics; undefined when metrics are off. */
+  readonly metrics?: SidecarMetrics | undefined;
 }
 
 /**
@@ -69,22 +72,36 @@ export function callerProxy(options: CallerProxyOptions): (call: ServerCall) => 
       options.local(call, metadata);
       return;
     }
+    const metrics = options.metrics;
+    let onFinish: ((status: CallStatus) => void) | undefined;
+    if (metrics !== undefined) {
+      metrics.requestSent(target.appId);
+      const started = performance.now();
+      onFinish = (status) => {
+        const ms = performance.now() - started;
+        metrics.responseReceived(target.appId, status.code, ms);
+        metrics.grpcClientCall(call.path, status.code, ms);
+      };
+    }
     options.pick(target).then(
       (address) => {
         if (call.finished) return;
-        relayCall(call, options.sidecarChannel(address, target), { metadata, logger: options.logger });
+        relayCall(call, options.sidecarChannel(address, target), { metadata, logger: options.logger, onFinish });
       },
       (err: unknown) => {
-        if (!call.finished) refuse(call, CourierError.from(err, 'ERR_DIRECT_INVOKE'));
+        if (call.finished) return;
+        const error = CourierError.from(err, 'ERR_DIRECT_INVOKE');
+        onFinish?.({ code: error.grpcCode === GrpcStatus.OK ? GrpcStatus.INTERNAL : error.grpcCode });
+        refuse(call, error);
       },
     );
   };
 }
 
 /** Relays a proxied call to the local app; a refusal of the app channel (unhealthy app) is the call's answer. */
-function relayToApp(call: ServerCall, app: CallOpener, metadata: Metadata, logger: Logger): void {
+function relayToApp(call: ServerCall, app: CallOpener, metadata: Metadata, logger: Logger, onFinish: ((status: CallStatus) => void) | undefined): void {
   try {
-    relayCall(call, app, { metadata, logger });
+    relayCall(call, app, { metadata, logger, onFinish });
   } catch (err) {
     if (!call.finished) refuse(call, CourierError.from(err, 'ERR_DIRECT_INVOKE'));
   }
@@ -107,6 +124,8 @@ export interface CalleeProxyOptions {
   readonly mtls: boolean;
   readonly accessControl: () => AccessControlPolicy | undefined;
   readonly logger: Logger;
+  /** Service-invocation, gRPC client and access-control metrics; undefined when metrics are off. */
+  readonly metrics?: SidecarMetrics | undefined;
 }
 
 /**
@@ -119,7 +138,7 @@ export function calleeProxy(options: CalleeProxyOptions): {
   readonly remote: (call: ServerCall) => void;
   readonly local: (call: ServerCall, metadata: Metadata) => void;
 } {
-  const toApp = (call: ServerCall, metadata: Metadata): void => {
+  const toApp = (call: ServerCall, metadata: Metadata, onFinish?: (status: CallStatus) => void): void => {
     if (options.app === undefined) {
       call.end({ code: GrpcStatus.UNAVAILABLE, message: `failed to proxy request: app channel is not initialized: ${options.self.appId}'s sidecar was started without --app-port` });
       return;
@@ -133,13 +152,13 @@ export function calleeProxy(options: CalleeProxyOptions): {
     }
     const app = options.app;
     if (app.state.t === 'ready') {
-      relayToApp(call, app, metadata, options.logger);
+      relayToApp(call, app, metadata, options.logger, onFinish);
       return;
     }
     // A call that arrives while the app is still starting waits for it, bounded (as daprd waits for the app port).
     app.whenReady(
       call.signal,
-      () => relayToApp(call, app, metadata, options.logger),
+      () => relayToApp(call, app, metadata, options.logger, onFinish),
       (err) => {
         if (!call.finished) refuse(call, err);
       },
@@ -171,10 +190,15 @@ export function calleeProxy(options: CalleeProxyOptions): {
         md[CALLER_NAMESPACE_KEY] = spiffe.namespace;
       }
       md[CALLEE_KEY] = options.self.appId;
+      const metrics = options.metrics;
+      const caller = first(md[CALLER_KEY]) ?? 'unknown';
+      metrics?.requestReceived(caller);
       const policy = options.accessControl();
       if (policy !== undefined) {
         const decision = policy.evaluate(spiffe, { operation: call.path, verb: '', isHttp: false });
+        metrics?.accessControl(decision.allowed, decision.scope, caller, spiffe?.trustDomain ?? '', first(md[CALLER_NAMESPACE_KEY]) ?? options.self.namespace);
         if (!decision.allowed) {
+          metrics?.responseSent(caller, GrpcStatus.PERMISSION_DENIED);
           options.logger.info(
             { caller: spiffe === undefined ? 'unverified' : formatSpiffeId(spiffe), operation: call.path, scope: decision.scope },
             'proxied call denied by the access-control policy',
@@ -183,7 +207,15 @@ export function calleeProxy(options: CalleeProxyOptions): {
           return;
         }
       }
-      toApp(call, md);
+      if (metrics === undefined) {
+        toApp(call, md);
+        return;
+      }
+      const started = performance.now();
+      toApp(call, md, (status) => {
+        metrics.responseSent(caller, status.code);
+        metrics.grpcClientCall(call.path, status.code, performance.now() - started);
+      });
     },
   };
 }
