@@ -139,6 +139,8 @@ export interface ServerCall {
   readonly statusCode: number | undefined;
   /** True once the call is over (ended by the handler, cancelled, or failed). */
   readonly finished: boolean;
+  /** When the call arrived (`performance.now()`), for its latency in the metrics and the API log. */
+  readonly startedAt: number;
   /** Starts delivering inbound messages to `reader` (once). Until then nothing is read. */
   setReader(reader: ServerReader): void;
   pause(): void;

@@ -100,6 +100,7 @@ function abortReason(status: CallStatus): CourierError {
 export class Http2ServerCall implements ServerCall {
   /** The `:path` of the request, `/package.Service/Method`. */
   readonly path: string;
+  readonly startedAt = performance.now();
   /** Absolute deadline (epoch ms) from the request's `grpc-timeout`, if it had one. */
   readonly deadline: number | undefined;
 

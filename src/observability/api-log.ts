@@ -18,7 +18,6 @@ export interface ApiLogOptions {
 
 export class ApiLog {
   readonly #options: ApiLogOptions;
-  readonly #grpcStarts = new WeakMap<ServerCall, number>();
 
   constructor(options: ApiLogOptions) {
     this.#options = options;
@@ -51,15 +50,9 @@ export class ApiLog {
     });
   }
 
-  /** Records the start of a gRPC API call. */
-  grpcStarted(call: ServerCall): void {
-    this.#grpcStarts.set(call, performance.now());
-  }
-
   /** Logs a gRPC API call that has ended. */
   grpcEnded(call: ServerCall): void {
-    const started = this.#grpcStarts.get(call);
-    if (started === undefined) return;
+    const started = call.startedAt;
     const agent = call.metadata['user-agent'];
     const parent = call.metadata.traceparent;
     const traceId = traceIdOf(Array.isArray(parent) ? parent[0] : parent);

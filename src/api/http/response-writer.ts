@@ -39,7 +39,8 @@ export class HttpResponseWriter extends CallAbort implements ResponseSink {
     this.#res = res;
     this.#target = target;
     (res as TaggedResponse)[CALL] = this;
-    res.once('close', HttpResponseWriter.#closed);
+    // 'close' comes once: `on` spares the wrapper `once` would make for every call.
+    res.on('close', HttpResponseWriter.#closed);
   }
 
   /** Body bytes written to the caller so far. */

@@ -362,27 +362,21 @@ function grpcCodeName(code: number, fallback: string): string {
 interface ObservedCall {
   readonly path: string;
   readonly statusCode?: number | undefined;
+  readonly startedAt: number;
 }
 
-/**
- * The gRPC server metrics of every call a server ran (`dapr_grpc_io_server_*`), combined with any
- * other observer (the API log). The start of each call is kept in a WeakMap, so nothing is added to
- * the calls themselves.
- */
+/** The gRPC server metrics of every call a server ran (`dapr_grpc_io_server_*`), combined with any other observer (the API log). */
 export function grpcServerObserver<C extends ObservedCall>(
   metrics: SidecarMetrics | undefined,
   other: { started(call: C): void; ended(call: C): void } | undefined,
 ): { started(call: C): void; ended(call: C): void } | undefined {
   if (metrics === undefined) return other;
-  const starts = new WeakMap<C, number>();
   return {
     started(call) {
-      starts.set(call, performance.now());
       other?.started(call);
     },
     ended(call) {
-      const started = starts.get(call);
-      if (started !== undefined) metrics.grpcServerCall(call.path, call.statusCode ?? GRPC_UNKNOWN, performance.now() - started);
+      metrics.grpcServerCall(call.path, call.statusCode ?? GRPC_UNKNOWN, performance.now() - call.startedAt);
       other?.ended(call);
     },
   };
