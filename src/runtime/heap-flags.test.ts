@@ -18,11 +18,14 @@ test('a starting sidecar interprets only, and compiles its hot code once it serv
   // V8 reports a function's tier with %GetOptimizationStatus (bit 4: optimized code, bit 7: interpreted).
   const script = `
     const { interpretOnly, compileWhenServing } = await import(${JSON.stringify(new URL('./heap-flags.ts', import.meta.url).href)});
-    const hot = () => { const f = (n) => { let s = 0; for (let i = 0; i < n; i++) s += (i * 7) % 13; return s; }; for (let i = 0; i < 3000; i++) f(500); return %GetOptimizationStatus(f); };
+    const f = (n) => { let s = 0; for (let i = 0; i < n; i++) s += (i * 7) % 13; return s; };
+    const hot = () => { for (let i = 0; i < 3000; i++) f(500); return %GetOptimizationStatus(f); };
     interpretOnly();
     const starting = hot();
     compileWhenServing();
-    const serving = hot();
+    // A busy machine may finish a compile late: run the hot code until V8 says optimized (at most 20 s).
+    let serving = hot();
+    for (const until = Date.now() + 20000; (serving & (1 << 4)) === 0 && Date.now() < until; ) serving = hot();
     process.stdout.write(JSON.stringify({ starting, serving }));`;
   const out = spawnSync(process.execPath, ['--allow-natives-syntax', '--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8' });
   assert.equal(out.status, 0, out.stderr);
@@ -33,19 +36,22 @@ test('a starting sidecar interprets only, and compiles its hot code once it serv
 });
 
 test('courier run interprets only, from before its modules load; other commands keep V8 defaults', () => {
-  const script = (command: string): string => `
+  const script = (command: string, waitMs: number): string => `
     const { setCompilersForCommand } = await import(${JSON.stringify(new URL('./heap-flags.ts', import.meta.url).href)});
     setCompilersForCommand(${JSON.stringify(command)});
     const f = (n) => { let s = 0; for (let i = 0; i < n; i++) s += (i * 7) % 13; return s; };
-    for (let i = 0; i < 3000; i++) f(500);
-    process.stdout.write(String(%GetOptimizationStatus(f)));`;
-  const status = (command: string): number => {
-    const out = spawnSync(process.execPath, ['--allow-natives-syntax', '--import', 'tsx', '--input-type=module', '-e', script(command)], { encoding: 'utf8' });
+    const hot = () => { for (let i = 0; i < 3000; i++) f(500); return %GetOptimizationStatus(f); };
+    // Where optimizing is expected, until V8 says optimized (a busy machine finishes compiles late; at most 20 s).
+    let status = hot();
+    for (const until = Date.now() + ${waitMs}; (status & (1 << 4)) === 0 && Date.now() < until; ) status = hot();
+    process.stdout.write(String(status));`;
+  const status = (command: string, waitMs = 0): number => {
+    const out = spawnSync(process.execPath, ['--allow-natives-syntax', '--import', 'tsx', '--input-type=module', '-e', script(command, waitMs)], { encoding: 'utf8' });
     assert.equal(out.status, 0, out.stderr);
     return Number(out.stdout);
   };
   const optimized = 1 << 4;
   assert.equal(status('run') & optimized, 0, 'courier run optimized a hot function');
   assert.equal(status('sidecar') & optimized, 0, 'a starting sidecar optimized a hot function');
-  assert.notEqual(status('list') & optimized, 0, 'courier list did not optimize a hot function');
+  assert.notEqual(status('list', 20_000) & optimized, 0, 'courier list did not optimize a hot function');
 });
