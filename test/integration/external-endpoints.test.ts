@@ -1,6 +1,7 @@
 // Calling non-Dapr HTTP services: HTTPEndpoint resources (headers from values, secret stores and the
 // environment; client TLS against a real HTTPS server with its own CA that requires a client
 // certificate) and http(s) URLs in place of an app id, through the HTTP API and gRPC InvokeService.
+import { refusedPort as refusedPortOutsideEphemeralRange } from '../framework/ports.js';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
@@ -17,7 +18,6 @@ import { errorOf, jsonOf, send } from '../framework/http-client.js';
 import { writeBytes } from '../framework/streams.js';
 import { TestCa } from '../framework/test-pki.js';
 import { daprClient, invokeService, until, type DaprGrpcClient } from '../framework/grpc-apps.js';
-import { freePort } from '../../src/cli/run/free-port.js';
 import { HttpVerb } from '../../src/proto/index.js';
 
 const MiB = 1024 * 1024;
@@ -140,7 +140,7 @@ describe('external endpoints', () => {
         res.end(`answered after ${flakySeen} attempt(s)`);
       });
     });
-    refusedPort = await freePort();
+    refusedPort = await refusedPortOutsideEphemeralRange();
 
     resourcesDir = join(env.home, 'resources');
     mkdirSync(resourcesDir);
@@ -417,7 +417,7 @@ describe('external endpoints', () => {
     assert.match(errorOf(failed).message, /^failed to invoke, id: refused, err: cannot connect to http:\/\/127\.0\.0\.1:\d+: .*ECONNREFUSED.* \(after 3 retries\)$/);
     assert.ok(Date.now() - startedAt >= 2_500, 'three retries, 1 s apart');
 
-    const port = await freePort();
+    const port = await refusedPortOutsideEphemeralRange();
     const late = new TestApp().fallback((req, res, body) => res.end(echo(req, body)));
     const logBefore = caller.output.length;
     const pending = send(caller.httpPort, { method: 'POST', path: `/v1.0/invoke/${encodeURIComponent(`http://127.0.0.1:${port}`)}/method/late`, body: 'sent again' });
