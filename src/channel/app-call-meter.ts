@@ -60,6 +60,7 @@ export class AppCallMeter implements ResponseSink {
       return;
     }
     const ms = this.#status === 0 ? performance.now() - this.#started : this.#headMs;
-    metrics.httpClientRequest(request.verb, metrics.pathLabel(methodToPath(request.method), '_'), this.#status, request.contentLength ?? 0, this.#received, ms);
+    const path = metrics.pathsLabelled ? metrics.pathLabel(methodToPath(request.method), '_') : '_';
+    metrics.httpClientRequest(request.verb, path, this.#status, request.contentLength ?? 0, this.#received, ms);
   }
 }

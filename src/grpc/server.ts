@@ -66,8 +66,8 @@ export interface GrpcServerOptions {
 /** What `createServer` is given: Node's HTTP/2 server options, the TLS handshake timeout, and the ALPN protocols to offer. */
 export type GrpcListenerOptions = ServerOptions & { handshakeTimeout?: number; ALPNProtocols?: string[] };
 
+/** Told of every call a server ran, once it is over (its start is the call's `startedAt`). */
 export interface CallObserver {
-  started(call: ServerCall): void;
   ended(call: ServerCall): void;
 }
 
@@ -448,7 +448,6 @@ export class GrpcServer {
   /** Starts a call (HTTP/2 or lane) with its handler. */
   #run(call: ServerCall, handler: CallHandler): void {
     this.#calls.add(call);
-    this.#observer?.started(call);
     try {
       handler(call);
     } catch (err) {

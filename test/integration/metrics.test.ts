@@ -220,6 +220,12 @@ describe('metrics settings', () => {
     assert.equal(seriesOf(served, 'dapr_runtime_service_invocation_req_recv_total').get('{app_id="echo",src_app_id="front"}'), 4);
     assert.equal(seriesOf(served, 'dapr_runtime_service_invocation_res_sent_total').get('{app_id="echo",dst_app_id="front",status="0"}'), 4);
     assert.equal(seriesOf(served, 'dapr_grpc_io_client_completed_rpcs').get('{app_id="echo",grpc_client_method="/courier.test.Echo/Unary",grpc_client_status="OK"}'), 4);
+
+    // An HTTP invocation of the gRPC app goes to its AppCallback/OnInvoke, a gRPC client call of the callee.
+    assert.equal((await invoke(front, 'echo', 'anything')).status, 200);
+    const after = await scrape(callee);
+    assert.equal(seriesOf(after, 'dapr_grpc_io_client_completed_rpcs').get('{app_id="echo",grpc_client_method="/dapr.proto.runtime.v1.AppCallback/OnInvoke",grpc_client_status="OK"}'), 1);
+    assert.equal(seriesOf(after, 'dapr_runtime_service_invocation_res_sent_total').get('{app_id="echo",dst_app_id="front",status="0"}'), 5);
   });
 
   test('--enable-metrics=false and spec.metrics.enabled: false serve no metrics', async () => {

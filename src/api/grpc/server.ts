@@ -82,7 +82,7 @@ export class GrpcApiServer {
       handshakeTimeoutMs: options.limits.handshakeTimeoutMs,
       observer: grpcServerObserver(
         options.metrics,
-        options.apiLog === undefined ? undefined : { started: () => {}, ended: (call: ServerCall) => options.apiLog?.grpcEnded(call) },
+        options.apiLog === undefined ? undefined : { ended: (call: ServerCall) => options.apiLog?.grpcEnded(call) },
       ),
       logger: options.logger,
     });

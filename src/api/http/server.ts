@@ -61,9 +61,9 @@ const PATH_LABEL = Symbol('courier.metrics.path');
 /** A response whose request is measured: when it started, and the path label of its route. */
 type MeteredResponse = ServerResponse & { [STARTED]?: number; [PATH_LABEL]?: string };
 
-/** The body length a request or response declared (bodies of unknown length count as 0). */
-function declaredLength(value: string | number | readonly string[] | undefined): number {
-  const n = typeof value === 'number' ? value : typeof value === 'string' ? Number(value) : 0;
+/** The body length a request declared (a body of unknown length counts as 0). */
+function declaredLength(value: string | undefined): number {
+  const n = value === undefined ? 0 : Number(value);
   return Number.isFinite(n) ? n : 0;
 }
 
@@ -111,7 +111,7 @@ export class HttpApiServer {
           this[PATH_LABEL] ?? '_',
           this.headersSent ? this.statusCode : 0,
           declaredLength(firstRawHeader(req.rawHeaders, 'content-length')),
-          responseBodyBytes(this) || declaredLength(this.getHeader('content-length')),
+          responseBodyBytes(this),
           performance.now() - (this[STARTED] ?? 0),
         );
       }

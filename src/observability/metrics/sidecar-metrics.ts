@@ -287,6 +287,11 @@ export class SidecarMetrics {
 
   // --- HTTP ---------------------------------------------------------------------------------------
 
+  /** Whether path labels depend on the path at all (pathMatching patterns, or increased cardinality). */
+  get pathsLabelled(): boolean {
+    return this.settings.pathPatterns.length > 0 || this.settings.increasedCardinality;
+  }
+
   /** The path label of `path`: its pathMatching pattern, else `fallback` (the path itself with increased cardinality). */
   pathLabel(path: string, fallback: string): string {
     for (const p of this.settings.pathPatterns) if (p.regex.test(path)) return p.pattern;
@@ -366,15 +371,9 @@ interface ObservedCall {
 }
 
 /** The gRPC server metrics of every call a server ran (`dapr_grpc_io_server_*`), combined with any other observer (the API log). */
-export function grpcServerObserver<C extends ObservedCall>(
-  metrics: SidecarMetrics | undefined,
-  other: { started(call: C): void; ended(call: C): void } | undefined,
-): { started(call: C): void; ended(call: C): void } | undefined {
+export function grpcServerObserver<C extends ObservedCall>(metrics: SidecarMetrics | undefined, other: { ended(call: C): void } | undefined): { ended(call: C): void } | undefined {
   if (metrics === undefined) return other;
   return {
-    started(call) {
-      other?.started(call);
-    },
     ended(call) {
       metrics.grpcServerCall(call.path, call.statusCode ?? GRPC_UNKNOWN, performance.now() - call.startedAt);
       other?.ended(call);
