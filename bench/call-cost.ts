@@ -12,8 +12,10 @@
 // and reads each sidecar's user+system CPU time from /proc before and after. Prints microseconds of
 // CPU per call for each sidecar and in total, and the throughput the loop reached.
 //
-//   npm run bench:call-cost [-- --calls 20000 --concurrency 16 --paths http,http-mtls] [--no-metrics]
+//   npm run bench:call-cost [-- --calls 20000 --concurrency 16 --paths http,http-mtls] [--no-metrics] [--no-tracing | --trace-all]
 // (--no-metrics starts every sidecar with --enable-metrics=false, so the cost of metrics is the difference;
+// --no-tracing gives every sidecar a Configuration with tracing off (samplingRate "0"), --trace-all one
+// that traces every call and exports it over OTLP/HTTP to a local collector that drops what it gets;
 // --concurrency 1 shows what a call costs when it travels alone, as at a low request rate;
 // --cpu-prof DIR writes each sidecar's V8 CPU profile into DIR when it stops).
 import { Agent, request } from 'undici';
@@ -48,6 +50,7 @@ const PROFILE_DIR = profAt >= 0 ? process.argv[profAt + 1] : undefined;
 const nodeArgs = [...NODE_FLAGS, ...(PROFILE_DIR === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', PROFILE_DIR])];
 /** Sidecars record metrics unless --no-metrics is given (what the lean path costs without them). */
 const METRICS_ARGS = process.argv.includes('--no-metrics') ? ['--enable-metrics=false'] : [];
+const TRACING = process.argv.includes('--no-tracing') ? 'off' : process.argv.includes('--trace-all') ? 'all' : 'default';
 const WARMUP = Math.min(2000, Math.floor(CALLS / 5));
 const BODY = Buffer.alloc(1024, 'x');
 async function loop(count: number, call: () => Promise<void>): Promise<void> {
@@ -101,6 +104,22 @@ try {
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => res.end(Buffer.concat(chunks)));
   };
+  if (TRACING !== 'default') {
+    // A collector that accepts OTLP/HTTP and drops it (for --trace-all).
+    const sink = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => res.end());
+    });
+    await new Promise<void>((resolve) => sink.listen(0, '127.0.0.1', resolve));
+    env.track({ close: () => new Promise<void>((resolve) => { sink.closeAllConnections(); sink.close(() => resolve()); }) });
+    const spec =
+      TRACING === 'off'
+        ? '  tracing:\n    samplingRate: "0"\n'
+        : `  tracing:\n    samplingRate: "1"\n    otel:\n      endpointAddress: "127.0.0.1:${(sink.address() as AddressInfo).port}"\n      protocol: http\n      isSecure: false\n`;
+    const file = join(env.home, 'tracing.yaml');
+    writeFileSync(file, `apiVersion: dapr.io/v1alpha1\nkind: Configuration\nmetadata:\n  name: tracing\nspec:\n${spec}`);
+    METRICS_ARGS.push('--config', file);
+  }
   const httpApp = createServer(echoBody);
   await new Promise<void>((resolve) => httpApp.listen(0, '127.0.0.1', resolve));
   env.track({ close: () => new Promise<void>((resolve) => { httpApp.closeAllConnections(); httpApp.close(() => resolve()); }) });

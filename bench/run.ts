@@ -6,7 +6,9 @@
 //
 // Paths: direct (generator → HTTP app), courier-http and courier-http-mtls (generator → sidecar A's
 // HTTP API → sidecar B over the internal gRPC hop, without and with mutual TLS → HTTP app),
-// courier-http-lean (as courier-http, with --enable-metrics=false: what metrics cost is the difference),
+// courier-http-lean (as courier-http, with metrics and tracing off: what the default observability costs
+// is the difference), courier-http-traced (as courier-http, every call traced and exported over OTLP/HTTP
+// to a local collector that accepts and drops),
 // nginx-2hop (generator → nginx → nginx → HTTP app), direct-grpc (gRPC generator → gRPC app) and
 // courier-grpc-proxy (gRPC generator → sidecar A → sidecar B → gRPC app, proxied by dapr-app-id).
 // Fixed-rate latency comes from bench/lib/loadgen.ts (open loop), saturation from wrk or h2load.
@@ -287,11 +289,21 @@ function targets(report: BenchReport): TargetCheck[] {
   const leanCpu = worst(leanPath, 'cpuPer1000');
   if (leanCpu !== undefined && cpu !== undefined) {
     const share = (100 * (cpu - leanCpu)) / leanCpu;
-    checks.push(row('metrics: CPU per sidecar over the lean path (courier-http vs courier-http-lean)', `${cpu.toFixed(3)} vs ${leanCpu.toFixed(3)} (${share >= 0 ? '+' : ''}${share.toFixed(1)} %)`, share, 10, undefined, ' %'));
+    checks.push(row('metrics + default tracing: CPU per sidecar over the lean path (courier-http vs courier-http-lean)', `${cpu.toFixed(3)} vs ${leanCpu.toFixed(3)} (${share >= 0 ? '+' : ''}${share.toFixed(1)} %)`, share, 10, undefined, ' %'));
     const leanLoad = worst(leanPath, 'loadRssMb');
     const load = worst(http, 'loadRssMb');
     const rss = leanLoad === undefined || load === undefined ? undefined : load - leanLoad;
-    checks.push(row('metrics: RSS per sidecar at 1000 rps over the lean path', rss === undefined ? '–' : `${load} vs ${leanLoad} MB (${rss >= 0 ? '+' : ''}${rss} MB)`, rss, 5, undefined, ' MB'));
+    checks.push(row('metrics + default tracing: RSS per sidecar at 1000 rps over the lean path', rss === undefined ? '–' : `${load} vs ${leanLoad} MB (${rss >= 0 ? '+' : ''}${rss} MB)`, rss, 5, undefined, ' MB'));
+    const tracedPath = find('courier-http-traced');
+    const tracedCpu = worst(tracedPath, 'cpuPer1000');
+    if (tracedCpu !== undefined) {
+      const tracedShare = (100 * (tracedCpu - leanCpu)) / leanCpu;
+      checks.push(row('every call traced and exported: CPU per sidecar over the lean path (courier-http-traced)', `${tracedCpu.toFixed(3)} vs ${leanCpu.toFixed(3)} (+${tracedShare.toFixed(1)} %)`, tracedShare, 30, undefined, ' %'));
+      const tracedLoad = worst(tracedPath, 'loadRssMb');
+      const tracedRss = tracedLoad === undefined || leanLoad === undefined ? undefined : tracedLoad - leanLoad;
+      // No bound is set for this one: it is reported so the cost of exporting everything is known.
+      checks.push({ target: 'every call traced and exported: RSS per sidecar at 1000 rps over the lean path', measured: tracedRss === undefined ? '–' : `${tracedLoad} vs ${leanLoad} MB (${tracedRss >= 0 ? '+' : ''}${tracedRss} MB)`, must: '–', met: undefined });
+    }
   }
   checks.push(row("Dapr's gate: added p90 (courier-http)", ms(h?.p90), h?.p90, 2.0, undefined, ' ms'));
   checks.push(row("Dapr's gate: added p90 (courier-grpc-proxy)", ms(g?.p90), g?.p90, 2.5, undefined, ' ms'));
@@ -338,10 +350,22 @@ try {
   const startSidecar = (e: TestEnv, spec: Parameters<typeof startTestSidecar>[1]): Promise<SidecarProcess> => startTestSidecar(e, { nodeArgs: [...NODE_FLAGS], ...spec });
   const b1 = await startSidecar(env, { appId: 'bench-http', appPort: httpApp.port, waitForApp: true, args: SIDECAR_ARGS });
   const a1 = await startSidecar(env, { appId: 'bench-caller', args: SIDECAR_ARGS });
-  // The lean path: the same pair with metrics off, against which the cost of metrics is measured.
-  const lean = [...SIDECAR_ARGS, '--enable-metrics=false'];
+  // The lean path: the same pair with metrics and tracing off, against which the cost of the default
+  // observability (metrics, and tracing at Dapr's default sampling rate without an exporter) is measured.
+  const configOf = (name: string, spec: string): string => {
+    const file = join(work, `${name}.yaml`);
+    writeFileSync(file, `apiVersion: dapr.io/v1alpha1\nkind: Configuration\nmetadata:\n  name: ${name}\nspec:\n${spec}`);
+    return file;
+  };
+  const lean = [...SIDECAR_ARGS, '--enable-metrics=false', '--config', configOf('lean', '  tracing:\n    samplingRate: "0"\n')];
   const b6 = await startSidecar(env, { appId: 'bench-http-lean', appPort: httpApp.port, waitForApp: true, args: lean });
   const a6 = await startSidecar(env, { appId: 'bench-caller-lean', args: lean });
+  // Every call traced (samplingRate "1") and exported over OTLP/HTTP to a collector that drops what it gets.
+  const sink = await startPortPrinter('otlp-sink', [join(repoRoot, 'bench', 'apps', 'otlp-sink.mjs')]);
+  env.track(sink.child);
+  const traced = [...SIDECAR_ARGS, '--config', configOf('traced', `  tracing:\n    samplingRate: "1"\n    otel:\n      endpointAddress: "127.0.0.1:${sink.port}"\n      protocol: http\n      isSecure: false\n`)];
+  const b7 = await startSidecar(env, { appId: 'bench-http-traced', appPort: httpApp.port, waitForApp: true, args: traced });
+  const a7 = await startSidecar(env, { appId: 'bench-caller-traced', args: traced });
   const m2 = mtlsOf('bench-http-mtls');
   const b2 = await startSidecar(env, { appId: 'bench-http-mtls', appPort: httpApp.port, waitForApp: true, args: [...SIDECAR_ARGS, ...m2.args], env: m2.env });
   const m2a = mtlsOf('bench-caller-mtls');
@@ -383,11 +407,20 @@ try {
   const leanUrl = a6.url('/v1.0/invoke/bench-http-lean/method/echo');
   paths.push({
     name: 'courier-http-lean',
-    description: 'as courier-http, with metrics off (--enable-metrics=false)',
+    description: 'as courier-http, with metrics and tracing off (--enable-metrics=false, samplingRate "0")',
     kind: 'http',
     url: leanUrl,
     processes: sidecarProcs(a6, b6, 'HTTP app', httpApp.child.pid),
     saturate: wrkSat(leanUrl),
+  });
+  const tracedUrl = a7.url('/v1.0/invoke/bench-http-traced/method/echo');
+  paths.push({
+    name: 'courier-http-traced',
+    description: 'as courier-http, with every call traced (samplingRate "1") and exported over OTLP/HTTP',
+    kind: 'http',
+    url: tracedUrl,
+    processes: sidecarProcs(a7, b7, 'HTTP app', httpApp.child.pid),
+    saturate: wrkSat(tracedUrl),
   });
   const grpcHopUrl = a4.url('/v1.0/invoke/bench-http-grpc-hop/method/echo');
   paths.push({

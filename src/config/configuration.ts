@@ -20,7 +20,6 @@ const nameResolutionSchema = z
 const unappliedKeys = [
   'httpPipeline',
   'appHttpPipeline',
-  'tracing',
   'secrets',
   'features',
   'api',
@@ -37,6 +36,7 @@ const specSchema = z
     logging: z.unknown().optional(),
     metrics: z.unknown().optional(),
     metric: z.unknown().optional(),
+    tracing: z.unknown().optional(),
     ...Object.fromEntries(unappliedKeys.map((k) => [k, z.unknown().optional()])),
   })
   .strict();
@@ -66,7 +66,9 @@ export interface Configuration {
   readonly apiLogging: ApiLoggingSpec;
   /** `spec.metrics` (or its older name `spec.metric`): what is recorded and how it is labelled. */
   readonly metrics: MetricsSpec;
-  /** Sections present in the file that Courier does not apply (e.g. `tracing`). */
+  /** `spec.tracing`: sampling and where spans are exported. */
+  readonly tracing: TracingSpec;
+  /** Sections present in the file that Courier does not apply (e.g. `secrets`). */
   readonly unappliedSections: readonly string[];
 }
 
@@ -112,6 +114,28 @@ const metricsSchema = z
   .strict();
 
 export type MetricsSpec = z.infer<typeof metricsSchema>;
+
+const tracingSchema = z
+  .object({
+    // Dapr writes it as a string ("1", "0.01"); a number is taken as well.
+    samplingRate: z.union([z.string(), z.number()]).optional(),
+    stdout: z.boolean().optional(),
+    zipkin: z.object({ endpointAddress: z.string().optional() }).strict().optional(),
+    otel: z
+      .object({
+        endpointAddress: z.string().optional(),
+        isSecure: z.boolean().optional(),
+        protocol: z.enum(['http', 'grpc'], { error: 'must be "http" or "grpc"' }).optional(),
+        // "key=value" strings (or one comma-separated string), or name/value pairs.
+        headers: z.union([z.string(), z.array(z.union([z.string(), z.object({ name: z.string(), value: z.string() }).strict()]))]).optional(),
+        timeout: z.union([z.string(), z.number()]).optional(),
+      })
+      .strict()
+      .optional(),
+  })
+  .strict();
+
+export type TracingSpec = z.infer<typeof tracingSchema>;
 
 const mtlsSchema = z
   .object({
@@ -171,6 +195,12 @@ export function loadConfiguration(file: string): Configuration {
       }
     }
   }
+  let tracing: TracingSpec = {};
+  if (spec.tracing !== undefined && spec.tracing !== null) {
+    const checked = tracingSchema.safeParse(spec.tracing);
+    if (!checked.success) throw schemaError(`${file}: spec.tracing`, checked.error);
+    tracing = checked.data;
+  }
   return {
     file,
     name: parsed.data.metadata?.name ?? 'default',
@@ -180,6 +210,7 @@ export function loadConfiguration(file: string): Configuration {
     mtls: mtls === undefined ? undefined : { ...(mtls.workloadCertTTL === undefined ? {} : { workloadCertTTL: mtls.workloadCertTTL }), ...(mtls.allowedClockSkew === undefined ? {} : { allowedClockSkew: mtls.allowedClockSkew }) },
     apiLogging,
     metrics,
+    tracing,
     unappliedSections: unappliedKeys.filter((k) => (spec as Record<string, unknown>)[k] !== undefined),
   };
 }

@@ -13,5 +13,6 @@ export const defaultConfiguration: Configuration = {
   mtls: undefined,
   apiLogging: {},
   metrics: {},
+  tracing: {},
   unappliedSections: [],
 };

@@ -135,6 +135,9 @@ export interface ScannedRequestHeaders {
   readonly authorization: string | undefined;
   /** The first `dapr-api-token`. */
   readonly apiToken: string | undefined;
+  /** The first `traceparent` and `tracestate`. */
+  readonly traceparent: string | undefined;
+  readonly tracestate: string | undefined;
 }
 
 /**
@@ -150,6 +153,8 @@ export function scanRequestHeaders(rawHeaders: readonly string[]): ScannedReques
   let appId: string | undefined;
   let authorization: string | undefined;
   let apiToken: string | undefined;
+  let traceparent: string | undefined;
+  let tracestate: string | undefined;
   let connection: string[] | undefined;
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i] as string;
@@ -177,6 +182,12 @@ export function scanRequestHeaders(rawHeaders: readonly string[]): ScannedReques
       case 'connection':
         (connection ??= []).push(value);
         continue;
+      case 'traceparent':
+        traceparent ??= value;
+        break;
+      case 'tracestate':
+        tracestate ??= value;
+        break;
       default:
         break;
     }
@@ -187,7 +198,7 @@ export function scanRequestHeaders(rawHeaders: readonly string[]): ScannedReques
     // Headers named in Connection are hop-by-hop for this message (rare: looked at only when present).
     for (const token of connectionTokens(connection.flatMap((v) => ['connection', v])) ?? []) deleteKey(md, token);
   }
-  return { metadata: md, contentLength, chunked, contentType, appId, authorization, apiToken };
+  return { metadata: md, contentLength, chunked, contentType, appId, authorization, apiToken, traceparent, tracestate };
 }
 
 /** Sets the caller/callee identity headers, replacing whatever the metadata held under any casing. */

@@ -4,6 +4,7 @@ import type { Any } from '../proto/index.js';
 import type { CallSignal } from './call-signal.js';
 import type { Metadata } from './headers.js';
 import type { AppIdentity } from './identity.js';
+import type { TraceContext } from '../observability/tracing/context.js';
 
 /**
  * One invocation as it flows through a sidecar: from the HTTP API (or the internal server, at the
@@ -46,6 +47,11 @@ export interface InvokeRequest<Target = AppIdentity> {
   readonly signal: CallSignal;
   /** The address the call came from (the app, at the caller's sidecar), for Forwarded headers. */
   readonly clientAddress: string;
+  /**
+   * The span of this call in this sidecar (its context is what the next hop sees as parent); undefined
+   * when tracing is off, and then trace headers travel as the caller sent them.
+   */
+  readonly trace?: TraceContext | undefined;
 }
 
 /**

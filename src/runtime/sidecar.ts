@@ -34,6 +34,8 @@ import { IdleMemoryReclaimer } from './idle-memory.js';
 import type { DiagnosticsServer, RuntimeDiagnostics } from '../observability/diagnostics.js';
 import type { SidecarMetrics } from '../observability/metrics/sidecar-metrics.js';
 import type { MetricsServer } from '../observability/metrics/server.js';
+import { Tracer } from '../observability/tracing/tracer.js';
+import { tracingSettings } from '../observability/tracing/settings.js';
 import { stableInternalPort } from './ports.js';
 import { processStartTime, removeRunRecord, writeRunRecord } from './run-registry.js';
 
@@ -90,6 +92,7 @@ export class Sidecar {
   #reclaimer: IdleMemoryReclaimer | undefined;
   #diagnostics: { readonly monitor: RuntimeDiagnostics; readonly server: DiagnosticsServer } | undefined;
   #metricsServer: MetricsServer | undefined;
+  #tracer: Tracer | undefined;
   /** Aborted when a stop is requested, so that a start still under way gives up at its next step. */
   readonly #starting = new AbortController();
   readonly #shutdownListeners: Array<() => void> = [];
@@ -164,6 +167,8 @@ export class Sidecar {
     );
 
     const metrics = await this.#untilStopped(this.#createMetrics());
+    const tracer = await this.#untilStopped(this.#createTracer());
+    this.#tracer = tracer;
 
     let grpcApp: GrpcAppChannel | undefined;
     let appChannel: AppChannel;
@@ -243,6 +248,7 @@ export class Sidecar {
       limits: options.limits,
       lane: options.internalLane,
       metrics,
+      tracer,
       ...(identity === undefined ? {} : { tls: serverTls(identity) }),
     });
     const proxyToApp = calleeProxy({
@@ -269,6 +275,7 @@ export class Sidecar {
     this.#http = new HttpApiServer({
       apiLog,
       metrics,
+      tracer,
       self: this.#self,
       invoker,
       targets,
@@ -290,6 +297,7 @@ export class Sidecar {
     this.#grpcApi = new GrpcApiServer({
       apiLog,
       metrics,
+      tracer,
       self: this.#self,
       invoker,
       targets,
@@ -401,6 +409,8 @@ export class Sidecar {
     await settle(log, 'app channel', this.#appChannel?.close());
     await settle(log, 'external endpoints', this.#external?.close());
     await settle(log, 'transport', this.#transport?.close());
+    // The last spans go out (bounded by a short timeout: a collector that is down does not hold the stop).
+    await settle(log, 'span export', this.#tracer?.close());
     this.#identity?.close();
     await settle(log, 'Sentry client', this.#sentry?.close());
     if (!quiet) log.info('stopped');
@@ -432,6 +442,29 @@ export class Sidecar {
         },
       );
     });
+  }
+
+  /**
+   * The tracer of `spec.tracing` and the `OTEL_EXPORTER_OTLP_*` variables; undefined when the sampling
+   * rate is 0. The OpenTelemetry SDK is loaded only when an exporter is configured.
+   */
+  async #createTracer(): Promise<Tracer | undefined> {
+    const log = this.#logger;
+    const settings = tracingSettings(this.#configuration.tracing, process.env);
+    if (settings.warning !== undefined) log.warn({ config: this.#configuration.file }, settings.warning);
+    if (settings.samplingRate === 0) {
+      log.info({ reason: 'spec.tracing.samplingRate: "0"' }, 'tracing is off: trace headers pass through unchanged');
+      return undefined;
+    }
+    let sink;
+    if (settings.exporters.length > 0) {
+      const { createSpanExport, describeExporter } = await import('../observability/tracing/export.js');
+      sink = await createSpanExport(settings.exporters, this.#options.appId, log.child({ scope: 'tracing' }), process.env);
+      log.info({ sampling_rate: settings.samplingRate, exporters: settings.exporters.map(describeExporter) }, 'tracing: sampled spans are exported');
+    } else {
+      log.debug({ sampling_rate: settings.samplingRate }, 'tracing: trace context is propagated; no exporter is configured');
+    }
+    return new Tracer(settings.samplingRate, sink);
   }
 
   /** The metrics of `--enable-metrics` and `spec.metrics`, with the figures read when scraped. */

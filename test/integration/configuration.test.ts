@@ -42,8 +42,8 @@ spec:
     configuration:
       connectionString: "\${SHARED_DB}"
       updateInterval: 3s
-  tracing:
-    samplingRate: "1"
+  secrets:
+    scopes: []
 `,
   );
   const app = await startApp(env, (a) => a.route('/hi', (_req, res) => res.end('hi')));
@@ -52,7 +52,7 @@ spec:
   await startSidecar(env, { appId: 'b', appPort: app.port, waitForApp: true, ...common });
   assert.equal(existsSync(db), true, 'the configured database was used');
   assert.equal((await send(a.httpPort, { path: '/v1.0/invoke/b/method/hi' })).text, 'hi');
-  assert.match(a.output, /spec\.tracing in the configuration is not applied/);
+  assert.match(a.output, /spec\.secrets in the configuration is not applied/);
 });
 
 test('configuration mistakes stop the sidecar with one line naming the file, key and reason', (t) => {
@@ -69,6 +69,8 @@ test('configuration mistakes stop the sidecar with one line naming the file, key
     [['--config', write('no-resolver.yaml', 'kind: Configuration\nspec:\n  nameResolution:\n    component: consul\n')], /unknown name resolution component "consul" \(available: kubernetes, mdns, sqlite\)/],
     [['--config', write('bad-interval.yaml', 'kind: Configuration\nspec:\n  nameResolution:\n    component: sqlite\n    configuration:\n      updateInterval: 1500ms\n')], /updateInterval/],
     [['--config', join(env.home, 'missing.yaml')], /missing\.yaml: cannot be read/],
+    [['--config', write('bad-otel.yaml', 'kind: Configuration\nspec:\n  tracing:\n    otel:\n      endpointAddress: localhost:4317\n      protocol: carrier-pigeon\n')], /bad-otel\.yaml: spec\.tracing.*protocol.*must be "http" or "grpc"/],
+    [['--config', write('bad-otel-header.yaml', 'kind: Configuration\nspec:\n  tracing:\n    otel:\n      endpointAddress: localhost:4318\n      protocol: http\n      headers: ["novalue"]\n')], /OTLP header "novalue" is not written key=value/],
     [['--resources-path', join(env.home, 'no-such-dir')], /--resources-path .*no-such-dir/],
     [['--app-port', 'abc'], /--app-port: "abc" is not a whole number/],
     [['--max-body-size', 'lots'], /--max-body-size: "lots" is not a size/],

@@ -17,6 +17,10 @@ import {
 import type { TargetResolver } from '../../invoke/target.js';
 import type { FlowControl, Invoke, InvokeRequest, InvokeTarget, ResponseHead, ResponseSink } from '../../invoke/types.js';
 import { verbFromEnum } from '../../invoke/verbs.js';
+import { isExternalTarget } from '../../invoke/types.js';
+import { setTraceMetadata, traceFromGrpcMetadata } from '../../observability/tracing/propagation.js';
+import { addDaprHeaders, describeCallSpan, endCallSpan } from '../../observability/tracing/call-spans.js';
+import { SpanKind, type Span, type Tracer } from '../../observability/tracing/tracer.js';
 import type { Logger } from '../../observability/logging/index.js';
 import {
   getMetadataResponseCodec,
@@ -57,6 +61,8 @@ export interface GrpcApiServerOptions {
   readonly apiLog?: ApiLog | undefined;
   /** Dapr's gRPC server metrics; undefined when metrics are off. */
   readonly metrics?: SidecarMetrics | undefined;
+  /** Spans of InvokeService calls; undefined when tracing is off. */
+  readonly tracer?: Tracer | undefined;
   readonly logger: Logger;
 }
 
@@ -185,6 +191,16 @@ export class GrpcApiServer {
     const data = message.data?.value;
     const body = data === undefined || data.length === 0 ? undefined : Buffer.from(data.buffer, data.byteOffset, data.length);
     const typeUrl = message.data?.typeUrl ?? '';
+    const metadata = invokeMetadataFromGrpc(call.metadata, dropped);
+    const span = options.tracer?.start(SpanKind.CLIENT, traceFromGrpcMetadata(call.metadata));
+    if (span !== undefined) {
+      setTraceMetadata(metadata, span, false);
+      if (span.recording) {
+        const peer = isExternalTarget(target) ? target.id : target.appId;
+        describeCallSpan(span, peer, method, peer, verb, 'grpc');
+        addDaprHeaders(span, metadata);
+      }
+    }
     const request: InvokeRequest<InvokeTarget> = {
       target,
       caller: options.self,
@@ -193,13 +209,14 @@ export class GrpcApiServer {
       query: ext?.querystring ?? '',
       contentType: message.contentType ?? '',
       ...(typeUrl === '' ? {} : { dataTypeUrl: typeUrl }),
-      metadata: invokeMetadataFromGrpc(call.metadata, dropped),
+      metadata,
       body: body ?? null,
       contentLength: body?.length ?? 0,
       signal: call.signal,
       clientAddress: call.peer.address,
+      trace: span,
     };
-    options.invoker.invoke(request, new InvokeServiceSink(call, id, options.maxBodyBytes, () => this.#warnHttpCallee()));
+    options.invoker.invoke(request, new InvokeServiceSink(call, id, options.maxBodyBytes, () => this.#warnHttpCallee(), span));
   }
 
   #warnHttpCallee(): void {
@@ -250,12 +267,14 @@ class InvokeServiceSink implements ResponseSink {
   readonly #chunks: Buffer[] = [];
   #size = 0;
   #done = false;
+  readonly #span: Span | undefined;
 
-  constructor(call: ServerCall, target: string, limit: number, onHttpCallee: () => void) {
+  constructor(call: ServerCall, target: string, limit: number, onHttpCallee: () => void, span: Span | undefined) {
     this.#call = call;
     this.#target = target;
     this.#limit = limit;
     this.#onHttpCallee = onHttpCallee;
+    this.#span = span;
   }
 
   head(head: ResponseHead, flow: FlowControl): void {
@@ -321,6 +340,12 @@ class InvokeServiceSink implements ResponseSink {
 
   #finish(status: { code: number; message?: string; details?: readonly Any[] }, trailers?: GrpcMetadata): void {
     this.#done = true;
+    const span = this.#span;
+    if (span?.recording === true) {
+      const appStatus = this.#head?.status ?? 0;
+      if (appStatus >= 100) span.set('http.response.status_code', appStatus);
+      endCallSpan(span, status.code, status.code === GrpcStatus.OK ? undefined : (status.message ?? `gRPC status ${status.code}`));
+    }
     const out: GrpcMetadata = trailers ?? {};
     if (status.details !== undefined && status.details.length > 0) {
       out['grpc-status-details-bin'] = statusDetailsTrailer(status.code, status.message ?? '', status.details);

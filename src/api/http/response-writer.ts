@@ -7,7 +7,9 @@ import type { FlowControl, ResponseHead, ResponseSink } from '../../invoke/types
 import { lingerAfterAnswer } from './linger.js';
 
 const CALL = Symbol('courier.http.call');
-type TaggedResponse = ServerResponse & { [CALL]?: HttpResponseWriter };
+/** The `traceparent` every response of a traced request carries (unless an app's response has its own). */
+export const TRACEPARENT = Symbol('courier.http.traceparent');
+type TaggedResponse = ServerResponse & { [CALL]?: HttpResponseWriter; [TRACEPARENT]?: string };
 
 /**
  * One call of the HTTP API from start to end: the request's cancellation signal (it aborts when the
@@ -69,6 +71,8 @@ export class HttpResponseWriter extends CallAbort implements ResponseSink {
     if (head.status < 100 && head.status !== GrpcStatus.OK) {
       // A gRPC app's error (Dapr: HTTPStatusFromCode, body = the google.rpc.Status as JSON).
       const body = grpcErrorJson(head.status, head.statusMessage ?? '', head.statusDetails ?? []);
+      const traceparent = (res as TaggedResponse)[TRACEPARENT];
+      if (traceparent !== undefined && !hasHeader(headers, 'traceparent')) headers.push('traceparent', traceparent);
       headers.push('Content-Type', 'application/json', 'Content-Length', String(Buffer.byteLength(body)));
       this.#answered = true;
       try {
@@ -80,7 +84,10 @@ export class HttpResponseWriter extends CallAbort implements ResponseSink {
       res.end(body);
       return;
     }
-    if (head.contentType !== '' && !hasHeader(headers, 'content-type')) headers.push('Content-Type', head.contentType);
+    const traceparent = (res as TaggedResponse)[TRACEPARENT];
+    const present = headersPresent(headers);
+    if (traceparent !== undefined && (present & HAS_TRACEPARENT) === 0) headers.push('traceparent', traceparent);
+    if (head.contentType !== '' && (present & HAS_CONTENT_TYPE) === 0) headers.push('Content-Type', head.contentType);
     if (head.contentLength !== undefined) headers.push('Content-Length', String(head.contentLength));
     try {
       // A gRPC app's OK is an HTTP 200 (status < 100 is a gRPC code, see ResponseHead.status).
@@ -141,6 +148,20 @@ function uncork(res: ServerResponse): void {
   res.uncork();
 }
 
+const HAS_CONTENT_TYPE = 1;
+const HAS_TRACEPARENT = 2;
+
+/** Which of Content-Type and traceparent a flat header list has, in one pass. */
+function headersPresent(flat: readonly string[]): number {
+  let found = 0;
+  for (let i = 0; i < flat.length; i += 2) {
+    const name = flat[i] as string;
+    if (name.length === 12 && name.toLowerCase() === 'content-type') found |= HAS_CONTENT_TYPE;
+    else if (name.length === 11 && name.toLowerCase() === 'traceparent') found |= HAS_TRACEPARENT;
+  }
+  return found;
+}
+
 function hasHeader(flat: readonly string[], lowerName: string): boolean {
   for (let i = 0; i < flat.length; i += 2) if ((flat[i] ?? '').toLowerCase() === lowerName) return true;
   return false;
@@ -158,6 +179,8 @@ export function writeError(res: ServerResponse, error: unknown, closeConnection 
     'Content-Length': Buffer.byteLength(rendered.body),
   };
   if (closeConnection) headers.Connection = 'close';
+  const traceparent = (res as TaggedResponse)[TRACEPARENT];
+  if (traceparent !== undefined && !res.hasHeader('traceparent')) headers.traceparent = traceparent;
   res.writeHead(rendered.status, headers);
   res.end(rendered.body);
   // A refusal while the body still arrives: the client must get to read it before the connection goes.

@@ -10,7 +10,12 @@ import { describeTarget, type TargetResolver } from '../../invoke/target.js';
 import { WHOLE_BODY_LIMIT_BYTES, type Invoke, type InvokeRequest, type InvokeTarget } from '../../invoke/types.js';
 import type { Logger } from '../../observability/logging/index.js';
 import { findTargetAndMethod } from './invoke-target.js';
-import { HttpResponseWriter, responseBodyBytes, writeError } from './response-writer.js';
+import { HttpResponseWriter, responseBodyBytes, TRACEPARENT, writeError } from './response-writer.js';
+import { formatTraceparent, parseTraceparent } from '../../observability/tracing/context.js';
+import { setTraceMetadata } from '../../observability/tracing/propagation.js';
+import { addDaprHeaders, describeCallSpan, endCallSpan } from '../../observability/tracing/call-spans.js';
+import { SpanKind, type Span, type Tracer } from '../../observability/tracing/tracer.js';
+import { isExternalTarget } from '../../invoke/types.js';
 import { matchRoute, routePattern } from './routes.js';
 import type { SidecarMetrics } from '../../observability/metrics/sidecar-metrics.js';
 import { listenOnHosts, prepareUnixSocket } from '../../util/listen.js';
@@ -53,13 +58,16 @@ export interface HttpApiOptions {
   readonly apiLog?: ApiLog | undefined;
   /** Dapr's HTTP server metrics; undefined when metrics are off. */
   readonly metrics?: SidecarMetrics | undefined;
+  /** Spans and trace headers; undefined when tracing is off (`samplingRate: "0"`). */
+  readonly tracer?: Tracer | undefined;
   readonly logger: Logger;
 }
 
 const STARTED = Symbol('courier.metrics.started');
 const PATH_LABEL = Symbol('courier.metrics.path');
-/** A response whose request is measured: when it started, and the path label of its route. */
-type MeteredResponse = ServerResponse & { [STARTED]?: number; [PATH_LABEL]?: string };
+const SPAN = Symbol('courier.tracing.span');
+/** A response whose request is measured: when it started, the path label of its route, and its span. */
+type MeteredResponse = ServerResponse & { [STARTED]?: number; [PATH_LABEL]?: string; [SPAN]?: Span; [TRACEPARENT]?: string };
 
 /** The body length a request declared (a body of unknown length counts as 0). */
 function declaredLength(value: string | undefined): number {
@@ -104,6 +112,8 @@ export class HttpApiServer {
     const metrics = options.metrics;
     const closed = (): void => this.#requestClosed();
     this.#requestDone = function (this: MeteredResponse): void {
+      const span = this[SPAN];
+      if (span?.recording === true) endCallSpan(span, this.headersSent ? this.statusCode : 0, this.headersSent ? undefined : 'the response was not sent');
       if (metrics !== undefined) {
         const req = this.req;
         metrics.httpServerRequest(
@@ -245,7 +255,10 @@ export class HttpApiServer {
     const route = matchRoute(verb, path);
     const metrics = this.#options.metrics;
     if (metrics !== undefined) (res as MeteredResponse)[PATH_LABEL] = metrics.pathLabel(path, routePattern(route, path));
+    const invoking = route.kind === 'invoke-url' || route.kind === 'fallback';
+    if (!invoking && this.#options.tracer !== undefined) this.#traceOnly(req, res, this.#options.tracer);
     if (this.#apiToken !== undefined && route.kind !== 'healthz' && route.kind !== 'healthz-outbound' && !this.#tokenMatches(req)) {
+      if (invoking && this.#options.tracer !== undefined) this.#traceOnly(req, res, this.#options.tracer);
       writeError(res, new CourierError('ERR_API_TOKEN', 'invalid api token'), hasBody(req));
       return;
     }
@@ -279,6 +292,18 @@ export class HttpApiServer {
         this.#invoke(req, res, verb, path, query, route.kind === 'invoke-url');
         return;
     }
+  }
+
+  /**
+   * A request that makes no call still answers with a `traceparent` (a child of the one it sent, or a
+   * new trace), so every response of the HTTP API carries one; no span is recorded for it.
+   */
+  #traceOnly(req: IncomingMessage, res: ServerResponse, tracer: Tracer): void {
+    const raw = req.rawHeaders;
+    const parent = parseTraceparent(firstRawHeader(raw, 'traceparent'), firstRawHeader(raw, 'tracestate'));
+    const traceparent = formatTraceparent(tracer.start(SpanKind.SERVER, parent));
+    (res as MeteredResponse)[TRACEPARENT] = traceparent;
+    res.setHeader('traceparent', traceparent);
   }
 
   #tokenMatches(req: IncomingMessage): boolean {
@@ -330,6 +355,15 @@ export class HttpApiServer {
   #invoke(req: IncomingMessage, res: ServerResponse, verb: string, path: string, query: string, isInvokeRoute: boolean): void {
     // The request's headers are read once, here; Node's req.headers object is never built.
     const scanned = scanRequestHeaders(req.rawHeaders);
+    const tracer = this.#options.tracer;
+    let span: Span | undefined;
+    if (tracer !== undefined) {
+      // The call's span starts first, so that even a refusal answers with its traceparent.
+      span = tracer.start(SpanKind.CLIENT, parseTraceparent(scanned.traceparent, scanned.tracestate));
+      (res as MeteredResponse)[SPAN] = span;
+      (res as MeteredResponse)[TRACEPARENT] = setTraceMetadata(scanned.metadata, span, false);
+      if (span.recording) span.name = `${verb} ${routePattern(matchRoute(verb, path), path)}`;
+    }
     const found = findTargetAndMethod(scanned, path, isInvokeRoute);
     if (found === undefined) {
       writeError(
@@ -372,7 +406,13 @@ export class HttpApiServer {
       contentLength: contentLength === 0 ? 0 : contentLength,
       signal: call,
       clientAddress: clientAddress(req),
+      trace: span,
     };
+    if (span?.recording === true) {
+      const peer = isExternalTarget(target) ? target.id : target.appId;
+      describeCallSpan(span, peer, method, peer, verb, 'http');
+      addDaprHeaders(span, scanned.metadata);
+    }
     if (this.#options.logger.isLevelEnabled('debug')) {
       this.#options.logger.debug({ target: describeTarget(target, self.namespace), method, verb }, 'invoke');
     }

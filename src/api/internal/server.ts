@@ -24,6 +24,9 @@ import {
   type Status,
 } from '../../proto/index.js';
 import { verbFromEnum } from '../../invoke/verbs.js';
+import { traceFromGrpcMetadata, setTraceMetadata } from '../../observability/tracing/propagation.js';
+import { addDaprHeaders, describeCallSpan, endCallSpan } from '../../observability/tracing/call-spans.js';
+import { SpanKind, type Span, type Tracer } from '../../observability/tracing/tracer.js';
 
 export const CALL_LOCAL_STREAM = '/dapr.proto.internals.v1.ServiceInvocation/CallLocalStream';
 export const CALL_LOCAL = '/dapr.proto.internals.v1.ServiceInvocation/CallLocal';
@@ -52,6 +55,8 @@ export interface InternalServerOptions {
   readonly lane?: boolean | undefined;
   /** Service-invocation, gRPC server and access-control metrics; undefined when metrics are off. */
   readonly metrics?: SidecarMetrics | undefined;
+  /** The callee's spans; undefined when tracing is off. */
+  readonly tracer?: Tracer | undefined;
 }
 
 /**
@@ -118,6 +123,7 @@ function requestFrom(
   call: ServerCall,
   req: InternalInvokeRequest,
   signal: CallSignal,
+  span: Span | undefined,
 ): CalleeRequest {
   if ((req.ver ?? 0) !== API_VERSION_V1) {
     throw new CourierError('ERR_MALFORMED_REQUEST', 'Unsupported spec version', { grpcCode: GrpcStatus.UNIMPLEMENTED });
@@ -148,6 +154,14 @@ function requestFrom(
     };
   }
   setIdentityHeaders(metadata, caller, options.self.appId);
+  if (span !== undefined) {
+    // The app sees this sidecar's span as its parent (a gRPC app gets grpc-trace-bin as well).
+    setTraceMetadata(metadata, span, options.appProtocol === 'grpc');
+    if (span.recording) {
+      describeCallSpan(span, options.self.appId, method, caller.appId, verb, 'grpc');
+      addDaprHeaders(span, metadata);
+    }
+  }
   const metrics = options.metrics;
   metrics?.requestReceived(caller.appId);
   const policy = options.accessControl();
@@ -177,7 +191,24 @@ function requestFrom(
     contentLength: declaredLength,
     signal,
     clientAddress: call.peer.address,
+    trace: span,
   };
+}
+
+/** The callee's span of a call, a child of the context the caller sent. */
+function startSpan(options: InternalServerOptions, call: ServerCall): Span | undefined {
+  return options.tracer?.start(SpanKind.SERVER, traceFromGrpcMetadata(call.metadata));
+}
+
+/** Ends the callee's span: the app's status (or the failure's), and the call's own status. */
+function endSpan(span: Span | undefined, appStatus: number, status: { code: number; message?: string }): void {
+  if (span?.recording !== true) return;
+  if (appStatus >= 100) span.set('http.response.status_code', appStatus);
+  let failure: string | undefined;
+  if (status.code !== GrpcStatus.OK) failure = status.message ?? `gRPC status ${status.code}`;
+  else if (appStatus >= 500) failure = `HTTP ${appStatus}`;
+  else if (appStatus > 0 && appStatus < 100) failure = `the app answered gRPC status ${appStatus}`;
+  endCallSpan(span, status.code, failure);
 }
 
 /** The request a callee builds from the leading message; its body is set when the app is called. */
@@ -270,6 +301,7 @@ class StreamedCall implements ResponseSink {
   #onDrain: (() => void) | undefined;
   /** What the caller is answered (the app's status, or the failure's), for the metrics. */
   #status = 0;
+  #span: Span | undefined;
 
   constructor(options: InternalServerOptions, call: ServerCall) {
     this.#options = options;
@@ -277,6 +309,7 @@ class StreamedCall implements ResponseSink {
   }
 
   start(): void {
+    this.#span = startSpan(this.#options, this.#call);
     this.#call.setReader(new StreamedCallReader(this));
   }
 
@@ -301,7 +334,7 @@ class StreamedCall implements ResponseSink {
         return;
       }
       try {
-        this.#request = requestFrom(this.#options, this.#call, msg.request, this.#call.signal);
+        this.#request = requestFrom(this.#options, this.#call, msg.request, this.#call.signal, this.#span);
       } catch (err) {
         this.#fail(CourierError.from(err));
         return;
@@ -467,6 +500,7 @@ class StreamedCall implements ResponseSink {
     this.#call.end(status);
     const caller = this.#request?.caller.appId;
     if (caller !== undefined) this.#options.metrics?.responseSent(caller, this.#status);
+    endSpan(this.#span, this.#status, status);
   }
 }
 
@@ -483,18 +517,21 @@ class UnaryCall implements ResponseSink {
   #size = 0;
   #done = false;
   #caller: string | undefined;
+  #span: Span | undefined;
 
   constructor(options: InternalServerOptions, call: ServerCall) {
     this.#options = options;
     this.#call = call;
   }
 
-  /** Records the answer in the metrics. */
-  #record(status: number): void {
+  /** Records the answer in the metrics and the span. */
+  #record(status: number, callStatus: { code: number; message?: string }): void {
     if (this.#caller !== undefined) this.#options.metrics?.responseSent(this.#caller, status);
+    endSpan(this.#span, status, callStatus);
   }
 
   start(): void {
+    this.#span = startSpan(this.#options, this.#call);
     this.#call.setReader({
       message: (bytes) => {
         if (this.#request === undefined) this.#request = bytes;
@@ -514,7 +551,7 @@ class UnaryCall implements ResponseSink {
     let decoded: InternalInvokeRequest;
     try {
       decoded = internalInvokeRequestCodec.decode(this.#request);
-      const request = requestFrom(this.#options, this.#call, decoded, this.#call.signal);
+      const request = requestFrom(this.#options, this.#call, decoded, this.#call.signal, this.#span);
       this.#caller = request.caller.appId;
       const data = decoded.message?.data?.value;
       const bytes = data === undefined || data.length === 0 ? undefined : Buffer.from(data.buffer, data.byteOffset, data.length);
@@ -543,7 +580,7 @@ class UnaryCall implements ResponseSink {
     const response = internalResponse(head, head.headers, Buffer.concat(this.#chunks, this.#size));
     this.#call.sendMessage(internalInvokeResponseCodec.encode(response));
     this.#call.end({ code: GrpcStatus.OK });
-    this.#record(head.status);
+    this.#record(head.status, { code: GrpcStatus.OK });
   }
 
   error(error: CourierError): void {
@@ -551,6 +588,6 @@ class UnaryCall implements ResponseSink {
     this.#done = true;
     const code = error.grpcCode === GrpcStatus.OK ? GrpcStatus.INTERNAL : error.grpcCode;
     this.#call.end({ code, message: error.message });
-    this.#record(this.#options.appProtocol === 'http' ? error.httpStatus : error.grpcCode);
+    this.#record(this.#options.appProtocol === 'http' ? error.httpStatus : error.grpcCode, { code, message: error.message });
   }
 }

@@ -19,6 +19,7 @@ import {
 } from '../../proto/index.js';
 import { CALL_LOCAL_STREAM } from './server.js';
 import { verbToEnum } from '../../invoke/verbs.js';
+import { grpcTraceHeaders } from '../../observability/tracing/propagation.js';
 
 export interface GrpcRemoteTransportOptions {
   /** The largest message sent or accepted on the hop (the body limit plus framing). */
@@ -98,7 +99,8 @@ export class SidecarTransport implements RemoteTransport {
       sink.error(CourierError.from(err));
       return;
     }
-    const call = channel.call(CALL_LOCAL_STREAM, {}, { signal: request.signal });
+    // The call's metadata carries the caller's span as the callee's parent (both encodings, as Dapr sends).
+    const call = channel.call(CALL_LOCAL_STREAM, request.trace === undefined ? {} : grpcTraceHeaders(request.trace), { signal: request.signal });
     new OutgoingCall(address, request, sink, call).start();
   }
 

@@ -1,0 +1,175 @@
+import { diag, DiagLogLevel, SpanStatusCode, type HrTime, type SpanContext } from '@opentelemetry/api';
+import { setGlobalErrorHandler, TraceState, type InstrumentationScope } from '@opentelemetry/core';
+import { resourceFromAttributes, type Resource } from '@opentelemetry/resources';
+import { BatchSpanProcessor, ConsoleSpanExporter, type ReadableSpan, type SpanExporter, type SpanProcessor } from '@opentelemetry/sdk-trace';
+import type { Logger } from '../logging/index.js';
+import { version as VERSION } from '../../version.js';
+import type { ExporterSettings } from './settings.js';
+import type { Span, SpanSink } from './tracer.js';
+
+/**
+ * Span export with the OpenTelemetry JS SDK: each configured exporter (stdout, Zipkin, OTLP over HTTP
+ * or gRPC) behind its own `BatchSpanProcessor`. This module is loaded only when an exporter is
+ * configured, so a sidecar that exports nothing never loads the SDK.
+ *
+ * A call never waits for export: an ended span is appended to each processor's queue, which holds at
+ * most `MAX_QUEUED_SPANS` (more are dropped, and counted in a warning) and is sent in batches every
+ * `OTEL_BSP_SCHEDULE_DELAY` ms (5000 by default) or when a batch fills up.
+ */
+
+/** The most spans waiting for export per exporter: bounds memory when a collector is down or slow. */
+export const MAX_QUEUED_SPANS = 2048;
+const MAX_BATCH = 512;
+/** OpenTelemetry's defaults for `OTEL_BSP_SCHEDULE_DELAY` and `OTEL_BSP_EXPORT_TIMEOUT`. */
+const DEFAULT_DELAY_MS = 5000;
+const DEFAULT_EXPORT_TIMEOUT_MS = 30_000;
+
+function positiveNumber(value: string | undefined): number | undefined {
+  const n = value === undefined ? Number.NaN : Number(value);
+  return Number.isFinite(n) && n > 0 ? n : undefined;
+}
+/** How long closing waits for the last batches. */
+const CLOSE_TIMEOUT_MS = 3000;
+/** Export failures are logged at most this often. */
+const WARN_INTERVAL_MS = 30_000;
+
+const SCOPE: InstrumentationScope = { name: 'courier', version: VERSION };
+
+/** Milliseconds since the epoch as OpenTelemetry's [seconds, nanoseconds]. */
+function hrTime(ms: number): HrTime {
+  const seconds = Math.floor(ms / 1000);
+  return [seconds, Math.round((ms - seconds * 1000) * 1e6)];
+}
+
+/** A finished Courier span in the SDK's `ReadableSpan` shape, made once the span ends. */
+class ExportedSpan implements ReadableSpan {
+  readonly name: string;
+  readonly kind: number;
+  readonly #context: SpanContext;
+  readonly parentSpanContext?: SpanContext;
+  readonly startTime: HrTime;
+  readonly endTime: HrTime;
+  readonly duration: HrTime;
+  readonly status: { code: SpanStatusCode; message?: string };
+  readonly attributes: Record<string, string | number | boolean>;
+  readonly links: ReadableSpan['links'] = [];
+  readonly events: ReadableSpan['events'] = [];
+  readonly ended = true;
+  readonly resource: Resource;
+  readonly instrumentationScope = SCOPE;
+  readonly droppedAttributesCount = 0;
+  readonly droppedEventsCount = 0;
+  readonly droppedLinksCount = 0;
+
+  constructor(span: Span, resource: Resource) {
+    this.name = span.name;
+    this.kind = span.kind;
+    const traceState = span.traceState === undefined ? undefined : new TraceState(span.traceState);
+    this.#context = { traceId: span.traceId, spanId: span.spanId, traceFlags: span.flags, ...(traceState === undefined ? {} : { traceState }) };
+    if (span.parentSpanId !== undefined) this.parentSpanContext = { traceId: span.traceId, spanId: span.parentSpanId, traceFlags: span.flags, isRemote: true };
+    this.startTime = hrTime(span.startMs);
+    this.endTime = hrTime(span.endMs);
+    this.duration = hrTime(Math.max(0, span.endMs - span.startMs));
+    this.status = span.errorMessage === undefined ? { code: SpanStatusCode.UNSET } : { code: SpanStatusCode.ERROR, message: span.errorMessage };
+    this.attributes = span.attributes ?? {};
+    this.resource = resource;
+  }
+
+  spanContext = (): SpanContext => this.#context;
+}
+
+async function createExporter(settings: ExporterSettings, serviceName: string): Promise<SpanExporter> {
+  switch (settings.kind) {
+    case 'stdout':
+      return new ConsoleSpanExporter();
+    case 'zipkin': {
+      const { ZipkinExporter } = await import('@opentelemetry/exporter-zipkin');
+      return new ZipkinExporter({ url: settings.url, serviceName });
+    }
+    case 'otlp': {
+      if (settings.protocol === 'http') {
+        const { OTLPTraceExporter } = await import('@opentelemetry/exporter-trace-otlp-proto');
+        return new OTLPTraceExporter({ url: settings.url, headers: { ...settings.headers }, timeoutMillis: settings.timeoutMs });
+      }
+      const [{ OTLPTraceExporter }, grpc] = await Promise.all([import('@opentelemetry/exporter-trace-otlp-grpc'), import('@grpc/grpc-js')]);
+      const metadata = new grpc.Metadata();
+      for (const [name, value] of Object.entries(settings.headers)) metadata.set(name, value);
+      return new OTLPTraceExporter({
+        url: settings.url,
+        metadata,
+        timeoutMillis: settings.timeoutMs,
+        credentials: settings.url.startsWith('https:') ? grpc.credentials.createSsl() : grpc.credentials.createInsecure(),
+      });
+    }
+  }
+}
+
+/** Where an exporter sends, for logs. */
+export function describeExporter(settings: ExporterSettings): string {
+  switch (settings.kind) {
+    case 'stdout':
+      return 'stdout';
+    case 'zipkin':
+      return `zipkin ${settings.url}`;
+    case 'otlp':
+      return `otlp/${settings.protocol} ${settings.url}`;
+  }
+}
+
+/** Routes the SDK's own warnings and export errors to the sidecar's log, at most one line per interval. */
+function routeSdkDiagnostics(logger: Logger): void {
+  let lastWarn = 0;
+  const warn = (message: string): void => {
+    const now = Date.now();
+    if (now - lastWarn < WARN_INTERVAL_MS) return;
+    lastWarn = now;
+    logger.warn({ detail: message.slice(0, 500) }, 'span export is failing or falling behind; calls are not affected');
+  };
+  const text = (value: unknown): string => (value instanceof Error ? value.message : typeof value === 'string' ? value : JSON.stringify(value) ?? '');
+  setGlobalErrorHandler((err) => warn(text(err)));
+  const toText = (message: string, args: unknown[]): string => [message, ...args.map(text)].join(' ');
+  diag.setLogger(
+    {
+      error: (message, ...args) => warn(toText(message, args)),
+      warn: (message, ...args) => warn(toText(message, args)),
+      info: () => {},
+      debug: () => {},
+      verbose: () => {},
+    },
+    { logLevel: DiagLogLevel.WARN, suppressOverrideMessage: true },
+  );
+}
+
+/** The exporters of `settings` behind batch processors: the sink a `Tracer` gives its recorded spans. */
+export async function createSpanExport(exporters: readonly ExporterSettings[], serviceName: string, logger: Logger, env: NodeJS.ProcessEnv): Promise<SpanSink> {
+  routeSdkDiagnostics(logger);
+  const resource = resourceFromAttributes({ 'service.name': serviceName, 'telemetry.sdk.name': 'courier', 'telemetry.sdk.version': VERSION });
+  const processors: SpanProcessor[] = [];
+  for (const settings of exporters) {
+    const exporter = await createExporter(settings, serviceName);
+    processors.push(
+      new BatchSpanProcessor({
+        exporter,
+        maxQueueSize: MAX_QUEUED_SPANS,
+        maxExportBatchSize: MAX_BATCH,
+        scheduledDelayMillis: positiveNumber(env.OTEL_BSP_SCHEDULE_DELAY) ?? DEFAULT_DELAY_MS,
+        exportTimeoutMillis: positiveNumber(env.OTEL_BSP_EXPORT_TIMEOUT) ?? DEFAULT_EXPORT_TIMEOUT_MS,
+      }),
+    );
+  }
+  return {
+    add(span: Span): void {
+      const exported = new ExportedSpan(span, resource);
+      for (const processor of processors) processor.onEnd(exported);
+    },
+    async close(): Promise<void> {
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, CLOSE_TIMEOUT_MS);
+        timer.unref();
+      });
+      await Promise.race([Promise.allSettled(processors.map((p) => p.shutdown())), timeout]);
+      clearTimeout(timer);
+    },
+  };
+}

@@ -1,0 +1,54 @@
+import type { ReceivedMetadata, Metadata as GrpcMetadata } from '../../grpc/metadata.js';
+import type { Metadata } from '../../invoke/headers.js';
+import { formatGrpcTraceBin, formatTraceparent, parseGrpcTraceBin, parseTraceparent, type TraceContext } from './context.js';
+
+/**
+ * Where trace context travels on each hop (Dapr's rules, spec §7.1):
+ * - app → sidecar over HTTP: `traceparent`/`tracestate` headers;
+ * - app → sidecar over gRPC, and sidecar → sidecar: `grpc-trace-bin` first, else `traceparent`/`tracestate`
+ *   in the call's metadata; a sidecar sends both;
+ * - sidecar → HTTP app: `traceparent`/`tracestate` of the callee's span; sidecar → gRPC app: those and `grpc-trace-bin`.
+ */
+
+function firstOf(value: string | string[] | undefined): string | undefined {
+  return typeof value === 'string' ? value : value?.[0];
+}
+
+/** The trace context in a call's received gRPC metadata, if a valid one is there. */
+export function traceFromGrpcMetadata(md: ReceivedMetadata): TraceContext | undefined {
+  const traceState = firstOf(md.tracestate);
+  const bin = firstOf(md['grpc-trace-bin']);
+  if (bin !== undefined) {
+    const ctx = parseGrpcTraceBin(bin, traceState);
+    if (ctx !== undefined) return ctx;
+  }
+  return parseTraceparent(firstOf(md.traceparent), traceState);
+}
+
+/** The metadata that carries `ctx` on a gRPC call to another sidecar (both encodings, as Dapr sends). */
+export function grpcTraceHeaders(ctx: TraceContext): GrpcMetadata {
+  const headers: GrpcMetadata = { traceparent: formatTraceparent(ctx), 'grpc-trace-bin': formatGrpcTraceBin(ctx) };
+  if (ctx.traceState !== undefined) headers.tracestate = ctx.traceState;
+  return headers;
+}
+
+function isTraceKey(key: string): boolean {
+  const c = key.charCodeAt(0) | 0x20; // first letter in lower case
+  if (c !== 0x74 /* t */ && c !== 0x67 /* g */) return false;
+  const lower = key.toLowerCase();
+  return lower === 'traceparent' || lower === 'tracestate' || lower === 'grpc-trace-bin';
+}
+
+/**
+ * Replaces whatever trace headers invocation metadata holds (under any casing) with `ctx`: the
+ * context the next hop sees as its parent. `binary` adds `grpc-trace-bin` too (for a gRPC app).
+ * Returns the `traceparent` value set.
+ */
+export function setTraceMetadata(md: Metadata, ctx: TraceContext, binary: boolean): string {
+  for (const key in md) if (isTraceKey(key)) delete md[key];
+  const traceparent = formatTraceparent(ctx);
+  md.traceparent = { values: [traceparent] };
+  if (ctx.traceState !== undefined) md.tracestate = { values: [ctx.traceState] };
+  if (binary) md['grpc-trace-bin'] = { values: [formatGrpcTraceBin(ctx)] };
+  return traceparent;
+}
