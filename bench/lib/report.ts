@@ -173,11 +173,11 @@ export function markdown(report: BenchReport): string {
     lines.push(`\`courier run\` (the supervisor process, one app and its sidecar running): ${report.supervisorRssMb} MB RSS` + (report.supervisorRssNode24Mb === undefined ? '.' : `; on Node 24, ${report.supervisorRssNode24Mb} MB.`));
   }
   if (report.targets.length > 0) {
-    const met = (m: boolean | undefined): string => (m === undefined ? 'not measured' : m ? 'yes' : '**no**');
+    const met = (m: boolean | undefined, must?: string): string => (must === '–' ? '–' : m === undefined ? 'not measured' : m ? 'yes' : '**no**');
     lines.push('');
     lines.push('| figure | measured | must | met | goal | met |');
     lines.push('|---|---|---|---|---|---|');
-    for (const t of report.targets) lines.push(`| ${t.target} | ${t.measured} | ${t.must} | ${met(t.met)} | ${t.goal ?? '–'} | ${t.goal === undefined ? '–' : met(t.goalMet)} |`);
+    for (const t of report.targets) lines.push(`| ${t.target} | ${t.measured} | ${t.must} | ${met(t.met, t.must)} | ${t.goal ?? '–'} | ${t.goal === undefined ? '–' : met(t.goalMet)} |`);
   }
   if (report.skipped.length > 0) {
     lines.push('');

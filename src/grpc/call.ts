@@ -141,6 +141,8 @@ export interface ServerCall {
   readonly finished: boolean;
   /** When the call arrived (`performance.now()`), for its latency in the metrics and the API log. */
   readonly startedAt: number;
+  /** True for a call that came over the Courier-to-Courier lane (its caller is a Courier sidecar). */
+  readonly viaLane?: boolean;
   /** Starts delivering inbound messages to `reader` (once). Until then nothing is read. */
   setReader(reader: ServerReader): void;
   pause(): void;

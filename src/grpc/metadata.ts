@@ -15,6 +15,18 @@ export type ReceivedMetadata = IncomingHttpHeaders;
 /** Metadata to send: header fields as Node's http2 takes them (see {@link ReceivedMetadata}). */
 export type Metadata = OutgoingHttpHeaders;
 
+/**
+ * Marks metadata that only a gRPC peer needs: a call carried by the Courier lane leaves it out, because
+ * a Courier peer reads the same from the request itself (the trace context of the sidecar hop). A
+ * symbol key, so it is never sent as a header.
+ */
+export const GRPC_PEERS_ONLY: unique symbol = Symbol('courier.grpc.peers-only');
+
+/** True for metadata marked {@link GRPC_PEERS_ONLY}. */
+export function forGrpcPeersOnly(metadata: Metadata | undefined): boolean {
+  return metadata !== undefined && (metadata as { [GRPC_PEERS_ONLY]?: true })[GRPC_PEERS_ONLY] === true;
+}
+
 const reserved = new Set([
   'content-type',
   'te',

@@ -138,6 +138,8 @@ export interface ScannedRequestHeaders {
   /** The first `traceparent` and `tracestate`. */
   readonly traceparent: string | undefined;
   readonly tracestate: string | undefined;
+  /** Whether any trace header (`traceparent`, `tracestate`, `grpc-trace-bin`) was sent. */
+  readonly traceHeaders: boolean;
 }
 
 /**
@@ -155,6 +157,7 @@ export function scanRequestHeaders(rawHeaders: readonly string[]): ScannedReques
   let apiToken: string | undefined;
   let traceparent: string | undefined;
   let tracestate: string | undefined;
+  let traceHeaders = false;
   let connection: string[] | undefined;
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i] as string;
@@ -184,9 +187,14 @@ export function scanRequestHeaders(rawHeaders: readonly string[]): ScannedReques
         continue;
       case 'traceparent':
         traceparent ??= value;
+        traceHeaders = true;
         break;
       case 'tracestate':
         tracestate ??= value;
+        traceHeaders = true;
+        break;
+      case 'grpc-trace-bin':
+        traceHeaders = true;
         break;
       default:
         break;
@@ -198,7 +206,7 @@ export function scanRequestHeaders(rawHeaders: readonly string[]): ScannedReques
     // Headers named in Connection are hop-by-hop for this message (rare: looked at only when present).
     for (const token of connectionTokens(connection.flatMap((v) => ['connection', v])) ?? []) deleteKey(md, token);
   }
-  return { metadata: md, contentLength, chunked, contentType, appId, authorization, apiToken, traceparent, tracestate };
+  return { metadata: md, contentLength, chunked, contentType, appId, authorization, apiToken, traceparent, tracestate, traceHeaders };
 }
 
 /** Sets the caller/callee identity headers, replacing whatever the metadata held under any casing. */

@@ -7,7 +7,7 @@ import type { CallOpener, CallOptions, CallResult, ClientCall, ClientReader, Tra
 import { targetLabel } from '../grpc/channel.js';
 import type { ChannelTarget } from '../grpc/connection.js';
 import { SessionKeeper } from '../grpc/keepalive.js';
-import type { Metadata, ReceivedMetadata } from '../grpc/metadata.js';
+import { forGrpcPeersOnly, type Metadata, type ReceivedMetadata } from '../grpc/metadata.js';
 import { grpcCodeForRstCode, http2ErrorName } from '../grpc/status.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../grpc/framing.js';
 import { silentLogger, type Logger } from '../observability/logging/index.js';
@@ -846,7 +846,7 @@ export class LaneChannel implements CallOpener, ConnectionOwner {
 
   #open(connection: LaneConnection, path: string, metadata: Metadata | undefined, options: CallOptions): LaneClientCall {
     const call = new LaneClientCall(this, connection, path, options);
-    call.start(metadata);
+    call.start(forGrpcPeersOnly(metadata) ? undefined : metadata);
     return call;
   }
 

@@ -224,6 +224,7 @@ function abortReason(status: CallStatus): CourierError {
 export class LaneServerCall implements ServerCall, FinalFrame {
   readonly path: string;
   readonly startedAt = performance.now();
+  readonly viaLane = true;
   readonly deadline: number | undefined;
   readonly id: number;
 

@@ -176,6 +176,19 @@ describe('traces exported to real OTLP and Zipkin receivers', () => {
     for (const receiver of [otlpHttp, otlpGrpc, zipkin]) assert.equal(receiver.spans.filter((s) => s.traceId === unsampledTrace).length, 0);
   });
 
+  test('over gRPC between the sidecars (as with a daprd peer) the callee reads grpc-trace-bin from the call', async () => {
+    const config = configFile(env, 'front-h2', `  tracing:\n    samplingRate: "1"\n    otel:\n      endpointAddress: "127.0.0.1:${otlpHttp.port}"\n      protocol: http\n      isSecure: false\n`);
+    const viaGrpc = await startSidecar(env, { appId: 'front-h2', args: ['--config', config, '--internal-lane=false'], env: FAST_EXPORT });
+    const traceId = 'c0ffee00c0ffee00c0ffee00c0ffee00';
+    const res = await send(viaGrpc.httpPort, { method: 'POST', path: '/v1.0/invoke/back/method/direct', headers: { traceparent: `00-${traceId}-${PARENT_ID}-01` }, body: 'x' });
+    assert.equal(res.status, 200);
+    const client = (await otlpHttp.waitFor((s) => s.some((x) => x.traceId === traceId))).find((x) => x.traceId === traceId);
+    const server = (await otlpGrpc.waitFor((s) => s.some((x) => x.traceId === traceId))).find((x) => x.traceId === traceId);
+    assert.equal(client?.serviceName, 'front-h2');
+    assert.equal(client?.parentSpanId, PARENT_ID);
+    assert.equal(server?.parentSpanId, client?.spanId);
+  });
+
   test('every HTTP API response carries a traceparent, a child of the one sent', async () => {
     const health = await send(front.httpPort, { method: 'GET', path: '/v1.0/healthz', headers: { traceparent: `00-${TRACE_ID}-${PARENT_ID}-01` } });
     assert.equal(health.status, 204);

@@ -361,7 +361,7 @@ export class HttpApiServer {
       // The call's span starts first, so that even a refusal answers with its traceparent.
       span = tracer.start(SpanKind.CLIENT, parseTraceparent(scanned.traceparent, scanned.tracestate));
       (res as MeteredResponse)[SPAN] = span;
-      (res as MeteredResponse)[TRACEPARENT] = setTraceMetadata(scanned.metadata, span, false);
+      (res as MeteredResponse)[TRACEPARENT] = setTraceMetadata(scanned.metadata, span, false, scanned.traceHeaders);
       if (span.recording) span.name = `${verb} ${routePattern(matchRoute(verb, path), path)}`;
     }
     const found = findTargetAndMethod(scanned, path, isInvokeRoute);

@@ -24,7 +24,7 @@ import {
   type Status,
 } from '../../proto/index.js';
 import { verbFromEnum } from '../../invoke/verbs.js';
-import { traceFromGrpcMetadata, setTraceMetadata } from '../../observability/tracing/propagation.js';
+import { traceFromGrpcMetadata, traceFromInvokeMetadata, setTraceMetadata } from '../../observability/tracing/propagation.js';
 import { addDaprHeaders, describeCallSpan, endCallSpan } from '../../observability/tracing/call-spans.js';
 import { SpanKind, type Span, type Tracer } from '../../observability/tracing/tracer.js';
 
@@ -195,9 +195,15 @@ function requestFrom(
   };
 }
 
-/** The callee's span of a call, a child of the context the caller sent. */
-function startSpan(options: InternalServerOptions, call: ServerCall): Span | undefined {
-  return options.tracer?.start(SpanKind.SERVER, traceFromGrpcMetadata(call.metadata));
+/**
+ * The callee's span of a call, a child of the context the caller sent: in the call's metadata
+ * (`grpc-trace-bin`, else `traceparent`), or, over the lane, whose callers are Courier sidecars, in the
+ * request's own metadata, which is already decoded (the call's metadata is then never built).
+ */
+function startSpan(options: InternalServerOptions, call: ServerCall, request: InternalInvokeRequest): Span | undefined {
+  const tracer = options.tracer;
+  if (tracer === undefined) return undefined;
+  return tracer.start(SpanKind.SERVER, call.viaLane === true ? traceFromInvokeMetadata(request.metadata) : traceFromGrpcMetadata(call.metadata));
 }
 
 /** Ends the callee's span: the app's status (or the failure's), and the call's own status. */
@@ -309,7 +315,6 @@ class StreamedCall implements ResponseSink {
   }
 
   start(): void {
-    this.#span = startSpan(this.#options, this.#call);
     this.#call.setReader(new StreamedCallReader(this));
   }
 
@@ -334,6 +339,7 @@ class StreamedCall implements ResponseSink {
         return;
       }
       try {
+        this.#span = startSpan(this.#options, this.#call, msg.request);
         this.#request = requestFrom(this.#options, this.#call, msg.request, this.#call.signal, this.#span);
       } catch (err) {
         this.#fail(CourierError.from(err));
@@ -531,7 +537,6 @@ class UnaryCall implements ResponseSink {
   }
 
   start(): void {
-    this.#span = startSpan(this.#options, this.#call);
     this.#call.setReader({
       message: (bytes) => {
         if (this.#request === undefined) this.#request = bytes;
@@ -551,6 +556,7 @@ class UnaryCall implements ResponseSink {
     let decoded: InternalInvokeRequest;
     try {
       decoded = internalInvokeRequestCodec.decode(this.#request);
+      this.#span = startSpan(this.#options, this.#call, decoded);
       const request = requestFrom(this.#options, this.#call, decoded, this.#call.signal, this.#span);
       this.#caller = request.caller.appId;
       const data = decoded.message?.data?.value;

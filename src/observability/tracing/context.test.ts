@@ -10,7 +10,8 @@ import {
   RatioSampler,
   validTraceState,
 } from './context.js';
-import { grpcTraceHeaders, setTraceMetadata, traceFromGrpcMetadata } from './propagation.js';
+import { grpcTraceHeaders, setTraceMetadata, traceFromGrpcMetadata, traceFromInvokeMetadata } from './propagation.js';
+import { forGrpcPeersOnly } from '../../grpc/metadata.js';
 import { tracingSettings, otlpUrl } from './settings.js';
 import { Tracer, SpanKind, type Span } from './tracer.js';
 
@@ -112,6 +113,16 @@ test('propagation: metadata gets the span as the next parent, under one name wha
   assert.deepEqual(md['grpc-trace-bin']?.values, [formatGrpcTraceBin(span)]);
   const headers = grpcTraceHeaders(span);
   assert.deepEqual(Object.keys(headers).sort(), ['grpc-trace-bin', 'traceparent', 'tracestate']);
+  // The lane leaves these out (its callee reads the request's metadata); the marker is no header.
+  assert.equal(forGrpcPeersOnly(headers), true);
+  assert.equal(forGrpcPeersOnly({ traceparent: 'x' }), false);
+  assert.deepEqual(traceFromInvokeMetadata(md), { ...span });
+  assert.equal(traceFromInvokeMetadata({ Traceparent: { values: [TP] } })?.spanId, '00f067aa0ba902b7', 'an older Courier forwards the canonical name');
+  assert.equal(traceFromInvokeMetadata(undefined), undefined);
+  // Without other trace keys the search for other casings can be skipped.
+  const clean = Object.create(null) as Record<string, { values?: string[] }>;
+  setTraceMetadata(clean, span, false, false);
+  assert.deepEqual(clean.traceparent?.values, ['00-4bf92f3577b34da6a3ce929d0e0e4736-1111111111111111-01']);
   // Received metadata: grpc-trace-bin first, traceparent otherwise.
   const other = parseTraceparent('00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00')!;
   assert.equal(traceFromGrpcMetadata({ 'grpc-trace-bin': String(headers['grpc-trace-bin']), traceparent: formatTraceparent(other) })?.spanId, '1111111111111111');

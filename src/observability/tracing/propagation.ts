@@ -1,4 +1,4 @@
-import type { ReceivedMetadata, Metadata as GrpcMetadata } from '../../grpc/metadata.js';
+import { GRPC_PEERS_ONLY, type ReceivedMetadata, type Metadata as GrpcMetadata } from '../../grpc/metadata.js';
 import type { Metadata } from '../../invoke/headers.js';
 import { formatGrpcTraceBin, formatTraceparent, parseGrpcTraceBin, parseTraceparent, type TraceContext } from './context.js';
 
@@ -25,11 +25,26 @@ export function traceFromGrpcMetadata(md: ReceivedMetadata): TraceContext | unde
   return parseTraceparent(firstOf(md.traceparent), traceState);
 }
 
-/** The metadata that carries `ctx` on a gRPC call to another sidecar (both encodings, as Dapr sends). */
+/**
+ * The metadata that carries `ctx` on a gRPC call to another sidecar (both encodings, as Dapr sends).
+ * Marked for gRPC peers only: over the Courier lane the callee reads the context from the request's
+ * own metadata (see `traceFromInvokeMetadata`), so nothing is encoded twice.
+ */
 export function grpcTraceHeaders(ctx: TraceContext): GrpcMetadata {
   const headers: GrpcMetadata = { traceparent: formatTraceparent(ctx), 'grpc-trace-bin': formatGrpcTraceBin(ctx) };
   if (ctx.traceState !== undefined) headers.tracestate = ctx.traceState;
+  (headers as { [GRPC_PEERS_ONLY]?: true })[GRPC_PEERS_ONLY] = true;
   return headers;
+}
+
+/**
+ * The trace context a Courier caller put in the request's metadata (`traceparent`, `tracestate`, set by
+ * `setTraceMetadata`); an older Courier forwards its app's `Traceparent` under the canonical name.
+ */
+export function traceFromInvokeMetadata(md: Metadata | undefined): TraceContext | undefined {
+  if (md === undefined) return undefined;
+  const traceparent = md.traceparent?.values?.[0] ?? md.Traceparent?.values?.[0];
+  return parseTraceparent(traceparent, md.tracestate?.values?.[0] ?? md.Tracestate?.values?.[0]);
 }
 
 function isTraceKey(key: string): boolean {
@@ -42,10 +57,11 @@ function isTraceKey(key: string): boolean {
 /**
  * Replaces whatever trace headers invocation metadata holds (under any casing) with `ctx`: the
  * context the next hop sees as its parent. `binary` adds `grpc-trace-bin` too (for a gRPC app).
- * Returns the `traceparent` value set.
+ * Returns the `traceparent` value set. `mayHoldTraceKeys: false` (the caller knows there are none)
+ * skips the search for other casings.
  */
-export function setTraceMetadata(md: Metadata, ctx: TraceContext, binary: boolean): string {
-  for (const key in md) if (isTraceKey(key)) delete md[key];
+export function setTraceMetadata(md: Metadata, ctx: TraceContext, binary: boolean, mayHoldTraceKeys = true): string {
+  if (mayHoldTraceKeys) for (const key in md) if (isTraceKey(key)) delete md[key];
   const traceparent = formatTraceparent(ctx);
   md.traceparent = { values: [traceparent] };
   if (ctx.traceState !== undefined) md.tracestate = { values: [ctx.traceState] };
