@@ -199,4 +199,13 @@ test('settings: Dapr defaults, spec.tracing and the OTEL_EXPORTER_OTLP_* variabl
   assert.equal(otlpUrl('localhost:4318', 'http', true), 'https://localhost:4318/v1/traces');
   assert.equal(otlpUrl('http://localhost:4318/custom/path', 'http', true), 'http://localhost:4318/custom/path');
   assert.equal(otlpUrl('https://collector:4317/ignored', 'grpc', false), 'https://collector:4317');
+  // An endpoint that would silently go somewhere else is refused.
+  assert.throws(() => otlpUrl('127.0.0.1:', 'http', false), /"127\.0\.0\.1:" has a ":" but no port/);
+  assert.throws(() => otlpUrl('http://127.0.0.1:/v1/traces', 'http', false), /but no port/);
+  assert.throws(() => otlpUrl('[::1]:', 'grpc', false), /but no port/);
+  assert.throws(() => otlpUrl('ftp://collector:21', 'http', false), /must be http or https/);
+  assert.throws(() => otlpUrl('collector:port', 'http', false), /not a valid address/);
+  assert.equal(otlpUrl('[::1]:4318', 'http', false), 'http://[::1]:4318/v1/traces');
+  assert.throws(() => tracingSettings({ zipkin: { endpointAddress: 'localhost:' } }, {}), /ERR_INVALID_CONFIG|not a valid address|no host|no port|http or https/);
+  assert.equal(tracingSettings({ zipkin: { endpointAddress: 'http://localhost:9411/api/v2/spans' } }, {}).exporters[0]?.kind, 'zipkin');
 });

@@ -45,7 +45,7 @@ export function tracingSettings(spec: TracingSpec, env: NodeJS.ProcessEnv): Trac
   const exporters: ExporterSettings[] = [];
   if (spec.stdout === true) exporters.push({ kind: 'stdout' });
   const zipkin = spec.zipkin?.endpointAddress?.trim();
-  if (zipkin !== undefined && zipkin !== '') exporters.push({ kind: 'zipkin', url: zipkin });
+  if (zipkin !== undefined && zipkin !== '') exporters.push({ kind: 'zipkin', url: endpointUrl(zipkin, zipkin).toString() });
   const otlp = otlpSettings(spec, env);
   if (otlp !== undefined) exporters.push(otlp);
   return { samplingRate, exporters, ...(warning === undefined ? {} : { warning }) };
@@ -94,10 +94,28 @@ function otlpSettings(spec: TracingSpec, env: NodeJS.ProcessEnv): ExporterSettin
  */
 export function otlpUrl(endpoint: string, protocol: 'http' | 'grpc', secure: boolean): string {
   const hasScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(endpoint);
-  const url = new URL(hasScheme ? endpoint : `${secure ? 'https' : 'http'}://${endpoint}`);
+  const url = endpointUrl(hasScheme ? endpoint : `${secure ? 'https' : 'http'}://${endpoint}`, endpoint);
   if (protocol === 'grpc') return `${url.protocol}//${url.host}`;
   if (url.pathname === '/' || url.pathname === '') url.pathname = '/v1/traces';
   return url.toString();
+}
+
+/**
+ * Parses an exporter endpoint, refusing what would otherwise be sent somewhere else without a word: a
+ * scheme other than http(s), no host, or a `:` with no port after it (`127.0.0.1:` would mean port 80).
+ */
+function endpointUrl(text: string, asWritten: string): URL {
+  const bad = (why: string): CourierError => new CourierError('ERR_INVALID_CONFIG', `the tracing endpoint "${asWritten}" ${why}`);
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw bad('is not a valid address (host:port or an http(s) URL)');
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw bad('must be http or https');
+  if (url.hostname === '') throw bad('has no host');
+  if (url.port === '' && /^[a-z][a-z0-9+.-]*:\/\/(\[[^\]]*\]|[^/:?#]*):(?=$|[/?#])/i.test(text)) throw bad('has a ":" but no port');
+  return url;
 }
 
 type OtelHeaders = NonNullable<TracingSpec['otel']>['headers'];
