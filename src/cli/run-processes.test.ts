@@ -40,7 +40,11 @@ test('stop() ends the whole process group, with SIGKILL for what ignores SIGTERM
   `;
   const lines: string[] = [];
   const child = await ManagedProcess.start({ command: process.execPath, args: ['-e', script], cwd: process.cwd(), env: process.env, stdout: (l) => lines.push(l), stderr: (l) => lines.push(l) });
-  while (!lines.includes('grandchild up')) await sleep(20);
+  // Bounded: a line that never comes fails the test with what did come, instead of holding the suite.
+  const deadline = Date.now() + 30_000;
+  while (!lines.includes('grandchild up') && Date.now() < deadline) await sleep(20);
+  if (!lines.includes('grandchild up')) await child.stop(300);
+  assert.ok(lines.includes('grandchild up'), `the grandchild did not report within 30 s; output: ${JSON.stringify(lines)}`);
   const grandchild = Number(lines.find((l) => l.startsWith('grandchild '))?.split(' ')[1]);
   assert.ok(isAlive(grandchild));
   const started = Date.now();
@@ -63,7 +67,10 @@ test('stop() of a process that exits on SIGTERM returns its status at once', { s
     stdout: (line) => (up ||= line === 'up'),
     stderr: () => {},
   });
-  while (!up) await sleep(20);
+  const deadline = Date.now() + 30_000;
+  while (!up && Date.now() < deadline) await sleep(20);
+  if (!up) await child.stop(300);
+  assert.ok(up, 'the child did not report within 30 s');
   assert.deepEqual(await child.stop(5000), { code: 7, signal: null });
   assert.deepEqual(await child.stop(5000), { code: 7, signal: null });
 });
