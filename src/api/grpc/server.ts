@@ -19,7 +19,7 @@ import type { FlowControl, Invoke, InvokeRequest, InvokeTarget, ResponseHead, Re
 import { verbFromEnum } from '../../invoke/verbs.js';
 import { isExternalTarget } from '../../invoke/types.js';
 import { setTraceMetadata, traceFromGrpcMetadata } from '../../observability/tracing/propagation.js';
-import { addDaprHeaders, describeCallSpan, endCallSpan } from '../../observability/tracing/call-spans.js';
+import { addDaprHeaders, describeCallSpan, endGrpcCallSpan } from '../../observability/tracing/call-spans.js';
 import { SpanKind, type Span, type Tracer } from '../../observability/tracing/tracer.js';
 import type { Logger } from '../../observability/logging/index.js';
 import {
@@ -340,12 +340,7 @@ class InvokeServiceSink implements ResponseSink {
 
   #finish(status: { code: number; message?: string; details?: readonly Any[] }, trailers?: GrpcMetadata): void {
     this.#done = true;
-    const span = this.#span;
-    if (span?.recording === true) {
-      const appStatus = this.#head?.status ?? 0;
-      if (appStatus >= 100) span.set('http.response.status_code', appStatus);
-      endCallSpan(span, status.code, status.code === GrpcStatus.OK ? undefined : (status.message ?? `gRPC status ${status.code}`));
-    }
+    endGrpcCallSpan(this.#span, this.#head?.status ?? 0, status);
     const out: GrpcMetadata = trailers ?? {};
     if (status.details !== undefined && status.details.length > 0) {
       out['grpc-status-details-bin'] = statusDetailsTrailer(status.code, status.message ?? '', status.details);

@@ -72,7 +72,7 @@ export class HttpResponseWriter extends CallAbort implements ResponseSink {
       // A gRPC app's error (Dapr: HTTPStatusFromCode, body = the google.rpc.Status as JSON).
       const body = grpcErrorJson(head.status, head.statusMessage ?? '', head.statusDetails ?? []);
       const traceparent = (res as TaggedResponse)[TRACEPARENT];
-      if (traceparent !== undefined && !hasHeader(headers, 'traceparent')) headers.push('traceparent', traceparent);
+      if (traceparent !== undefined && (headersPresent(headers) & HAS_TRACEPARENT) === 0) headers.push('traceparent', traceparent);
       headers.push('Content-Type', 'application/json', 'Content-Length', String(Buffer.byteLength(body)));
       this.#answered = true;
       try {
@@ -160,11 +160,6 @@ function headersPresent(flat: readonly string[]): number {
     else if (name.length === 11 && name.toLowerCase() === 'traceparent') found |= HAS_TRACEPARENT;
   }
   return found;
-}
-
-function hasHeader(flat: readonly string[], lowerName: string): boolean {
-  for (let i = 0; i < flat.length; i += 2) if ((flat[i] ?? '').toLowerCase() === lowerName) return true;
-  return false;
 }
 
 /** Writes an error response (JSON, or plain text for the API-token failure). */

@@ -25,7 +25,7 @@ import {
 } from '../../proto/index.js';
 import { verbFromEnum } from '../../invoke/verbs.js';
 import { traceFromGrpcMetadata, traceFromInvokeMetadata, setTraceMetadata } from '../../observability/tracing/propagation.js';
-import { addDaprHeaders, describeCallSpan, endCallSpan } from '../../observability/tracing/call-spans.js';
+import { addDaprHeaders, describeCallSpan, endGrpcCallSpan } from '../../observability/tracing/call-spans.js';
 import { SpanKind, type Span, type Tracer } from '../../observability/tracing/tracer.js';
 
 export const CALL_LOCAL_STREAM = '/dapr.proto.internals.v1.ServiceInvocation/CallLocalStream';
@@ -204,17 +204,6 @@ function startSpan(options: InternalServerOptions, call: ServerCall, request: In
   const tracer = options.tracer;
   if (tracer === undefined) return undefined;
   return tracer.start(SpanKind.SERVER, call.viaLane === true ? traceFromInvokeMetadata(request.metadata) : traceFromGrpcMetadata(call.metadata));
-}
-
-/** Ends the callee's span: the app's status (or the failure's), and the call's own status. */
-function endSpan(span: Span | undefined, appStatus: number, status: { code: number; message?: string }): void {
-  if (span?.recording !== true) return;
-  if (appStatus >= 100) span.set('http.response.status_code', appStatus);
-  let failure: string | undefined;
-  if (status.code !== GrpcStatus.OK) failure = status.message ?? `gRPC status ${status.code}`;
-  else if (appStatus >= 500) failure = `HTTP ${appStatus}`;
-  else if (appStatus > 0 && appStatus < 100) failure = `the app answered gRPC status ${appStatus}`;
-  endCallSpan(span, status.code, failure);
 }
 
 /** The request a callee builds from the leading message; its body is set when the app is called. */
@@ -506,7 +495,7 @@ class StreamedCall implements ResponseSink {
     this.#call.end(status);
     const caller = this.#request?.caller.appId;
     if (caller !== undefined) this.#options.metrics?.responseSent(caller, this.#status);
-    endSpan(this.#span, this.#status, status);
+    endGrpcCallSpan(this.#span, this.#status, status);
   }
 }
 
@@ -533,7 +522,7 @@ class UnaryCall implements ResponseSink {
   /** Records the answer in the metrics and the span. */
   #record(status: number, callStatus: { code: number; message?: string }): void {
     if (this.#caller !== undefined) this.#options.metrics?.responseSent(this.#caller, status);
-    endSpan(this.#span, status, callStatus);
+    endGrpcCallSpan(this.#span, status, callStatus);
   }
 
   start(): void {

@@ -33,6 +33,20 @@ export function addDaprHeaders(span: Span, md: Metadata): void {
 }
 
 /**
+ * Ends the span of a call answered over gRPC (the callee's CallLocal, the gRPC API's InvokeService):
+ * the app's status (`appStatus`, an HTTP status ≥ 100 or a gRPC code) and the call's own status.
+ */
+export function endGrpcCallSpan(span: Span | undefined, appStatus: number, status: { code: number; message?: string | undefined }): void {
+  if (span?.recording !== true) return;
+  if (appStatus >= 100) span.set('http.response.status_code', appStatus);
+  let failure: string | undefined;
+  if (status.code !== 0) failure = status.message ?? `gRPC status ${status.code}`;
+  else if (appStatus >= 500) failure = `HTTP ${appStatus}`;
+  else if (appStatus > 0 && appStatus < 100) failure = `the app answered gRPC status ${appStatus}`;
+  endCallSpan(span, status.code, failure);
+}
+
+/**
  * Ends a call span with the answer's status: `status` ≥ 100 is an HTTP status (ERROR from 500 on),
  * below 100 a gRPC code (ERROR when not OK); `failure` (the sidecar's own error) always means ERROR.
  */

@@ -87,15 +87,6 @@ export class Tracer {
     this.#sink = sink;
   }
 
-  get samplingRate(): number {
-    return this.#sampler.rate;
-  }
-
-  /** True when sampled spans are exported somewhere. */
-  get exporting(): boolean {
-    return this.#sink !== undefined;
-  }
-
   /**
    * A span for a call, as a child of `parent` (the context the caller sent, if valid) or as the root
    * of a new trace. Name it and set its attributes only when it is `recording`.
