@@ -2,6 +2,7 @@ import type { PeerCertificate } from 'node:tls';
 import type { CallSignal } from '../invoke/call-signal.js';
 import type { Metadata, ReceivedMetadata } from './metadata.js';
 import type { CallStatus } from './status.js';
+import type { Slotted } from '../util/call-tables.js';
 
 // The call objects the rest of Courier works with, whatever carries them: gRPC over HTTP/2
 // (`Http2ClientCall`, `Http2ServerCall`) or the Courier-to-Courier lane (`src/lane/`). Both give the
@@ -118,7 +119,7 @@ export interface Peer {
  * Every send after the call finished (ended, cancelled, deadline, shutdown) is a no-op and never
  * throws, so a handler racing a cancellation needs no guards; it should watch `signal` to stop work.
  */
-export interface ServerCall {
+export interface ServerCall extends Slotted {
   /** The method path, `/package.Service/Method`. */
   readonly path: string;
   /** Absolute deadline (epoch ms) the client set, if any. */

@@ -7,6 +7,7 @@ import {
 } from 'node:http2';
 import { CourierError, GrpcStatus, errorMessage } from '../errors/index.js';
 import type { Peer, ServerCall, ServerReader } from './call.js';
+import { SLOT } from '../util/call-tables.js';
 import type { Logger } from '../observability/logging/index.js';
 import { MessageDecoder, messageHead, totalLength } from './framing.js';
 import { appendCustomMetadata, metadataFromRawHeaders, type Metadata, type ReceivedMetadata } from './metadata.js';
@@ -100,6 +101,8 @@ function abortReason(status: CallStatus): CourierError {
 export class Http2ServerCall implements ServerCall {
   /** The `:path` of the request, `/package.Service/Method`. */
   readonly path: string;
+  /** Its place among the server's running calls. */
+  [SLOT] = -1;
   readonly startedAt = performance.now();
   /** Absolute deadline (epoch ms) from the request's `grpc-timeout`, if it had one. */
   readonly deadline: number | undefined;

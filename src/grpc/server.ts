@@ -22,6 +22,7 @@ import type { Peer, ServerCall } from './call.js';
 import { Http2ServerCall, respondTrailersOnly, type ServerCallOwner, type ServerCallSession } from './server-call.js';
 import { parseGrpcTimeout } from './timeout.js';
 import { limitConnections } from '../util/connection-limit.js';
+import { SlotSet } from '../util/call-tables.js';
 
 /** Handles one call. It owns the call from here: it must eventually `end` it (or see it cancelled). */
 export type CallHandler = (call: ServerCall) => void;
@@ -170,7 +171,7 @@ export class GrpcServer {
 
   readonly #servers: (Http2Server | Http2SecureServer)[] = [];
   readonly #sessions = new Set<ServerSession>();
-  readonly #calls = new Set<ServerCall>();
+  readonly #calls = new SlotSet<ServerCall>();
   #closing: Promise<void> | undefined;
   #sessionsGone: (() => void) | undefined;
 
@@ -323,7 +324,7 @@ export class GrpcServer {
       clearTimeout(timer);
       if (this.connectionCount > 0) {
         const status = { code: GrpcStatus.UNAVAILABLE, message: 'the server is shutting down' };
-        for (const call of [...this.#calls]) call.cancel(status);
+        for (const call of this.#calls.values()) call.cancel(status);
         for (const record of this.#sessions) record.session.destroy();
         for (const session of this.#laneSessions) session.destroy('the server is shutting down');
         // A session Node had already closed gracefully would otherwise wait for the client.

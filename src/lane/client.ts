@@ -11,6 +11,7 @@ import { forGrpcPeersOnly, type Metadata, type ReceivedMetadata } from '../grpc/
 import { grpcCodeForRstCode, http2ErrorName } from '../grpc/status.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../grpc/framing.js';
 import { silentLogger, type Logger } from '../observability/logging/index.js';
+import { IdTable } from '../util/call-tables.js';
 import { DEFAULT_LIMITS, LaneEndpoint } from './endpoint.js';
 import { StreamReceiver, StreamSender, type FinalFrame } from './stream.js';
 import {
@@ -93,7 +94,7 @@ const MAX_STREAM_ID = 0x7fff_ffff;
 export class LaneConnection extends LaneEndpoint {
   readonly #owner: ConnectionOwner;
   readonly #keeper: SessionKeeper;
-  readonly #calls = new Map<number, LaneClientCall>();
+  readonly #calls = new IdTable<LaneClientCall>();
   #state = CONNECTING;
   #nextId = 1;
   #goawayLastStreamId: number | undefined;
@@ -189,7 +190,7 @@ export class LaneConnection extends LaneEndpoint {
     this.#goawayLastStreamId = lastStreamId;
     this.#owner.settings.logger.debug({ target: this.#owner.label, code, lastStreamId, reason }, 'lane connection received GOAWAY');
     if (this.#state === READY || this.#state === CONNECTING) this.#state = DRAINING;
-    for (const [id, call] of [...this.#calls]) {
+    for (const [id, call] of this.#calls.entries()) {
       if (id > lastStreamId) call.connectionLost('refused', `${this.#owner.label} is going away (GOAWAY) and did not process the call`);
     }
     if (this.#calls.size === 0) this.#end();
@@ -221,7 +222,7 @@ export class LaneConnection extends LaneEndpoint {
       const label = this.#owner.label;
       const last = this.#goawayLastStreamId;
       const reason = this.failure ?? 'the connection closed';
-      for (const [id, call] of [...this.#calls]) {
+      for (const [id, call] of this.#calls.entries()) {
         if (last !== undefined && id > last) call.connectionLost('refused', `${label} is going away (GOAWAY) and did not process the call`);
         else call.connectionLost('reset', `the connection to ${label} was lost: ${reason}`);
       }

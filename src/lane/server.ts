@@ -1,4 +1,5 @@
 import type { Duplex } from 'node:stream';
+import { IdTable, SLOT } from '../util/call-tables.js';
 import { CourierError, GrpcStatus } from '../errors/index.js';
 import type { Peer, ServerCall, ServerReader } from '../grpc/call.js';
 import { SessionKeeper } from '../grpc/keepalive.js';
@@ -57,7 +58,7 @@ export class LaneServerSession extends LaneEndpoint {
   readonly peer: Peer;
   readonly #router: LaneCallRouter;
   readonly #keeper: SessionKeeper;
-  readonly #calls = new Map<number, LaneServerCall>();
+  readonly #calls = new IdTable<LaneServerCall>();
   #lastStreamId = 0;
   #goingAway = false;
   #handshakeTimer: NodeJS.Timeout | undefined;
@@ -157,7 +158,7 @@ export class LaneServerSession extends LaneEndpoint {
     if (this.#handshakeTimer !== undefined) clearTimeout(this.#handshakeTimer);
     this.#keeper.stop();
     const reason = this.failure ?? 'the connection closed';
-    const calls = [...this.#calls.values()];
+    const calls = this.#calls.values();
     this.#calls.clear();
     for (const call of calls) {
       call.connectionLost(reason);
@@ -223,6 +224,8 @@ function abortReason(status: CallStatus): CourierError {
  */
 export class LaneServerCall implements ServerCall, FinalFrame {
   readonly path: string;
+  /** Its place among the server's running calls. */
+  [SLOT] = -1;
   readonly startedAt = performance.now();
   readonly viaLane = true;
   readonly deadline: number | undefined;

@@ -1,0 +1,114 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { IdTable, SLOT, SlotSet, type Slotted } from './call-tables.js';
+
+test('IdTable keeps entries by id, counts them, and lists them in id order', () => {
+  const table = new IdTable<string>();
+  assert.equal(table.size, 0);
+  table.set(5, 'five');
+  table.set(1, 'one');
+  table.set(3_000_000_001, 'big');
+  table.set(5, 'FIVE');
+  assert.equal(table.size, 3);
+  assert.equal(table.get(5), 'FIVE');
+  assert.equal(table.get(7), undefined);
+  assert.deepEqual(table.values(), ['one', 'FIVE', 'big']);
+  assert.deepEqual(table.entries(), [
+    [1, 'one'],
+    [5, 'FIVE'],
+    [3_000_000_001, 'big'],
+  ]);
+  assert.equal(table.delete(5), true);
+  assert.equal(table.delete(5), false);
+  assert.equal(table.size, 2);
+  assert.equal(table.get(5), undefined);
+  const walked: string[] = [];
+  for (const value of table.values()) {
+    walked.push(value);
+    table.delete(1); // changing the table while walking a copy of it
+  }
+  assert.deepEqual(walked, ['one', 'big']);
+  table.clear();
+  assert.equal(table.size, 0);
+  assert.deepEqual(table.values(), []);
+});
+
+class Item implements Slotted {
+  [SLOT] = -1;
+  constructor(readonly name: string) {}
+}
+
+test('SlotSet adds each item once and removes any item, whatever its place', () => {
+  const set = new SlotSet<Item>();
+  const [a, b, c, d] = ['a', 'b', 'c', 'd'].map((name) => new Item(name)) as [Item, Item, Item, Item];
+  for (const item of [a, b, c, a]) set.add(item);
+  assert.equal(set.size, 3);
+  assert.equal(set.delete(a), true); // the first: the last takes its place
+  assert.equal(set.delete(a), false);
+  assert.equal(set.has(a), false);
+  assert.equal(a[SLOT], -1);
+  assert.deepEqual(set.values().map((i) => i.name).sort(), ['b', 'c']);
+  set.add(d);
+  assert.equal(set.delete(d), true); // the last
+  assert.equal(set.delete(b), true);
+  assert.deepEqual(set.values().map((i) => i.name), ['c']);
+  assert.equal(set.has(c), true);
+  const other = new SlotSet<Item>();
+  assert.equal(other.has(c), false, 'an item is only in the set that holds it');
+  assert.equal(other.delete(c), false);
+  assert.equal(set.size, 1);
+});
+
+/**
+ * What the tables are for (see call-tables.ts): after one full collection, a Map churned once per
+ * call keeps promoting its dead tables, and the calls in them, to the old generation; the tables here
+ * do not. Each container holds 16 "calls" of about 2 KB while 20 000 more come and go.
+ */
+test('after a full collection, call tables promote no garbage where a Map and a Set do', (t) => {
+  const promotedKb = (kind: 'map' | 'id-table' | 'set' | 'slot-set'): number => {
+    const script = `
+      import { getHeapSpaceStatistics } from 'node:v8';
+      const { IdTable, SlotSet, SLOT } = await import(${JSON.stringify(new URL('./call-tables.ts', import.meta.url).href)});
+      const kind = ${JSON.stringify(kind)};
+      const keyed = kind === 'map' ? new Map() : kind === 'id-table' ? new IdTable() : undefined;
+      const set = kind === 'set' ? new Set() : kind === 'slot-set' ? new SlotSet() : undefined;
+      // The 16 calls in flight, oldest first in turn; each new call ends the oldest.
+      const inFlight = new Array(16).fill(undefined);
+      let id = 1;
+      let n = 0;
+      const call = () => {
+        const c = { id, [SLOT]: -1, parts: Array.from({ length: 16 }, (_, i) => ({ i, s: 'x'.repeat(64) + id })) };
+        const at = n++ % 16;
+        const gone = inFlight[at];
+        if (gone !== undefined) {
+          if (keyed) keyed.delete(gone.id);
+          else set.delete(gone);
+        }
+        inFlight[at] = c;
+        if (keyed) keyed.set(id, c);
+        else set.add(c);
+        id += 2;
+      };
+      const oldUsed = () => getHeapSpaceStatistics().find((s) => s.space_name === 'old_space').space_used_size;
+      for (let i = 0; i < 20000; i++) call();
+      globalThis.gc();
+      const before = oldUsed();
+      for (let i = 0; i < 20000; i++) call();
+      process.stdout.write(String((oldUsed() - before) / 1024));`;
+    const out = spawnSync(process.execPath, ['--expose-gc', '--max-semi-space-size=1', '--single-threaded-gc', '--import', 'tsx', '--input-type=module', '-e', script], {
+      encoding: 'utf8',
+    });
+    assert.equal(out.status, 0, out.stderr);
+    return Number(out.stdout);
+  };
+  const map = promotedKb('map');
+  const idTable = promotedKb('id-table');
+  const set = promotedKb('set');
+  const slotSet = promotedKb('slot-set');
+  const figures = `old-generation growth in KB: Map ${map}, IdTable ${idTable}, Set ${set}, SlotSet ${slotSet}`;
+  t.diagnostic(figures);
+  // The Maps and Sets are the control: without their promotion this test would show nothing.
+  assert.ok(map > 4000 && set > 4000, figures);
+  assert.ok(idTable < map / 5 && slotSet < set / 5, figures);
+});
