@@ -259,6 +259,7 @@ export class Sidecar {
       accessControl: () => this.#accessControl,
       logger: log.child({ scope: 'proxy' }),
       metrics,
+      tracer,
     });
     this.#internal.setProxy(proxyToApp.remote);
     identity?.onChange(() => {
@@ -319,6 +320,7 @@ export class Sidecar {
         local: proxyToApp.local,
         logger: log.child({ scope: 'proxy' }),
         metrics,
+        tracer,
       }),
     );
     const grpcPort = await this.#listenApi('gRPC API', this.#grpcApi, options.grpcPort, '--dapr-grpc-port', sockets?.grpc);

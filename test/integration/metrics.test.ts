@@ -9,9 +9,10 @@ import { join } from 'node:path';
 import { TestEnv } from '../framework/env.js';
 import { startSidecar, type SidecarProcess } from '../framework/sidecar-process.js';
 import { startApp } from '../framework/test-app.js';
-import { send } from '../framework/http-client.js';
+import { errorOf, send } from '../framework/http-client.js';
 import { startPrometheus, type PrometheusProcess, type Sample } from '../framework/prometheus.js';
-import { echoClient, echoUnary, md, startGrpcApp } from '../framework/grpc-apps.js';
+import * as grpc from '@grpc/grpc-js';
+import { daprClient, echoClient, echoUnary, invokeService, md, startGrpcApp } from '../framework/grpc-apps.js';
 
 const invoke = (from: SidecarProcess, target: string, method: string) =>
   send(from.httpPort, { method: 'POST', path: `/v1.0/invoke/${target}/method/${method}`, body: 'hello' });
@@ -197,6 +198,37 @@ describe('metrics settings', () => {
     assert.equal((await invoke(other, 'shop', 'orders/4')).status, 200);
     const after = seriesOf(await scrape(callee), 'dapr_runtime_service_invocation_req_recv_total');
     assert.deepEqual([...after.entries()], [['{app_id="shop",src_app_id="someone"}', 1]]);
+  });
+
+  test("recordErrorCodes counts the error codes answered to the app, under Dapr's categories; without it there is no such metric", async () => {
+    const config = configFile(env, 'errors', '  metrics:\n    recordErrorCodes: true\n');
+    const sidecar = await startSidecar(env, { appId: 'counted', appPort: app.port, waitForApp: true, args: ['--config', config] });
+    // Over HTTP: two calls to an app with no instance, one call that names no app, one API Courier lacks.
+    for (let i = 0; i < 2; i++) assert.equal(errorOf(await invoke(sidecar, 'nobody', 'x')).errorCode, 'ERR_DIRECT_INVOKE');
+    assert.equal((await send(sidecar.httpPort, { method: 'POST', path: '/v1.0/invoke/method/x', body: '' })).status, 404);
+    assert.equal(errorOf(await send(sidecar.httpPort, { method: 'POST', path: '/v1.0/state/store', body: '[]' })).errorCode, 'ERR_API_UNIMPLEMENTED');
+    // An app's own error is not Courier's.
+    const appError = await startApp(env, (a) => a.fallback((_req, res) => res.writeHead(500).end('no')));
+    const failing = await startSidecar(env, { appId: 'failing', appPort: appError.port, waitForApp: true });
+    assert.equal((await invoke(sidecar, 'failing', 'x')).status, 500);
+    // Over gRPC: InvokeService to an app with no instance, and a Dapr API Courier lacks.
+    const client = daprClient(sidecar.grpcPort);
+    try {
+      const missing = await invokeService(client, { id: 'nobody', message: { method: 'x', data: { typeUrl: '', value: Buffer.alloc(0) }, contentType: '' } });
+      assert.notEqual(missing.err, null);
+      const unimplemented = await new Promise<grpc.ServiceError | null>((resolve) =>
+        client.makeUnaryRequest('/dapr.proto.runtime.v1.Dapr/GetState', (b: Buffer) => b, (b: Buffer) => b, Buffer.alloc(0), (err) => resolve(err)),
+      );
+      assert.equal(unimplemented?.code, grpc.status.UNIMPLEMENTED);
+    } finally {
+      client.close();
+    }
+    const counted = seriesOf(await scrape(sidecar), 'dapr_error_code_total');
+    assert.deepEqual(Object.fromEntries(counted), {
+      '{app_id="counted",category="service-invocation",error_code="ERR_DIRECT_INVOKE"}': 4,
+      '{app_id="counted",category="common",error_code="ERR_API_UNIMPLEMENTED"}': 2,
+    });
+    assert.doesNotMatch(await scrape(failing), /dapr_error_code_total/);
   });
 
   test('proxied gRPC calls (dapr-app-id) are counted on both sides, with the gRPC app status', async () => {

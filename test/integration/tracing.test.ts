@@ -16,7 +16,7 @@ import { send } from '../framework/http-client.js';
 import { refusedPort } from '../framework/ports.js';
 import { startOtlpGrpcReceiver, startOtlpHttpReceiver, startZipkinReceiver, type ReceivedSpan, type TraceReceiver } from '../framework/trace-receivers.js';
 import * as grpc from '@grpc/grpc-js';
-import { daprClient, invokeService, startGrpcApp } from '../framework/grpc-apps.js';
+import { daprClient, echoClient, echoUnary, invokeService, md, startGrpcApp } from '../framework/grpc-apps.js';
 
 const configFile = (env: TestEnv, name: string, spec: string): string => {
   const file = join(env.home, `${name}.yaml`);
@@ -229,6 +229,40 @@ describe('traces exported to real OTLP and Zipkin receivers', () => {
     const client2 = (await otlpHttp.waitFor((s) => s.some((x) => x.traceId === 'cd'.repeat(16)))).find((x) => x.traceId === 'cd'.repeat(16));
     assert.equal(client2?.parentSpanId, 'ef'.repeat(8), 'the gRPC API read the caller context from grpc-trace-bin');
     assert.equal(server?.parentSpanId, client2?.spanId);
+  });
+
+  test('a proxied gRPC call (dapr-app-id) gets a span at each sidecar, named by its method, and the app sees the callee span', async () => {
+    const grpcApp = await startGrpcApp(env);
+    grpcApp.echo.Unary = (call, cb) => (call.request.toString() === 'x' ? cb({ code: grpc.status.NOT_FOUND, details: 'no such thing' }) : cb(null, call.request));
+    const config = configFile(env, 'grpc-proxied', `  tracing:\n    samplingRate: "1"\n    otel:\n      endpointAddress: "${otlpGrpc.endpoint}"\n      protocol: grpc\n      isSecure: false\n`);
+    await startSidecar(env, { appId: 'proxied', appPort: grpcApp.port, waitForApp: true, args: ['--app-protocol', 'grpc', '--config', config], env: FAST_EXPORT });
+    const traceId = '5e'.repeat(16);
+    const client = echoClient(front.grpcPort);
+    try {
+      const answer = await echoUnary(client, Buffer.from('hi'), md({ 'dapr-app-id': 'proxied', traceparent: `00-${traceId}-${'a1'.repeat(8)}-01` }));
+      assert.equal(answer.toString(), 'hi');
+      await assert.rejects(echoUnary(client, Buffer.from('x'), md({ 'dapr-app-id': 'proxied', traceparent: `00-${'6f'.repeat(16)}-${'a1'.repeat(8)}-01` })));
+    } finally {
+      client.close();
+    }
+    const seen = grpcApp.seen.find((c) => c.method === 'Unary' && traceparentOf(String(c.metadata.traceparent?.[0])).traceId === traceId);
+    assert.ok(seen, 'the gRPC app got the trace');
+    const atApp = traceparentOf(String(seen.metadata.traceparent?.[0]));
+    const bin = Buffer.from(seen.metadata['grpc-trace-bin']?.[0] as Buffer);
+    assert.equal(bin.toString('hex', 19, 27), atApp.parentId, 'grpc-trace-bin names the same parent');
+    const callee = (await otlpGrpc.waitFor((s) => s.some((x) => x.traceId === traceId && x.kind === 'SERVER'))).find((x) => x.traceId === traceId && x.kind === 'SERVER');
+    const caller = (await otlpHttp.waitFor((s) => s.some((x) => x.traceId === traceId && x.kind === 'CLIENT'))).find((x) => x.traceId === traceId && x.kind === 'CLIENT');
+    assert.equal(caller?.name, 'courier.test.Echo/Unary');
+    assert.equal(caller?.parentSpanId, 'a1'.repeat(8), "the caller's span is a child of the app's context");
+    assert.equal(caller?.attributes['net.peer.name'], 'proxied');
+    assert.equal(caller?.attributes['rpc.system'], 'grpc');
+    assert.equal(callee?.name, 'courier.test.Echo/Unary');
+    assert.equal(callee?.parentSpanId, caller?.spanId);
+    assert.equal(callee?.spanId, atApp.parentId, "the app's parent is the callee's span");
+    assert.equal(callee?.attributes['net.peer.name'], 'front');
+    const failed = (await otlpGrpc.waitFor((s) => s.some((x) => x.traceId === '6f'.repeat(16)))).find((x) => x.traceId === '6f'.repeat(16));
+    assert.equal(failed?.status.code, 'ERROR');
+    assert.equal(failed?.attributes['rpc.grpc.status_code'], grpc.status.NOT_FOUND);
   });
 });
 

@@ -8,6 +8,9 @@ import { formatSpiffeId, spiffeIdOfPeer, type SpiffeId } from '../../security/sp
 import { parseTarget, sameIdentity, type AppIdentity } from '../../invoke/identity.js';
 import type { Logger } from '../../observability/logging/index.js';
 import type { SidecarMetrics } from '../../observability/metrics/sidecar-metrics.js';
+import { SpanKind, type Span, type Tracer } from '../../observability/tracing/tracer.js';
+import { setGrpcTraceMetadata, traceFromGrpcMetadata } from '../../observability/tracing/propagation.js';
+import { describeProxySpan, endGrpcCallSpan } from '../../observability/tracing/call-spans.js';
 
 /** Metadata naming the target of a proxied call (Dapr `GRPCProxyAppIDKey`), and the callee id, read first. */
 const APP_ID_KEY = 'dapr-app-id';
@@ -23,6 +26,18 @@ function first(value: string | number | readonly string[] | undefined): string |
   if (value === undefined) return undefined;
   if (typeof value === 'number') return String(value);
   return typeof value === 'string' ? value : value[0];
+}
+
+/**
+ * The span of a proxied call, a child of the context its metadata carries; `forwarded` (the metadata
+ * relayed on) then carries the span's own context instead. Undefined with tracing off.
+ */
+function proxySpan(tracer: Tracer | undefined, kind: SpanKind, call: ServerCall, peer: string, forwarded: Metadata): Span | undefined {
+  if (tracer === undefined) return undefined;
+  const span = tracer.start(kind, traceFromGrpcMetadata(call.metadata));
+  setGrpcTraceMetadata(forwarded, span);
+  if (span.recording) describeProxySpan(span, call.path, peer);
+  return span;
 }
 
 /** Ends a call that could not be proxied with the error's gRPC status. */
@@ -41,6 +56,8 @@ export interface CallerProxyOptions {
   readonly logger: Logger;
   /** Service-invocation and gRPC client metrics; undefined when metrics are off. */
   readonly metrics?: SidecarMetrics | undefined;
+  /** Tracing; undefined when it is off. */
+  readonly tracer?: Tracer | undefined;
 }
 
 /**
@@ -73,11 +90,14 @@ export function callerProxy(options: CallerProxyOptions): (call: ServerCall) => 
       return;
     }
     const metrics = options.metrics;
+    const span = proxySpan(options.tracer, SpanKind.CLIENT, call, target.appId, metadata);
     let onFinish: ((status: CallStatus) => void) | undefined;
-    if (metrics !== undefined) {
-      metrics.requestSent(target.appId);
+    if (metrics !== undefined || span !== undefined) {
+      metrics?.requestSent(target.appId);
       const started = performance.now();
       onFinish = (status) => {
+        endGrpcCallSpan(span, 0, status);
+        if (metrics === undefined) return;
         const ms = performance.now() - started;
         metrics.responseReceived(target.appId, status.code, ms);
         metrics.grpcClientCall(call.path, status.code, ms);
@@ -91,7 +111,7 @@ export function callerProxy(options: CallerProxyOptions): (call: ServerCall) => 
       (err: unknown) => {
         if (call.finished) return;
         const error = CourierError.from(err, 'ERR_DIRECT_INVOKE');
-        onFinish?.({ code: error.grpcCode === GrpcStatus.OK ? GrpcStatus.INTERNAL : error.grpcCode });
+        onFinish?.({ code: error.grpcCode === GrpcStatus.OK ? GrpcStatus.INTERNAL : error.grpcCode, message: error.message });
         refuse(call, error);
       },
     );
@@ -126,6 +146,8 @@ export interface CalleeProxyOptions {
   readonly logger: Logger;
   /** Service-invocation, gRPC client and access-control metrics; undefined when metrics are off. */
   readonly metrics?: SidecarMetrics | undefined;
+  /** Tracing; undefined when it is off. */
+  readonly tracer?: Tracer | undefined;
 }
 
 /**
@@ -192,6 +214,7 @@ export function calleeProxy(options: CalleeProxyOptions): {
       md[CALLEE_KEY] = options.self.appId;
       const metrics = options.metrics;
       const caller = first(md[CALLER_KEY]) ?? 'unknown';
+      const span = proxySpan(options.tracer, SpanKind.SERVER, call, caller, md);
       metrics?.requestReceived(caller);
       const policy = options.accessControl();
       if (policy !== undefined) {
@@ -203,16 +226,19 @@ export function calleeProxy(options: CalleeProxyOptions): {
             { caller: spiffe === undefined ? 'unverified' : formatSpiffeId(spiffe), operation: call.path, scope: decision.scope },
             'proxied call denied by the access-control policy',
           );
+          endGrpcCallSpan(span, 0, { code: GrpcStatus.PERMISSION_DENIED, message: decision.message });
           call.end({ code: GrpcStatus.PERMISSION_DENIED, message: decision.message });
           return;
         }
       }
-      if (metrics === undefined) {
+      if (metrics === undefined && span === undefined) {
         toApp(call, md);
         return;
       }
       const started = performance.now();
       toApp(call, md, (status) => {
+        endGrpcCallSpan(span, 0, status);
+        if (metrics === undefined) return;
         metrics.responseSent(caller, status.code);
         metrics.grpcClientCall(call.path, status.code, performance.now() - started);
       });

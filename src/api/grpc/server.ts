@@ -92,7 +92,8 @@ export class GrpcApiServer {
       ),
       logger: options.logger,
     });
-    this.#register(INVOKE_SERVICE, (call) => unary(call, (bytes) => this.#invokeService(call, bytes)));
+    const metrics = options.metrics;
+    this.#register(INVOKE_SERVICE, (call) => unary(call, (bytes) => this.#invokeService(call, bytes), metrics));
     this.#register(GET_METADATA, (call) =>
       unary(call, () => {
         call.sendMessage(getMetadataResponseCodec.encode(options.metadata.describe()));
@@ -118,6 +119,7 @@ export class GrpcApiServer {
       if (!this.#authorized(call)) return;
       if (call.path.startsWith(`/${SERVICE}/`)) {
         const method = call.path.slice(SERVICE.length + 2);
+        metrics?.errorAnswered('ERR_API_UNIMPLEMENTED');
         call.end({ code: GrpcStatus.UNIMPLEMENTED, message: `the ${method} API of Dapr is not implemented by Courier, which provides service invocation only` });
         return;
       }
@@ -171,6 +173,7 @@ export class GrpcApiServer {
       if (buf.length !== expected.length || !timingSafeEqual(buf, expected)) message = 'authentication error: api token mismatch';
     }
     if (message === undefined) return true;
+    this.#options.metrics?.errorAnswered('ERR_API_TOKEN');
     const details = [errorInfoDetail('ERR_API_TOKEN', { 'http.code': '401' })];
     call.end({ code: GrpcStatus.UNAUTHENTICATED, message }, { 'grpc-status-details-bin': statusDetailsTrailer(GrpcStatus.UNAUTHENTICATED, message, details) });
     return false;
@@ -216,7 +219,7 @@ export class GrpcApiServer {
       clientAddress: call.peer.address,
       trace: span,
     };
-    options.invoker.invoke(request, new InvokeServiceSink(call, id, options.maxBodyBytes, () => this.#warnHttpCallee(), span));
+    options.invoker.invoke(request, new InvokeServiceSink(call, id, options.maxBodyBytes, () => this.#warnHttpCallee(), span, options.metrics));
   }
 
   #warnHttpCallee(): void {
@@ -226,8 +229,11 @@ export class GrpcApiServer {
   }
 }
 
-/** Reads the one request message of a unary call and runs `handle` on it; a throw becomes the call's status. */
-function unary(call: ServerCall, handle: (bytes: Buffer) => void): void {
+/**
+ * Reads the one request message of a unary call and runs `handle` on it; a throw becomes the call's
+ * status (and is counted in `metrics` by its error code).
+ */
+function unary(call: ServerCall, handle: (bytes: Buffer) => void, metrics?: SidecarMetrics): void {
   let request: Buffer | undefined;
   let count = 0;
   call.setReader({
@@ -245,6 +251,7 @@ function unary(call: ServerCall, handle: (bytes: Buffer) => void): void {
         handle(request);
       } catch (err) {
         const error = err instanceof CourierError ? err : new CourierError('ERR_MALFORMED_REQUEST', `the request could not be decoded: ${errorMessage(err)}`, { grpcCode: GrpcStatus.INTERNAL });
+        metrics?.errorAnswered(error.code);
         call.end({ code: error.grpcCode, message: error.message });
       }
     },
@@ -268,13 +275,15 @@ class InvokeServiceSink implements ResponseSink {
   #size = 0;
   #done = false;
   readonly #span: Span | undefined;
+  readonly #metrics: SidecarMetrics | undefined;
 
-  constructor(call: ServerCall, target: string, limit: number, onHttpCallee: () => void, span: Span | undefined) {
+  constructor(call: ServerCall, target: string, limit: number, onHttpCallee: () => void, span: Span | undefined, metrics: SidecarMetrics | undefined) {
     this.#call = call;
     this.#target = target;
     this.#limit = limit;
     this.#onHttpCallee = onHttpCallee;
     this.#span = span;
+    this.#metrics = metrics;
   }
 
   head(head: ResponseHead, flow: FlowControl): void {
@@ -331,6 +340,7 @@ class InvokeServiceSink implements ResponseSink {
 
   error(error: CourierError): void {
     if (this.#done) return;
+    this.#metrics?.errorAnswered(error.code);
     const message =
       error.code === 'ERR_DIRECT_INVOKE' && !error.message.startsWith('failed to invoke, id: ')
         ? `failed to invoke, id: ${this.#target}, err: ${error.message}`

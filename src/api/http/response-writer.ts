@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { CourierError, GrpcStatus, httpStatusFromGrpc, renderHttpError } from '../../errors/index.js';
+import { CourierError, GrpcStatus, httpStatusFromGrpc, renderHttpError, type ErrorCode } from '../../errors/index.js';
 import { callerResponseHeaders } from '../../invoke/headers.js';
 import { grpcErrorJson } from '../../invoke/translate.js';
 import { CallAbort } from '../../invoke/call-signal.js';
@@ -9,7 +9,9 @@ import { lingerAfterAnswer } from './linger.js';
 const CALL = Symbol('courier.http.call');
 /** The `traceparent` every response of a traced request carries (unless an app's response has its own). */
 export const TRACEPARENT = Symbol('courier.http.traceparent');
-type TaggedResponse = ServerResponse & { [CALL]?: HttpResponseWriter; [TRACEPARENT]?: string };
+/** The error code a response answered with (set by writeError), for `dapr_error_code_total`. */
+export const ERROR_CODE = Symbol('courier.http.error-code');
+type TaggedResponse = ServerResponse & { [CALL]?: HttpResponseWriter; [TRACEPARENT]?: string; [ERROR_CODE]?: ErrorCode };
 
 /**
  * One call of the HTTP API from start to end: the request's cancellation signal (it aborts when the
@@ -168,7 +170,9 @@ export function writeError(res: ServerResponse, error: unknown, closeConnection 
     res.destroy();
     return;
   }
-  const rendered = renderHttpError(error);
+  const err = CourierError.from(error);
+  (res as TaggedResponse)[ERROR_CODE] = err.code;
+  const rendered = renderHttpError(err);
   const headers: Record<string, string | number> = {
     'Content-Type': rendered.contentType,
     'Content-Length': Buffer.byteLength(rendered.body),

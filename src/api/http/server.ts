@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { timingSafeEqual } from 'node:crypto';
-import { CourierError } from '../../errors/index.js';
+import { CourierError, type ErrorCode } from '../../errors/index.js';
 import { bodyTooLargeError, LimitedBody, readWholeBody } from '../../invoke/body.js';
 import { scanRequestHeaders } from '../../invoke/headers.js';
 import type { AppIdentity } from '../../invoke/identity.js';
@@ -10,7 +10,7 @@ import { describeTarget, type TargetResolver } from '../../invoke/target.js';
 import { WHOLE_BODY_LIMIT_BYTES, type Invoke, type InvokeRequest, type InvokeTarget } from '../../invoke/types.js';
 import type { Logger } from '../../observability/logging/index.js';
 import { findTargetAndMethod } from './invoke-target.js';
-import { HttpResponseWriter, responseBodyBytes, TRACEPARENT, writeError } from './response-writer.js';
+import { ERROR_CODE, HttpResponseWriter, responseBodyBytes, TRACEPARENT, writeError } from './response-writer.js';
 import { formatTraceparent, parseTraceparent } from '../../observability/tracing/context.js';
 import { setTraceMetadata } from '../../observability/tracing/propagation.js';
 import { addDaprHeaders, describeCallSpan, endCallSpan } from '../../observability/tracing/call-spans.js';
@@ -67,7 +67,7 @@ const STARTED = Symbol('courier.metrics.started');
 const PATH_LABEL = Symbol('courier.metrics.path');
 const SPAN = Symbol('courier.tracing.span');
 /** A response whose request is measured: when it started, the path label of its route, and its span. */
-type MeteredResponse = ServerResponse & { [STARTED]?: number; [PATH_LABEL]?: string; [SPAN]?: Span; [TRACEPARENT]?: string };
+type MeteredResponse = ServerResponse & { [STARTED]?: number; [PATH_LABEL]?: string; [SPAN]?: Span; [TRACEPARENT]?: string; [ERROR_CODE]?: ErrorCode };
 
 /** The body length a request declared (a body of unknown length counts as 0). */
 function declaredLength(value: string | undefined): number {
@@ -124,6 +124,8 @@ export class HttpApiServer {
           responseBodyBytes(this),
           performance.now() - (this[STARTED] ?? 0),
         );
+        const errorCode = this[ERROR_CODE];
+        if (errorCode !== undefined) metrics.errorAnswered(errorCode);
       }
       closed();
     };

@@ -1,6 +1,7 @@
 import { CounterFamily, GaugeFamily, HistogramFamily, MAX_SERIES_PER_FAMILY, type CounterSeries, type ExpositionValue, type HistogramSeries, type LabelRules, type RegistryMetric } from './family.js';
 import type { Logger } from '../logging/index.js';
 import type { MetricsSpec } from '../../config/configuration.js';
+import { errorCatalogue, type ErrorCode } from '../../errors/codes.js';
 
 /**
  * The series (or group of series) one record updates, by the raw values it is given: two strings and a
@@ -55,6 +56,8 @@ export interface MetricsSettings {
   readonly excludeVerbs: boolean;
   /** `rules`, by metric name. */
   readonly rules: ReadonlyMap<string, LabelRules>;
+  /** `recordErrorCodes`: count the error codes answered to the app (`dapr_error_code_total`; off by default, as in Dapr). */
+  readonly recordErrorCodes: boolean;
 }
 
 export interface PathPattern {
@@ -96,6 +99,7 @@ export function metricsSettings(appId: string, spec: MetricsSpec): MetricsSettin
     pathPatterns: (spec.http?.pathMatching ?? []).map(compilePathPattern),
     excludeVerbs: spec.http?.excludeVerbs ?? false,
     rules,
+    recordErrorCodes: spec.recordErrorCodes ?? false,
   };
 }
 
@@ -143,6 +147,7 @@ export class SidecarMetrics {
   // Courier's own.
   readonly #retries: CounterFamily;
   readonly #resolutions: CounterFamily;
+  readonly #errorCodes: CounterFamily | undefined;
   readonly #serverBytes: HistogramSeries[];
   /** The series each record updates, by the values it is given (see SeriesCache). */
   readonly #cache: {
@@ -207,6 +212,10 @@ export class SidecarMetrics {
 
     this.#retries = counter('courier_service_invocation_retries_total', 'Attempts of a call made after its first one failed.', ['app_id', 'dst_app_id']);
     this.#resolutions = counter('courier_nameresolution_lookups_total', 'Name-resolution lookups (cache misses) by result.', ['app_id', 'resolver', 'result']);
+    // Registered only when asked for, as Dapr registers its view.
+    this.#errorCodes = settings.recordErrorCodes
+      ? counter('dapr_error_code_total', 'Total number of times an error with a specific error code was encountered.', ['app_id', 'category', 'error_code'])
+      : undefined;
 
     const appId = settings.appId;
     const verbOf = (verb: string): string => (settings.excludeVerbs ? '' : verb);
@@ -283,6 +292,12 @@ export class SidecarMetrics {
 
   resolved(resolver: string, result: 'found' | 'not-found' | 'error'): void {
     this.#resolutions.series(this.settings.appId, resolver, result).value++;
+  }
+
+  /** The sidecar answered its app with an error of `code` (counted with `recordErrorCodes` only). */
+  errorAnswered(code: ErrorCode): void {
+    const family = this.#errorCodes;
+    if (family !== undefined) family.series(this.settings.appId, errorCatalogue[code].category, code).value++;
   }
 
   // --- HTTP ---------------------------------------------------------------------------------------

@@ -21,6 +21,21 @@ export function describeCallSpan(span: Span, appId: string, method: string, peer
   if (verb !== '') span.set('http.request.method', verb);
 }
 
+/**
+ * Names a recorded span of a proxied gRPC call (`dapr-app-id`): its method as OpenTelemetry names gRPC
+ * spans (`package.Service/Method`), with `rpc.system=grpc` and the app on the other side as `net.peer.name`.
+ */
+export function describeProxySpan(span: Span, path: string, peer: string): void {
+  const name = path.startsWith('/') ? path.slice(1) : path;
+  const slash = name.lastIndexOf('/');
+  span.name = name;
+  span.set('rpc.system', 'grpc');
+  span.set('rpc.service', slash < 0 ? name : name.slice(0, slash));
+  span.set('rpc.method', slash < 0 ? '' : name.slice(slash + 1));
+  span.set('net.peer.name', peer);
+  span.set('dapr.protocol', 'grpc');
+}
+
 /** Adds the request's `dapr-*` headers (Dapr records them on sampled spans), tokens excepted. */
 export function addDaprHeaders(span: Span, md: Metadata): void {
   for (const key in md) {

@@ -68,3 +68,16 @@ export function setTraceMetadata(md: Metadata, ctx: TraceContext, binary: boolea
   if (binary) md['grpc-trace-bin'] = { values: [formatGrpcTraceBin(ctx)] };
   return traceparent;
 }
+
+/**
+ * Replaces the trace context in the metadata of a relayed gRPC call (a proxied call: the app's own
+ * metadata, forwarded) with `ctx`, in both encodings, as a sidecar sends it to the next sidecar or to a
+ * gRPC app.
+ */
+export function setGrpcTraceMetadata(md: GrpcMetadata, ctx: TraceContext): void {
+  delete md.traceparent;
+  delete md.tracestate;
+  md.traceparent = formatTraceparent(ctx);
+  md['grpc-trace-bin'] = formatGrpcTraceBin(ctx);
+  if (ctx.traceState !== undefined) md.tracestate = ctx.traceState;
+}
