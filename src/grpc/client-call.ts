@@ -11,7 +11,7 @@ import { CourierError, GrpcStatus, errorMessage } from '../errors/index.js';
 import type { Logger } from '../observability/logging/index.js';
 import { version } from '../version.js';
 import { MessageDecoder, messageHead, totalLength } from './framing.js';
-import { appendCustomMetadata, isGrpcContentType, metadataFromRawHeaders, type Metadata, type ReceivedMetadata } from './metadata.js';
+import { appendCustomMetadata, isGrpcContentType, metadataFromRawHeaders, metadataToSend, type Metadata, type ReceivedMetadata } from './metadata.js';
 import { decodeGrpcMessage, grpcCodeForHttpStatus, grpcCodeForRstCode, http2ErrorName, parseGrpcStatus } from './status.js';
 import { cancelStream } from './stream-reset.js';
 import { encodeGrpcTimeout } from './timeout.js';
@@ -262,7 +262,7 @@ export class Http2ClientCall implements ClientCall {
       'user-agent': USER_AGENT,
     };
     if (this.#deadline !== undefined) headers['grpc-timeout'] = encodeGrpcTimeout(this.#deadline - Date.now());
-    return appendCustomMetadata(headers, this.#metadata);
+    return appendCustomMetadata(headers, metadataToSend(this.#metadata));
   }
 
   /** @internal The connection opened the call's stream. */

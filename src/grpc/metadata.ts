@@ -16,15 +16,29 @@ export type ReceivedMetadata = IncomingHttpHeaders;
 export type Metadata = OutgoingHttpHeaders;
 
 /**
- * Marks metadata that only a gRPC peer needs: a call carried by the Courier lane leaves it out, because
- * a Courier peer reads the same from the request itself (the trace context of the sidecar hop). A
- * symbol key, so it is never sent as a header.
+ * Where metadata that only a gRPC peer needs keeps the function that builds it: a call carried by the
+ * Courier lane leaves it out (a Courier peer reads the same from the request itself: the trace context
+ * of the sidecar hop), so it is built only when an HTTP/2 call sends it. A symbol key, so it is never
+ * sent as a header.
  */
-export const GRPC_PEERS_ONLY: unique symbol = Symbol('courier.grpc.peers-only');
+const GRPC_PEERS_ONLY: unique symbol = Symbol('courier.grpc.peers-only');
+type PeersOnlyMetadata = Metadata & { [GRPC_PEERS_ONLY]?: () => Metadata };
 
-/** True for metadata marked {@link GRPC_PEERS_ONLY}. */
+/** Metadata that `build` makes when a call goes to a gRPC peer, and that the lane leaves out. */
+export function grpcPeersOnly(build: () => Metadata): Metadata {
+  const metadata: PeersOnlyMetadata = {};
+  metadata[GRPC_PEERS_ONLY] = build;
+  return metadata;
+}
+
+/** True for metadata made by {@link grpcPeersOnly}. */
 export function forGrpcPeersOnly(metadata: Metadata | undefined): boolean {
-  return metadata !== undefined && (metadata as { [GRPC_PEERS_ONLY]?: true })[GRPC_PEERS_ONLY] === true;
+  return metadata !== undefined && (metadata as PeersOnlyMetadata)[GRPC_PEERS_ONLY] !== undefined;
+}
+
+/** The metadata an HTTP/2 call sends: what {@link grpcPeersOnly} builds, or `metadata` itself. */
+export function metadataToSend(metadata: Metadata | undefined): Metadata | undefined {
+  return metadata === undefined ? undefined : ((metadata as PeersOnlyMetadata)[GRPC_PEERS_ONLY]?.() ?? metadata);
 }
 
 const reserved = new Set([

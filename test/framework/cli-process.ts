@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { courierBin, type TestEnv } from './env.js';
 import { isAlive } from '../../src/runtime/run-registry.js';
-import { freePort } from '../../src/cli/run/free-port.js';
+import { freePort } from './ports.js';
 
 export { freePort, isAlive };
 

@@ -22,11 +22,12 @@ function canListen(port: number): Promise<boolean> {
 }
 
 /**
- * A port on 127.0.0.1 where nothing listens, chosen below the kernel's ephemeral range: a port the OS
- * handed out by `listen(0)` may be handed to another process of a parallel test a moment later, and a
- * test that expects "connection refused" there would then reach that process instead.
+ * A port on 127.0.0.1 where nothing listens, chosen below the kernel's ephemeral range, for a port a
+ * test hands to a process that binds it later (an app's `--app-port`, a Prometheus, a Sentry): a port
+ * the OS handed out by `listen(0)` may be handed to another process of a parallel test (or to an
+ * outgoing connection) before the intended one binds it.
  */
-export async function refusedPort(): Promise<number> {
+export async function freePort(): Promise<number> {
   const [low] = ephemeralRange();
   const top = Math.min(low, 65536) - 1;
   const bottom = Math.max(1024, top - 12000);
@@ -36,3 +37,9 @@ export async function refusedPort(): Promise<number> {
   }
   throw new Error(`no free port between ${bottom} and ${top}`);
 }
+
+/**
+ * A port where nothing listens, for a test that expects "connection refused" there: below the
+ * ephemeral range, so no parallel test's `listen(0)` lands on it in the meantime.
+ */
+export const refusedPort = freePort;

@@ -5,7 +5,7 @@ import { accessSync, constants, mkdtempSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { stringify } from 'yaml';
-import { freePort } from '../../src/cli/run/free-port.js';
+import { freePort } from './ports.js';
 import { ChildHandle } from './child.js';
 import type { TestEnv } from './env.js';
 

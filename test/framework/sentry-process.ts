@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { freePort } from '../../src/cli/run/free-port.js';
+import { freePort } from './ports.js';
 import { ChannelPool, tlsClient } from '../../src/grpc/index.js';
 import { signCertificateRequestCodec, signCertificateResponseCodec, type SignCertificateRequest, type SignCertificateResponse } from '../../src/proto/index.js';
 import { loadOrCreateTokenSecret, mintJoinToken } from '../../src/security/index.js';

@@ -8,7 +8,7 @@ import { TestEnv } from '../framework/env.js';
 import { startSidecar, waitForHealthy } from '../framework/sidecar-process.js';
 import { startApp, TestApp } from '../framework/test-app.js';
 import { send, errorOf } from '../framework/http-client.js';
-import { freePort } from '../../src/cli/run/free-port.js';
+import { freePort } from '../framework/ports.js';
 
 describe('lifecycle', () => {
   const env = new TestEnv();

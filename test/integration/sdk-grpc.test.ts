@@ -10,7 +10,7 @@ import { TestEnv } from '../framework/env.js';
 import { startSidecar, type SidecarProcess } from '../framework/sidecar-process.js';
 import { send } from '../framework/http-client.js';
 import { daprClient, EchoClientCtor, invokeService, startGrpcApp, type EchoClient } from '../framework/grpc-apps.js';
-import { freePort } from '../../src/cli/run/free-port.js';
+import { freePort } from '../framework/ports.js';
 import { HttpVerb } from '../../src/proto/index.js';
 import type * as Sdk361 from 'dapr-sdk-361';
 

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { CommunicationProtocolEnum, DaprClient, DaprServer, HttpMethod, LogLevel } from '@dapr/dapr';
 import { TestEnv } from '../framework/env.js';
 import { startSidecar, type SidecarProcess } from '../framework/sidecar-process.js';
-import { freePort } from '../../src/cli/run/free-port.js';
+import { freePort } from '../framework/ports.js';
 
 const logger = { level: LogLevel.Error };
 

@@ -11,7 +11,7 @@ import {
   validTraceState,
 } from './context.js';
 import { grpcTraceHeaders, setTraceMetadata, traceFromGrpcMetadata, traceFromInvokeMetadata } from './propagation.js';
-import { forGrpcPeersOnly } from '../../grpc/metadata.js';
+import { forGrpcPeersOnly, metadataToSend } from '../../grpc/metadata.js';
 import { tracingSettings, otlpUrl } from './settings.js';
 import { Tracer, SpanKind, type Span } from './tracer.js';
 
@@ -112,10 +112,17 @@ test('propagation: metadata gets the span as the next parent, under one name wha
   setTraceMetadata(md, span, true);
   assert.deepEqual(md['grpc-trace-bin']?.values, [formatGrpcTraceBin(span)]);
   const headers = grpcTraceHeaders(span);
-  assert.deepEqual(Object.keys(headers).sort(), ['grpc-trace-bin', 'traceparent', 'tracestate']);
-  // The lane leaves these out (its callee reads the request's metadata); the marker is no header.
+  // The lane leaves these out (its callee reads the request's metadata): nothing is built for it, and
+  // the marker is no header. An HTTP/2 call sends what it builds.
+  assert.deepEqual(Object.keys(headers), []);
   assert.equal(forGrpcPeersOnly(headers), true);
   assert.equal(forGrpcPeersOnly({ traceparent: 'x' }), false);
+  const sent = metadataToSend(headers) ?? {};
+  assert.deepEqual(Object.keys(sent).sort(), ['grpc-trace-bin', 'traceparent', 'tracestate']);
+  assert.equal(sent.traceparent, '00-4bf92f3577b34da6a3ce929d0e0e4736-1111111111111111-01');
+  assert.equal(sent['grpc-trace-bin'], formatGrpcTraceBin(span));
+  const plain = { traceparent: 'x' };
+  assert.equal(metadataToSend(plain), plain);
   assert.deepEqual(traceFromInvokeMetadata(md), { ...span });
   assert.equal(traceFromInvokeMetadata({ Traceparent: { values: [TP] } })?.spanId, '00f067aa0ba902b7', 'an older Courier forwards the canonical name');
   assert.equal(traceFromInvokeMetadata(undefined), undefined);
@@ -125,7 +132,7 @@ test('propagation: metadata gets the span as the next parent, under one name wha
   assert.deepEqual(clean.traceparent?.values, ['00-4bf92f3577b34da6a3ce929d0e0e4736-1111111111111111-01']);
   // Received metadata: grpc-trace-bin first, traceparent otherwise.
   const other = parseTraceparent('00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00')!;
-  assert.equal(traceFromGrpcMetadata({ 'grpc-trace-bin': String(headers['grpc-trace-bin']), traceparent: formatTraceparent(other) })?.spanId, '1111111111111111');
+  assert.equal(traceFromGrpcMetadata({ 'grpc-trace-bin': String(sent['grpc-trace-bin']), traceparent: formatTraceparent(other) })?.spanId, '1111111111111111');
   assert.equal(traceFromGrpcMetadata({ traceparent: formatTraceparent(other), tracestate: 'a=b' })?.traceState, 'a=b');
   assert.equal(traceFromGrpcMetadata({ 'grpc-trace-bin': 'bad', traceparent: formatTraceparent(other) })?.spanId, 'b7ad6b7169203331');
   assert.equal(traceFromGrpcMetadata({}), undefined);

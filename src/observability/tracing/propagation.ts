@@ -1,4 +1,4 @@
-import { GRPC_PEERS_ONLY, type ReceivedMetadata, type Metadata as GrpcMetadata } from '../../grpc/metadata.js';
+import { grpcPeersOnly, type ReceivedMetadata, type Metadata as GrpcMetadata } from '../../grpc/metadata.js';
 import type { Metadata } from '../../invoke/headers.js';
 import { formatGrpcTraceBin, formatTraceparent, parseGrpcTraceBin, parseTraceparent, type TraceContext } from './context.js';
 
@@ -27,14 +27,15 @@ export function traceFromGrpcMetadata(md: ReceivedMetadata): TraceContext | unde
 
 /**
  * The metadata that carries `ctx` on a gRPC call to another sidecar (both encodings, as Dapr sends).
- * Marked for gRPC peers only: over the Courier lane the callee reads the context from the request's
- * own metadata (see `traceFromInvokeMetadata`), so nothing is encoded twice.
+ * For gRPC peers only, and built only for them: over the Courier lane the callee reads the context
+ * from the request's own metadata (see `traceFromInvokeMetadata`), so nothing is encoded twice.
  */
 export function grpcTraceHeaders(ctx: TraceContext): GrpcMetadata {
-  const headers: GrpcMetadata = { traceparent: formatTraceparent(ctx), 'grpc-trace-bin': formatGrpcTraceBin(ctx) };
-  if (ctx.traceState !== undefined) headers.tracestate = ctx.traceState;
-  (headers as { [GRPC_PEERS_ONLY]?: true })[GRPC_PEERS_ONLY] = true;
-  return headers;
+  return grpcPeersOnly(() => {
+    const headers: GrpcMetadata = { traceparent: formatTraceparent(ctx), 'grpc-trace-bin': formatGrpcTraceBin(ctx) };
+    if (ctx.traceState !== undefined) headers.tracestate = ctx.traceState;
+    return headers;
+  });
 }
 
 /**
