@@ -10,7 +10,7 @@ import {
   RatioSampler,
   validTraceState,
 } from './context.js';
-import { grpcTraceHeaders, setTraceMetadata, traceFromGrpcMetadata, traceFromInvokeMetadata } from './propagation.js';
+import { grpcTraceHeaders, setGrpcTraceMetadata, setTraceMetadata, traceFromGrpcMetadata, traceFromInvokeMetadata } from './propagation.js';
 import { forGrpcPeersOnly, metadataToSend } from '../../grpc/metadata.js';
 import { tracingSettings, otlpUrl } from './settings.js';
 import { Tracer, SpanKind, type Span } from './tracer.js';
@@ -123,6 +123,10 @@ test('propagation: metadata gets the span as the next parent, under one name wha
   assert.equal(sent['grpc-trace-bin'], formatGrpcTraceBin(span));
   const plain = { traceparent: 'x' };
   assert.equal(metadataToSend(plain), plain);
+  // A relayed call's own metadata: its trace context is replaced, a tracestate the span lacks removed.
+  const relayed: Record<string, string | string[]> = { traceparent: TP, tracestate: 'old=1', 'grpc-trace-bin': 'x', 'x-app': 'kept' };
+  setGrpcTraceMetadata(relayed, { ...span, traceState: undefined });
+  assert.deepEqual(relayed, { traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-1111111111111111-01', 'grpc-trace-bin': formatGrpcTraceBin(span), 'x-app': 'kept' });
   assert.deepEqual(traceFromInvokeMetadata(md), { ...span });
   assert.equal(traceFromInvokeMetadata({ Traceparent: { values: [TP] } })?.spanId, '00f067aa0ba902b7', 'an older Courier forwards the canonical name');
   assert.equal(traceFromInvokeMetadata(undefined), undefined);

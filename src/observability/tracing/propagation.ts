@@ -32,8 +32,8 @@ export function traceFromGrpcMetadata(md: ReceivedMetadata): TraceContext | unde
  */
 export function grpcTraceHeaders(ctx: TraceContext): GrpcMetadata {
   return grpcPeersOnly(() => {
-    const headers: GrpcMetadata = { traceparent: formatTraceparent(ctx), 'grpc-trace-bin': formatGrpcTraceBin(ctx) };
-    if (ctx.traceState !== undefined) headers.tracestate = ctx.traceState;
+    const headers: GrpcMetadata = {};
+    setGrpcTraceMetadata(headers, ctx);
     return headers;
   });
 }
@@ -71,14 +71,12 @@ export function setTraceMetadata(md: Metadata, ctx: TraceContext, binary: boolea
 }
 
 /**
- * Replaces the trace context in the metadata of a relayed gRPC call (a proxied call: the app's own
- * metadata, forwarded) with `ctx`, in both encodings, as a sidecar sends it to the next sidecar or to a
- * gRPC app.
+ * Puts `ctx` in gRPC metadata in both encodings, as a sidecar sends it to the next sidecar or to a gRPC
+ * app, replacing what the metadata held (a proxied call relays the app's own metadata).
  */
 export function setGrpcTraceMetadata(md: GrpcMetadata, ctx: TraceContext): void {
-  delete md.traceparent;
-  delete md.tracestate;
   md.traceparent = formatTraceparent(ctx);
   md['grpc-trace-bin'] = formatGrpcTraceBin(ctx);
   if (ctx.traceState !== undefined) md.tracestate = ctx.traceState;
+  else delete md.tracestate;
 }
