@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CourierError } from '../errors/index.js';
-import { parseSidecarArgs, type SidecarCommandResult } from './sidecar-command.js';
+import { parseSidecarArgs, sidecarUsage, type SidecarCommandResult } from './sidecar-command.js';
 
 function parsed(argv: string[]): SidecarCommandResult {
   const result = parseSidecarArgs(['--app-id', 'shop', '--app-port', '3000', ...argv], {});
@@ -48,4 +48,38 @@ test('--app-ssl (deprecated) turns http into https and grpc into grpcs, and says
     assert.deepEqual(warnings, [deprecation], flags.join(' '));
   }
   assert.deepEqual(parsed(['--app-protocol', 'https']).warnings, []);
+});
+
+test('--load-balancing: p2c (the default) or round-robin; --outlier-ejection: failures in a row, 0 for none (default 5)', () => {
+  assert.equal(parsed([]).options.loadBalancing, 'p2c');
+  assert.equal(parsed(['--load-balancing', 'round-robin']).options.loadBalancing, 'round-robin');
+  assert.equal(parsed(['--load-balancing=P2C']).options.loadBalancing, 'p2c');
+  assert.equal(
+    refused(['--load-balancing', 'least-request']),
+    'courier sidecar: --load-balancing least-request is not supported (supported: p2c, round-robin) (see "courier sidecar --help")',
+  );
+  assert.equal(parsed([]).options.outlierEjection, 5);
+  assert.equal(parsed(['--outlier-ejection', '0']).options.outlierEjection, 0);
+  assert.equal(parsed(['--outlier-ejection=3']).options.outlierEjection, 3);
+  assert.equal(
+    refused(['--outlier-ejection', '-1']),
+    'courier sidecar: --outlier-ejection must be 0 (no ejection) or a number of failures in a row (see "courier sidecar --help")',
+  );
+  assert.match(refused(['--outlier-ejection', 'often']), /--outlier-ejection: "often" is not a whole number/);
+  assert.match(refused(['--load-balancing']), /--load-balancing needs a value/);
+});
+
+test('the usage text lists the load-balancing flags with their defaults', () => {
+  assert.match(sidecarUsage, /--load-balancing <policy> +.*p2c.*round-robin.*\(default p2c\)/);
+  assert.match(sidecarUsage, /--outlier-ejection <n> +.*\(0: never\) \(default 5\)/);
+});
+
+test('--retry-budget: a ratio of recent calls (default 0.2) or off; --retry-budget-min: retries per second (default 10)', () => {
+  assert.deepEqual(parsed([]).options.retryBudget, { ratio: 0.2, minPerSecond: 10 });
+  assert.deepEqual(parsed(['--retry-budget', '0.5', '--retry-budget-min', '2']).options.retryBudget, { ratio: 0.5, minPerSecond: 2 });
+  assert.equal(parsed(['--retry-budget', 'off']).options.retryBudget, undefined);
+  assert.match(refused(['--retry-budget', '-1']), /--retry-budget: "-1" is not a ratio such as 0\.2 \(or off\)/);
+  assert.match(refused(['--retry-budget', 'lots']), /--retry-budget: "lots" is not a ratio/);
+  assert.match(refused(['--retry-budget-min', 'x']), /--retry-budget-min: "x" is not a number of retries per second/);
+  assert.match(sidecarUsage, /--retry-budget <ratio> +.*\(default 0\.2\)/);
 });

@@ -1,6 +1,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { appProtocols, appSslDeprecation, parseAppProtocol, withAppSsl } from '../channel/app-protocol.js';
+import { balancerKinds } from '../invoke/balancer.js';
 import { validateAppId } from '../invoke/identity.js';
 import { logLevels, type LogLevel } from '../observability/logging/levels.js';
 import { errorMessage } from '../errors/index.js';
@@ -133,6 +134,34 @@ export const sidecarFlags: readonly FlagSpec[] = [
     type: 'bool',
     defaultText: 'true',
     help: 'call other Courier sidecars over the lean Courier-to-Courier lane and serve it on the internal port (false: gRPC over HTTP/2 only, as Dapr)',
+  },
+  {
+    name: 'load-balancing',
+    type: 'string',
+    placeholder: '<policy>',
+    defaultText: 'p2c',
+    help: 'how each call chooses an instance of the target app: p2c (the less loaded of two drawn at random, by latency and calls in flight) or round-robin',
+  },
+  {
+    name: 'outlier-ejection',
+    type: 'int',
+    placeholder: '<n>',
+    defaultText: '5',
+    help: 'failed calls in a row (no answer, 5xx, 429) after which an instance is left out for 10 s, longer each time, at most 5 min (0: never)',
+  },
+  {
+    name: 'retry-budget',
+    type: 'string',
+    placeholder: '<ratio>',
+    defaultText: '0.2',
+    help: 'retries (built-in and Resiliency policies) allowed per call made to a target over the last 10 s, on top of --retry-budget-min (off: retries are not budgeted)',
+  },
+  {
+    name: 'retry-budget-min',
+    type: 'string',
+    placeholder: '<n>',
+    defaultText: '10',
+    help: 'retries per second a target may get whatever its traffic, within the retry budget',
   },
   {
     name: 'enable-api-logging',
@@ -272,6 +301,21 @@ export function parseSidecarArgs(argv: readonly string[], env: NodeJS.ProcessEnv
   const maxConcurrency = int('app-max-concurrency') ?? -1;
   if (maxConcurrency === 0 || maxConcurrency < -1) throw flagError(cmd, '--app-max-concurrency must be a positive number, or -1 for unlimited');
 
+  const loadBalancingText = (str('load-balancing') ?? 'p2c').toLowerCase();
+  const loadBalancing = balancerKinds.find((k) => k === loadBalancingText);
+  if (loadBalancing === undefined) throw flagError(cmd, `--load-balancing ${loadBalancingText} is not supported (supported: ${balancerKinds.join(', ')})`);
+  const outlierEjection = int('outlier-ejection') ?? 5;
+  if (outlierEjection < 0) throw flagError(cmd, '--outlier-ejection must be 0 (no ejection) or a number of failures in a row');
+
+  const budgetText = (str('retry-budget') ?? '0.2').trim().toLowerCase();
+  const budgetRatio = budgetText === 'off' ? undefined : Number(budgetText);
+  if (budgetRatio !== undefined && (budgetText === '' || !Number.isFinite(budgetRatio) || budgetRatio < 0)) {
+    throw flagError(cmd, `--retry-budget: "${budgetText}" is not a ratio such as 0.2 (or off)`);
+  }
+  const budgetMinText = (str('retry-budget-min') ?? '10').trim();
+  const budgetMin = Number(budgetMinText);
+  if (budgetMinText === '' || !Number.isFinite(budgetMin) || budgetMin < 0) throw flagError(cmd, `--retry-budget-min: "${budgetMinText}" is not a number of retries per second`);
+
   const internalPort = int('dapr-internal-grpc-port');
   const mtls = bool('enable-mtls') === true ? mtlsOptions(cmd, str, env) : undefined;
   if (mtls === undefined) {
@@ -301,6 +345,9 @@ export function parseSidecarArgs(argv: readonly string[], env: NodeJS.ProcessEnv
     appReadyTimeoutMs,
     limits: { maxConnections, handshakeTimeoutMs },
     internalLane: bool('internal-lane') ?? true,
+    loadBalancing,
+    outlierEjection,
+    retryBudget: budgetRatio === undefined ? undefined : { ratio: budgetRatio, minPerSecond: budgetMin },
     logLevel: logLevel as LogLevel,
     logAsJson: bool('log-as-json') === true,
     enableApiLogging: bool('enable-api-logging'),

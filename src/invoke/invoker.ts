@@ -5,8 +5,9 @@ import type { SidecarMetrics } from '../observability/metrics/sidecar-metrics.js
 import type { AddressBook } from './address-book.js';
 import { addForwardedHeaders, DESTINATION_APP_ID, setIdentityHeaders } from './headers.js';
 import { sameIdentity, type AppIdentity } from './identity.js';
-import type { RetryPolicies } from './retry.js';
-import { RetryingCall, type AttemptSender } from './retrying-call.js';
+import type { RetryPolicies, RetryPolicy } from './retry.js';
+import { RetryingCall, type AttemptOutcome, type AttemptSender } from './retrying-call.js';
+import type { RetryBudgets } from './retry-budget.js';
 import {
   cancelledError,
   type FlowControl,
@@ -41,6 +42,21 @@ export interface InvokerOptions {
   readonly logger: Logger;
   /** Service-invocation metrics; undefined when metrics are off. */
   readonly metrics?: SidecarMetrics | undefined;
+  /** The Resiliency policies in force, read per call (they are replaced when the resources change). */
+  readonly resiliency?: (() => OutboundPolicies | undefined) | undefined;
+  /** The retry budget of each target; undefined: retries are not budgeted. */
+  readonly budgets?: RetryBudgets | undefined;
+}
+
+/** The seam for Resiliency policies (src/resiliency), loaded only when a Resiliency resource is. */
+export interface OutboundPolicies {
+  /** The built-in retries as the resources tune them (`DaprBuiltInServiceRetries`). */
+  readonly builtIn: RetryPolicy | undefined;
+  /**
+   * Starts `request` to `targetId` under the policy that applies to it, with `sender` making each
+   * attempt; false when no policy applies (the caller then makes it with the built-in retries).
+   */
+  run<Target>(targetId: string, request: InvokeRequest<Target>, sink: ResponseSink, sender: AttemptSender<Target>): boolean;
 }
 
 /**
@@ -63,8 +79,11 @@ export class Invoker implements Invoke<InvokeTarget> {
     if (isExternalTarget(target)) {
       // No identity or Forwarded headers go to a service outside the Dapr world (see docs/external-endpoints.md).
       const external = request as InvokeRequest<ExternalTarget>;
-      const policy = options.retries.forCall(target, request.method);
-      new RetryingCall(external, sink, new ExternalAttempts(options.external, target), policy, options.replayLimitBytes, options.logger).start();
+      const sender = new ExternalAttempts(options.external, target);
+      const policies = options.resiliency?.();
+      if (policies?.run(target.id, external, sink, sender) === true) return;
+      const policy = policies?.builtIn ?? options.retries.forCall(target, request.method);
+      new RetryingCall(external, sink, sender, policy, options.replayLimitBytes, options.logger, options.budgets?.for(target.id)).start();
       return;
     }
     const app = request as InvokeRequest;
@@ -77,13 +96,16 @@ export class Invoker implements Invoke<InvokeTarget> {
     setIdentityHeaders(request.metadata, request.caller, target.appId);
     addForwardedHeaders(request.metadata, request.clientAddress, options.sidecarAddress, this.#hostname);
     request.metadata[DESTINATION_APP_ID] = { values: [target.appId] };
-    const policy = options.retries.forCall(target, request.method);
     const metrics = options.metrics;
     if (metrics !== undefined) {
       metrics.requestSent(target.appId);
       sink = new MeteredSink(sink, metrics, target.appId);
     }
-    new RetryingCall(app, sink, new SidecarAttempts(options), policy, options.replayLimitBytes, options.logger).start();
+    const sender = new SidecarAttempts(options);
+    const policies = options.resiliency?.();
+    if (policies?.run(target.appId, app, sink, sender) === true) return;
+    const policy = policies?.builtIn ?? options.retries.forCall(target, request.method);
+    new RetryingCall(app, sink, sender, policy, options.replayLimitBytes, options.logger, options.budgets?.for(target.appId)).start();
   }
 }
 
@@ -99,6 +121,8 @@ class SidecarAttempts implements AttemptSender<AppIdentity> {
   #tried: Set<string> | undefined;
   #address = '';
   #target: AppIdentity | undefined;
+  /** When the attempt in flight was sent (for the balancer's latency figures). */
+  #sentAt = 0;
 
   constructor(options: InvokerOptions) {
     this.#options = options;
@@ -111,8 +135,7 @@ class SidecarAttempts implements AttemptSender<AppIdentity> {
     // A fresh cached answer (the common case) is used at once; otherwise the resolver is asked.
     const cached = book.pickCached(request.target, tried);
     if (cached !== undefined) {
-      this.#address = cached;
-      this.#options.transport.invoke(cached, request, sink);
+      this.#sendTo(cached, request, sink);
       return;
     }
     book.pick(request.target, tried).then(
@@ -121,12 +144,24 @@ class SidecarAttempts implements AttemptSender<AppIdentity> {
           sink.error(cancelledError());
           return;
         }
-        this.#address = address;
-        this.#options.transport.invoke(address, request, sink);
+        this.#sendTo(address, request, sink);
       },
       // Resolution failures carry no retry safety: they end the call.
       (err: unknown) => sink.error(CourierError.from(err, 'ERR_DIRECT_INVOKE')),
     );
+  }
+
+  #sendTo(address: string, request: InvokeRequest, sink: ResponseSink): void {
+    this.#address = address;
+    this.#sentAt = performance.now();
+    this.#options.addressBook.started(address);
+    this.#options.transport.invoke(address, request, sink);
+  }
+
+  settled(outcome: AttemptOutcome): void {
+    if (this.#sentAt === 0) return;
+    this.#options.addressBook.finished(this.#address, performance.now() - this.#sentAt, outcome);
+    this.#sentAt = 0;
   }
 
   retrying(): void {

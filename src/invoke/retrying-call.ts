@@ -3,6 +3,7 @@ import type { CourierError } from '../errors/index.js';
 import type { Logger } from '../observability/logging/index.js';
 import { ReplayableBody } from './body.js';
 import type { RetryPolicy } from './retry.js';
+import type { RetryBudget } from './retry-budget.js';
 import { cancelledError, type FlowControl, type InvokeRequest, type ResponseHead, type ResponseSink } from './types.js';
 
 /** How the attempts of one call are made: to instances of an app, or to an external HTTP service. */
@@ -13,6 +14,24 @@ export interface AttemptSender<Target> {
   retrying(error: CourierError): void;
   /** For the log line of a retry: where the failed attempt went. */
   describeAttempt(): string;
+  /**
+   * The attempt just sent has its outcome: its answer's head arrived (`success`, or `failure` /
+   * `overload` by its status), or it failed. Called once per attempt (for the load balancer's figures).
+   */
+  settled?(outcome: AttemptOutcome): void;
+}
+
+/** How an attempt ended, for the balancer: answered, failed (the instance could not serve it), overloaded, or abandoned by the caller. */
+export type AttemptOutcome = 'success' | 'failure' | 'overload' | 'cancelled';
+
+/**
+ * What an answer's status says about the instance that gave it: 429 and RESOURCE_EXHAUSTED are
+ * `overload`; 5xx and the gRPC codes of a server in trouble (UNKNOWN, INTERNAL, UNAVAILABLE) are
+ * `failure`; anything else (4xx included: the request's fault) is `success`.
+ */
+export function attemptOutcome(status: number): AttemptOutcome {
+  if (status < 100) return status === 8 ? 'overload' : status === 2 || status === 13 || status === 14 ? 'failure' : 'success';
+  return status === 429 ? 'overload' : status >= 500 ? 'failure' : 'success';
 }
 
 /**
@@ -30,13 +49,23 @@ export class RetryingCall<Target> implements ResponseSink {
   readonly #policy: RetryPolicy;
   readonly #logger: Logger;
   readonly #body: ReplayableBody | undefined;
+  readonly #budget: RetryBudget | undefined;
   #retries = 0;
   #headSeen = false;
   #timer: NodeJS.Timeout | undefined;
   #done = false;
 
-  constructor(request: InvokeRequest<Target>, sink: ResponseSink, sender: AttemptSender<Target>, policy: RetryPolicy, replayLimitBytes: number, logger: Logger) {
+  constructor(
+    request: InvokeRequest<Target>,
+    sink: ResponseSink,
+    sender: AttemptSender<Target>,
+    policy: RetryPolicy,
+    replayLimitBytes: number,
+    logger: Logger,
+    budget?: RetryBudget,
+  ) {
     this.#request = request;
+    this.#budget = budget;
     this.#sink = sink;
     this.#sender = sender;
     this.#policy = policy;
@@ -47,6 +76,7 @@ export class RetryingCall<Target> implements ResponseSink {
   }
 
   start(): void {
+    this.#budget?.called();
     this.#request.signal.addEventListener('abort', this);
     this.#attempt();
   }
@@ -74,6 +104,7 @@ export class RetryingCall<Target> implements ResponseSink {
 
   head(head: ResponseHead, flow: FlowControl): void {
     this.#headSeen = true;
+    this.#sender.settled?.(attemptOutcome(head.status));
     this.#sink.head(head, flow);
   }
 
@@ -90,6 +121,7 @@ export class RetryingCall<Target> implements ResponseSink {
 
   error(error: CourierError): void {
     if (this.#done) return;
+    if (!this.#headSeen) this.#sender.settled?.(this.#request.signal.aborted ? 'cancelled' : 'failure');
     const policy = this.#policy;
     const replayable = this.#body === undefined || this.#body.replayable;
     if (
@@ -97,7 +129,8 @@ export class RetryingCall<Target> implements ResponseSink {
       this.#retries < policy.maxRetries &&
       replayable &&
       !this.#request.signal.aborted &&
-      policy.retryable(error, this.#request.verb)
+      policy.retryable(error, this.#request.verb) &&
+      this.#budget?.tryRetry() !== false
     ) {
       this.#retries++;
       this.#sender.retrying(error);

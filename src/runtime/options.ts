@@ -1,3 +1,5 @@
+import type { RetryBudgetSettings } from '../invoke/retry-budget.js';
+import type { BalancerKind } from '../invoke/balancer.js';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { HealthProbeOptions } from '../channel/app-health.js';
@@ -44,6 +46,12 @@ export interface SidecarOptions {
   readonly limits: ConnectionLimits;
   /** `--internal-lane`: serve and use the Courier-to-Courier lane (false: gRPC over HTTP/2 only). */
   readonly internalLane: boolean;
+  /** `--load-balancing`: how an instance of the target app is chosen (undefined: p2c). */
+  readonly loadBalancing?: BalancerKind | undefined;
+  /** `--outlier-ejection`: failures in a row that eject an instance for a while; 0: never (undefined: 5). */
+  readonly outlierEjection?: number | undefined;
+  /** The retry budget of each target (`--retry-budget`); undefined: retries are not budgeted. */
+  readonly retryBudget?: RetryBudgetSettings | undefined;
   readonly logLevel: LogLevel;
   readonly logAsJson: boolean;
   /** `--enable-profiling` with `--profile-port`: where runtime diagnostics are served; undefined when off. */

@@ -19,7 +19,10 @@ import { CourierError, errorMessage } from '../errors/index.js';
 import { ApiLog } from '../observability/api-log.js';
 import { AddressBook } from '../invoke/address-book.js';
 import type { AppIdentity } from '../invoke/identity.js';
-import { Invoker } from '../invoke/invoker.js';
+import { Invoker, type OutboundPolicies } from '../invoke/invoker.js';
+import { RetryBudgets } from '../invoke/retry-budget.js';
+import type { ResourceDocument } from '../config/resources.js';
+import type { ResourcesWatch } from '../config/resources-watch.js';
 import { builtInRetryPolicies } from '../invoke/retry.js';
 import { TargetResolver } from '../invoke/target.js';
 import { defaultRegistry, type NameResolver } from '../nameresolution/index.js';
@@ -28,6 +31,7 @@ import { version } from '../version.js';
 import type { SentryClient } from '../sentry/client.js';
 import type { WorkloadIdentity } from '../sentry/identity.js';
 import { clientTls, serverTls } from '../sentry/mtls.js';
+import type { ResiliencyRunnerOptions } from '../resiliency/index.js';
 import type { ConfigurationWatch, watchConfiguration as WatchConfiguration } from '../config/watch.js';
 import type { SidecarOptions } from './options.js';
 import { IdleMemoryReclaimer } from './idle-memory.js';
@@ -42,7 +46,7 @@ import { processStartTime, removeRunRecord, writeRunRecord } from './run-registr
 /** How long a resolver answer is reused: new instances are called within this, dead ones leave at their liveness deadline. */
 const RESOLVER_CACHE_TTL_MS = 1000;
 /** The resources of a sidecar without --resources-path. */
-const NO_ENDPOINTS: EndpointResources = { endpoints: [], secretStores: new Map(), targets: new Map() };
+const NO_ENDPOINTS: EndpointResources & { applied: readonly ResourceDocument[] } = { applied: [], endpoints: [], secretStores: new Map(), targets: new Map() };
 /** How long an instance that failed a call is skipped while others are available. */
 const EJECT_MS = 5000;
 /** How long a call waits for an app id with no instance to appear (daprd: 5 retries, 100 ms apart). */
@@ -88,6 +92,9 @@ export class Sidecar {
   #sentry: SentryClient | undefined;
   #accessControl: AccessControlPolicy | undefined;
   #configWatch: ConfigurationWatch | undefined;
+  /** The Resiliency policies in force (replaced whole when the resources change). */
+  #resiliency: OutboundPolicies | undefined;
+  #resourcesWatch: ResourcesWatch | undefined;
   #stopping: Promise<void> | undefined;
   #reclaimer: IdleMemoryReclaimer | undefined;
   #diagnostics: { readonly monitor: RuntimeDiagnostics; readonly server: DiagnosticsServer } | undefined;
@@ -216,6 +223,8 @@ export class Sidecar {
       cacheTtlMs: RESOLVER_CACHE_TTL_MS,
       ejectMs: EJECT_MS,
       emptyRetryMs: EMPTY_RETRY_MS,
+      balancer: options.loadBalancing ?? 'p2c',
+      ejection: options.outlierEjection === 0 ? false : { consecutiveFailures: options.outlierEjection },
       onLookup: metrics === undefined ? undefined : (resolver, result) => metrics.resolved(resolver, result),
     });
     const sidecarAddress = options.internalGrpcListenAddress;
@@ -224,6 +233,14 @@ export class Sidecar {
       maxConcurrency: options.appMaxConcurrency,
       logger: log.child({ scope: 'external' }),
     });
+    const replayLimitBytes = Math.min(REPLAY_LIMIT_BYTES, options.maxBodyBytes);
+    const budgets = options.retryBudget === undefined ? undefined : new RetryBudgets(options.retryBudget);
+    if (options.resourcesPaths.length > 0) {
+      const resiliencyOptions = { namespace: options.namespace, replayLimitBytes, budgets, logger: log.child({ scope: 'resiliency' }), metrics };
+      this.#resiliency = await this.#untilStopped(this.#loadResiliency(endpoints.applied, resiliencyOptions, true));
+      const { watchResources } = await import('../config/resources-watch.js');
+      this.#resourcesWatch = watchResources(options.resourcesPaths, () => void this.#reloadResiliency(resiliencyOptions));
+    }
     const invoker = new Invoker({
       self: this.#self,
       sidecarAddress,
@@ -232,9 +249,11 @@ export class Sidecar {
       transport: this.#transport,
       external: this.#external,
       retries: builtInRetryPolicies,
-      replayLimitBytes: Math.min(REPLAY_LIMIT_BYTES, options.maxBodyBytes),
+      replayLimitBytes,
       logger: log.child({ scope: 'invoke' }),
       metrics,
+      resiliency: () => this.#resiliency,
+      budgets,
     });
     const targets = new TargetResolver(options.namespace, endpoints.targets);
 
@@ -398,6 +417,7 @@ export class Sidecar {
     if (!quiet) log.info({ grace_ms: graceMs }, 'shutting down');
     if (this.#runFile !== undefined) removeRunRecord(this.#runFile);
     this.#configWatch?.close();
+    this.#resourcesWatch?.close();
     this.#reclaimer?.close();
     this.#diagnostics?.monitor.close();
     await settle(log, 'profiling endpoint', this.#diagnostics?.server.close());
@@ -498,7 +518,7 @@ export class Sidecar {
    * Reads `--resources-path`: the resources that apply to this app (namespace, scopes), the secret
    * stores and HTTPEndpoints among them (validated, secrets resolved), and a note for the rest.
    */
-  async #loadResources(): Promise<EndpointResources> {
+  async #loadResources(): Promise<EndpointResources & { applied: readonly ResourceDocument[] }> {
     const log = this.#logger;
     const [{ loadResources, selectResources }, { isEndpointResource, loadEndpointResources }] = await Promise.all([import('../config/resources.js'), import('../endpoints/index.js')]);
     const loaded = loadResources(this.#options.resourcesPaths);
@@ -518,9 +538,47 @@ export class Sidecar {
       log.info({ name: endpoint.name, baseUrl: `${endpoint.target.origin}${endpoint.target.basePath}`, headers: endpoint.headers.length, tls: endpoint.tls !== undefined }, 'HTTPEndpoint loaded');
     }
     for (const r of applied) {
-      if (!isEndpointResource(r)) log.warn({ file: r.file, kind: r.kind, name: r.name }, `resource ${r.kind}/${r.name} is not used: Courier provides service invocation only`);
+      if (!isEndpointResource(r) && r.kind !== 'Resiliency') log.warn({ file: r.file, kind: r.kind, name: r.name }, `resource ${r.kind}/${r.name} is not used: Courier provides service invocation only`);
     }
-    return endpoints;
+    return { ...endpoints, applied };
+  }
+
+  /**
+   * Builds the Resiliency policies from the applicable resources; undefined when there are none. A
+   * mistake stops the sidecar at start; on reload it throws, and the caller keeps the policies in force.
+   */
+  async #loadResiliency(applied: readonly ResourceDocument[], options: ResiliencyRunnerOptions, atStart: boolean): Promise<OutboundPolicies | undefined> {
+    if (!applied.some((r) => r.kind === 'Resiliency')) {
+      if (!atStart && this.#resiliency !== undefined) options.logger.info('no Resiliency resource any more: calls get the built-in retries only');
+      return undefined;
+    }
+    const { loadResiliency, ResiliencyRunner, describeRetry } = await import('../resiliency/index.js');
+    const spec = loadResiliency(applied, (message) => options.logger.warn(message));
+    if (spec === undefined) return undefined;
+    options.metrics?.clearBreakerStates();
+    for (const name of spec.resources) options.metrics?.resiliencyLoaded(name, options.namespace);
+    options.logger.info(
+      {
+        resources: spec.resources,
+        timeouts: [...spec.timeouts.keys()],
+        retries: [...spec.retries.values()].map(describeRetry),
+        circuitBreakers: [...spec.breakers.values()].map((b) => `${b.name}: ${b.tripExpression}`),
+        apps: [...spec.apps.keys()],
+      },
+      atStart ? 'resiliency policies loaded' : 'resiliency policies reloaded',
+    );
+    return new ResiliencyRunner(spec, options);
+  }
+
+  /** The resource directories changed: the Resiliency policies are replaced atomically, or kept if the new files are bad. */
+  async #reloadResiliency(options: ResiliencyRunnerOptions): Promise<void> {
+    try {
+      const [{ loadResources, selectResources }] = await Promise.all([import('../config/resources.js')]);
+      const { applied } = selectResources(loadResources(this.#options.resourcesPaths).resources, this.#self);
+      this.#resiliency = await this.#loadResiliency(applied, options, false);
+    } catch (err) {
+      options.logger.error({ err: errorMessage(err) }, 'the changed resources were refused; the resiliency policies in force stay');
+    }
   }
 
   /** Listens on the TCP port (or, with `--unix-domain-socket`, the socket) of one API; resolves with the port, 0 on a socket. */

@@ -103,6 +103,10 @@ export function metricsSettings(appId: string, spec: MetricsSpec): MetricsSettin
   };
 }
 
+/** The `policy` label of the resiliency metrics. */
+export type ResiliencyPolicyKind = 'timeout' | 'retry' | 'circuitbreaker';
+const BREAKER_STATES = ['closed', 'half-open', 'open'] as const;
+
 /** What a path is labelled when no pattern matches it and cardinality is not increased. */
 export const OTHER_PATH = '_';
 
@@ -148,6 +152,12 @@ export class SidecarMetrics {
   readonly #retries: CounterFamily;
   readonly #resolutions: CounterFamily;
   readonly #errorCodes: CounterFamily | undefined;
+  // Resiliency (Dapr's names and labels).
+  readonly #resiliencyLoaded: CounterFamily;
+  readonly #resiliencyCount: CounterFamily;
+  readonly #resiliencyActivations: CounterFamily;
+  /** The circuit breakers' states for `dapr_resiliency_cb_state`, by their labels joined. */
+  readonly #breakerStates = new Map<string, { labels: Record<string, string>; state: string }>();
   readonly #serverBytes: HistogramSeries[];
   /** The series each record updates, by the values it is given (see SeriesCache). */
   readonly #cache: {
@@ -216,6 +226,22 @@ export class SidecarMetrics {
     this.#errorCodes = settings.recordErrorCodes
       ? counter('dapr_error_code_total', 'Total number of times an error with a specific error code was encountered.', ['app_id', 'category', 'error_code'])
       : undefined;
+
+    const resiliencyLabels = ['app_id', 'name', 'policy', 'namespace', 'flow_direction', 'target', 'status'];
+    this.#resiliencyLoaded = counter('dapr_resiliency_loaded', 'Number of resiliency policies loaded.', ['app_id', 'name', 'namespace']);
+    this.#resiliencyCount = counter('dapr_resiliency_count', 'Number of times a resiliency policy has been applied to a call.', resiliencyLabels);
+    this.#resiliencyActivations = counter(
+      'dapr_resiliency_activations_total',
+      'Number of times a resiliency policy has been activated after a failure (a retry, a timeout) or a state change (a circuit breaker).',
+      resiliencyLabels,
+    );
+    this.addGauge("dapr_resiliency_cb_state", "A circuit breaker's current state: 1 for the state it is in, 0 for the others.", () => {
+      const values: ExpositionValue[] = [];
+      for (const { labels, state } of this.#breakerStates.values()) {
+        for (const status of BREAKER_STATES) values.push({ value: status === state ? 1 : 0, labels: { ...labels, status } });
+      }
+      return values;
+    });
 
     const appId = settings.appId;
     const verbOf = (verb: string): string => (settings.excludeVerbs ? '' : verb);
@@ -292,6 +318,39 @@ export class SidecarMetrics {
 
   resolved(resolver: string, result: 'found' | 'not-found' | 'error'): void {
     this.#resolutions.series(this.settings.appId, resolver, result).value++;
+  }
+
+  // --- resiliency ---------------------------------------------------------------------------------
+
+  /** A Resiliency resource was loaded (at start or on reload). */
+  resiliencyLoaded(name: string, namespace: string): void {
+    this.#resiliencyLoaded.series(this.settings.appId, name, namespace).value++;
+  }
+
+  /** A call to `target` (`app_<id>`) runs under a policy of `name`; for a circuit breaker `status` is its state. */
+  resiliencyApplied(name: string, namespace: string, policy: ResiliencyPolicyKind, target: string, status = ''): void {
+    this.#resiliencyCount.series(this.settings.appId, name, policy, namespace, 'outbound', target, status).value++;
+  }
+
+  /** A policy acted: a retry was made, a timeout fired, or a circuit breaker changed to `status`. */
+  resiliencyActivated(name: string, namespace: string, policy: ResiliencyPolicyKind, target: string, status = ''): void {
+    this.#resiliencyActivations.series(this.settings.appId, name, policy, namespace, 'outbound', target, status).value++;
+  }
+
+  /** A circuit breaker is now in `state`; a breaker not yet seen starts being reported. */
+  breakerState(name: string, namespace: string, target: string, state: string): void {
+    const key = `${name}\u0000${namespace}\u0000${target}`;
+    const known = this.#breakerStates.get(key);
+    if (known !== undefined) known.state = state;
+    else {
+      const labels = { app_id: this.settings.appId, name, policy: 'circuitbreaker', namespace, flow_direction: 'outbound', target };
+      this.#breakerStates.set(key, { labels, state });
+    }
+  }
+
+  /** Forgets the circuit breakers' states (their policies were replaced). */
+  clearBreakerStates(): void {
+    this.#breakerStates.clear();
   }
 
   /** The sidecar answered its app with an error of `code` (counted with `recordErrorCodes` only). */
