@@ -8,6 +8,9 @@ import { sameIdentity, type AppIdentity } from './identity.js';
 import type { RetryPolicies, RetryPolicy } from './retry.js';
 import { RetryingCall, type AttemptOutcome, type AttemptSender } from './retrying-call.js';
 import type { RetryBudgets } from './retry-budget.js';
+import { requestDeadline } from './deadline.js';
+import { PolicyCall } from '../resiliency/policy-call.js';
+import type { AppPolicies, RetrySpec } from '../resiliency/resource.js';
 import {
   cancelledError,
   type FlowControl,
@@ -56,7 +59,7 @@ export interface OutboundPolicies {
    * Starts `request` to `targetId` under the policy that applies to it, with `sender` making each
    * attempt; false when no policy applies (the caller then makes it with the built-in retries).
    */
-  run<Target>(targetId: string, request: InvokeRequest<Target>, sink: ResponseSink, sender: AttemptSender<Target>): boolean;
+  run<Target>(targetId: string, request: InvokeRequest<Target>, sink: ResponseSink, sender: AttemptSender<Target>, deadline: number | undefined): boolean;
 }
 
 /**
@@ -79,14 +82,14 @@ export class Invoker implements Invoke<InvokeTarget> {
     if (isExternalTarget(target)) {
       // No identity or Forwarded headers go to a service outside the Dapr world (see docs/external-endpoints.md).
       const external = request as InvokeRequest<ExternalTarget>;
-      const sender = new ExternalAttempts(options.external, target);
-      const policies = options.resiliency?.();
-      if (policies?.run(target.id, external, sink, sender) === true) return;
-      const policy = policies?.builtIn ?? options.retries.forCall(target, request.method);
-      new RetryingCall(external, sink, sender, policy, options.replayLimitBytes, options.logger, options.budgets?.for(target.id)).start();
+      const deadline = this.#deadline(request, sink);
+      if (deadline === null) return;
+      this.#send(target.id, external, sink, new ExternalAttempts(options.external, target), options.retries.forCall(target, request.method), deadline);
       return;
     }
     const app = request as InvokeRequest;
+    const deadline = this.#deadline(request, sink);
+    if (deadline === null) return;
     const { self } = options;
     if (sameIdentity(target, self)) {
       setIdentityHeaders(request.metadata, self, self.appId);
@@ -101,13 +104,46 @@ export class Invoker implements Invoke<InvokeTarget> {
       metrics.requestSent(target.appId);
       sink = new MeteredSink(sink, metrics, target.appId);
     }
-    const sender = new SidecarAttempts(options);
+    this.#send(target.appId, app, sink, new SidecarAttempts(options), options.retries.forCall(target, request.method), deadline);
+  }
+
+  /** The caller's deadline (`Courier-Timeout`); null when the header is malformed (the call has been failed). */
+  #deadline(request: InvokeRequest<InvokeTarget>, sink: ResponseSink): number | undefined | null {
+    try {
+      return requestDeadline(request);
+    } catch (err) {
+      sink.error(CourierError.from(err, 'ERR_MALFORMED_REQUEST'));
+      return null;
+    }
+  }
+
+  /** Makes a call that leaves this sidecar: under its Resiliency policy when one applies, else with the built-in retries. */
+  #send<Target>(targetId: string, request: InvokeRequest<Target>, sink: ResponseSink, sender: AttemptSender<Target>, builtIn: RetryPolicy, deadline: number | undefined): void {
+    const options = this.#options;
     const policies = options.resiliency?.();
-    if (policies?.run(target.appId, app, sink, sender) === true) return;
-    const policy = policies?.builtIn ?? options.retries.forCall(target, request.method);
-    new RetryingCall(app, sink, sender, policy, options.replayLimitBytes, options.logger, options.budgets?.for(target.appId)).start();
+    if (policies?.run(targetId, request, sink, sender, deadline) === true) return;
+    const policy = policies?.builtIn ?? builtIn;
+    const budget = options.budgets?.for(targetId);
+    if (deadline === undefined) {
+      new RetryingCall(request, sink, sender, policy, options.replayLimitBytes, options.logger, budget).start();
+      return;
+    }
+    // A deadline needs what a policy call does (attempts that can be cut short, waits that end early).
+    const retry: RetrySpec = { name: 'built-in', policy: 'constant', durationMs: policy.backoffMs, maxIntervalMs: policy.backoffMs, maxRetries: policy.maxRetries, httpStatusCodes: undefined, grpcStatusCodes: undefined };
+    new PolicyCall(request, sink, sender, {
+      policy: { policies: NO_POLICIES, breaker: undefined, metricsTarget: '', namespace: options.self.namespace },
+      builtIn: retry,
+      budget,
+      replayLimitBytes: options.replayLimitBytes,
+      logger: options.logger,
+      metrics: undefined,
+      deadline,
+    }).start();
   }
 }
+
+/** What a call with a deadline but no Resiliency policy runs under: the built-in retries only. */
+const NO_POLICIES: AppPolicies = { resource: '', timeoutMs: undefined, timeoutName: undefined, retry: undefined, breaker: undefined, breakerCacheSize: 0, named: false };
 
 /** The internal method every call to another sidecar uses (the gRPC client metrics' method label). */
 const CALL_LOCAL_STREAM_METHOD = '/dapr.proto.internals.v1.ServiceInvocation/CallLocalStream';

@@ -51,7 +51,7 @@ export class ResiliencyRunner implements OutboundPolicies {
         : { maxRetries: tuned.maxRetries < 0 ? Number.MAX_SAFE_INTEGER : tuned.maxRetries, backoffMs: tuned.durationMs, retryable: isRetryable };
   }
 
-  run<Target>(targetId: string, request: InvokeRequest<Target>, sink: ResponseSink, sender: AttemptSender<Target>): boolean {
+  run<Target>(targetId: string, request: InvokeRequest<Target>, sink: ResponseSink, sender: AttemptSender<Target>, deadline: number | undefined): boolean {
     const policy = this.resiliency.forCall(targetId, request.method);
     if (policy === undefined) return false;
     const options = this.#options;
@@ -62,6 +62,7 @@ export class ResiliencyRunner implements OutboundPolicies {
       replayLimitBytes: options.replayLimitBytes,
       logger: options.logger,
       metrics: options.metrics,
+      deadline,
     }).start();
     return true;
   }

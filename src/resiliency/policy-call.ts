@@ -2,6 +2,7 @@ import type { Readable } from 'node:stream';
 import { CourierError, GrpcStatus } from '../errors/index.js';
 import { ReplayableBody } from '../invoke/body.js';
 import { CallAbort } from '../invoke/call-signal.js';
+import { deadlineError, setRemaining } from '../invoke/deadline.js';
 import type { RetryBudget } from '../invoke/retry-budget.js';
 import { isRetryable } from '../invoke/retry.js';
 import { attemptOutcome, type AttemptSender } from '../invoke/retrying-call.js';
@@ -10,7 +11,8 @@ import type { Logger } from '../observability/logging/index.js';
 import type { SidecarMetrics } from '../observability/metrics/sidecar-metrics.js';
 import { formatDuration } from '../util/duration.js';
 import type { CallPolicy } from './policies.js';
-import { hasCode, type RetrySpec } from './resource.js';
+import { hasCode } from './codes.js';
+import type { RetrySpec } from './resource.js';
 
 export interface PolicyCallOptions {
   readonly policy: CallPolicy;
@@ -20,6 +22,8 @@ export interface PolicyCallOptions {
   readonly replayLimitBytes: number;
   readonly logger: Logger;
   readonly metrics: SidecarMetrics | undefined;
+  /** The caller's deadline (`Courier-Timeout`), a `performance.now()` time: it bounds every attempt and every wait. */
+  readonly deadline?: number | undefined;
 }
 
 /** Dapr's exponential backoff (cenkalti/backoff defaults): 500 ms first, ×1.5 each time, ±50 % random. */
@@ -51,6 +55,9 @@ export class PolicyCall<Target> {
   #abort: CallAbort | undefined;
   #breakerToken: number | undefined;
   #timeout: NodeJS.Timeout | undefined;
+  #deadlineTimer: NodeJS.Timeout | undefined;
+  /** The wait chosen when an answer was dropped for a retry. */
+  #plannedWaitMs: number | undefined;
   #wait: NodeJS.Timeout | undefined;
   /** The answer of the current attempt is being read and dropped before a retry. */
   #draining = false;
@@ -68,7 +75,29 @@ export class PolicyCall<Target> {
   start(): void {
     this.#options.budget?.called();
     this.#request.signal.addEventListener('abort', this);
+    const deadline = this.#options.deadline;
+    if (deadline !== undefined) this.#deadlineTimer = setTimeout(() => this.#deadlinePassed(), Math.max(0, deadline - performance.now()));
     this.#send();
+  }
+
+  /** The caller's deadline passed: whatever is under way ends, with DEADLINE_EXCEEDED if nothing was passed on yet. */
+  #deadlinePassed(): void {
+    this.#deadlineTimer = undefined;
+    if (this.#done) return;
+    const error = deadlineError(describeTarget(this.#request.target));
+    if (this.#wait !== undefined) {
+      clearTimeout(this.#wait);
+      this.#wait = undefined;
+    }
+    this.#attempt++;
+    this.#abort?.abort(error);
+    if (this.#passed) {
+      this.#finish();
+      this.#sink.error(error);
+      return;
+    }
+    this.#sender.settled?.('cancelled');
+    this.#fail(error);
   }
 
   /** The caller went away: the attempt in flight (or the wait for the next) ends. */
@@ -109,6 +138,8 @@ export class PolicyCall<Target> {
     this.#abort = abort;
     const body: Readable | Buffer | null = this.#body === undefined ? request.body : this.#body.open();
     const timeoutMs = policy.policies.timeoutMs;
+    // The time left travels with the attempt, so the target's sidecar stops its app's work when it runs out.
+    if (this.#options.deadline !== undefined) setRemaining(request, this.#options.deadline);
     if (timeoutMs !== undefined) {
       this.#timeout = setTimeout(() => this.#timedOut(attempt, timeoutMs), timeoutMs);
     }
@@ -150,7 +181,7 @@ export class PolicyCall<Target> {
       else breaker.succeeded(this.#breakerToken);
       this.#breakerToken = undefined;
     }
-    if (failed && this.#policyMayRetry() && this.#statusMatches(head.status) && this.#options.budget?.tryRetry() !== false) {
+    if (failed && this.#policyMayRetry() && this.#statusMatches(head.status) && this.#planRetry() && this.#options.budget?.tryRetry() !== false) {
       // Read and drop this answer, then try again (the timeout still bounds the wait for its end).
       // The budget is taken now: an answer that could not be retried must reach the caller.
       this.#draining = true;
@@ -237,12 +268,33 @@ export class PolicyCall<Target> {
   #retry(error: CourierError | undefined, kind: 'policy' | 'built-in'): void {
     const { policy, metrics, logger } = this.#options;
     const final = error ?? new CourierError('ERR_DIRECT_INVOKE', 'the answer was a failure the retry policy matches');
+    const planned = this.#plannedWaitMs;
+    this.#plannedWaitMs = undefined;
+    const waitMs = kind === 'policy' ? (planned ?? this.#backoffMs(this.#retries + 1)) : this.#options.builtIn.durationMs;
+    const deadline = this.#options.deadline;
+    if (planned === undefined && deadline !== undefined && performance.now() + waitMs >= deadline) {
+      // No time left for another attempt: the caller gets the failure now rather than at its deadline.
+      this.#fail(final.withMessage(`${final.message} (not retried: the caller's deadline comes first)`));
+      return;
+    }
     const retries = kind === 'policy' ? ++this.#retries : ++this.#builtInRetries;
     if (kind === 'policy') metrics?.resiliencyActivated(policy.policies.resource, policy.namespace, 'retry', policy.metricsTarget);
     this.#sender.retrying(final);
     logger.debug({ to: this.#sender.describeAttempt(), retry: retries, kind, err: final.message }, 'retrying invocation');
     this.#attempt++;
-    this.#wait = setTimeout(() => this.#send(), kind === 'policy' ? this.#backoffMs(retries) : this.#options.builtIn.durationMs);
+    this.#wait = setTimeout(() => this.#send(), waitMs);
+  }
+
+  /**
+   * Before an answer is dropped for a retry: picks the wait, and says whether the retry can start
+   * before the caller's deadline (if not, the answer is passed on instead).
+   */
+  #planRetry(): boolean {
+    const waitMs = this.#backoffMs(this.#retries + 1);
+    const deadline = this.#options.deadline;
+    if (deadline !== undefined && performance.now() + waitMs >= deadline) return false;
+    this.#plannedWaitMs = waitMs;
+    return true;
   }
 
   #policyMayRetry(): boolean {
@@ -287,6 +339,10 @@ export class PolicyCall<Target> {
   #finish(): void {
     this.#done = true;
     this.#clearTimeout();
+    if (this.#deadlineTimer !== undefined) {
+      clearTimeout(this.#deadlineTimer);
+      this.#deadlineTimer = undefined;
+    }
     this.#request.signal.removeEventListener('abort', this);
   }
 

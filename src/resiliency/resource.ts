@@ -4,14 +4,15 @@ import { schemaError } from '../config/schema-errors.js';
 import { CourierError, errorMessage } from '../errors/index.js';
 import { formatDuration, parseDuration } from '../util/duration.js';
 import { compileTrip, type TripFn } from './circuit-breaker.js';
+import { parseCodes, type CodeSet } from './codes.js';
+
+export { hasCode, parseCodes, type CodeSet } from './codes.js';
 
 export const RESILIENCY_KIND = 'Resiliency';
 
 /** The built-in retries of calls to other sidecars; a Resiliency resource may tune them (not below 3 retries). */
 export const BUILT_IN_SERVICE_RETRIES = 'DaprBuiltInServiceRetries';
 
-/** Codes a retry policy's `matching` lists: a lookup table over HTTP 0–599 or gRPC 0–16. */
-export type CodeSet = Uint8Array;
 
 /** A named retry policy (`spec.policies.retries.<name>`). */
 export interface RetrySpec {
@@ -225,33 +226,6 @@ export function appPolicies(spec: ResiliencySpec, appId: string): AppPolicies | 
     breakerCacheSize: DEFAULT_BREAKER_CACHE_SIZE,
     named: false,
   };
-}
-
-/** Whether `set` lists `code` (a set made by `parseCodes`). */
-export function hasCode(set: CodeSet, code: number): boolean {
-  return code >= 0 && code < set.length && set[code] === 1;
-}
-
-/**
- * Parses a `matching` list: codes and ranges separated by commas (`"429,500-599"`), within 100–599 for
- * HTTP and 0–16 for gRPC. Undefined for an empty list (which retries every code, as in Dapr).
- */
-export function parseCodes(text: string, kind: 'http' | 'grpc'): CodeSet | undefined {
-  const [low, high] = kind === 'http' ? [100, 599] : [0, 16];
-  const set = new Uint8Array(high + 1);
-  let any = false;
-  for (const raw of text.split(',')) {
-    const part = raw.trim();
-    if (part === '') continue;
-    const m = /^(\d+)(?:\s*-\s*(\d+))?$/.exec(part);
-    if (m === null) throw new Error(`"${part}" is not a code or a range such as 500-599`);
-    const from = Number(m[1]);
-    const to = m[2] === undefined ? from : Number(m[2]);
-    if (from < low || to > high || from > to) throw new Error(`"${part}" is outside ${low}-${high}`);
-    for (let c = from; c <= to; c++) set[c] = 1;
-    any = true;
-  }
-  return any ? set : undefined;
 }
 
 function retrySpec(name: string, value: z.infer<typeof retrySchema>, where: string): RetrySpec {

@@ -21,6 +21,7 @@ import { AddressBook } from '../invoke/address-book.js';
 import type { AppIdentity } from '../invoke/identity.js';
 import { Invoker, type OutboundPolicies } from '../invoke/invoker.js';
 import { RetryBudgets } from '../invoke/retry-budget.js';
+import { CalleeDeadlines } from '../invoke/deadline.js';
 import type { ResourceDocument } from '../config/resources.js';
 import type { ResourcesWatch } from '../config/resources-watch.js';
 import { builtInRetryPolicies } from '../invoke/retry.js';
@@ -259,7 +260,8 @@ export class Sidecar {
 
     this.#internal = new InternalServer({
       self: this.#self,
-      appChannel,
+      // A call that carries its caller's deadline (Courier-Timeout) is cancelled at the app when it passes.
+      appChannel: new CalleeDeadlines(appChannel),
       maxBodyBytes: options.maxBodyBytes,
       logger: log.child({ scope: 'internal' }),
       appProtocol: isGrpcProtocol(protocol) ? 'grpc' : 'http',

@@ -75,6 +75,8 @@ describe('Resiliency policies', () => {
   let fragileApp: TestApp;
   const calls = new Map<string, number>();
   let fragileHealthy = false;
+  const deadlineSeen = new Map<string, string>();
+  const cancelledAt = new Map<string, number>();
   const count = (key: string): number => {
     const n = (calls.get(key) ?? 0) + 1;
     calls.set(key, n);
@@ -104,8 +106,12 @@ describe('Resiliency policies', () => {
         const path = (req.url ?? '').split('?')[0] ?? '';
         const n = count(path);
         const delay = path.startsWith('/slow-once/') && n > 1 ? 0 : path.startsWith('/fast/') ? 0 : 2000;
+        deadlineSeen.set(path, String(req.headers['courier-timeout'] ?? ''));
         const timer = setTimeout(() => res.writeHead(200).end(`answered call ${n}`), delay);
-        res.on('close', () => clearTimeout(timer));
+        res.on('close', () => {
+          clearTimeout(timer);
+          if (!res.writableEnded) cancelledAt.set(path, Date.now());
+        });
       });
     });
     fragileApp = await startApp(env, (a) => {
@@ -203,6 +209,34 @@ describe('Resiliency policies', () => {
     assert.match(text, /dapr_resiliency_activations_total\{[^}]*status="half-open"[^}]*\} 1/);
     assert.match(text, /dapr_resiliency_activations_total\{[^}]*status="closed"[^}]*\} 1/);
     assert.match(text, /dapr_resiliency_cb_state\{[^}]*target="app_fragile"[^}]*status="closed"[^}]*\} 1/);
+  });
+
+  test("a caller's deadline (Courier-Timeout) bounds the call, travels to the target, and cancels the app's work there", async () => {
+    const plain = await startSidecar(env, { appId: 'deadline-caller' });
+    const started = Date.now();
+    const res = await send(plain.httpPort, { path: '/v1.0/invoke/slow/method/deadline/i', headers: { 'courier-timeout': '600ms' } });
+    const ms = Date.now() - started;
+    assert.equal(res.status, 500);
+    assert.equal(errorOf(res).errorCode, 'ERR_DIRECT_INVOKE');
+    assert.match(errorOf(res).message, /deadline \(Courier-Timeout\) passed/);
+    assert.ok(ms >= 550 && ms < 1800, `answered at the deadline, not when the app would have (${ms} ms)`);
+    const seen = /^(\d+)ms$/.exec(deadlineSeen.get('/deadline/i') ?? '');
+    assert.ok(seen !== null && Number(seen[1]) <= 600 && Number(seen[1]) > 300, `the app saw the time left: ${deadlineSeen.get('/deadline/i')}`);
+    await eventually(() => assert.ok(cancelledAt.has('/deadline/i'), "the target's sidecar cancelled the app's call"));
+    assert.ok((cancelledAt.get('/deadline/i') ?? 0) - started < 1800, 'cancelled at the deadline, not after the app answered');
+
+    const bad = await send(plain.httpPort, { path: '/v1.0/invoke/slow/method/fast/j', headers: { 'courier-timeout': 'soon' } });
+    assert.equal(bad.status, 400);
+    assert.match(errorOf(bad).message, /Courier-Timeout header "soon" is not a duration/);
+    await plain.stop();
+
+    // Under a policy (400 ms timeout, 3 retries 50 ms apart), the deadline ends the retries.
+    const t0 = Date.now();
+    const limited = await send(caller.httpPort, { path: '/v1.0/invoke/slow/method/always-slow/k', headers: { 'courier-timeout': '1s' } });
+    const total = Date.now() - t0;
+    assert.equal(limited.status, 500);
+    assert.match(errorOf(limited).message, /deadline|not retried/);
+    assert.ok(total < 1700, `the whole call, retries included, ended by the 1 s deadline (${total} ms)`);
   });
 
   test('the resiliency metrics count policies loaded, applied and activated', async () => {
