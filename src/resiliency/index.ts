@@ -40,7 +40,7 @@ export class ResiliencyRunner implements OutboundPolicies {
   readonly #options: ResiliencyRunnerOptions;
 
   constructor(spec: ResiliencySpec, options: ResiliencyRunnerOptions) {
-    this.resiliency = new Resiliency(spec, options.namespace, options.metrics);
+    this.resiliency = new Resiliency(spec, options.namespace, options.metrics, options.logger);
     this.#options = options;
     const tuned = spec.builtIn;
     this.#builtInSpec = tuned === undefined ? BUILT_IN : tuned;

@@ -1,3 +1,4 @@
+import type { Logger } from '../observability/logging/index.js';
 import type { SidecarMetrics } from '../observability/metrics/sidecar-metrics.js';
 import { BreakerCache, CircuitBreaker } from './circuit-breaker.js';
 import { appPolicies, type AppPolicies, type ResiliencySpec, type RetrySpec } from './resource.js';
@@ -33,8 +34,11 @@ export class Resiliency {
   readonly #metrics: SidecarMetrics | undefined;
   readonly #apps = new Map<string, AppEntry>();
 
-  constructor(spec: ResiliencySpec, namespace: string, metrics: SidecarMetrics | undefined) {
+  readonly #logger: Logger | undefined;
+
+  constructor(spec: ResiliencySpec, namespace: string, metrics: SidecarMetrics | undefined, logger?: Logger) {
     this.spec = spec;
+    this.#logger = logger;
     this.#namespace = namespace;
     this.#metrics = metrics;
   }
@@ -81,13 +85,15 @@ export class Resiliency {
     if (policies === undefined || spec === undefined) return { policies, breakers: undefined, metricsTarget, last: undefined };
     const metrics = this.#metrics;
     const namespace = this.#namespace;
-    const breakers = new BreakerCache(policies.breakerCacheSize, () => {
+    const logger = this.#logger;
+    const breakers = new BreakerCache(policies.breakerCacheSize, (key) => {
       const breaker = new CircuitBreaker({
         maxRequests: spec.maxRequests,
         intervalMs: spec.intervalMs,
         timeoutMs: spec.timeoutMs,
         trip: spec.trip,
-        onStateChange: (_from, to) => {
+        onStateChange: (from, to) => {
+          logger?.info({ breaker: spec.name, key, from, to }, `circuit breaker "${key}" changed state from ${from} to ${to}`);
           metrics?.resiliencyActivated(policies.resource, namespace, 'circuitbreaker', metricsTarget, to);
           metrics?.breakerState(policies.resource, namespace, metricsTarget, to);
         },

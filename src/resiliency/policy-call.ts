@@ -280,7 +280,9 @@ export class PolicyCall<Target> {
     const retries = kind === 'policy' ? ++this.#retries : ++this.#builtInRetries;
     if (kind === 'policy') metrics?.resiliencyActivated(policy.policies.resource, policy.namespace, 'retry', policy.metricsTarget);
     this.#sender.retrying(final);
-    logger.debug({ to: this.#sender.describeAttempt(), retry: retries, kind, err: final.message }, 'retrying invocation');
+    // A policy's retries are logged as Dapr logs them (info); the built-in ones at debug, as elsewhere.
+    if (kind === 'policy') logger.info({ to: this.#sender.describeAttempt(), retry: retries, policy: policy.policies.retry?.name, err: final.message }, 'retrying invocation');
+    else logger.debug({ to: this.#sender.describeAttempt(), retry: retries, kind, err: final.message }, 'retrying invocation');
     this.#attempt++;
     this.#wait = setTimeout(() => this.#send(), waitMs);
   }
