@@ -22,6 +22,18 @@ export interface GrpcChannelOptions {
   readonly pingIntervalMs?: number | undefined;
   /** A PING not acknowledged within this destroys the connection; its calls fail `reset`. Default 5 s. */
   readonly pingTimeoutMs?: number | undefined;
+  /**
+   * Silence detection: while calls are waiting on a connection and nothing at all has arrived on it
+   * for this long, PING the server (0: never). Default 0: the server may be any gRPC server, and
+   * silence PINGs respect gRPC's ping policy only as far as a Courier or Dapr sidecar needs (see
+   * `SilenceOptions.pingPolicy`).
+   */
+  readonly silenceMs?: number | undefined;
+  /**
+   * A silence PING unanswered for this long (with nothing else arriving either) destroys the
+   * connection; its calls fail `reset` at once. Default 1 s.
+   */
+  readonly silenceAckTimeoutMs?: number | undefined;
   /** A connection without calls for this long is closed (0: never). Default 3 minutes. */
   readonly idleTimeoutMs?: number | undefined;
   /**
@@ -38,6 +50,8 @@ const DEFAULTS = {
   connectTimeoutMs: 5000,
   pingIntervalMs: 10_000,
   pingTimeoutMs: 5000,
+  silenceMs: 0,
+  silenceAckTimeoutMs: 1000,
   idleTimeoutMs: 180_000,
 } as const;
 
@@ -74,6 +88,8 @@ class ChannelCore implements ClientCallOwner, ConnectionOwner {
       connectTimeoutMs: options.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs,
       pingIntervalMs: options.pingIntervalMs ?? DEFAULTS.pingIntervalMs,
       pingTimeoutMs: options.pingTimeoutMs ?? DEFAULTS.pingTimeoutMs,
+      silenceMs: options.silenceMs ?? DEFAULTS.silenceMs,
+      silenceAckTimeoutMs: options.silenceAckTimeoutMs ?? DEFAULTS.silenceAckTimeoutMs,
       idleTimeoutMs: options.idleTimeoutMs ?? DEFAULTS.idleTimeoutMs,
       scheme: options.scheme ?? 'http',
       createConnection: options.createConnection ?? plainConnection,

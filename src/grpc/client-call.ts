@@ -28,6 +28,8 @@ export interface ClientCallOwner {
 export interface CallConnection {
   /** Last-stream-id of a GOAWAY received on the connection, if any. */
   readonly goawayLastStreamId: number | undefined;
+  /** Response HEADERS and DATA received on the connection, counted by its calls (for silence detection's ping policy). */
+  peerData: number;
   /**
    * Why the connection was lost, once it was (destroyed by an error, a ping timeout, a close);
    * `streamError` is what the stream saw, used when the connection knows no better reason yet.
@@ -416,6 +418,7 @@ export class Http2ClientCall implements ClientCall {
 
   #handleResponse(headers: IncomingHttpHeaders & IncomingHttpStatusHeader, flags: number, raw: readonly string[] | undefined): void {
     if (this.#phase !== 'open') return;
+    (this.#connection as CallConnection).peerData++;
     const status = headers[':status'] ?? 0;
     if ((flags & h2.NGHTTP2_FLAG_END_STREAM) !== 0) {
       // Trailers-Only: the status is in this HEADERS frame; completion follows on 'close'.
@@ -470,6 +473,7 @@ export class Http2ClientCall implements ClientCall {
   }
 
   #handleData(chunk: Buffer): void {
+    (this.#connection as CallConnection).peerData++;
     if (this.#phase !== 'open') return;
     (this.#decoder ??= new MessageDecoder(this.#owner.maxReceiveMessageBytes)).push(chunk);
     this.#pump();

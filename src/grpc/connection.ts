@@ -21,6 +21,9 @@ export interface ConnectionSettings {
   readonly connectTimeoutMs: number;
   readonly pingIntervalMs: number;
   readonly pingTimeoutMs: number;
+  /** Silence detection (0: off); see `GrpcChannelOptions.silenceMs`. */
+  readonly silenceMs: number;
+  readonly silenceAckTimeoutMs: number;
   readonly idleTimeoutMs: number;
   readonly scheme: 'http' | 'https';
   readonly createConnection: (target: ChannelTarget) => Duplex;
@@ -63,6 +66,12 @@ function destroySocket(this: Duplex): void {
   this.destroy();
 }
 
+/**
+ * The least time between two PINGs that a gRPC server's ping policy may demand when it sent nothing in
+ * between (grpc-go's MinTime; Dapr's internal server sets 8 s), with a margin.
+ */
+const PEER_MIN_PING_INTERVAL_MS = 10_000;
+
 /** Node's request() errors that mean "this session takes no more streams", not "this request is bad". */
 const SESSION_UNUSABLE = new Set(['ERR_HTTP2_GOAWAY_SESSION', 'ERR_HTTP2_INVALID_SESSION', 'ERR_HTTP2_OUT_OF_STREAMS']);
 
@@ -76,6 +85,7 @@ export class Connection implements CallConnection {
   /** Resolves once the session (and its socket) is closed. */
   readonly closed: Promise<void>;
   goawayLastStreamId: number | undefined;
+  peerData = 0;
 
   readonly #owner: ConnectionOwner;
   readonly #keeper: SessionKeeper;
@@ -118,6 +128,16 @@ export class Connection implements CallConnection {
       idleTimeoutMs: settings.idleTimeoutMs,
       onIdle: this.#idle,
       onPingTimeout: this.#pingTimedOut,
+      silence:
+        settings.silenceMs > 0
+          ? {
+              silenceMs: settings.silenceMs,
+              ackTimeoutMs: settings.silenceAckTimeoutMs,
+              received: this.#received,
+              pingPolicy: { minIntervalMs: PEER_MIN_PING_INTERVAL_MS, peerData: this.#peerData },
+              onDead: this.#silentTooLong,
+            }
+          : undefined,
     });
     this.session.on('remoteSettings', this.#onRemoteSettings);
     this.session.on('goaway', this.#onGoaway);
@@ -288,6 +308,26 @@ export class Connection implements CallConnection {
     if (this.#state.kind !== 'ready') return;
     this.#state = DRAINING;
     this.session.close();
+  };
+
+  /**
+   * What silence detection watches: the bytes read from the socket, counted by Node as it reads (no
+   * per-frame hook exists for a whole HTTP/2 session); the response frames the calls saw, for a socket
+   * that does not count.
+   */
+  readonly #received = (): number => {
+    const bytesRead = (this.#socket as { bytesRead?: unknown } | undefined)?.bytesRead;
+    return typeof bytesRead === 'number' ? bytesRead : this.peerData;
+  };
+
+  readonly #peerData = (): number => this.peerData;
+
+  readonly #silentTooLong = (): void => {
+    const { silenceMs, silenceAckTimeoutMs } = this.#owner.settings;
+    this.#lossReason ??= `nothing received for ${silenceMs}ms while calls were waiting, and a ping was not acknowledged within ${silenceAckTimeoutMs}ms`;
+    this.#owner.settings.logger.debug({ target: this.#owner.label, calls: this.#keeper.active }, 'gRPC connection went silent with calls waiting; dropping it');
+    this.session.destroy();
+    this.#socket?.destroy();
   };
 
   readonly #pingTimedOut = (): void => {

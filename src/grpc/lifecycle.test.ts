@@ -1,10 +1,16 @@
-// Server shutdown, reconnects, several listeners, connection limits, idle close, the pool, and
-// proof that closing leaves nothing behind.
+// Server shutdown, reconnects, several listeners, connection limits, idle close, keepalive and
+// silence detection, the pool, and proof that closing leaves nothing behind.
 import assert from 'node:assert/strict';
 import { getEventListeners, setMaxListeners } from 'node:events';
+import { constants as h2, createServer as createHttp2Server, type Http2Session } from 'node:http2';
+import type { AddressInfo } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import { describe, test } from 'node:test';
 import { GrpcStatus } from '../errors/index.js';
 import type { CallResult } from './call.js';
+import { GrpcChannel } from './channel.js';
+import { messageHead } from './framing.js';
+import { SessionKeeper } from './keepalive.js';
 import { ChannelPool } from './pool.js';
 import { GrpcServer } from './server.js';
 import type { ServerCall } from './call.js';
@@ -33,6 +39,9 @@ function startHeld(channel: TestChannel): Promise<CallResult> {
   sendAll(call, [Buffer.from('hold')]);
   return done.then((c) => c.result);
 }
+
+/** Silence detection as the sidecar-to-sidecar hop sets it (src/api/internal/transport.ts). */
+const SILENCE = { silenceMs: 500, silenceAckTimeoutMs: 1000 } as const;
 
 /** Sockets, servers and timers currently keeping the event loop busy. */
 function activeHandles(): string[] {
@@ -186,7 +195,7 @@ for (const kind of TRANSPORTS) describe(`lifecycle (${kind}; the server serves b
     const held = holdCalls(server);
     const proxy = await startFreezableProxy(target.port);
     // The client itself never pings, so only the server can notice.
-    const channel = openChannel(kind, { host: '127.0.0.1', port: proxy.port }, { pingIntervalMs: 0 });
+    const channel = openChannel(kind, { host: '127.0.0.1', port: proxy.port }, { pingIntervalMs: 0, silenceMs: 0 });
     try {
       const inFlight = startHeld(channel);
       await eventually(() => held.length === 1, 5000, 'the held call');
@@ -200,6 +209,35 @@ for (const kind of TRANSPORTS) describe(`lifecycle (${kind}; the server serves b
       await channel.close();
       await proxy.close();
       await server.close();
+    }
+  });
+
+  test('silence detection: a call on a connection that stops answering fails reset within about 1.5 s; the next call opens a new connection', async () => {
+    const { server, target } = await startEchoServer({ lane: true });
+    const held = holdCalls(server);
+    const proxy = await startFreezableProxy(target.port);
+    const channel = openChannel(kind, { host: '127.0.0.1', port: proxy.port }, SILENCE);
+    try {
+      assert.equal((await unary(channel, 'warm')).code, GrpcStatus.OK);
+      const inFlight = startHeld(channel);
+      await eventually(() => held.length === 1, 5000, 'the held call');
+      proxy.freeze();
+      const frozenAt = performance.now();
+      const result = await inFlight;
+      const ms = Math.round(performance.now() - frozenAt);
+      console.log(`# ${kind}: a call waiting on a frozen connection failed ${ms} ms after the freeze: ${result.message}`);
+      assert.equal(result.code, GrpcStatus.UNAVAILABLE);
+      assert.equal(result.transport, 'reset', 'the callee may have processed it: retried only when idempotent');
+      assert.match(result.message, /was lost: nothing received for 500ms while calls were waiting, and a ping was not acknowledged within 1000ms/);
+      assert.ok(ms < 4000, `failed after ${ms} ms`);
+      await eventually(() => channel.connectionCount === 0, 1000, 'the dead connection to be gone');
+      // New connections through the proxy are forwarded: the next call works, on a new connection.
+      assert.equal((await unary(channel, 'again')).code, GrpcStatus.OK);
+      assert.equal(channel.connectionCount, 1);
+    } finally {
+      await channel.close();
+      await proxy.close();
+      await server.close({ graceMs: 0 });
     }
   });
 
@@ -217,6 +255,111 @@ for (const kind of TRANSPORTS) describe(`lifecycle (${kind}; the server serves b
     }
   });
 
+});
+
+describe('SessionKeeper', () => {
+  test('calls may be counted before start(), with and without silence detection', () => {
+    for (const silence of [undefined, { silenceMs: 500, ackTimeoutMs: 1000, received: () => 0, onDead: () => {} }]) {
+      // An h2c app session counts calls queued before the server's SETTINGS, then starts the keeper.
+      const keeper = new SessionKeeper({ destroyed: false, closed: false, ping: () => true }, {
+        pingIntervalMs: 10_000,
+        pingTimeoutMs: 5000,
+        idleTimeoutMs: 60_000,
+        silence,
+        onIdle: () => {},
+        onPingTimeout: () => {},
+      });
+      keeper.callStarted();
+      keeper.start();
+      keeper.callEnded();
+      keeper.stop();
+      assert.equal(keeper.active, 0);
+    }
+  });
+});
+
+describe('silence detection over HTTP/2, against a server with gRPC\'s ping policy', () => {
+  // A server that answers after `delayMs` and enforces the ping policy as grpc-go's does (Dapr's
+  // internal server: MinTime 8 s): a PING less than 8 s after the previous one, with no HEADERS or
+  // DATA written since, is a strike; a PING after such a write clears the strikes; the third strike
+  // closes the connection with GOAWAY ENHANCE_YOUR_CALM.
+  async function startStrictServer(delayMs: number): Promise<{ port: number; pings: () => number; maxStrikes: () => number; goaways: () => number; close(): Promise<void> }> {
+    let pings = 0;
+    let maxStrikes = 0;
+    let goaways = 0;
+    const sessions = new Set<Http2Session>();
+    const server = createHttp2Server();
+    server.on('session', (session) => {
+      sessions.add(session);
+      session.on('close', () => sessions.delete(session));
+      let strikes = 0;
+      let lastPingAt = Number.NEGATIVE_INFINITY;
+      let wrote = false;
+      session.on('ping', () => {
+        pings++;
+        const now = performance.now();
+        if (wrote) strikes = 0;
+        else if (now - lastPingAt < 8000) strikes++;
+        wrote = false;
+        lastPingAt = now;
+        maxStrikes = Math.max(maxStrikes, strikes);
+        if (strikes > 2) {
+          goaways++;
+          session.goaway(h2.NGHTTP2_ENHANCE_YOUR_CALM, 0, Buffer.from('too_many_pings'));
+          session.destroy();
+        }
+      });
+      session.on('stream', (stream) => {
+        const body: Buffer[] = [];
+        stream.on('data', (chunk: Buffer) => body.push(chunk));
+        stream.on('end', () => {
+          const timer = setTimeout(() => {
+            if (stream.destroyed) return;
+            const message = Buffer.concat(body).subarray(5);
+            wrote = true;
+            stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+            stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
+            stream.write(messageHead(message.length));
+            stream.end(message);
+          }, delayMs);
+          stream.once('close', () => clearTimeout(timer));
+        });
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    return {
+      port: (server.address() as AddressInfo).port,
+      pings: () => pings,
+      maxStrikes: () => maxStrikes,
+      goaways: () => goaways,
+      close: async () => {
+        for (const session of sessions) session.destroy();
+        await new Promise<void>((resolve) => server.close(() => resolve()));
+      },
+    };
+  }
+
+  test('a slow handler (3 s) on a healthy connection completes; silence PINGs never earn a second strike', async () => {
+    const strict = await startStrictServer(3000);
+    const channel = new GrpcChannel({ host: '127.0.0.1', port: strict.port }, SILENCE);
+    try {
+      for (const round of [1, 2]) {
+        const started = performance.now();
+        const result = await unary(channel, `slow ${round}`);
+        const ms = Math.round(performance.now() - started);
+        console.log(`# http2: slow call ${round} took ${ms} ms; PINGs so far ${strict.pings()}, most strikes ${strict.maxStrikes()}`);
+        assert.equal(result.code, GrpcStatus.OK, result.message);
+        assert.ok(ms >= 2900, `${ms} ms`);
+      }
+      assert.ok(strict.pings() >= 2, `silence detection pinged (${strict.pings()} PINGs)`);
+      assert.ok(strict.maxStrikes() <= 1, `at most one strike at a time (${strict.maxStrikes()})`);
+      assert.equal(strict.goaways(), 0);
+      assert.equal(channel.connectionCount, 1, 'one connection throughout');
+    } finally {
+      await channel.close();
+      await strict.close();
+    }
+  });
 });
 
 describe('lifecycle (the HTTP/2 channel pool)', () => {

@@ -225,6 +225,18 @@ export class AddressBook {
     }
   }
 
+  /**
+   * Whether the last answer for `target` names a live instance outside `exclude` (one this call has
+   * not tried): a retry can then go there at once instead of waiting to try the same one again.
+   */
+  hasUntried(target: AppIdentity, exclude: ReadonlySet<string>): boolean {
+    const entry = this.#entries.get(target.namespace)?.get(target.appId);
+    if (entry === undefined) return false;
+    const now = this.#clock;
+    for (const slot of entry.slots) if (slot.expiresAtMs > now && !exclude.has(slot.stats.address)) return true;
+    return false;
+  }
+
   /** What is known of `address` (for tests and diagnostics); undefined when nothing. */
   instance(address: string): Readonly<InstanceStats> | undefined {
     return this.#stats.get(address);

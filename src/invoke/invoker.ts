@@ -200,6 +200,14 @@ class SidecarAttempts implements AttemptSender<AppIdentity> {
     this.#sentAt = 0;
   }
 
+  hasUntried(): boolean {
+    if (this.#target === undefined) return false;
+    // The attempt that just failed counts as tried (whether or not `retrying` has recorded it yet).
+    const tried = new Set(this.#tried);
+    tried.add(this.#address);
+    return this.#options.addressBook.hasUntried(this.#target, tried);
+  }
+
   retrying(): void {
     if (this.#target !== undefined) this.#options.metrics?.retried(this.#target.appId);
     (this.#tried ??= new Set()).add(this.#address);

@@ -3,11 +3,12 @@ import { idempotentVerbs, type InvokeTarget } from './types.js';
 
 /**
  * Courier's built-in retries for calls to another sidecar (and to external HTTP services), as the
- * service-invocation overview states them: up to 3 retries, 1 s apart, each on the next instance.
+ * service-invocation overview states them: up to 3 retries, each on the next instance; at once while
+ * an untried instance is left, otherwise 1 s apart.
  *
  * What is retried (and nothing else):
  * - the connection to the target sidecar could not be made (refused, unreachable, timed out after
- *   5 s, or the TLS handshake failed), so nothing was sent;
+ *   2 s, or the TLS handshake failed), so nothing was sent;
  * - the target sidecar refused the stream without processing it (HTTP/2 REFUSED_STREAM, or a GOAWAY
  *   that excludes it, as a sidecar that is shutting down sends);
  * - the target sidecar answered UNAVAILABLE or UNAUTHENTICATED before sending any response headers

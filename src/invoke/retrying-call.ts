@@ -19,6 +19,11 @@ export interface AttemptSender<Target> {
    * `overload` by its status), or it failed. Called once per attempt (for the load balancer's figures).
    */
   settled?(outcome: AttemptOutcome): void;
+  /**
+   * Whether the next attempt can go to an instance this call has not tried. The
+   * built-in retries then go at once (waiting helps only when the same instance is tried again).
+   */
+  hasUntried?(): boolean;
 }
 
 /** How an attempt ended, for the balancer: answered, failed (the instance could not serve it), overloaded, or abandoned by the caller. */
@@ -135,7 +140,7 @@ export class RetryingCall<Target> implements ResponseSink {
       this.#retries++;
       this.#sender.retrying(error);
       this.#logger.debug({ to: this.#sender.describeAttempt(), retry: this.#retries, err: error.message }, 'retrying invocation');
-      this.#timer = setTimeout(() => this.#attempt(), policy.backoffMs);
+      this.#timer = setTimeout(() => this.#attempt(), this.#sender.hasUntried?.() === true ? 0 : policy.backoffMs);
       return;
     }
     this.#fail(error);

@@ -36,6 +36,16 @@ export interface LaneChannelSettings {
   readonly connectTimeoutMs: number;
   readonly pingIntervalMs: number;
   readonly pingTimeoutMs: number;
+  /**
+   * Silence detection: while calls are waiting on a connection and nothing at all has arrived on it
+   * for this long, PING the peer (0: never).
+   */
+  readonly silenceMs: number;
+  /**
+   * A silence PING unanswered for this long (with nothing else arriving either) means the connection
+   * is dead: it is destroyed and its calls fail `reset` at once.
+   */
+  readonly silenceAckTimeoutMs: number;
   readonly idleTimeoutMs: number;
   readonly maxSendMessageBytes: number;
   readonly maxReceiveMessageBytes: number;
@@ -50,12 +60,18 @@ export interface LaneChannelSettings {
   readonly logger: Logger;
 }
 
-/** Lane channel settings: the same defaults as a gRPC channel's, plaintext TCP, a 5-minute recheck. */
+/**
+ * Lane channel settings: the same defaults as a gRPC channel's, plus silence detection (a lane peer is
+ * always a Courier sidecar, which answers PINGs at once however slow its app is: 500 ms of silence
+ * while calls wait, then 1 s for the PING's answer), plaintext TCP, a 5-minute recheck.
+ */
 export function laneChannelSettings(overrides: Partial<LaneChannelSettings> = {}): LaneChannelSettings {
   return {
     connectTimeoutMs: 5000,
     pingIntervalMs: 10_000,
     pingTimeoutMs: 5000,
+    silenceMs: 500,
+    silenceAckTimeoutMs: 1000,
     idleTimeoutMs: 180_000,
     maxSendMessageBytes: DEFAULT_MAX_MESSAGE_BYTES,
     maxReceiveMessageBytes: DEFAULT_MAX_MESSAGE_BYTES,
@@ -119,6 +135,15 @@ export class LaneConnection extends LaneEndpoint {
       onPingTimeout: () => {
         settings.logger.debug({ target: owner.label }, 'lane keepalive ping timed out; dropping the connection');
         this.destroy(`keepalive ping not acknowledged within ${settings.pingTimeoutMs}ms`);
+      },
+      silence: {
+        silenceMs: settings.silenceMs,
+        ackTimeoutMs: settings.silenceAckTimeoutMs,
+        received: () => this.bytesReceived,
+        onDead: () => {
+          settings.logger.debug({ target: owner.label, calls: this.#calls.size }, 'lane connection went silent with calls waiting; dropping it');
+          this.destroy(`nothing received for ${settings.silenceMs}ms while calls were waiting, and a ping was not acknowledged within ${settings.silenceAckTimeoutMs}ms`);
+        },
       },
     });
     this.#timer = setTimeout(() => this.destroy(`timed out after ${settings.connectTimeoutMs}ms`), settings.connectTimeoutMs);

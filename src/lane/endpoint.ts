@@ -79,6 +79,8 @@ export abstract class LaneEndpoint implements FrameHandler, Pingable {
   congested = false;
   /** Why the connection failed, once it did (the first reason wins). */
   failure: string | undefined;
+  /** Bytes read from the socket so far (what a client's silence detection watches). */
+  bytesReceived = 0;
 
   readonly #parser: FrameParser;
   #magicMatched = 0;
@@ -254,6 +256,7 @@ export abstract class LaneEndpoint implements FrameHandler, Pingable {
   // --- internals ---------------------------------------------------------------------------------
 
   #onData(chunk: Buffer): void {
+    this.bytesReceived += chunk.length;
     if (this.#magicMatched < LANE_MAGIC.length) {
       const need = LANE_MAGIC.length - this.#magicMatched;
       const take = Math.min(need, chunk.length);

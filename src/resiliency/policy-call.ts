@@ -270,7 +270,7 @@ export class PolicyCall<Target> {
     const final = error ?? new CourierError('ERR_DIRECT_INVOKE', 'the answer was a failure the retry policy matches');
     const planned = this.#plannedWaitMs;
     this.#plannedWaitMs = undefined;
-    const waitMs = kind === 'policy' ? (planned ?? this.#backoffMs(this.#retries + 1)) : this.#options.builtIn.durationMs;
+    const waitMs = kind === 'policy' ? (planned ?? this.#backoffMs(this.#retries + 1)) : this.#builtInWaitMs();
     const deadline = this.#options.deadline;
     if (planned === undefined && deadline !== undefined && performance.now() + waitMs >= deadline) {
       // No time left for another attempt: the caller gets the failure now rather than at its deadline.
@@ -297,6 +297,11 @@ export class PolicyCall<Target> {
     if (deadline !== undefined && performance.now() + waitMs >= deadline) return false;
     this.#plannedWaitMs = waitMs;
     return true;
+  }
+
+  /** The built-in retries wait only when no untried instance is left (after `retrying` marked the failed one). */
+  #builtInWaitMs(): number {
+    return this.#sender.hasUntried?.() === true ? 0 : this.#options.builtIn.durationMs;
   }
 
   #policyMayRetry(): boolean {

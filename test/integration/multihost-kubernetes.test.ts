@@ -16,6 +16,25 @@ const unavailable = netlabUnavailable() ?? (dnsmasq === undefined ? 'dnsmasq (De
 const INTERNAL_PORT = 50002;
 const NAME = 'svc-dapr.default.svc.cluster.local';
 
+/**
+ * The longest a call may wait when the instance it was sent to is cut off: the transport gives up
+ * within 2 s (a connection that went silent is dropped 1.5-1.75 s after its last byte, a connection
+ * attempt times out after 2 s), the built-in retry goes at once to the other instance (it waits its
+ * 1 s backoff only when no untried instance is left), and the retry itself takes a moment on a busy
+ * test machine. The figure printed is the measured one; the margin is for the machine.
+ */
+const FAILOVER_BOUND_MS = 2000 + 800;
+
+/** When (ms after `sinceMs`) the sidecar whose log is `output` dropped a connection that went silent, and how many calls were waiting on it. */
+function silentConnectionDrops(output: string, sinceMs: number): { ms: number; calls: number }[] {
+  const drops: { ms: number; calls: number }[] = [];
+  for (const m of output.matchAll(/time="?([^"\s]+)"? level=debug msg="(?:lane|gRPC) connection went silent with calls waiting; dropping it"[^\n]*?calls=(\d+)/g)) {
+    const at = Date.parse(m[1] ?? '');
+    if (at >= sinceMs) drops.push({ ms: at - sinceMs, calls: Number(m[2]) });
+  }
+  return drops;
+}
+
 describe('Kubernetes DNS across hosts', { skip: unavailable }, () => {
   const lab = new NetLab(3, mkdtempSync(join(tmpdir(), 'courier-netlab-')));
   let driver: Driver;
@@ -47,7 +66,8 @@ describe('Kubernetes DNS across hosts', { skip: unavailable }, () => {
       const app = await startHostApp(lab, h, `h${h}`);
       await startHostSidecar(lab, h, { appId: 'svc', appPort: app.port, config, internalPort: INTERNAL_PORT });
     }
-    caller = await startHostSidecar(lab, 1, { appId: 'caller', config, internalPort: INTERNAL_PORT });
+    // Round robin: these tests are about discovery and failover, and count calls per host (the balancer has its own tests).
+    caller = await startHostSidecar(lab, 1, { appId: 'caller', config, internalPort: INTERNAL_PORT, args: ['--load-balancing', 'round-robin'] });
     driver = await startDriver(lab, 1);
     await driver.healthy(caller.httpPort);
   });
@@ -76,13 +96,24 @@ describe('Kubernetes DNS across hosts', { skip: unavailable }, () => {
     assert.ok((back.byHost.h3 ?? 0) > 0, JSON.stringify(back.byHost));
   });
 
-  test('an address that DNS lists but cannot be reached costs no failed call: calls are retried on another instance', async () => {
-    // DNS still lists h3, but its sidecar is unreachable: calls must still succeed (on h2).
+  test('an address that DNS lists but cannot be reached costs no failed call and no long wait: calls are retried on another instance', async () => {
+    // DNS still lists h3, but its sidecar is unreachable: calls must still succeed (on h2). The
+    // caller's connection to h3 (from the tests before) looks alive until it goes silent with a call
+    // waiting on it: then it is dropped and the call retried, well before the 10 s keepalive.
+    const cutWall = Date.now();
     lab.cut(3);
     try {
-      const { byHost, failures } = tally(await driver.calls(url(), 10));
+      const results = await driver.calls(url(), 10);
+      const { byHost, failures } = tally(results);
+      const drops = silentConnectionDrops(caller.proc.output, cutWall);
+      const slowest = Math.max(...results.map((r) => r.ms));
+      console.log(
+        `# Kubernetes: with h3 cut off, 10 calls in a row took ${results.map((r) => r.ms).join(', ')} ms (the slowest ${slowest} ms); ` +
+          `the caller dropped its connection to h3 ${drops.map((d) => `${d.ms} ms after the cut (${d.calls} calls waiting on it)`).join(', ') || 'never (no call went to it)'}`,
+      );
       assert.deepEqual(failures, []);
       assert.equal(byHost.h2, 10, JSON.stringify(byHost));
+      assert.ok(slowest < FAILOVER_BOUND_MS, `a call waited ${slowest} ms`);
     } finally {
       lab.restore(3);
     }

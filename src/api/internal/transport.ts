@@ -34,10 +34,22 @@ export interface GrpcRemoteTransportOptions {
   readonly lane?: boolean | undefined;
 }
 
-/** Keepalive and connection settings of the hop, the same for the lane and gRPC. */
-const CONNECT_TIMEOUT_MS = 5000;
+/**
+ * Keepalive and connection settings of the hop, the same for the lane and gRPC.
+ *
+ * A connection to a host that vanished (no FIN, no RST) is noticed through silence while calls wait
+ * on it: nothing received for SILENCE_MS, then a PING unanswered for SILENCE_ACK_TIMEOUT_MS, and its
+ * calls fail `reset` (retried elsewhere when idempotent), 1.5-1.75 s after the last byte from the
+ * peer. The callee's sidecar answers PINGs however slow its app is, so a slow call never trips this;
+ * a callee whose event loop stalls for over a second does. Idle connections keep the 10 s keepalive.
+ * A connection attempt to a host that does not answer gives up after CONNECT_TIMEOUT_MS (covering a
+ * lost SYN's retransmission at 1 s, and the TLS handshake); nothing was sent, so it is retried anywhere.
+ */
+const CONNECT_TIMEOUT_MS = 2000;
 const PING_INTERVAL_MS = 10_000;
 const PING_TIMEOUT_MS = 5000;
+const SILENCE_MS = 500;
+const SILENCE_ACK_TIMEOUT_MS = 1000;
 const IDLE_TIMEOUT_MS = 180_000;
 /** A target found not to speak the lane is asked again after this long. */
 const LANE_RECHECK_MS = 5 * 60_000;
@@ -69,6 +81,8 @@ export class SidecarTransport implements RemoteTransport {
       connectTimeoutMs: CONNECT_TIMEOUT_MS,
       pingIntervalMs: PING_INTERVAL_MS,
       pingTimeoutMs: PING_TIMEOUT_MS,
+      silenceMs: SILENCE_MS,
+      silenceAckTimeoutMs: SILENCE_ACK_TIMEOUT_MS,
       idleTimeoutMs: IDLE_TIMEOUT_MS,
       maxReceiveMessageBytes: options.maxMessageBytes,
       maxSendMessageBytes: options.maxMessageBytes,
@@ -81,6 +95,8 @@ export class SidecarTransport implements RemoteTransport {
         connectTimeoutMs: CONNECT_TIMEOUT_MS,
         pingIntervalMs: PING_INTERVAL_MS,
         pingTimeoutMs: PING_TIMEOUT_MS,
+        silenceMs: SILENCE_MS,
+        silenceAckTimeoutMs: SILENCE_ACK_TIMEOUT_MS,
         idleTimeoutMs: IDLE_TIMEOUT_MS,
         maxSendMessageBytes: options.maxMessageBytes,
         maxReceiveMessageBytes: options.maxMessageBytes,

@@ -196,6 +196,8 @@ export function openChannel(kind: TransportKind, target: ChannelTarget, options:
       ...(options.connectTimeoutMs === undefined ? {} : { connectTimeoutMs: options.connectTimeoutMs }),
       ...(options.pingIntervalMs === undefined ? {} : { pingIntervalMs: options.pingIntervalMs }),
       ...(options.pingTimeoutMs === undefined ? {} : { pingTimeoutMs: options.pingTimeoutMs }),
+      ...(options.silenceMs === undefined ? {} : { silenceMs: options.silenceMs }),
+      ...(options.silenceAckTimeoutMs === undefined ? {} : { silenceAckTimeoutMs: options.silenceAckTimeoutMs }),
       ...(options.idleTimeoutMs === undefined ? {} : { idleTimeoutMs: options.idleTimeoutMs }),
     }),
     () => (fallback ??= new GrpcChannel(target, options)),
