@@ -235,3 +235,9 @@ test('--app-ssl (deprecated) turns http into https and grpc into grpcs, for the 
   }
   for (const protocol of ['http', 'https', 'h2c', 'grpc', 'grpcs']) assert.equal(app(['-P', protocol.toUpperCase()]).launch.appProtocol, protocol);
 });
+
+test('the load-balancing, ejection and retry-budget flags are passed to the sidecar as given', () => {
+  const { launch } = app(['--load-balancing', 'round-robin', '--outlier-ejection', '0', '--retry-budget', 'off', '--retry-budget-min', '3']);
+  assert.deepEqual(launch.sidecarFlags, ['--load-balancing', 'round-robin', '--outlier-ejection', '0', '--retry-budget', 'off', '--retry-budget-min', '3']);
+  assert.match(runUsage, /--load-balancing <policy>/);
+});

@@ -44,6 +44,10 @@ export const runFlags: readonly FlagSpec[] = [
   shared('scheduler-host-address'),
   shared('enable-profiling'),
   shared('profile-port'),
+  shared('load-balancing'),
+  shared('outlier-ejection'),
+  shared('retry-budget'),
+  shared('retry-budget-min'),
   { name: 'runtime-path', type: 'string', hidden: true, ignored: 'Courier needs no Dapr installation', help: '' },
   { name: 'kubernetes', short: 'k', type: 'bool', hidden: true, help: '' },
   shared('help'),
@@ -147,6 +151,10 @@ export function parseRunArgs(argv: readonly string[], context: RunArgsContext): 
     'app-health-probe-timeout',
     'app-health-threshold',
     'dapr-listen-addresses',
+    'load-balancing',
+    'outlier-ejection',
+    'retry-budget',
+    'retry-budget-min',
   ]) {
     const value = values.get(name);
     if (value !== undefined) sidecarFlags.push(`--${name}`, String(value));
