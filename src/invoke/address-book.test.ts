@@ -278,3 +278,16 @@ test('eject after a retry still only skips the address for ejectMs and drops the
   for (let i = 0; i < 40; i++) seen.add(book.pickCached(target, new Set()) ?? (await book.pick(target, new Set())));
   assert.equal(seen.size, 2);
 });
+
+test('hasUntried: a live instance outside the tried ones and the one just failed', async () => {
+  let now = 1000;
+  const src = source([{ address: 'a:1' }, { address: 'b:1', expiresAtMs: 5000 }]);
+  const book = new AddressBook(src, { cacheTtlMs: 60_000, ejectMs: 5000, now: () => now });
+  assert.equal(book.hasUntried(target, new Set()), false, 'nothing known before the resolver was asked');
+  await book.pick(target, new Set());
+  assert.equal(book.hasUntried(target, new Set(), 'a:1'), true);
+  assert.equal(book.hasUntried(target, new Set(['b:1']), 'a:1'), false);
+  now = 6000;
+  await book.pick(target, new Set());
+  assert.equal(book.hasUntried(target, new Set(), 'a:1'), false, 'an instance whose liveness lapsed does not count');
+});

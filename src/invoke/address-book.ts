@@ -226,14 +226,17 @@ export class AddressBook {
   }
 
   /**
-   * Whether the last answer for `target` names a live instance outside `exclude` (one this call has
-   * not tried): a retry can then go there at once instead of waiting to try the same one again.
+   * Whether the last answer for `target` names a live instance outside `exclude` and other than `also`
+   * (one this call has not tried): a retry can then go there at once instead of waiting to try the same one again.
    */
-  hasUntried(target: AppIdentity, exclude: ReadonlySet<string>): boolean {
+  hasUntried(target: AppIdentity, exclude: ReadonlySet<string>, also?: string): boolean {
     const entry = this.#entries.get(target.namespace)?.get(target.appId);
     if (entry === undefined) return false;
     const now = this.#clock;
-    for (const slot of entry.slots) if (slot.expiresAtMs > now && !exclude.has(slot.stats.address)) return true;
+    for (const slot of entry.slots) {
+      const address = slot.stats.address;
+      if (slot.expiresAtMs > now && address !== also && !exclude.has(address)) return true;
+    }
     return false;
   }
 

@@ -1,7 +1,6 @@
 import { CourierError, GrpcStatus } from '../errors/index.js';
 import { parseDuration } from '../util/duration.js';
 import { CallAbort } from './call-signal.js';
-import { firstValue } from './headers.js';
 import type { Invoke, InvokeRequest, ResponseSink } from './types.js';
 
 /**
@@ -20,7 +19,7 @@ const MAX_TIMEOUT_MS = 86_400_000;
  * undefined without the header. A value that is not a positive duration is the caller's mistake.
  */
 export function requestDeadline(request: InvokeRequest<unknown>): number | undefined {
-  const text = request.metadata[TIMEOUT_HEADER]?.values?.[0] ?? (hasTimeoutKey(request) ? firstValue(request.metadata, TIMEOUT_HEADER) : undefined);
+  const text = timeoutHeader(request);
   if (text === undefined) return undefined;
   const ms = parseDuration(text, 'ms');
   if (ms === undefined || !(ms > 0) || ms > MAX_TIMEOUT_MS) {
@@ -29,9 +28,10 @@ export function requestDeadline(request: InvokeRequest<unknown>): number | undef
   return performance.now() + ms;
 }
 
-/** Whether some spelling of the header is present (metadata from a gRPC caller is in lower case). */
-function hasTimeoutKey(request: InvokeRequest<unknown>): boolean {
-  return request.metadata['courier-timeout'] !== undefined;
+/** The header's value: by its canonical name (HTTP callers, other sidecars) or in lower case (gRPC callers). */
+function timeoutHeader(request: InvokeRequest<unknown>): string | undefined {
+  const md = request.metadata;
+  return md[TIMEOUT_HEADER]?.values?.[0] ?? md['courier-timeout']?.values?.[0];
 }
 
 /** Sets the header to the time left before `deadline`, in whole milliseconds (at least 1). */
@@ -60,10 +60,6 @@ export class CalleeDeadlines implements Invoke {
   }
 
   invoke(request: InvokeRequest, sink: ResponseSink): void {
-    if (request.metadata[TIMEOUT_HEADER] === undefined && request.metadata['courier-timeout'] === undefined) {
-      this.#app.invoke(request, sink);
-      return;
-    }
     let deadline: number | undefined;
     try {
       deadline = requestDeadline(request);

@@ -10,7 +10,7 @@ import { RetryingCall, type AttemptOutcome, type AttemptSender } from './retryin
 import type { RetryBudgets } from './retry-budget.js';
 import { requestDeadline } from './deadline.js';
 import { PolicyCall } from '../resiliency/policy-call.js';
-import type { AppPolicies, RetrySpec } from '../resiliency/resource.js';
+import type { CallPolicy } from '../resiliency/policies.js';
 import {
   cancelledError,
   type FlowControl,
@@ -129,10 +129,9 @@ export class Invoker implements Invoke<InvokeTarget> {
       return;
     }
     // A deadline needs what a policy call does (attempts that can be cut short, waits that end early).
-    const retry: RetrySpec = { name: 'built-in', policy: 'constant', durationMs: policy.backoffMs, maxIntervalMs: policy.backoffMs, maxRetries: policy.maxRetries, httpStatusCodes: undefined, grpcStatusCodes: undefined };
     new PolicyCall(request, sink, sender, {
-      policy: { policies: NO_POLICIES, breaker: undefined, metricsTarget: '', namespace: options.self.namespace },
-      builtIn: retry,
+      policy: NO_POLICY,
+      builtIn: policy,
       budget,
       replayLimitBytes: options.replayLimitBytes,
       logger: options.logger,
@@ -142,8 +141,13 @@ export class Invoker implements Invoke<InvokeTarget> {
   }
 }
 
-/** What a call with a deadline but no Resiliency policy runs under: the built-in retries only. */
-const NO_POLICIES: AppPolicies = { resource: '', timeoutMs: undefined, timeoutName: undefined, retry: undefined, breaker: undefined, breakerCacheSize: 0, named: false };
+/** What a call with a deadline but no Resiliency policy runs under: the built-in retries only (nothing is recorded as a policy). */
+const NO_POLICY: CallPolicy = {
+  policies: { resource: '', timeoutMs: undefined, timeoutName: undefined, retry: undefined, breaker: undefined, breakerCacheSize: 0, named: false },
+  breaker: undefined,
+  metricsTarget: '',
+  namespace: '',
+};
 
 /** The internal method every call to another sidecar uses (the gRPC client metrics' method label). */
 const CALL_LOCAL_STREAM_METHOD = '/dapr.proto.internals.v1.ServiceInvocation/CallLocalStream';
@@ -203,9 +207,7 @@ class SidecarAttempts implements AttemptSender<AppIdentity> {
   hasUntried(): boolean {
     if (this.#target === undefined) return false;
     // The attempt that just failed counts as tried (whether or not `retrying` has recorded it yet).
-    const tried = new Set(this.#tried);
-    tried.add(this.#address);
-    return this.#options.addressBook.hasUntried(this.#target, tried);
+    return this.#options.addressBook.hasUntried(this.#target, this.#tried ?? NONE_TRIED, this.#address);
   }
 
   retrying(): void {

@@ -100,3 +100,17 @@ test('the policy decides: no retries when it allows none', async () => {
   assert.ok(outcome instanceof CourierError);
   assert.equal(s.bodies.length, 1);
 });
+
+test('a retry goes at once when the sender has an untried instance, and waits the backoff when not', async () => {
+  const slow: RetryPolicy = { ...builtInRetryPolicy, backoffMs: 300 };
+  const timed = async (untried: boolean): Promise<number> => {
+    const s = { ...sender([notSent()]), hasUntried: () => untried };
+    const started = performance.now();
+    assert.equal(await run(request('GET'), s, slow), 'ok');
+    return performance.now() - started;
+  };
+  const atOnce = await timed(true);
+  const waited = await timed(false);
+  assert.ok(atOnce < 250, `went at once (${atOnce.toFixed(0)} ms)`);
+  assert.ok(waited >= 290, `waited the backoff (${waited.toFixed(0)} ms)`);
+});

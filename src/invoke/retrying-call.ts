@@ -2,6 +2,7 @@ import type { Readable } from 'node:stream';
 import type { CourierError } from '../errors/index.js';
 import type { Logger } from '../observability/logging/index.js';
 import { ReplayableBody } from './body.js';
+import type { InstanceOutcome } from './balancer.js';
 import type { RetryPolicy } from './retry.js';
 import type { RetryBudget } from './retry-budget.js';
 import { cancelledError, type FlowControl, type InvokeRequest, type ResponseHead, type ResponseSink } from './types.js';
@@ -27,7 +28,7 @@ export interface AttemptSender<Target> {
 }
 
 /** How an attempt ended, for the balancer: answered, failed (the instance could not serve it), overloaded, or abandoned by the caller. */
-export type AttemptOutcome = 'success' | 'failure' | 'overload' | 'cancelled';
+export type AttemptOutcome = InstanceOutcome;
 
 /**
  * What an answer's status says about the instance that gave it: 429 and RESOURCE_EXHAUSTED are

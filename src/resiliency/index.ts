@@ -1,6 +1,5 @@
 import type { OutboundPolicies } from '../invoke/invoker.js';
-import type { RetryPolicy } from '../invoke/retry.js';
-import { isRetryable } from '../invoke/retry.js';
+import { builtInRetryPolicy, isRetryable, type RetryPolicy } from '../invoke/retry.js';
 import type { RetryBudgets } from '../invoke/retry-budget.js';
 import type { AttemptSender } from '../invoke/retrying-call.js';
 import type { InvokeRequest, ResponseSink } from '../invoke/types.js';
@@ -8,21 +7,10 @@ import type { Logger } from '../observability/logging/index.js';
 import type { SidecarMetrics } from '../observability/metrics/sidecar-metrics.js';
 import { Resiliency } from './policies.js';
 import { PolicyCall } from './policy-call.js';
-import type { ResiliencySpec, RetrySpec } from './resource.js';
+import type { ResiliencySpec } from './resource.js';
 
 export { loadResiliency, RESILIENCY_KIND, describeRetry, type ResiliencySpec } from './resource.js';
 export { Resiliency } from './policies.js';
-
-/** The built-in retries' settings as a retry policy spec (3 retries, 1 s apart). */
-const BUILT_IN: RetrySpec = {
-  name: 'DaprBuiltInServiceRetries',
-  policy: 'constant',
-  durationMs: 1000,
-  maxIntervalMs: 1000,
-  maxRetries: 3,
-  httpStatusCodes: undefined,
-  grpcStatusCodes: undefined,
-};
 
 export interface ResiliencyRunnerOptions {
   readonly namespace: string;
@@ -36,14 +24,12 @@ export interface ResiliencyRunnerOptions {
 export class ResiliencyRunner implements OutboundPolicies {
   readonly resiliency: Resiliency;
   readonly builtIn: RetryPolicy | undefined;
-  readonly #builtInSpec: RetrySpec;
   readonly #options: ResiliencyRunnerOptions;
 
   constructor(spec: ResiliencySpec, options: ResiliencyRunnerOptions) {
     this.resiliency = new Resiliency(spec, options.namespace, options.metrics, options.logger);
     this.#options = options;
     const tuned = spec.builtIn;
-    this.#builtInSpec = tuned === undefined ? BUILT_IN : tuned;
     // A tuned built-in policy keeps the built-in rules of what is retried; only its count and spacing change.
     this.builtIn =
       tuned === undefined
@@ -57,7 +43,7 @@ export class ResiliencyRunner implements OutboundPolicies {
     const options = this.#options;
     new PolicyCall(request, sink, sender, {
       policy,
-      builtIn: this.#builtInSpec,
+      builtIn: this.builtIn ?? builtInRetryPolicy,
       budget: options.budgets?.for(targetId),
       replayLimitBytes: options.replayLimitBytes,
       logger: options.logger,

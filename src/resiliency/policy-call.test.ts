@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import { CourierError } from '../errors/index.js';
 import { CallAbort } from '../invoke/call-signal.js';
 import { RetryBudget } from '../invoke/retry-budget.js';
+import { builtInRetryPolicy, type RetryPolicy } from '../invoke/retry.js';
 import type { AttemptOutcome, AttemptSender } from '../invoke/retrying-call.js';
 import type { InvokeRequest, ResponseHead, ResponseSink } from '../invoke/types.js';
 import { silentLogger } from '../observability/logging/index.js';
@@ -11,8 +12,16 @@ import type { CallPolicy } from './policies.js';
 import { PolicyCall } from './policy-call.js';
 import { parseCodes, type AppPolicies, type RetrySpec } from './resource.js';
 
-const builtIn: RetrySpec = { name: 'builtin', policy: 'constant', durationMs: 1, maxIntervalMs: 1, maxRetries: 3, httpStatusCodes: undefined, grpcStatusCodes: undefined };
-const retry = (maxRetries: number, codes?: string): RetrySpec => ({ ...builtIn, name: 'r', maxRetries, httpStatusCodes: codes === undefined ? undefined : parseCodes(codes, 'http') });
+const builtIn: RetryPolicy = { ...builtInRetryPolicy, backoffMs: 1 };
+const retry = (maxRetries: number, codes?: string): RetrySpec => ({
+  name: 'r',
+  policy: 'constant',
+  durationMs: 1,
+  maxIntervalMs: 1,
+  maxRetries,
+  httpStatusCodes: codes === undefined ? undefined : parseCodes(codes, 'http'),
+  grpcStatusCodes: undefined,
+});
 
 function policy(p: Partial<AppPolicies>): CallPolicy {
   const policies: AppPolicies = { resource: 'res', timeoutMs: undefined, timeoutName: undefined, retry: undefined, breaker: undefined, breakerCacheSize: 100, named: true, ...p };

@@ -4,7 +4,7 @@ import { ReplayableBody } from '../invoke/body.js';
 import { CallAbort } from '../invoke/call-signal.js';
 import { deadlineError, setRemaining } from '../invoke/deadline.js';
 import type { RetryBudget } from '../invoke/retry-budget.js';
-import { isRetryable } from '../invoke/retry.js';
+import type { RetryPolicy } from '../invoke/retry.js';
 import { attemptOutcome, type AttemptSender } from '../invoke/retrying-call.js';
 import { cancelledError, type FlowControl, type InvokeRequest, type ResponseHead, type ResponseSink } from '../invoke/types.js';
 import type { Logger } from '../observability/logging/index.js';
@@ -12,12 +12,11 @@ import type { SidecarMetrics } from '../observability/metrics/sidecar-metrics.js
 import { formatDuration } from '../util/duration.js';
 import type { CallPolicy } from './policies.js';
 import { hasCode } from './codes.js';
-import type { RetrySpec } from './resource.js';
 
 export interface PolicyCallOptions {
   readonly policy: CallPolicy;
   /** The built-in retries, which also run unless the app has a `targets.apps` entry (as in Dapr). */
-  readonly builtIn: RetrySpec;
+  readonly builtIn: RetryPolicy;
   readonly budget: RetryBudget | undefined;
   readonly replayLimitBytes: number;
   readonly logger: Logger;
@@ -242,7 +241,7 @@ export class PolicyCall<Target> {
     }
     // Failures that never reached the app are the built-in retries' (unless a named target turned them off).
     const builtIn = this.#options.builtIn;
-    if (!this.#options.policy.policies.named && this.#builtInRetries < builtIn.maxRetries && this.#replayable(false) && isRetryable(error, request.verb)) {
+    if (!this.#options.policy.policies.named && this.#builtInRetries < builtIn.maxRetries && this.#replayable(false) && builtIn.retryable(error, request.verb)) {
       this.#retryOrFail(error, 'built-in');
       return;
     }
@@ -301,7 +300,7 @@ export class PolicyCall<Target> {
 
   /** The built-in retries wait only when no untried instance is left (after `retrying` marked the failed one). */
   #builtInWaitMs(): number {
-    return this.#sender.hasUntried?.() === true ? 0 : this.#options.builtIn.durationMs;
+    return this.#sender.hasUntried?.() === true ? 0 : this.#options.builtIn.backoffMs;
   }
 
   #policyMayRetry(): boolean {

@@ -575,7 +575,7 @@ export class Sidecar {
   /** The resource directories changed: the Resiliency policies are replaced atomically, or kept if the new files are bad. */
   async #reloadResiliency(options: ResiliencyRunnerOptions): Promise<void> {
     try {
-      const [{ loadResources, selectResources }] = await Promise.all([import('../config/resources.js')]);
+      const { loadResources, selectResources } = await import('../config/resources.js');
       const { applied } = selectResources(loadResources(this.#options.resourcesPaths).resources, this.#self);
       this.#resiliency = await this.#loadResiliency(applied, options, false);
     } catch (err) {

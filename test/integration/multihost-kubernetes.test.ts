@@ -9,31 +9,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { NetLab, netlabUnavailable, type HostProcess } from '../framework/netlab.js';
-import { startDriver, startHostApp, startHostSidecar, tally, writeConfig, type Driver, type HostSidecar } from '../framework/netlab/fleet.js';
+import { startDriver, startHostApp, startHostSidecar, tally, writeConfig, type Driver, type HostSidecar, FAILOVER_BOUND_MS, silentConnectionDrops } from '../framework/netlab/fleet.js';
 
 const dnsmasq = ['/usr/sbin/dnsmasq', '/usr/bin/dnsmasq'].find((p) => spawnSync('test', ['-x', p]).status === 0);
 const unavailable = netlabUnavailable() ?? (dnsmasq === undefined ? 'dnsmasq (Debian package dnsmasq-base) is not installed' : undefined);
 const INTERNAL_PORT = 50002;
 const NAME = 'svc-dapr.default.svc.cluster.local';
-
-/**
- * The longest a call may wait when the instance it was sent to is cut off: the transport gives up
- * within 2 s (a connection that went silent is dropped 1.5-1.75 s after its last byte, a connection
- * attempt times out after 2 s), the built-in retry goes at once to the other instance (it waits its
- * 1 s backoff only when no untried instance is left), and the retry itself takes a moment on a busy
- * test machine. The figure printed is the measured one; the margin is for the machine.
- */
-const FAILOVER_BOUND_MS = 2000 + 800;
-
-/** When (ms after `sinceMs`) the sidecar whose log is `output` dropped a connection that went silent, and how many calls were waiting on it. */
-function silentConnectionDrops(output: string, sinceMs: number): { ms: number; calls: number }[] {
-  const drops: { ms: number; calls: number }[] = [];
-  for (const m of output.matchAll(/time="?([^"\s]+)"? level=debug msg="(?:lane|gRPC) connection went silent with calls waiting; dropping it"[^\n]*?calls=(\d+)/g)) {
-    const at = Date.parse(m[1] ?? '');
-    if (at >= sinceMs) drops.push({ ms: at - sinceMs, calls: Number(m[2]) });
-  }
-  return drops;
-}
 
 describe('Kubernetes DNS across hosts', { skip: unavailable }, () => {
   const lab = new NetLab(3, mkdtempSync(join(tmpdir(), 'courier-netlab-')));

@@ -139,3 +139,22 @@ export function tally(results: readonly CallResult[]): { byHost: Record<string, 
   }
   return { byHost, failures };
 }
+
+/**
+ * The longest a call may wait when the instance it was sent to is cut off: the transport gives up
+ * within 2 s (a connection that went silent is dropped 1.5-1.75 s after its last byte, a connection
+ * attempt times out after 2 s), the built-in retry goes at once to the other instance (it waits its
+ * 1 s backoff only when no untried instance is left), and the retry itself takes a moment on a busy
+ * test machine. The figure printed is the measured one; the margin is for the machine.
+ */
+export const FAILOVER_BOUND_MS = 2000 + 800;
+
+/** When (ms after `sinceMs`) the sidecar whose log is `output` dropped a connection that went silent, and how many calls were waiting on it. */
+export function silentConnectionDrops(output: string, sinceMs: number): { ms: number; calls: number }[] {
+  const drops: { ms: number; calls: number }[] = [];
+  for (const m of output.matchAll(/time="?([^"\s]+)"? level=debug msg="(?:lane|gRPC) connection went silent with calls waiting; dropping it"[^\n]*?calls=(\d+)/g)) {
+    const at = Date.parse(m[1] ?? '');
+    if (at >= sinceMs) drops.push({ ms: at - sinceMs, calls: Number(m[2]) });
+  }
+  return drops;
+}
