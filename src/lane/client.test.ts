@@ -108,7 +108,7 @@ describe('lane negotiation', () => {
   });
 });
 
-// Silence detection with the lane's default settings (500 ms without a byte while calls wait, then 1 s
+// Silence detection with the lane's default settings (300 ms without a byte while calls wait, then 700 ms
 // for a PING's answer): a peer that vanished without a FIN fails the calls waiting on it at once; a
 // slow app behind a healthy connection does not, because its sidecar answers the PINGs.
 describe('lane silence detection', () => {
@@ -116,7 +116,7 @@ describe('lane silence detection', () => {
     throw new Error('the server speaks the lane');
   };
 
-  test('a call on a connection that stops answering fails reset within about 1.5 s; the next call opens a new connection', async () => {
+  test('a call on a connection that stops answering fails reset within about 1 s; the next call opens a new connection', async () => {
     const { server, target } = await startEchoServer({ lane: true });
     const held: ServerCall[] = [];
     server.register('/test.Hold/Call', (call) => {
@@ -125,8 +125,8 @@ describe('lane silence detection', () => {
     });
     const proxy = await startFreezableProxy(target.port);
     const settings = laneChannelSettings();
-    assert.equal(settings.silenceMs, 500);
-    assert.equal(settings.silenceAckTimeoutMs, 1000);
+    assert.equal(settings.silenceMs, 300);
+    assert.equal(settings.silenceAckTimeoutMs, 700);
     const channel = new LaneChannel({ host: '127.0.0.1', port: proxy.port }, settings, noFallback);
     try {
       assert.equal(await echoOnce(channel, 'warm'), 'warm');
@@ -141,7 +141,7 @@ describe('lane silence detection', () => {
       console.log(`# lane: a call waiting on a frozen connection failed ${ms} ms after the freeze: ${result.message}`);
       assert.equal(result.code, GrpcStatus.UNAVAILABLE);
       assert.equal(result.transport, 'reset', 'the callee may have processed it: retried only when idempotent');
-      assert.match(result.message, /was lost: nothing received for 500ms while calls were waiting, and a ping was not acknowledged within 1000ms/);
+      assert.match(result.message, /was lost: nothing received for 300ms while calls were waiting, and a ping was not acknowledged within 700ms/);
       assert.ok(ms < 4000, `failed after ${ms} ms`);
       await eventually(() => channel.connectionCount === 0, 1000, 'the dead connection to be gone');
       // New connections through the proxy are forwarded: the next call works, on a new connection.

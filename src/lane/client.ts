@@ -62,16 +62,16 @@ export interface LaneChannelSettings {
 
 /**
  * Lane channel settings: the same defaults as a gRPC channel's, plus silence detection (a lane peer is
- * always a Courier sidecar, which answers PINGs at once however slow its app is: 500 ms of silence
- * while calls wait, then 1 s for the PING's answer), plaintext TCP, a 5-minute recheck.
+ * always a Courier sidecar, which answers PINGs at once however slow its app is: 300 ms of silence
+ * while calls wait, then 700 ms for the PING's answer), plaintext TCP, a 5-minute recheck.
  */
 export function laneChannelSettings(overrides: Partial<LaneChannelSettings> = {}): LaneChannelSettings {
   return {
     connectTimeoutMs: 5000,
     pingIntervalMs: 10_000,
     pingTimeoutMs: 5000,
-    silenceMs: 500,
-    silenceAckTimeoutMs: 1000,
+    silenceMs: 300,
+    silenceAckTimeoutMs: 700,
     idleTimeoutMs: 180_000,
     maxSendMessageBytes: DEFAULT_MAX_MESSAGE_BYTES,
     maxReceiveMessageBytes: DEFAULT_MAX_MESSAGE_BYTES,

@@ -39,17 +39,18 @@ export interface GrpcRemoteTransportOptions {
  *
  * A connection to a host that vanished (no FIN, no RST) is noticed through silence while calls wait
  * on it: nothing received for SILENCE_MS, then a PING unanswered for SILENCE_ACK_TIMEOUT_MS, and its
- * calls fail `reset` (retried elsewhere when idempotent), 1.5-1.75 s after the last byte from the
- * peer. The callee's sidecar answers PINGs however slow its app is, so a slow call never trips this;
- * a callee whose event loop stalls for over a second does. Idle connections keep the 10 s keepalive.
+ * calls fail `reset` (retried elsewhere when idempotent), 1.0-1.15 s after the last byte from the
+ * peer, so a call retried elsewhere waits little more than a second in all. The callee's sidecar
+ * answers PINGs however slow its app is, so a slow call never trips this; a callee whose event loop
+ * stalls for a second does. Idle connections keep the 10 s keepalive.
  * A connection attempt to a host that does not answer gives up after CONNECT_TIMEOUT_MS (covering a
  * lost SYN's retransmission at 1 s, and the TLS handshake); nothing was sent, so it is retried anywhere.
  */
 const CONNECT_TIMEOUT_MS = 2000;
 const PING_INTERVAL_MS = 10_000;
 const PING_TIMEOUT_MS = 5000;
-const SILENCE_MS = 500;
-const SILENCE_ACK_TIMEOUT_MS = 1000;
+const SILENCE_MS = 300;
+const SILENCE_ACK_TIMEOUT_MS = 700;
 const IDLE_TIMEOUT_MS = 180_000;
 /** A target found not to speak the lane is asked again after this long. */
 const LANE_RECHECK_MS = 5 * 60_000;

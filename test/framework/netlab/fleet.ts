@@ -141,13 +141,13 @@ export function tally(results: readonly CallResult[]): { byHost: Record<string, 
 }
 
 /**
- * The longest a call may wait when the instance it was sent to is cut off: the transport gives up
- * within 2 s (a connection that went silent is dropped 1.5-1.75 s after its last byte, a connection
- * attempt times out after 2 s), the built-in retry goes at once to the other instance (it waits its
- * 1 s backoff only when no untried instance is left), and the retry itself takes a moment on a busy
- * test machine. The figure printed is the measured one; the margin is for the machine.
+ * The longest a call may wait when the instance it was sent to is cut off, as the resiliency issue
+ * puts it: 2 s. A connection that went silent with calls waiting is dropped 1.0-1.15 s after its
+ * last byte, the built-in retry goes at once to the other instance (it waits its 1 s backoff only
+ * when no untried instance is left), and the retry takes a few milliseconds: about 1.2 s in all,
+ * which leaves 0.8 s for a busy test machine. The figure printed is the measured one.
  */
-export const FAILOVER_BOUND_MS = 2000 + 800;
+export const FAILOVER_BOUND_MS = 2000;
 
 /** When (ms after `sinceMs`) the sidecar whose log is `output` dropped a connection that went silent, and how many calls were waiting on it. */
 export function silentConnectionDrops(output: string, sinceMs: number): { ms: number; calls: number }[] {
