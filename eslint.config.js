@@ -3,7 +3,8 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', '.ci/**', 'bench/results/**', 'examples/**/*.py', '**/*.js', '**/*.mjs', '**/*.cjs'] },
+  // The dashboard's page (dashboard/) is plain browser JavaScript and is linted as such, below.
+  { ignores: ['dist/**', 'node_modules/**', '.ci/**', 'bench/results/**', 'test-results/**', 'examples/**/*.py', '**/*.js', '**/*.mjs', '**/*.cjs', '!dashboard/*.js'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {
@@ -29,6 +30,24 @@ export default tseslint.config(
         'error',
         { patterns: [{ regex: '^(fs|http|http2|net|tls|path|os|crypto|stream|events|url|util|child_process|dns|zlib|assert|buffer|timers|worker_threads|readline)(/.*)?$', message: 'Use the node: protocol.' }] },
       ],
+    },
+  },
+  {
+    // Browser ES modules, not type-checked: ESLint's recommended rules with the browser's globals.
+    files: ['dashboard/*.js'],
+    ...tseslint.configs.disableTypeChecked,
+    languageOptions: {
+      sourceType: 'module',
+      ecmaVersion: 2023,
+      parserOptions: { projectService: false, program: null },
+      globals: Object.fromEntries(
+        ['window', 'document', 'EventSource', 'HTMLElement', 'Option', 'URLSearchParams', 'ResizeObserver', 'requestAnimationFrame', 'setTimeout', 'clearTimeout', 'console'].map((name) => [name, 'readonly']),
+      ),
+    },
+    rules: {
+      ...tseslint.configs.disableTypeChecked.rules,
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      'no-undef': 'error',
     },
   },
 );

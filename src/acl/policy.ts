@@ -125,6 +125,11 @@ export class AccessControlPolicy {
   }
 
   /** A one-line summary for logs. */
+  /** The app ids that have a policy of their own. */
+  get policyAppIds(): string[] {
+    return [...this.#policies.values()].map((p) => p.appId);
+  }
+
   describe(): string {
     const keys = [...this.#policies.keys()];
     return `global default ${this.defaultAction}; ${keys.length} app ${keys.length === 1 ? 'policy' : 'policies'}${keys.length === 0 ? '' : ` (${keys.join(', ')})`}; ${this.#isHttp ? 'HTTP operations (case-insensitive)' : 'gRPC operations'}`;

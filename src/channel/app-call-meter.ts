@@ -2,6 +2,7 @@ import type { CourierError } from '../errors/index.js';
 import { methodToPath } from '../invoke/method.js';
 import type { FlowControl, InvokeRequest, ResponseHead, ResponseSink } from '../invoke/types.js';
 import type { SidecarMetrics } from '../observability/metrics/sidecar-metrics.js';
+import { appCallFailed } from '../observability/mesh/traffic.js';
 
 /** The method label of the gRPC client metrics for calls to a gRPC app. */
 const ON_INVOKE = '/dapr.proto.runtime.v1.AppCallback/OnInvoke';
@@ -10,7 +11,8 @@ const ON_INVOKE = '/dapr.proto.runtime.v1.AppCallback/OnInvoke';
  * The client metrics of one call to the app: passes the response on unchanged and, when it is over,
  * records Dapr's HTTP client metrics (`dapr_http_client_*`: status, body bytes each way, time to the
  * response head) for an HTTP app, or the gRPC client metrics (`OnInvoke`, its status, round trip) for
- * a gRPC app. Made only when metrics are on.
+ * a gRPC app, and the mesh views' inbound traffic (and a tap event while somebody taps). Made only
+ * when metrics are on.
  */
 export class AppCallMeter implements ResponseSink {
   readonly #sink: ResponseSink;
@@ -42,25 +44,33 @@ export class AppCallMeter implements ResponseSink {
   }
 
   end(): void {
-    this.#record();
+    this.#record(undefined);
     this.#sink.end();
   }
 
   error(error: CourierError): void {
     if (this.#grpc && this.#status === 0) this.#status = error.grpcCode === 0 ? 2 : error.grpcCode;
-    this.#record();
+    this.#record(error);
     this.#sink.error(error);
   }
 
-  #record(): void {
+  #record(error: CourierError | undefined): void {
     const request = this.#request;
     const metrics = this.#metrics;
+    const status = this.#status;
+    let ms: number;
+    let verb: string;
     if (this.#grpc) {
-      metrics.grpcClientCall(ON_INVOKE, this.#status, performance.now() - this.#started);
-      return;
+      ms = performance.now() - this.#started;
+      verb = 'GRPC';
+      metrics.grpcClientCall(ON_INVOKE, status, ms);
+    } else {
+      ms = status === 0 ? performance.now() - this.#started : this.#headMs;
+      verb = request.verb;
+      const path = metrics.pathsLabelled ? metrics.pathLabel(methodToPath(request.method), '_') : '_';
+      metrics.httpClientRequest(verb, path, status, request.contentLength ?? 0, this.#received, ms);
     }
-    const ms = this.#status === 0 ? performance.now() - this.#started : this.#headMs;
-    const path = metrics.pathsLabelled ? metrics.pathLabel(methodToPath(request.method), '_') : '_';
-    metrics.httpClientRequest(request.verb, path, this.#status, request.contentLength ?? 0, this.#received, ms);
+    metrics.appCallEnded(request.caller.appId, request.callerSpiffe, verb, request.method, appCallFailed(status, this.#grpc), ms);
+    if (metrics.tap.active) metrics.tap.invocation('inbound', request, verb, status, ms, error?.code ?? '');
   }
 }

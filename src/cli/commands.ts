@@ -14,6 +14,11 @@ Commands:
   resolve    show what the name resolver sees for an app id
   stop       stop a running app and its sidecar
   invoke     call a method of a running app
+  stat       each app's success rate, requests per second and latency over a window
+  edges      the calls between apps, with their mTLS identities
+  top        the busiest routes, redrawn every window
+  tap        the calls an app makes and receives, live
+  dashboard  serve a live web view of the mesh: call graph, rates, latencies, a tap of calls
   init       set up ~/.courier: a certificate authority and a configuration with mTLS on
   sentry     run the certificate authority (and "sentry token" to make join tokens)
   version    print Courier's version
@@ -43,6 +48,11 @@ const commands: Readonly<Record<string, () => Promise<Command>>> = {
   sentry: () => lazy('./sentry-command.js', 'sentryMain'),
   init: () => lazy('./init-command.js', 'initMain'),
   resolve: () => lazy('./resolve-command.js', 'resolveMain'),
+  stat: () => lazy('./mesh/stat-command.js', 'statMain'),
+  edges: () => lazy('./mesh/edges-command.js', 'edgesMain'),
+  top: () => lazy('./mesh/top-command.js', 'topMain'),
+  tap: () => lazy('./mesh/tap-command.js', 'tapMain'),
+  dashboard: () => lazy('./dashboard/command.js', 'dashboardMain'),
 };
 
 async function main(argv: readonly string[]): Promise<number> {

@@ -1,6 +1,7 @@
 import { stringify } from 'yaml';
 import { flagError, formatFlagHelp, parseFlags, type FlagSpec } from './flags.js';
 import { listInstances, type Instance } from './run/sidecar-api.js';
+import { renderTable } from './table.js';
 
 export const listFlags: readonly FlagSpec[] = [
   { name: 'output', short: 'o', type: 'string', placeholder: '<format>', defaultText: 'table', help: 'table, json or yaml' },
@@ -130,20 +131,13 @@ const columns: ReadonlyArray<readonly [string, (row: ListRow) => string]> = [
   ['DAPRD_LOG_PATH', (r) => r.daprdLogPath],
 ];
 
-/** Columns padded to their widest cell, two spaces apart, as `dapr list` prints them. */
+/** The `courier list` table, as `dapr list` prints it. */
 export function formatTable(rows: readonly ListRow[]): string {
   if (rows.length === 0) return 'No Courier instances found.\n';
-  const cells = [columns.map(([title]) => title), ...rows.map((row) => columns.map(([, cell]) => cell(row)))];
-  const widths = columns.map((_, i) => Math.max(...cells.map((line) => (line[i] ?? '').length)));
-  return cells
-    .map((line) =>
-      line
-        .map((cell, i) => (i === line.length - 1 ? cell : cell.padEnd(widths[i] ?? 0)))
-        .join('  ')
-        .trimEnd(),
-    )
-    .join('\n')
-    .concat('\n');
+  return renderTable(
+    columns.map(([title]) => title),
+    rows.map((row) => columns.map(([, cell]) => cell(row))),
+  );
 }
 
 function truncate(text: string, max: number): string {

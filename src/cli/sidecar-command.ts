@@ -102,6 +102,11 @@ export const sidecarFlags: readonly FlagSpec[] = [
   { name: 'enable-metrics', type: 'bool', defaultText: 'true', help: 'record metrics and serve them on --metrics-port' },
   { name: 'metrics-listen-address', type: 'string', placeholder: '<host>', defaultText: '0.0.0.0', help: 'the address the metrics endpoint listens on' },
   {
+    name: 'tap-header-values',
+    type: 'bool',
+    help: 'let tap clients of the metrics port (courier tap) see request header values when they ask for them (headers=show); otherwise values are always redacted',
+  },
+  {
     name: 'dapr-graceful-shutdown-seconds',
     type: 'int',
     placeholder: '<s>',
@@ -355,6 +360,7 @@ export function parseSidecarArgs(argv: readonly string[], env: NodeJS.ProcessEnv
     metricsPort: port('metrics-port', 9090),
     metricsListenAddress: (str('metrics-listen-address') ?? '0.0.0.0').replace(/^\[(.*)\]$/, '$1'),
     enableMetrics: bool('enable-metrics') ?? true,
+    tapHeaderValues: bool('tap-header-values') === true,
     gracefulShutdownMs: graceSeconds * 1000,
     apiToken: nonEmpty(env.DAPR_API_TOKEN),
     appApiToken: nonEmpty(env.APP_API_TOKEN),

@@ -102,7 +102,7 @@ export class Invoker implements Invoke<InvokeTarget> {
     const metrics = options.metrics;
     if (metrics !== undefined) {
       metrics.requestSent(target.appId);
-      sink = new MeteredSink(sink, metrics, target.appId);
+      sink = new MeteredSink(sink, metrics, app);
     }
     this.#send(target.appId, app, sink, new SidecarAttempts(options), options.retries.forCall(target, request.method), deadline);
   }
@@ -222,25 +222,30 @@ class SidecarAttempts implements AttemptSender<AppIdentity> {
 }
 
 /**
- * The caller's record of a call to another app (Dapr's `res_recv_total` and `res_recv_latency_ms`):
- * the answer's status and round trip when its head arrives, or the failure's status.
+ * The caller's record of a call to another app (Dapr's `res_recv_total` and `res_recv_latency_ms`, and
+ * the mesh views' outbound traffic with them): the answer's status and round trip when its head
+ * arrives, or the failure's status. While somebody taps, the call is shown then too.
  */
 class MeteredSink implements ResponseSink {
   readonly #sink: ResponseSink;
   readonly #metrics: SidecarMetrics;
-  readonly #target: string;
+  readonly #request: InvokeRequest;
   readonly #started = performance.now();
   #answered = false;
 
-  constructor(sink: ResponseSink, metrics: SidecarMetrics, target: string) {
+  constructor(sink: ResponseSink, metrics: SidecarMetrics, request: InvokeRequest) {
     this.#sink = sink;
     this.#metrics = metrics;
-    this.#target = target;
+    this.#request = request;
   }
 
   head(head: ResponseHead, flow: FlowControl): void {
     this.#answered = true;
-    this.#metrics.responseReceived(this.#target, head.status, performance.now() - this.#started);
+    const ms = performance.now() - this.#started;
+    const metrics = this.#metrics;
+    const request = this.#request;
+    metrics.responseReceived(request.target.appId, head.status, ms);
+    if (metrics.tap.active) metrics.tap.invocation('outbound', request, request.verb, head.status, ms, '');
     this.#sink.head(head, flow);
   }
 
@@ -257,7 +262,11 @@ class MeteredSink implements ResponseSink {
     const ms = performance.now() - this.#started;
     if (!this.#answered) {
       this.#answered = true;
-      this.#metrics.responseReceived(this.#target, error.httpStatus, ms);
+      const metrics = this.#metrics;
+      const request = this.#request;
+      metrics.responseReceived(request.target.appId, error.httpStatus, ms);
+      // No answer came: the tap shows status 0 and Courier's error code.
+      if (metrics.tap.active) metrics.tap.invocation('outbound', request, request.verb, 0, ms, error.code);
     }
     this.#metrics.grpcClientCall(CALL_LOCAL_STREAM_METHOD, error.grpcCode === 0 ? 2 : error.grpcCode, ms);
     this.#sink.error(error);

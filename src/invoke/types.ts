@@ -5,6 +5,7 @@ import type { CallSignal } from './call-signal.js';
 import type { Metadata } from './headers.js';
 import type { AppIdentity } from './identity.js';
 import type { TraceContext } from '../observability/tracing/context.js';
+import type { SpiffeId } from '../security/spiffe.js';
 
 /**
  * One invocation as it flows through a sidecar: from the HTTP API (or the internal server, at the
@@ -20,6 +21,8 @@ export interface InvokeRequest<Target = AppIdentity> {
   readonly target: Target;
   /** The app making the call (this sidecar's app at the caller; the verified caller at the callee). */
   readonly caller: AppIdentity;
+  /** The caller's SPIFFE ID, from its verified certificate: at the callee with mTLS only. */
+  readonly callerSpiffe?: SpiffeId | undefined;
   /** The normalized method: no leading `/`, already checked by `normalizeMethod`. */
   readonly method: string;
   /**

@@ -64,6 +64,8 @@ export interface SidecarOptions {
   readonly metricsListenAddress: string;
   /** `--enable-metrics`; Configuration `spec.metrics.enabled: false` also turns metrics off. */
   readonly enableMetrics: boolean;
+  /** `--tap-header-values`: a tap client of the metrics port may see header values (`headers=show`); otherwise they are redacted. */
+  readonly tapHeaderValues: boolean;
   /** `--dapr-graceful-shutdown-seconds`, in ms: how long in-flight calls may take to finish on shutdown. */
   readonly gracefulShutdownMs: number;
   /** `DAPR_API_TOKEN`. */

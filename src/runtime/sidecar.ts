@@ -40,7 +40,9 @@ import type { DiagnosticsServer, RuntimeDiagnostics } from '../observability/dia
 import type { SidecarMetrics } from '../observability/metrics/sidecar-metrics.js';
 import type { MetricsServer } from '../observability/metrics/server.js';
 import { Tracer } from '../observability/tracing/tracer.js';
-import { tracingSettings } from '../observability/tracing/settings.js';
+import { tracingSettings, type ExporterSettings } from '../observability/tracing/settings.js';
+import { meshInfo, type MeshFacts } from '../observability/mesh/info.js';
+import { formatSpiffeId } from '../security/spiffe.js';
 import { stableInternalPort } from './ports.js';
 import { processStartTime, removeRunRecord, writeRunRecord } from './run-registry.js';
 
@@ -93,8 +95,10 @@ export class Sidecar {
   #sentry: SentryClient | undefined;
   #accessControl: AccessControlPolicy | undefined;
   #configWatch: ConfigurationWatch | undefined;
-  /** The Resiliency policies in force (replaced whole when the resources change). */
-  #resiliency: OutboundPolicies | undefined;
+  /** The Resiliency policies in force and the resources and targets they come from (replaced whole when the resources change). */
+  #resiliency: LoadedResiliency | undefined;
+  /** Tracing as configured at start (for the mesh info). */
+  #tracing = { samplingRate: 0, exporter: '' };
   #resourcesWatch: ResourcesWatch | undefined;
   #stopping: Promise<void> | undefined;
   #reclaimer: IdleMemoryReclaimer | undefined;
@@ -253,7 +257,7 @@ export class Sidecar {
       replayLimitBytes,
       logger: log.child({ scope: 'invoke' }),
       metrics,
-      resiliency: () => this.#resiliency,
+      resiliency: () => this.#resiliency?.policies,
       budgets,
     });
     const targets = new TargetResolver(options.namespace, endpoints.targets);
@@ -364,7 +368,12 @@ export class Sidecar {
     let metricsPort = options.metricsPort;
     if (metrics !== undefined) {
       const { MetricsServer } = await import('../observability/metrics/server.js');
-      this.#metricsServer = new MetricsServer(metrics, log.child({ scope: 'metrics' }));
+      const address = hostPort(sidecarAddress, internalGrpcPort);
+      this.#metricsServer = new MetricsServer(metrics, log.child({ scope: 'metrics' }), {
+        apiToken: options.apiToken,
+        tapHeaderValues: options.tapHeaderValues,
+        info: () => meshInfo(this.#meshFacts(address)),
+      });
       const host = options.metricsListenAddress;
       metricsPort = await this.#untilStopped(inUseNamed(this.#metricsServer.listen(host, options.metricsPort), options.metricsPort, '--metrics-port'));
       log.info({ address: hostPort(host, metricsPort) }, 'metrics (Prometheus) listening');
@@ -476,6 +485,7 @@ export class Sidecar {
     const log = this.#logger;
     const settings = tracingSettings(this.#configuration.tracing, process.env);
     if (settings.warning !== undefined) log.warn({ config: this.#configuration.file }, settings.warning);
+    this.#tracing = { samplingRate: settings.samplingRate, exporter: settings.samplingRate === 0 ? '' : settings.exporters.map(exporterKind).join(',') };
     if (settings.samplingRate === 0) {
       log.info({ reason: 'spec.tracing.samplingRate: "0"' }, 'tracing is off: trace headers pass through unchanged');
       return undefined;
@@ -549,7 +559,7 @@ export class Sidecar {
    * Builds the Resiliency policies from the applicable resources; undefined when there are none. A
    * mistake stops the sidecar at start; on reload it throws, and the caller keeps the policies in force.
    */
-  async #loadResiliency(applied: readonly ResourceDocument[], options: ResiliencyRunnerOptions, atStart: boolean): Promise<OutboundPolicies | undefined> {
+  async #loadResiliency(applied: readonly ResourceDocument[], options: ResiliencyRunnerOptions, atStart: boolean): Promise<LoadedResiliency | undefined> {
     if (!applied.some((r) => r.kind === 'Resiliency')) {
       if (!atStart && this.#resiliency !== undefined) options.logger.info('no Resiliency resource any more: calls get the built-in retries only');
       return undefined;
@@ -569,7 +579,7 @@ export class Sidecar {
       },
       atStart ? 'resiliency policies loaded' : 'resiliency policies reloaded',
     );
-    return new ResiliencyRunner(spec, options);
+    return { policies: new ResiliencyRunner(spec, options), resources: spec.resources, targets: [...spec.apps.keys()] };
   }
 
   /** The resource directories changed: the Resiliency policies are replaced atomically, or kept if the new files are bad. */
@@ -641,6 +651,28 @@ export class Sidecar {
       this.#logger.warn('spec.nameResolution changed; it applies when the sidecar restarts');
     }
     this.#configuration = next;
+  }
+
+  /** What `GET /courier/v1/info` reports, read from the parts in force now. */
+  #meshFacts(address: string): MeshFacts {
+    const options = this.#options;
+    const credentials = this.#identity?.current;
+    const acl = this.#accessControl;
+    const resiliency = this.#resiliency;
+    const state = this.#appChannel?.state.t;
+    return {
+      appId: options.appId,
+      namespace: options.namespace,
+      startedAt: this.#startedAt,
+      address,
+      app: options.appPort === undefined ? undefined : { protocol: options.appProtocol, port: options.appPort, healthy: state === 'ready' },
+      certificate: credentials === undefined ? undefined : { spiffeId: formatSpiffeId(credentials.spiffeId), notAfter: credentials.notAfter },
+      resolver: this.#resolver?.component ?? '',
+      config: this.#configuration.file === undefined ? '' : this.#configuration.name,
+      accessControl: acl === undefined ? undefined : { defaultAction: acl.defaultAction, appIds: acl.policyAppIds },
+      resiliency: resiliency === undefined ? undefined : { resources: resiliency.resources, targets: resiliency.targets },
+      tracing: this.#tracing,
+    };
   }
 
   #onAppState(state: AppChannelState): void {
@@ -746,6 +778,19 @@ async function inUseNamed(listening: Promise<number>, port: number, flag: string
     if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
     throw new CourierError('ERR_INVALID_FLAG', `port ${port} (${flag}) is already in use`, { cause: err });
   }
+}
+
+/** Resiliency policies with what they were built from. */
+interface LoadedResiliency {
+  readonly policies: OutboundPolicies;
+  readonly resources: readonly string[];
+  /** The app ids of `spec.targets.apps`. */
+  readonly targets: readonly string[];
+}
+
+/** An exporter as the mesh info names it. */
+function exporterKind(exporter: ExporterSettings): string {
+  return exporter.kind === 'otlp' ? `otlp-${exporter.protocol}` : exporter.kind;
 }
 
 function hostPort(host: string, port: number): string {

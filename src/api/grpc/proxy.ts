@@ -91,16 +91,17 @@ export function callerProxy(options: CallerProxyOptions): (call: ServerCall) => 
     }
     const metrics = options.metrics;
     const span = proxySpan(options.tracer, SpanKind.CLIENT, call, target.appId, metadata);
-    let onFinish: ((status: CallStatus) => void) | undefined;
+    let onFinish: ((status: CallStatus, errorCode?: string) => void) | undefined;
     if (metrics !== undefined || span !== undefined) {
       metrics?.requestSent(target.appId);
       const started = performance.now();
-      onFinish = (status) => {
+      onFinish = (status, errorCode = '') => {
         endGrpcCallSpan(span, 0, status);
         if (metrics === undefined) return;
         const ms = performance.now() - started;
         metrics.responseReceived(target.appId, status.code, ms);
         metrics.grpcClientCall(call.path, status.code, ms);
+        if (metrics.tap.active) metrics.tap.proxiedCall('outbound', options.self.appId, target.appId, call.path, call.metadata, span, status.code, ms, errorCode);
       };
     }
     options.pick(target).then(
@@ -111,7 +112,7 @@ export function callerProxy(options: CallerProxyOptions): (call: ServerCall) => 
       (err: unknown) => {
         if (call.finished) return;
         const error = CourierError.from(err, 'ERR_DIRECT_INVOKE');
-        onFinish?.({ code: error.grpcCode === GrpcStatus.OK ? GrpcStatus.INTERNAL : error.grpcCode, message: error.message });
+        onFinish?.({ code: error.grpcCode === GrpcStatus.OK ? GrpcStatus.INTERNAL : error.grpcCode, message: error.message }, error.code);
         refuse(call, error);
       },
     );
@@ -239,8 +240,11 @@ export function calleeProxy(options: CalleeProxyOptions): {
       toApp(call, md, (status) => {
         endGrpcCallSpan(span, 0, status);
         if (metrics === undefined) return;
+        const ms = performance.now() - started;
         metrics.responseSent(caller, status.code);
-        metrics.grpcClientCall(call.path, status.code, performance.now() - started);
+        metrics.grpcClientCall(call.path, status.code, ms);
+        metrics.appCallEnded(caller, spiffe, 'GRPC', call.path, status.code !== GrpcStatus.OK, ms);
+        if (metrics.tap.active) metrics.tap.proxiedCall('inbound', caller, options.self.appId, call.path, call.metadata, span, status.code, ms, '');
       });
     },
   };

@@ -181,6 +181,7 @@ function requestFrom(
   return {
     target: options.self,
     caller,
+    callerSpiffe: spiffe,
     method,
     verb,
     query: ext?.querystring ?? '',

@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../logging/index.js';
+import { MeshEndpoints, type MeshEndpointsOptions } from '../mesh/endpoints.js';
 import type { RegistryMetric } from './family.js';
 import type { SidecarMetrics } from './sidecar-metrics.js';
 
@@ -21,15 +22,18 @@ const Registry = createRequire(import.meta.url)('prom-client/lib/registry.js') a
 
 /**
  * The Prometheus endpoint (`--metrics-port`, `--metrics-listen-address`): the text exposition format
- * at `/` (Dapr's path) and at `/metrics`. Only GET and HEAD; nothing else is served.
+ * at `/` (Dapr's path) and at `/metrics`, and, given `mesh`, the mesh views' endpoints under
+ * `/courier/v1/` (src/observability/mesh/). Only GET and HEAD; nothing else is served.
  */
 export class MetricsServer {
   readonly #registry: PromRegistry;
   readonly #server: Server;
   readonly #logger: Logger;
+  readonly #mesh: MeshEndpoints | undefined;
 
-  constructor(metrics: SidecarMetrics, logger: Logger) {
+  constructor(metrics: SidecarMetrics, logger: Logger, mesh?: MeshEndpointsOptions) {
     this.#logger = logger;
+    this.#mesh = mesh === undefined ? undefined : new MeshEndpoints(metrics.traffic, metrics.tap, mesh);
     this.#registry = new Registry();
     for (const family of metrics.families) this.#registry.registerMetric(family);
     this.#server = createServer((req, res) => this.#handle(req, res));
@@ -44,7 +48,13 @@ export class MetricsServer {
   }
 
   #handle(req: IncomingMessage, res: ServerResponse): void {
-    const path = (req.url ?? '/').split('?', 1)[0];
+    const url = req.url ?? '/';
+    const query = url.indexOf('?');
+    const path = query < 0 ? url : url.slice(0, query);
+    if (this.#mesh?.serves(path) === true) {
+      this.#mesh.handle(req, res, path, query < 0 ? '' : url.slice(query + 1));
+      return;
+    }
     if (path !== '/' && path !== '/metrics') {
       res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found: metrics are served at / and /metrics\n');
       return;
@@ -76,6 +86,8 @@ export class MetricsServer {
   }
 
   close(): Promise<void> {
+    // Tap streams never end on their own: they are ended first, then their connections closed.
+    this.#mesh?.close();
     return new Promise((resolve) => {
       this.#server.close(() => resolve());
       this.#server.closeAllConnections();

@@ -2,6 +2,9 @@ import { CounterFamily, GaugeFamily, HistogramFamily, MAX_SERIES_PER_FAMILY, typ
 import type { Logger } from '../logging/index.js';
 import type { MetricsSpec } from '../../config/configuration.js';
 import { errorCatalogue, type ErrorCode } from '../../errors/codes.js';
+import type { SpiffeId } from '../../security/spiffe.js';
+import { TapHub } from '../mesh/tap.js';
+import { answerFailed, TrafficTable, type TrafficGroup } from '../mesh/traffic.js';
 
 /**
  * The series (or group of series) one record updates, by the raw values it is given: two strings and a
@@ -125,6 +128,10 @@ export function statusLabel(status: number): string {
 export class SidecarMetrics {
   readonly settings: MetricsSettings;
   readonly families: RegistryMetric[] = [];
+  /** The mesh views' traffic table, updated by the same records as the metrics (src/observability/mesh/). */
+  readonly traffic: TrafficTable;
+  /** The mesh views' tap clients; the request path builds an event only while `tap.active`. */
+  readonly tap = new TapHub();
   // Service invocation (caller side, then callee side).
   readonly #reqSent: CounterFamily;
   readonly #resRecv: CounterFamily;
@@ -162,7 +169,7 @@ export class SidecarMetrics {
   /** The series each record updates, by the values it is given (see SeriesCache). */
   readonly #cache: {
     readonly reqSent: SeriesCache<CounterSeries>;
-    readonly resRecv: SeriesCache<{ readonly count: CounterSeries; readonly latency: HistogramSeries }>;
+    readonly resRecv: SeriesCache<{ readonly count: CounterSeries; readonly latency: HistogramSeries; readonly traffic: TrafficGroup; readonly failed: boolean }>;
     readonly reqRecv: SeriesCache<CounterSeries>;
     readonly resSent: SeriesCache<CounterSeries>;
     readonly httpServer: SeriesCache<{ readonly count: CounterSeries; readonly latency: HistogramSeries }>;
@@ -173,6 +180,7 @@ export class SidecarMetrics {
 
   constructor(settings: MetricsSettings, logger?: Logger) {
     this.settings = settings;
+    this.traffic = new TrafficTable(settings.appId, settings.pathPatterns);
     const latency = settings.latencyBucketsMs;
     const counter = (name: string, help: string, labels: readonly string[]): CounterFamily => this.#add(new CounterFamily(name, help, labels, settings.rules.get(name), logger));
     const histogram = (name: string, help: string, labels: readonly string[], bounds: readonly number[]): HistogramFamily =>
@@ -248,9 +256,12 @@ export class SidecarMetrics {
     const grpcCode = (code: number): string => grpcCodeName(code, statusLabel(code));
     this.#cache = {
       reqSent: new SeriesCache((dst) => this.#reqSent.series(appId, dst, 'streaming')),
+      // The mesh views' outbound counters of the destination ride along: the same lookup finds both.
       resRecv: new SeriesCache((src, _, status) => ({
         count: this.#resRecv.series(appId, src, statusLabel(status), 'streaming'),
         latency: this.#resRecvLatency.series(appId, src, statusLabel(status)),
+        traffic: this.traffic.outbound(src),
+        failed: answerFailed(status),
       })),
       reqRecv: new SeriesCache((caller) => this.#reqRecv.series(appId, caller)),
       resSent: new SeriesCache((caller, _, status) => this.#resSent.series(appId, caller, statusLabel(status))),
@@ -295,11 +306,24 @@ export class SidecarMetrics {
     this.#cache.reqSent.get(dstAppId, '', 0).value++;
   }
 
-  /** The caller has the answer (or the failure) of a call to `srcAppId`, `ms` after sending it. */
+  /**
+   * The caller has the answer (or the failure) of a call to `srcAppId`, `ms` after sending it: an HTTP
+   * status, or a gRPC code (< 100). Counted in the mesh views' traffic table too.
+   */
   responseReceived(srcAppId: string, status: number, ms: number): void {
     const group = this.#cache.resRecv.get(srcAppId, '', status);
     group.count.value++;
     group.latency.observe(ms);
+    group.traffic.record(ms, group.failed);
+  }
+
+  /**
+   * A call to the local app from `callerAppId` (verified as `callerSpiffe` with mTLS) has ended, `ms`
+   * after it was sent to the app: the mesh views' inbound counters, by caller, verb and the route of
+   * `method` (an invocation's method, or a proxied call's gRPC path).
+   */
+  appCallEnded(callerAppId: string, callerSpiffe: SpiffeId | undefined, verb: string, method: string, failed: boolean, ms: number): void {
+    this.traffic.inbound(callerAppId, callerSpiffe, verb, method).record(ms, failed);
   }
 
   /** The callee took a call from `callerAppId`. */
