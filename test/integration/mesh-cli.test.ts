@@ -240,7 +240,13 @@ describe('courier stat, edges, top and tap', () => {
         const res = await runCli(env, args, { env: { COURIER_HOME: empty } });
         assert.equal(res.code, 1, `${args.join(' ')}: ${res.stdout}${res.stderr}`);
         assert.equal(res.stdout, '');
-        assert.equal(res.stderr, `courier: no Courier sidecars found: no running sidecar with metrics on in ${join(empty, 'run')} (COURIER_HOME=${empty}), and none given with --sidecar <host:port of its metrics port>\n`);
+        const where = `no running sidecar with metrics on in ${join(empty, 'run')} (COURIER_HOME=${empty})`;
+        // tap looks its app up by name resolution too (the embedded default: SQLite in COURIER_HOME).
+        const expected =
+          args[0] === 'tap'
+            ? `${where}, none given with --sidecar <host:port of its metrics port>, and the sqlite name resolver (the default configuration, namespace default) found no instance of b`
+            : `${where}, and none given with --sidecar <host:port of its metrics port>`;
+        assert.equal(res.stderr, `courier: no Courier sidecars found: ${expected}\n`);
       }
     } finally {
       rmSync(empty, { recursive: true, force: true });

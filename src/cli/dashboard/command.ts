@@ -4,12 +4,14 @@ import { formatDuration, parseDuration } from '../../util/duration.js';
 import { flagError, formatFlagHelp, parseFlags, type FlagSpec } from '../flags.js';
 import { DashboardServer } from './server.js';
 import { parseSidecarAddress } from '../mesh/collect.js';
+import { nameResolutionFlags, parseMeshFlags } from '../mesh/command-options.js';
 import { meshSource, type MeshSource } from './source.js';
 
 export const dashboardFlags: readonly FlagSpec[] = [
   { name: 'address', type: 'string', placeholder: '<ip>', defaultText: '127.0.0.1', help: 'the address to serve on; whoever reaches it sees the mesh, so keep it on loopback unless you mean to share it' },
   { name: 'port', short: 'p', type: 'int', placeholder: '<port>', defaultText: '8080', help: 'the port to serve on; 0 picks a free one' },
   { name: 'sidecar', type: 'list', placeholder: '<host:port>', help: 'also read the sidecar whose metrics port is there (repeatable), beside those running on this machine' },
+  ...nameResolutionFlags,
   { name: 'window', type: 'string', placeholder: '<duration>', defaultText: '2s', help: 'how often the sidecars are read, and the window rates and latencies are computed over' },
   { name: 'help', short: 'h', type: 'bool', help: 'show this help' },
 ];
@@ -19,8 +21,9 @@ export const dashboardUsage = `Usage: courier dashboard [flags]
 Serves a live web view of the mesh: apps and their instances, the call graph with rates, success and
 latencies, per-app and per-route tables, charts, a tap of recent calls (never bodies or header values)
 and each sidecar's configuration. It reads the sidecars running on this machine (from
-$COURIER_HOME/run) and those given with --sidecar, on their metrics ports, with DAPR_API_TOKEN when set.
-It prints the address to open and opens no browser itself.
+$COURIER_HOME/run), those given with --sidecar, and the sidecars name resolution lists for the apps
+these call and those named with --app (on their hosts at --remote-metrics-port), on their metrics
+ports, with DAPR_API_TOKEN when set. It prints the address to open and opens no browser itself.
 
 Flags:
 ${formatFlagHelp(dashboardFlags)}
@@ -65,6 +68,9 @@ export async function dashboardMain(argv: readonly string[], source?: MeshSource
   if (!isLoopback(settings.host)) {
     process.stderr.write(`courier dashboard: serving on ${settings.host}, not loopback: the dashboard has no login, and anyone who can reach this address sees the mesh\n`);
   }
+  // One resolver for the whole run (it may hold a database or sockets): every refresh uses it, and
+  // the dashboard closes it when it stops.
+  const names = parseMeshFlags('dashboard', values);
   const token = process.env.DAPR_API_TOKEN;
   const dashboard = await DashboardServer.start({
     source: source ?? meshSource,
@@ -72,10 +78,12 @@ export async function dashboardMain(argv: readonly string[], source?: MeshSource
     port: settings.port,
     windowMs: settings.windowMs,
     addresses: settings.addresses,
+    names: { lookup: names.names, appIds: names.appIds, remoteMetricsPort: names.remoteMetricsPort },
     env: process.env,
     ...(token === undefined || token === '' ? {} : { token }),
     onProblem: (problem) => process.stderr.write(`courier dashboard: ${problem ?? 'the sidecars are read again'}\n`),
-  }).catch((err: unknown) => {
+  }).catch(async (err: unknown) => {
+    await names.names.close();
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'EADDRINUSE') throw flagError('dashboard', `port ${settings.port} on ${settings.host} is in use; choose another with --port (0 picks a free one)`);
     if (code === 'EADDRNOTAVAIL') throw flagError('dashboard', `--address: this machine has no address ${settings.host}`);

@@ -3,6 +3,7 @@
 // each page's tap has its own upstream taps, which end when the page goes.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import type { AppLookup, MeshDiscovery } from '../mesh/collect.js';
 import type { MeshSample, MeshView, SidecarRef } from '../mesh/view-types.js';
 import { loadAssets, type Asset } from './assets.js';
 import type { MeshSource, MeshSourceOptions, TapFilters } from './source.js';
@@ -19,6 +20,12 @@ export interface DashboardOptions {
   readonly windowMs: number;
   /** Extra sidecars, by metrics address (`--sidecar host:port`). */
   readonly addresses?: readonly string[];
+  /**
+   * Sidecars found by name resolution (the source's discoverMesh): the resolver, used by every
+   * refresh and closed by {@link DashboardServer.close}; the app ids looked up besides those called
+   * (`--app`); the metrics port the sidecars found are read at.
+   */
+  readonly names?: { readonly lookup: AppLookup; readonly appIds: readonly string[]; readonly remoteMetricsPort: number };
   /** Where discovery finds COURIER_HOME and the run records. */
   readonly env?: NodeJS.ProcessEnv;
   /** The API token sent to the sidecars; never to a page. */
@@ -159,6 +166,8 @@ export class DashboardServer {
     for (const socket of this.#sockets) socket.destroy();
     await closed;
     await this.#refreshing?.catch(() => undefined);
+    // After the last refresh: nothing uses the resolver now.
+    await this.#options.names?.lookup.close();
   }
 
   #schedule(delayMs: number): void {
@@ -169,12 +178,20 @@ export class DashboardServer {
     }, delayMs).unref();
   }
 
+  /** The sidecars to read now, with name resolution when the dashboard has it. */
+  async #discover(env: NodeJS.ProcessEnv): Promise<MeshDiscovery> {
+    const { source, names } = this.#options;
+    const addresses = this.#options.addresses ?? [];
+    if (names === undefined || source.discoverMesh === undefined) return { refs: await source.discoverSidecars(env, addresses), warnings: [], resolved: undefined };
+    return source.discoverMesh(env, { ...this.#sourceOptions, addresses, names: names.lookup, appIds: names.appIds, remoteMetricsPort: names.remoteMetricsPort });
+  }
+
   /** Finds the sidecars again (instances come and go), reads them, and publishes the window's view. */
   async #refresh(): Promise<void> {
     const { source } = this.#options;
     try {
       const env = this.#options.env ?? process.env;
-      const refs = await source.discoverSidecars(env, this.#options.addresses ?? []);
+      const { refs, warnings, resolved } = await this.#discover(env);
       if (this.#closed) return;
       this.#refs = refs;
       for (const tap of this.#taps) tap.sync(refs);
@@ -182,8 +199,11 @@ export class DashboardServer {
       if (this.#closed) return;
       if (this.#previous !== undefined) this.#publish(source.meshView(this.#previous, sample));
       this.#previous = sample;
-      // Nothing to show is not an error, but the page says where the dashboard looked.
-      this.#setProblem(refs.length === 0 ? (source.noSidecarsMessage?.(env) ?? 'no Courier sidecars found') : undefined);
+      // Nothing to show is not an error, but the page says where the dashboard looked; lookups that
+      // failed are said too, beside whatever was found.
+      const none = refs.length === 0 ? (source.noSidecarsMessage?.(env, resolved) ?? 'no Courier sidecars found') : undefined;
+      const problems = [...(none === undefined ? [] : [none]), ...warnings];
+      this.#setProblem(problems.length === 0 ? undefined : problems.join('; '));
     } catch (err) {
       this.#setProblem(`cannot read the mesh: ${err instanceof Error ? err.message : String(err)}`);
     }

@@ -1,7 +1,7 @@
 // Where the dashboard's data comes from: the mesh readers of src/cli/mesh/ (discovery, sampling, the
 // window view and the tap client), behind one small interface, so that the server can be tested
 // with a made-up mesh.
-import { discoverSidecars, meshView, noSidecarsMessage, sampleMesh } from '../mesh/collect.js';
+import { discoverMesh, discoverSidecars, meshView, noSidecarsMessage, sampleMesh, type DiscoverMeshOptions, type MeshDiscovery } from '../mesh/collect.js';
 import { tapMesh } from '../mesh/tap-client.js';
 import type { MeshSample, MeshView, SidecarRef, TappedCall } from '../mesh/view-types.js';
 
@@ -39,15 +39,20 @@ export interface TapHandle {
 export interface MeshSource {
   /** The sidecars to read now: run records in COURIER_HOME plus the `--sidecar` addresses. */
   discoverSidecars(env: NodeJS.ProcessEnv, addresses: readonly string[]): readonly SidecarRef[] | Promise<readonly SidecarRef[]>;
+  /**
+   * The same, plus the sidecars name resolution lists for the apps in view (`options.names`, the
+   * dashboard's one resolver); used instead of discoverSidecars when the dashboard has name resolution.
+   */
+  discoverMesh?(env: NodeJS.ProcessEnv, options: DiscoverMeshOptions): Promise<MeshDiscovery>;
   /** One read of every sidecar's info and traffic counters; a sidecar that cannot be read is in it with its error. */
   sampleMesh(refs: readonly SidecarRef[], options: MeshSourceOptions): Promise<MeshSample>;
   /** Rates, success and latencies over the window between two samples. */
   meshView(before: MeshSample, after: MeshSample): MeshView;
   /** Streams the calls the sidecars see, as they end. */
   tapMesh(refs: readonly SidecarRef[], filters: TapFilters, options: TapSourceOptions, onEvent: (call: TappedCall) => void): TapHandle;
-  /** Why discovery found no sidecar, naming where it looked. */
-  noSidecarsMessage?(env: NodeJS.ProcessEnv): string;
+  /** Why discovery found no sidecar, naming where it looked (and what name resolution was asked). */
+  noSidecarsMessage?(env: NodeJS.ProcessEnv, resolved?: MeshDiscovery['resolved']): string;
 }
 
 /** The real readers: src/cli/mesh/collect.ts and tap-client.ts. */
-export const meshSource: MeshSource = { discoverSidecars, sampleMesh, meshView, tapMesh, noSidecarsMessage };
+export const meshSource: MeshSource = { discoverSidecars, discoverMesh, sampleMesh, meshView, tapMesh, noSidecarsMessage };

@@ -2,9 +2,21 @@
 // and the two samples a window takes.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CourierError } from '../../errors/index.js';
+import { validateAppId } from '../../invoke/identity.js';
 import { parseDuration } from '../../util/duration.js';
 import { flagError, type FlagSpec, type ParsedFlags } from '../flags.js';
-import { discoverSidecars, meshView, noSidecarsMessage, parseSidecarAddress, sampleMesh, type SampleOptions } from './collect.js';
+import {
+  DEFAULT_REMOTE_METRICS_PORT,
+  discoverMesh,
+  MeshNames,
+  meshView,
+  noSidecarsMessage,
+  parseSidecarAddress,
+  sampleMesh,
+  type DiscoverMeshOptions,
+  type MeshDiscovery,
+  type SampleOptions,
+} from './collect.js';
 import type { MeshSample, MeshView, SidecarRef, SidecarSample } from './view-types.js';
 
 export type MeshOutput = 'table' | 'json';
@@ -24,6 +36,30 @@ export const sidecarFlag: FlagSpec = {
   placeholder: '<host:port>',
   help: "also read the sidecar whose metrics port is there (repeatable); this machine's sidecars are found by themselves",
 };
+
+/**
+ * How the views find sidecars of other machines: the apps the found sidecars call (and `--app`) are
+ * looked up with a Configuration's name resolver, as `courier resolve` does, and each instance is
+ * read on its host at `--remote-metrics-port`. Shared by the four views and the dashboard.
+ */
+export const nameResolutionFlags: readonly FlagSpec[] = [
+  { name: 'app', type: 'list', placeholder: '<app-id>', help: "also find this app's sidecars by name resolution, whether or not a sidecar calls it (repeatable)" },
+  {
+    name: 'config',
+    short: 'c',
+    type: 'string',
+    placeholder: '<file>',
+    help: 'the Configuration whose spec.nameResolution finds the sidecars of the apps called (default: the embedded default, SQLite in $COURIER_HOME)',
+  },
+  { name: 'namespace', short: 'n', type: 'string', placeholder: '<ns>', defaultText: '$NAMESPACE or "default"', help: 'the namespace of the apps looked up' },
+  {
+    name: 'remote-metrics-port',
+    type: 'int',
+    placeholder: '<port>',
+    defaultText: String(DEFAULT_REMOTE_METRICS_PORT),
+    help: 'the metrics port of the sidecars found by name resolution (name resolution knows only their internal port)',
+  },
+];
 
 export const outputFlag: FlagSpec = { name: 'output', short: 'o', type: 'string', placeholder: '<format>', defaultText: 'table', help: 'table or json' };
 
@@ -58,11 +94,60 @@ export function sampleOptions(env: NodeJS.ProcessEnv): SampleOptions {
   return token === undefined || token === '' ? {} : { token };
 }
 
-/** The sidecars to read; a CourierError naming where it looked when there is none. */
-export function findSidecars(env: NodeJS.ProcessEnv, addresses: readonly string[]): SidecarRef[] {
-  const refs = discoverSidecars(env, addresses);
-  if (refs.length === 0) throw new CourierError('ERR_BAD_REQUEST', noSidecarsMessage(env));
-  return refs;
+/** Where a view looks for sidecars, from its flags. */
+export interface MeshFlags {
+  /** `--sidecar` addresses, checked. */
+  readonly addresses: readonly string[];
+  /** `--app`: app ids looked up whether or not a sidecar calls them. */
+  readonly appIds: readonly string[];
+  readonly remoteMetricsPort: number;
+  /** The resolver of `--config`, made at the first lookup; the command closes it when it ends. */
+  readonly names: MeshNames;
+}
+
+/**
+ * Reads `--sidecar` and the {@link nameResolutionFlags}. Throws ERR_INVALID_FLAG for a bad value, and
+ * ERR_INVALID_CONFIG for a `--config` that is not a usable Configuration (nothing is opened yet).
+ */
+export function parseMeshFlags(command: string, values: ParsedFlags['values'], env: NodeJS.ProcessEnv = process.env): MeshFlags {
+  const addresses = parseSidecarFlags(command, values);
+  const appIds = ((values.get('app') as string[] | undefined) ?? []).map((id) => id.trim());
+  for (const appId of appIds) {
+    const problem = validateAppId(appId);
+    if (problem !== undefined) throw flagError(command, `--app: ${problem}`);
+  }
+  const remoteMetricsPort = (values.get('remote-metrics-port') as number | undefined) ?? DEFAULT_REMOTE_METRICS_PORT;
+  if (remoteMetricsPort < 1 || remoteMetricsPort > 65535) throw flagError(command, `--remote-metrics-port: ${remoteMetricsPort} is not a port (1 to 65535)`);
+  const flagNamespace = values.get('namespace') as string | undefined;
+  const namespace = [flagNamespace, env.NAMESPACE].find((ns) => ns !== undefined && ns.trim() !== '')?.trim() ?? 'default';
+  const configFile = values.get('config') as string | undefined;
+  const names = new MeshNames(env, { configFile, namespace });
+  return { addresses, appIds: [...new Set(appIds)], remoteMetricsPort, names };
+}
+
+/** One discovery (see discoverMesh) with the view's flags; `more` adds app ids or turns off following calls. */
+export function discover(flags: MeshFlags, more: Pick<DiscoverMeshOptions, 'appIds' | 'called'> = {}, env: NodeJS.ProcessEnv = process.env): Promise<MeshDiscovery> {
+  return discoverMesh(env, {
+    ...sampleOptions(env),
+    addresses: flags.addresses,
+    names: flags.names,
+    appIds: [...flags.appIds, ...(more.appIds ?? [])],
+    ...(more.called === undefined ? {} : { called: more.called }),
+    remoteMetricsPort: flags.remoteMetricsPort,
+  });
+}
+
+/** Name resolution's warnings, one line each on stderr: the view goes on without what they name. */
+export function reportWarnings(command: string, warnings: readonly string[], stderr: { write(text: string): unknown } = process.stderr): void {
+  for (const warning of warnings) stderr.write(`courier ${command}: ${warning}\n`);
+}
+
+/** The sidecars to read (at least one), warnings reported; a CourierError naming where it looked when there is none. */
+export async function findSidecars(command: string, flags: MeshFlags, more: Pick<DiscoverMeshOptions, 'appIds' | 'called'> = {}, env: NodeJS.ProcessEnv = process.env): Promise<MeshDiscovery> {
+  const found = await discover(flags, more, env);
+  reportWarnings(command, found.warnings);
+  if (found.refs.length === 0) throw new CourierError('ERR_BAD_REQUEST', noSidecarsMessage(env, found.resolved));
+  return found;
 }
 
 /** Waits until `ms` after `from` (at once if that has passed); false if `signal` aborted the wait. */
@@ -93,7 +178,14 @@ export async function sampleWindow(refs: readonly SidecarRef[], windowMs: number
 export async function sampleFromFlags(command: string, values: ParsedFlags['values'], fallbackWindowMs: number): Promise<{ output: MeshOutput; view: MeshView } | undefined> {
   const windowMs = parseWindow(command, values.get('window') as string | undefined, fallbackWindowMs);
   const output = parseOutput(command, values.get('output') as string | undefined);
-  const refs = findSidecars(process.env, parseSidecarFlags(command, values));
+  const flags = parseMeshFlags(command, values);
+  let refs: readonly SidecarRef[];
+  try {
+    refs = (await findSidecars(command, flags)).refs;
+  } finally {
+    // Found once: the resolver is not needed for the window itself.
+    await flags.names.close();
+  }
   const sampled = await sampleWindow(refs, windowMs, sampleOptions(process.env));
   if (sampled === undefined) return undefined;
   reportUnreadable(command, sampled.after);
@@ -105,8 +197,10 @@ export function unreadable(sample: MeshSample): SidecarSample[] {
   return sample.sidecars.filter((s) => s.error !== undefined);
 }
 
+/** A sidecar in messages; one found by name resolution with the address it was found at (its metrics port is a guess). */
 export function describeRef(ref: SidecarRef): string {
-  return ref.appId === '' ? ref.metricsUrl : `${ref.appId} at ${ref.metricsUrl}`;
+  const named = ref.appId === '' ? ref.metricsUrl : `${ref.appId} at ${ref.metricsUrl}`;
+  return ref.source === 'name-resolution' && ref.address !== undefined ? `${named} (found by name resolution at ${ref.address})` : named;
 }
 
 /** Writes each unreadable sidecar to stderr; throws when no sidecar at all could be read. */

@@ -1,18 +1,19 @@
 // `courier edges`: who calls whom, as the callers' sidecars counted it over a window, with the mTLS
 // identities at both ends.
 import { flagError, formatFlagHelp, parseFlags, type FlagSpec } from '../flags.js';
-import { helpFlag, outputFlag, sampleFromFlags, sidecarFlag, windowFlag } from './command-options.js';
+import { helpFlag, nameResolutionFlags, outputFlag, sampleFromFlags, sidecarFlag, windowFlag } from './command-options.js';
 import { formatIdentities, renderTable, statCells } from './format.js';
 import type { EdgeView } from './view-types.js';
 
-export const edgesFlags: readonly FlagSpec[] = [windowFlag('5s'), sidecarFlag, outputFlag, helpFlag];
+export const edgesFlags: readonly FlagSpec[] = [windowFlag('5s'), sidecarFlag, ...nameResolutionFlags, outputFlag, helpFlag];
 
 export const edgesUsage = `Usage: courier edges [flags]
 
 Shows the calls between apps over a window, one line per caller and callee, as the caller's sidecars
 counted them: the mTLS identities of both ends (- without mTLS), the share that succeeded, requests
-per second and latency quantiles. Reads every sidecar on this machine (from $COURIER_HOME/run) and
-those given with --sidecar.
+per second and latency quantiles. Reads every sidecar on this machine (from $COURIER_HOME/run), those
+given with --sidecar, and the sidecars name resolution lists for the apps these call and those named
+with --app (read on their hosts at --remote-metrics-port).
 
 Flags:
 ${formatFlagHelp(edgesFlags)}

@@ -2,13 +2,7 @@
 // with --routes (or for one app) the routes it serves.
 import { CourierError } from '../../errors/index.js';
 import { flagError, formatFlagHelp, parseFlags, type FlagSpec } from '../flags.js';
-import {
-  helpFlag,
-  outputFlag,
-  sampleFromFlags,
-  sidecarFlag,
-  windowFlag,
-} from './command-options.js';
+import { helpFlag, nameResolutionFlags, outputFlag, sampleFromFlags, sidecarFlag, windowFlag } from './command-options.js';
 import { renderTable, statCells } from './format.js';
 import type { AppView, MeshView, RouteView } from './view-types.js';
 
@@ -16,6 +10,7 @@ export const statFlags: readonly FlagSpec[] = [
   { name: 'routes', type: 'bool', help: "each route's figures (of <app-id> when given; every app's otherwise)" },
   windowFlag('5s'),
   sidecarFlag,
+  ...nameResolutionFlags,
   outputFlag,
   helpFlag,
 ];
@@ -25,12 +20,15 @@ export const statUsage = `Usage: courier stat [app-id] [flags]
 Shows, for every app (or one), the calls its instances received over a window: the share that
 succeeded, requests per second and latency quantiles, measured by the sidecars themselves. With an
 app id or --routes, also each route (verb and path, or the Configuration's pathMatching pattern).
-Reads every sidecar on this machine (from $COURIER_HOME/run) and those given with --sidecar.
+Reads every sidecar on this machine (from $COURIER_HOME/run), those given with --sidecar, and the
+sidecars name resolution lists for the apps these call and those named with --app (read on their
+hosts at --remote-metrics-port).
 
 Examples:
   courier stat
   courier stat orders --window 10s
   courier stat --routes -o json
+  courier stat --config nameresolution.yaml --app orders --remote-metrics-port 9090
 
 Flags:
 ${formatFlagHelp(statFlags)}

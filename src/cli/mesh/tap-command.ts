@@ -2,7 +2,7 @@
 import { CourierError } from '../../errors/index.js';
 import { flagError, formatFlagHelp, parseFlags, type FlagSpec, type ParsedFlags } from '../flags.js';
 import { sampleMesh } from './collect.js';
-import { describeRef, findSidecars, helpFlag, onStopSignal, outputFlag, parseOutput, parseSidecarFlags, sampleOptions, sidecarFlag } from './command-options.js';
+import { describeRef, findSidecars, helpFlag, nameResolutionFlags, onStopSignal, outputFlag, parseMeshFlags, parseOutput, sampleOptions, sidecarFlag } from './command-options.js';
 import { formatTapLine } from './format.js';
 import { tapMesh, type TapFilters } from './tap-client.js';
 import type { SidecarRef } from './view-types.js';
@@ -15,6 +15,7 @@ export const tapFlags: readonly FlagSpec[] = [
   { name: 'max', type: 'int', placeholder: '<n>', help: 'exit after this many calls' },
   { name: 'headers', type: 'bool', help: "show request headers (values only from sidecars started with --tap-header-values)" },
   sidecarFlag,
+  ...nameResolutionFlags,
   outputFlag,
   helpFlag,
 ];
@@ -24,7 +25,9 @@ export const tapUsage = `Usage: courier tap <app-id> [flags]
 Shows the calls the sidecars of <app-id> see as they end: the calls the app receives and the calls
 it makes, one line each (time, direction, caller → callee, verb, path, status, latency, trace id),
 until Ctrl-C or --max calls. With -o json, one JSON object per call and line. Filters apply in the
-sidecars. Request bodies are never shown; header values only when the sidecar allows it.
+sidecars. Request bodies are never shown; header values only when the sidecar allows it. The sidecars
+are those of this machine (from $COURIER_HOME/run), those given with --sidecar, and the instances of
+<app-id> that name resolution lists (read on their hosts at --remote-metrics-port).
 
 Examples:
   courier tap orders
@@ -102,7 +105,14 @@ export async function tapMain(argv: readonly string[]): Promise<number> {
   }
   const args = parseTapArgs(cmd, values, rest);
   const output = parseOutput(cmd, values.get('output') as string | undefined);
-  const refs = findSidecars(process.env, parseSidecarFlags(cmd, values));
+  const flags = parseMeshFlags(cmd, values);
+  let refs: readonly SidecarRef[];
+  try {
+    // The tapped app is looked up by name; the apps others call are of no use here.
+    refs = (await findSidecars(cmd, flags, { appIds: [args.appId], called: false })).refs;
+  } finally {
+    await flags.names.close();
+  }
   const { mine, others, unread } = await sidecarsOf(args.appId, refs);
   if (mine.length === 0) {
     const seen = others.length === 0 ? '' : ` (apps: ${others.join(', ')})`;

@@ -3,14 +3,19 @@
 // `courier dashboard` sends it to the page. Plain JSON, so `-o json` prints it as it is.
 import type { MeshInfo, TapEvent, TrafficSnapshot } from '../../observability/mesh/contract.js';
 
-/** A sidecar the views read: from a run record on this machine, or given by address. */
+/** A sidecar the views read: from a run record on this machine, given by address, or found by name resolution. */
 export interface SidecarRef {
-  /** The app id when known before asking (run records); otherwise the one `info` reports. */
+  /** The app id when known before asking (run records, the app id looked up); otherwise the one `info` reports. */
   readonly appId: string;
   /** Base URL of its metrics port, e.g. `http://127.0.0.1:9090`. */
   readonly metricsUrl: string;
-  /** Where it was found: `run-record` or `address` (given with `--sidecar`). */
-  readonly source: 'run-record' | 'address';
+  /**
+   * Where it was found: `run-record`, `address` (given with `--sidecar`) or `name-resolution` (an
+   * instance of an app, read on its host at `--remote-metrics-port`).
+   */
+  readonly source: 'run-record' | 'address' | 'name-resolution';
+  /** The internal address name resolution gave (`host:port`); only with `name-resolution`. */
+  readonly address?: string;
 }
 
 /** One read of one sidecar. */
