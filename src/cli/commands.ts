@@ -21,6 +21,8 @@ Commands:
   dashboard  serve a live web view of the mesh: call graph, rates, latencies, a tap of calls
   init       set up ~/.courier: a certificate authority and a configuration with mTLS on
   sentry     run the certificate authority (and "sentry token" to make join tokens)
+  injector   run the Kubernetes sidecar injector (a mutating admission webhook)
+  kubernetes print the manifests to run Courier on Kubernetes ("kubernetes manifests")
   version    print Courier's version
 
 Run "courier <command> --help" for the flags of a command.
@@ -53,6 +55,8 @@ const commands: Readonly<Record<string, () => Promise<Command>>> = {
   top: () => lazy('./mesh/top-command.js', 'topMain'),
   tap: () => lazy('./mesh/tap-command.js', 'tapMain'),
   dashboard: () => lazy('./dashboard/command.js', 'dashboardMain'),
+  injector: () => lazy('../kubernetes/injector/command.js', 'injectorMain'),
+  kubernetes: () => lazy('../kubernetes/manifests/command.js', 'kubernetesMain'),
 };
 
 async function main(argv: readonly string[]): Promise<number> {

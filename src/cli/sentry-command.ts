@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CourierError, errorMessage } from '../errors/index.js';
 import { validateAppId } from '../invoke/identity.js';
@@ -14,10 +15,13 @@ import {
   DEFAULT_WORKLOAD_TRUST_DOMAIN,
 } from '../sentry/names.js';
 import { DEFAULT_SENTRY_LIMITS, SentryServer, type SentryLimits } from '../sentry/server.js';
+import { SENTRY_TOKEN_AUDIENCE } from '../kubernetes/constants.js';
+import type { KubernetesTokenValidator } from '../kubernetes/sentry/token-validator.js';
+import type { Logger } from '../observability/logging/index.js';
 import { formatDuration, parseDuration } from '../util/duration.js';
 import { flagError, formatFlagHelp, parseFlags, type FlagSpec } from './flags.js';
 
-const sentryFlags: readonly FlagSpec[] = [
+export const sentryFlags: readonly FlagSpec[] = [
   { name: 'issuer-credentials', type: 'string', placeholder: '<dir>', defaultText: '$COURIER_HOME/certs', help: 'where ca.crt, issuer.crt, issuer.key and token.key are (created when missing)' },
   { name: 'port', type: 'int', placeholder: '<port>', defaultText: String(DEFAULT_SENTRY_PORT), help: 'the port to listen on' },
   { name: 'listen-address', type: 'string', placeholder: '<host>', defaultText: '127.0.0.1', help: 'the address to listen on (0.0.0.0 for several machines)' },
@@ -28,6 +32,28 @@ const sentryFlags: readonly FlagSpec[] = [
   { name: 'allowed-clock-skew', type: 'string', placeholder: '<duration>', defaultText: '15m', help: 'how far back certificates are valid from, for clocks that differ' },
   { name: 'config', short: 'c', type: 'string', placeholder: '<file>', help: 'a Configuration file whose spec.mtls sets the TTL and clock skew' },
   { name: 'insecure', type: 'bool', help: 'sign for anyone who asks, without a join token (local development only)' },
+  { name: 'kubernetes-jwks-file', type: 'string', placeholder: '<file>', help: "accept projected ServiceAccount tokens signed by a key of this JWKS (the API server's /openid/v1/jwks); re-read when it changes" },
+  { name: 'kubernetes-jwks-url', type: 'string', placeholder: '<url>', help: 'accept projected ServiceAccount tokens signed by a key fetched from this https URL (cached; an unknown key id fetches again)' },
+  {
+    name: 'kubernetes-jwks-ca-file',
+    type: 'string',
+    placeholder: '<file>',
+    help: "with --kubernetes-jwks-url: check the server's certificate against these CAs (in a pod: /var/run/secrets/kubernetes.io/serviceaccount/ca.crt)",
+  },
+  {
+    name: 'kubernetes-jwks-token-file',
+    type: 'string',
+    placeholder: '<file>',
+    help: 'with --kubernetes-jwks-url: send this bearer token, re-read at each fetch (in a pod: /var/run/secrets/kubernetes.io/serviceaccount/token)',
+  },
+  { name: 'kubernetes-issuer', type: 'string', placeholder: '<iss>', help: "the cluster's ServiceAccount issuer, as in the tokens' iss (required with --kubernetes-jwks-*)" },
+  { name: 'kubernetes-audience', type: 'string', placeholder: '<aud>', defaultText: SENTRY_TOKEN_AUDIENCE, help: 'the audience the tokens must be issued for' },
+  {
+    name: 'kubernetes-app-id-map',
+    type: 'string',
+    placeholder: '<file>',
+    help: 'YAML mapping "<namespace>/<serviceaccount>" to the app ids its pods may ask for; without an entry, only the ServiceAccount name',
+  },
   {
     name: 'address-rate-limit',
     type: 'string',
@@ -92,7 +118,9 @@ Runs Courier's certificate authority: it signs short-lived SPIFFE certificates
 TLS, with Dapr's dapr.proto.sentry.v1.CA/SignCertificate. A sidecar must prove its app id with a join
 token made by "courier sentry token" (given to it as COURIER_SENTRY_TOKEN or in the file named by
 DAPR_SENTRY_TOKEN_FILE) when it starts, and renews with its current certificate; unless the Sentry
-runs with --insecure.
+runs with --insecure. With --kubernetes-jwks-file or --kubernetes-jwks-url and --kubernetes-issuer, a
+sidecar in a Kubernetes pod may instead prove itself with its projected ServiceAccount token (audience
+--kubernetes-audience): it gets the token's namespace, and an app id its ServiceAccount may use.
 
 Requests are rate limited per client address and per app id (refused with RESOURCE_EXHAUSTED), and
 refusals are summarised in the log. The Sentry refuses to start if issuer.key or token.key can be read
@@ -163,6 +191,8 @@ export async function sentryMain(argv: readonly string[]): Promise<number> {
   const limits = limitsFromFlags(cmd, values);
   const logger = createLogger({ level: level as LogLevel, json: values.get('log-as-json') === true, base: { scope: 'sentry' } });
 
+  // Before the CA is created: wrong Kubernetes flags leave nothing behind.
+  const kubernetes = await kubernetesValidator(cmd, str, logger);
   const { material, created } = await loadOrCreateCa(dir, { trustDomain });
   if (created) logger.info({ dir }, 'created a new certificate authority (root and issuer)');
   const ca = await CertificateAuthority.fromMaterial(material);
@@ -177,6 +207,7 @@ export async function sentryMain(argv: readonly string[]): Promise<number> {
     workloadCertTtlMs: ttlMs,
     allowedClockSkewMs: skewMs,
     limits,
+    kubernetes,
     logger,
   });
   const host = str('listen-address') ?? '127.0.0.1';
@@ -207,6 +238,49 @@ export async function sentryMain(argv: readonly string[]): Promise<number> {
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
   });
+}
+
+/** The Kubernetes token validator the flags ask for, if any (jose is loaded only then). */
+async function kubernetesValidator(cmd: string, str: (name: string) => string | undefined, logger: Logger): Promise<KubernetesTokenValidator | undefined> {
+  const file = str('kubernetes-jwks-file');
+  const url = str('kubernetes-jwks-url');
+  const issuer = str('kubernetes-issuer');
+  const audience = str('kubernetes-audience') ?? SENTRY_TOKEN_AUDIENCE;
+  const mapFile = str('kubernetes-app-id-map');
+  if (file === undefined && url === undefined) {
+    for (const flag of ['kubernetes-issuer', 'kubernetes-audience', 'kubernetes-app-id-map', 'kubernetes-jwks-ca-file', 'kubernetes-jwks-token-file']) {
+      if (str(flag) !== undefined) throw flagError(cmd, `--${flag} needs --kubernetes-jwks-file or --kubernetes-jwks-url`);
+    }
+    return undefined;
+  }
+  if (file !== undefined && url !== undefined) throw flagError(cmd, '--kubernetes-jwks-file and --kubernetes-jwks-url exclude each other');
+  if (issuer === undefined || issuer === '') throw flagError(cmd, `--kubernetes-jwks-${file === undefined ? 'url' : 'file'} needs --kubernetes-issuer <iss>`);
+  if (audience === '') throw flagError(cmd, '--kubernetes-audience must not be empty');
+  const caFile = str('kubernetes-jwks-ca-file');
+  const tokenFile = str('kubernetes-jwks-token-file');
+  if (url === undefined && (caFile !== undefined || tokenFile !== undefined)) {
+    throw flagError(cmd, `--kubernetes-jwks-${caFile !== undefined ? 'ca' : 'token'}-file goes with --kubernetes-jwks-url, not --kubernetes-jwks-file`);
+  }
+  let caPem: string | undefined;
+  try {
+    caPem = caFile === undefined ? undefined : readFileSync(caFile, 'utf8');
+  } catch (err) {
+    throw flagError(cmd, `--kubernetes-jwks-ca-file ${caFile ?? ''}: ${errorMessage(err)}`);
+  }
+  const [{ openKeySet }, { AppIdPolicy }, { KubernetesTokenValidator }] = await Promise.all([
+    import('../kubernetes/sentry/key-set.js'),
+    import('../kubernetes/sentry/app-ids.js'),
+    import('../kubernetes/sentry/token-validator.js'),
+  ]);
+  const log = logger.child({ scope: 'kubernetes' });
+  const source = file !== undefined ? { file } : { url: url as string, ...(caPem === undefined ? {} : { caPem }), ...(tokenFile === undefined ? {} : { bearerTokenFile: tokenFile }) };
+  const keys = openKeySet(source, (message) => log.warn({ jwks: file }, `reloading the JWKS file failed: ${message}`));
+  const appIds = mapFile === undefined ? new AppIdPolicy() : AppIdPolicy.fromFile(mapFile);
+  log.info(
+    { jwks: keys.description, issuer, audience, app_ids: mapFile === undefined ? 'the ServiceAccount name' : `${mapFile} (${appIds.size} entries), else the ServiceAccount name` },
+    'accepting Kubernetes ServiceAccount tokens',
+  );
+  return new KubernetesTokenValidator({ keys, issuer, audience, appIds });
 }
 
 function describeLimit(limit: { perSecond: number; burst: number }): string {

@@ -53,6 +53,14 @@ export function mintJoinToken(secret: Uint8Array, claims: JoinTokenClaims): stri
 }
 
 /**
+ * Whether `token` has the shape of a join token (its version prefix); anything else a sidecar holds is
+ * another kind of credential, such as a Kubernetes ServiceAccount token (a JWT, which starts `eyJ`).
+ */
+export function isJoinToken(token: string): boolean {
+  return token.trimStart().startsWith(`${VERSION}.`);
+}
+
+/**
  * Whether `token` lets its holder obtain a certificate for `request.appId` in `request.namespace` at
  * `nowMs`. The MAC is checked first, in constant time, and nothing in the token is trusted before
  * that. Reasons name what failed and the requested names only: never the secret or the expected MAC.

@@ -11,6 +11,8 @@ export interface SignRequest {
   readonly namespace: string;
   readonly csrPem: string;
   readonly token: string | undefined;
+  /** What the token is: a Courier join token (the default) or a projected Kubernetes ServiceAccount token. */
+  readonly tokenKind?: 'join' | 'kubernetes';
 }
 
 export interface SignedCertificate {
@@ -96,7 +98,7 @@ export class SentryClient {
       namespace: request.namespace,
       certificateSigningRequest: Buffer.from(request.csrPem),
       token: request.token ?? '',
-      tokenValidator: request.token === undefined ? TokenValidator.UNKNOWN : TokenValidator.JWKS,
+      tokenValidator: request.token === undefined ? TokenValidator.UNKNOWN : request.tokenKind === 'kubernetes' ? TokenValidator.KUBERNETES : TokenValidator.JWKS,
     });
     const { result, reply } = await new Promise<{ result: CallResult; reply: Buffer | undefined }>((resolve) => {
       const call = this.#pool.get(this.#address).call(SIGN_CERTIFICATE, {}, { deadline: Date.now() + ATTEMPT_TIMEOUT_MS });

@@ -2,7 +2,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { CourierError, errorMessage } from '../errors/index.js';
 import type { Logger } from '../observability/logging/index.js';
 import { certificateInfo, createKeyAndCsr, formatSpiffeId, type SpiffeId } from '../security/index.js';
+import { isJoinToken } from '../security/tokens.js';
 import type { SentryClient } from './client.js';
+import { kubernetesTokenFile, readKubernetesToken } from './kubernetes-token.js';
 import type { TrustAnchors } from './trust-anchors.js';
 
 /** This sidecar's current key and certificate chain. */
@@ -23,6 +25,11 @@ export interface WorkloadIdentityOptions {
   readonly trustAnchors: TrustAnchors;
   /** The join token proving the app id to the Sentry, if any. */
   readonly token: string | undefined;
+  /**
+   * Without a join token: the projected ServiceAccount token file, sent when it exists (default: see
+   * {@link kubernetesTokenFile}).
+   */
+  readonly kubernetesTokenFile?: { readonly file: string; readonly explicit: boolean };
   readonly logger: Logger;
   /** Pause between failed renewals (Dapr: 10 s). */
   readonly retryIntervalMs?: number;
@@ -32,7 +39,7 @@ export interface WorkloadIdentityOptions {
 
 /**
  * A sidecar's identity, kept fresh: at start a new Ed25519 key and CSR are signed by the Sentry (the
- * join token proves the app id); at half the certificate's lifetime a new key and certificate replace
+ * join token, or in a Kubernetes pod its projected ServiceAccount token, proves the app id); at half the certificate's lifetime a new key and certificate replace
  * them (the current certificate proves it, shown as the TLS client certificate, with the token too); a failed renewal is
  * retried every 10 s while the current certificate keeps serving until it expires. Listeners (the
  * internal server, the transport) are told of every change so new connections use the new
@@ -93,7 +100,12 @@ export class WorkloadIdentity {
   async #fetch(): Promise<Credentials> {
     const { appId, namespace } = this.#options;
     const { privateKeyPem, csrPem } = await createKeyAndCsr();
-    const signed = await this.#options.sentry.sign({ appId, namespace, csrPem, token: this.#options.token });
+    // A join token wins; else a pod's projected token, read now (not at start) as the kubelet rotates it.
+    const given = this.#options.token;
+    const projected = given !== undefined && isJoinToken(given) ? undefined : readKubernetesToken(this.#options.kubernetesTokenFile ?? kubernetesTokenFile());
+    const signed = await this.#options.sentry.sign(
+      projected === undefined ? { appId, namespace, csrPem, token: given } : { appId, namespace, csrPem, token: projected, tokenKind: 'kubernetes' },
+    );
     const info = certificateInfo(signed.certificateChainPem);
     if (info.spiffeId === undefined || info.spiffeId.appId !== appId || info.spiffeId.namespace !== namespace) {
       throw new CourierError(

@@ -10,6 +10,7 @@ export const refusalKinds = [
   'invalid_request',
   'no_token',
   'token_refused',
+  'kubernetes_token_refused',
   'invalid_csr',
 ] as const;
 export type RefusalKind = (typeof refusalKinds)[number];

@@ -4,8 +4,10 @@ import { CourierError, errorMessage, GrpcStatus } from '../errors/index.js';
 import { GrpcServer, tlsServer, type ServerCall } from '../grpc/index.js';
 import { validateAppId } from '../invoke/identity.js';
 import type { Logger } from '../observability/logging/index.js';
-import { signCertificateRequestCodec, signCertificateResponseCodec, type SignCertificateRequest } from '../proto/index.js';
+import type { KubernetesTokenValidator } from '../kubernetes/sentry/token-validator.js';
+import { signCertificateRequestCodec, signCertificateResponseCodec, TokenValidator, type SignCertificateRequest } from '../proto/index.js';
 import { createKeyAndCsr, formatSpiffeId, spiffeIdFromPeerCertificate, verifyJoinToken, type CertificateAuthority, type SpiffeId } from '../security/index.js';
+import { isJoinToken } from '../security/tokens.js';
 import { SENTRY_APP_ID, SIGN_CERTIFICATE } from './names.js';
 import { clientKey, ConnectionCounter, RateLimiter, type RateLimit } from './rate-limit.js';
 import { RefusalLog, type RefusalKind } from './refusal-log.js';
@@ -56,8 +58,13 @@ export interface SentryServerOptions {
   readonly workloadCertTtlMs: number;
   readonly allowedClockSkewMs: number;
   readonly limits?: Partial<SentryLimits>;
+  /** Checks projected ServiceAccount tokens (validator KUBERNETES); absent: such requests are refused. */
+  readonly kubernetes?: KubernetesTokenValidator | undefined;
   readonly logger: Logger;
 }
+
+/** How a requester proved the identity it asked for (and, from a Kubernetes token, which pod it is). */
+type Proof = { readonly proof: 'certificate' | 'token' | 'insecure' | 'kubernetes'; readonly pod?: string };
 
 /** How long the Sentry's own serving certificate lives; it is renewed at half that. */
 const SERVING_CERT_TTL_MS = 7 * 24 * 3_600_000;
@@ -230,9 +237,9 @@ export class SentryServer {
       this.#refuse(call, client, { kind: 'rate_limited_identity', code: GrpcStatus.RESOURCE_EXHAUSTED, message: this.#identityLimited }, appId, namespace);
       return;
     }
-    const proof = this.#authenticate(request.token ?? '', appId, namespace, call.peer.certificate);
-    if (typeof proof !== 'string') {
-      this.#refuse(call, client, proof, appId, namespace);
+    const proved = await this.#authenticate(request, appId, namespace, call.peer.certificate);
+    if ('code' in proved) {
+      this.#refuse(call, client, proved, appId, namespace);
       return;
     }
     if (!this.#perIdentity.take(identityKey)) {
@@ -251,7 +258,10 @@ export class SentryServer {
       this.#refuse(call, client, { kind: 'invalid_csr', code: GrpcStatus.INVALID_ARGUMENT, message }, appId, namespace);
       return;
     }
-    this.#options.logger.info({ spiffe_id: formatSpiffeId(id), not_after: signed.notAfter.toISOString(), peer: client, proof }, 'issued a workload certificate');
+    this.#options.logger.info(
+      { spiffe_id: formatSpiffeId(id), not_after: signed.notAfter.toISOString(), peer: client, proof: proved.proof, ...(proved.pod === undefined ? {} : { pod: proved.pod }) },
+      'issued a workload certificate',
+    );
     call.sendMessage(
       signCertificateResponseCodec.encode({
         workloadCertificate: Buffer.from(signed.certificateChainPem),
@@ -291,23 +301,38 @@ export class SentryServer {
 
   /**
    * Courier's requirement that the requester proves the identity it asks for: a current certificate of
-   * exactly that identity (verified against the trust anchors during the handshake), or a join token
-   * covering it. Returns how it was proved, or the refusal.
+   * exactly that identity (verified against the trust anchors during the handshake), a projected
+   * Kubernetes ServiceAccount token (validator KUBERNETES, as daprd sends it) that the Kubernetes
+   * validator accepts, or a join token covering it. Returns how it was proved, or the refusal.
    */
-  #authenticate(token: string, appId: string, namespace: string, certificate: PeerCertificate | undefined): 'certificate' | 'token' | 'insecure' | Refusal {
+  async #authenticate(request: SignCertificateRequest, appId: string, namespace: string, certificate: PeerCertificate | undefined): Promise<Proof | Refusal> {
     const deny = (kind: RefusalKind, message: string): Refusal => ({ kind, code: GrpcStatus.PERMISSION_DENIED, message });
+    const token = request.token ?? '';
     const presented = certificate === undefined ? undefined : this.#certificateIdentity(certificate);
     const wanted: SpiffeId = { trustDomain: this.#options.workloadTrustDomain, namespace, appId };
-    if (presented !== undefined && formatSpiffeId(presented) === formatSpiffeId(wanted)) return 'certificate';
+    if (presented !== undefined && formatSpiffeId(presented) === formatSpiffeId(wanted)) return { proof: 'certificate' };
     if (token === '') {
-      if (this.#options.insecure) return 'insecure';
+      if (this.#options.insecure) return { proof: 'insecure' };
       const shown = presented === undefined ? '' : `the client certificate is for ${formatSpiffeId(presented)}, not ${formatSpiffeId(wanted)}; `;
       return deny('no_token', `${shown}a join token is required for app "${appId}" (create one with: courier sentry token --app-id ${appId})`);
+    }
+    // daprd marks a projected token KUBERNETES; one read from DAPR_SENTRY_TOKEN_FILE comes marked JWKS, as
+    // join tokens do, but only join tokens start with their version prefix.
+    if (request.tokenValidator === TokenValidator.KUBERNETES || (this.#options.kubernetes !== undefined && !isJoinToken(token))) {
+      const kubernetes = this.#options.kubernetes;
+      if (kubernetes === undefined) {
+        return deny('kubernetes_token_refused', 'this Sentry does not accept Kubernetes ServiceAccount tokens (start it with --kubernetes-jwks-file or --kubernetes-jwks-url)');
+      }
+      const verdict = await kubernetes.validate(token, { appId, namespace });
+      if (verdict.ok) return { proof: 'kubernetes', pod: `${verdict.identity.namespace}/${verdict.identity.pod}` };
+      const message = `the Kubernetes ServiceAccount token was refused (${verdict.failure}): ${verdict.reason}`;
+      // The key set could not be fetched: the token may well be good, so the sidecar should try again.
+      return verdict.failure === 'key_set_unavailable' ? { kind: 'kubernetes_token_refused', code: GrpcStatus.UNAVAILABLE, message } : deny('kubernetes_token_refused', message);
     }
     const secret = this.#options.tokenSecret;
     if (secret === undefined) return deny('token_refused', 'this Sentry has no token secret');
     const verdict = verifyJoinToken(secret, token, { appId, namespace }, Date.now());
-    return verdict.ok ? 'token' : deny('token_refused', `the join token was refused: ${verdict.reason}`);
+    return verdict.ok ? { proof: 'token' } : deny('token_refused', `the join token was refused: ${verdict.reason}`);
   }
 
   /** The SPIFFE ID of a verified client certificate that is valid now; undefined otherwise. */
