@@ -101,6 +101,8 @@ export const sidecarFlags: readonly FlagSpec[] = [
   { name: 'metrics-port', short: 'M', type: 'int', placeholder: '<port>', defaultText: '9090', help: 'the port of the Prometheus metrics endpoint (0: any free port)' },
   { name: 'enable-metrics', type: 'bool', defaultText: 'true', help: 'record metrics and serve them on --metrics-port' },
   { name: 'metrics-listen-address', type: 'string', placeholder: '<host>', defaultText: '0.0.0.0', help: 'the address the metrics endpoint listens on' },
+  { name: 'dapr-public-port', type: 'int', placeholder: '<port>', help: "serve only the health endpoints (/v1.0/healthz, /v1.0/healthz/outbound) on this port, for a kubelet's probes (off by default; 0: any free port)" },
+  { name: 'dapr-public-listen-address', type: 'string', placeholder: '<host>', defaultText: '0.0.0.0', help: 'the address the public health port listens on' },
   {
     name: 'tap-header-values',
     type: 'bool',
@@ -359,6 +361,8 @@ export function parseSidecarArgs(argv: readonly string[], env: NodeJS.ProcessEnv
     profilePort: bool('enable-profiling') === true ? port('profile-port', 7777) : undefined,
     metricsPort: port('metrics-port', 9090),
     metricsListenAddress: (str('metrics-listen-address') ?? '0.0.0.0').replace(/^\[(.*)\]$/, '$1'),
+    publicPort: values.get('dapr-public-port') === undefined ? undefined : port('dapr-public-port', 3501),
+    publicListenAddress: (str('dapr-public-listen-address') ?? '0.0.0.0').replace(/^\[(.*)\]$/, '$1'),
     enableMetrics: bool('enable-metrics') ?? true,
     tapHeaderValues: bool('tap-header-values') === true,
     gracefulShutdownMs: graceSeconds * 1000,

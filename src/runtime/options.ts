@@ -62,6 +62,10 @@ export interface SidecarOptions {
   readonly metricsPort: number;
   /** `--metrics-listen-address` (Dapr's default: every interface, so a Prometheus elsewhere can scrape). */
   readonly metricsListenAddress: string;
+  /** `--dapr-public-port`: the health endpoints alone, on an address a kubelet can reach; undefined: not served. */
+  readonly publicPort?: number | undefined;
+  /** `--dapr-public-listen-address` (default: every interface). */
+  readonly publicListenAddress?: string | undefined;
   /** `--enable-metrics`; Configuration `spec.metrics.enabled: false` also turns metrics off. */
   readonly enableMetrics: boolean;
   /** `--tap-header-values`: a tap client of the metrics port may see header values (`headers=show`); otherwise they are redacted. */

@@ -39,6 +39,7 @@ import { IdleMemoryReclaimer } from './idle-memory.js';
 import type { DiagnosticsServer, RuntimeDiagnostics } from '../observability/diagnostics.js';
 import type { SidecarMetrics } from '../observability/metrics/sidecar-metrics.js';
 import type { MetricsServer } from '../observability/metrics/server.js';
+import type { PublicHealthServer } from '../api/http/health.js';
 import { Tracer } from '../observability/tracing/tracer.js';
 import { tracingSettings, type ExporterSettings } from '../observability/tracing/settings.js';
 import { meshInfo, type MeshFacts } from '../observability/mesh/info.js';
@@ -104,6 +105,7 @@ export class Sidecar {
   #reclaimer: IdleMemoryReclaimer | undefined;
   #diagnostics: { readonly monitor: RuntimeDiagnostics; readonly server: DiagnosticsServer } | undefined;
   #metricsServer: MetricsServer | undefined;
+  #publicServer: PublicHealthServer | undefined;
   #tracer: Tracer | undefined;
   /** Aborted when a stop is requested, so that a start still under way gives up at its next step. */
   readonly #starting = new AbortController();
@@ -298,6 +300,7 @@ export class Sidecar {
       (options.enableApiLogging ?? apiLogging.enabled ?? false)
         ? new ApiLog({ obfuscateUrls: apiLogging.obfuscateURLs === true, omitHealthChecks: apiLogging.omitHealthChecks === true, logger: log.child({ scope: 'api' }) })
         : undefined;
+    const readiness = { notReady: (): string[] => this.#notReady(), outboundReady: (): boolean => this.#info !== undefined };
     this.#http = new HttpApiServer({
       apiLog,
       metrics,
@@ -309,7 +312,7 @@ export class Sidecar {
       maxHeaderBytes: options.readBufferBytes,
       maxRequestHeaders: options.maxRequestHeaders,
       apiToken: options.apiToken,
-      readiness: { notReady: () => this.#notReady(), outboundReady: () => this.#info !== undefined },
+      readiness,
       metadata: { describe: () => this.#describe(), setExtended: (k, v) => this.#extended.set(k, v) },
       requestShutdown: () => {
         for (const listener of this.#shutdownListeners) listener();
@@ -319,6 +322,15 @@ export class Sidecar {
     });
     const sockets = options.unixDomainSocket === undefined ? undefined : apiSocketPaths(options.unixDomainSocket, options.appId);
     const httpPort = await this.#listenApi('HTTP API', this.#http, options.httpPort, '--dapr-http-port', sockets?.http);
+    if (options.publicPort !== undefined) {
+      // Up as early as the HTTP API, so a liveness probe passes while readiness still says why not.
+      const { PublicHealthServer } = await import('../api/http/health.js');
+      const server = new PublicHealthServer(options.appId, readiness);
+      this.#publicServer = server;
+      const host = options.publicListenAddress ?? '0.0.0.0';
+      const publicPort = await this.#untilStopped(inUseNamed(server.listen(host, options.publicPort), options.publicPort, '--dapr-public-port'));
+      log.info({ address: hostPort(host, publicPort) }, 'public health endpoints listening');
+    }
 
     this.#grpcApi = new GrpcApiServer({
       apiLog,
@@ -433,6 +445,7 @@ export class Sidecar {
     this.#diagnostics?.monitor.close();
     await settle(log, 'profiling endpoint', this.#diagnostics?.server.close());
     await settle(log, 'metrics endpoint', this.#metricsServer?.close());
+    await settle(log, 'public health endpoints', this.#publicServer?.close());
     await settle(log, 'name resolution', this.#resolver?.close());
     await Promise.all([
       settle(log, 'HTTP API', this.#http?.close(graceMs)),

@@ -220,7 +220,7 @@ describe('courier injector over HTTPS', () => {
     assert.equal(response.warnings, undefined);
     const sidecar = sidecarOf(patched);
     assert.equal(sidecar?.image, 'registry.example/courier:canary');
-    assert.deepEqual(sidecar?.readinessProbe, { httpGet: { path: '/v1.0/healthz', port: 3500 }, initialDelaySeconds: 3, timeoutSeconds: 3, periodSeconds: 4, failureThreshold: 3 });
+    assert.deepEqual(sidecar?.readinessProbe, { httpGet: { path: '/v1.0/healthz', port: 3501 }, initialDelaySeconds: 3, timeoutSeconds: 3, periodSeconds: 4, failureThreshold: 3 });
     assert.deepEqual(sidecar?.volumeMounts?.map((m) => m.name), ['dapr-identity-token', 'courier-config']);
     assert.equal(env(sidecar, 'GREETING')?.value, 'a,b');
     assert.deepEqual(env(sidecar, 'DAPR_API_TOKEN')?.valueFrom, { secretKeyRef: { name: 'dapr-api-token', key: 'token' } });

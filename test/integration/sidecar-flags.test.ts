@@ -6,6 +6,7 @@ import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileS
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TestEnv } from '../framework/env.js';
+import { freePort } from '../framework/ports.js';
 import { startSidecar } from '../framework/sidecar-process.js';
 import { startApp } from '../framework/test-app.js';
 import { errorOf, send } from '../framework/http-client.js';
@@ -177,6 +178,36 @@ http.get({ socketPath, path: '/v1.0/metadata' }, (res) => {
     assert.equal(profile.status, 200);
     const parsed = JSON.parse(profile.text) as { nodes: unknown[]; samples: unknown[] };
     assert.ok(parsed.nodes.length > 0, 'a V8 CPU profile');
+  });
+
+  test("--dapr-public-port serves the health endpoints alone, without the API token, and says why it is not ready while the app is not", async () => {
+    const app = await startApp(env, (a) => a.route('/hi', (_req, res) => res.end('hi')));
+    const publicPort = await freePort();
+    const s = await startSidecar(env, {
+      appId: 'probed',
+      appPort: app.port,
+      waitForApp: true,
+      args: ['--dapr-public-port', String(publicPort), '--dapr-public-listen-address', '127.0.0.1'],
+      env: { DAPR_API_TOKEN: 'secret' },
+    });
+    assert.equal((await send(publicPort, { path: '/v1.0/healthz' })).status, 204);
+    assert.equal((await send(publicPort, { path: '/v1.0/healthz/outbound' })).status, 204);
+    const other = await send(publicPort, { path: '/v1.0/healthz?appid=someone-else' });
+    assert.equal(other.status, 500);
+    assert.equal(errorOf(other).errorCode, 'ERR_HEALTH_APPID_NOT_MATCH');
+    // Nothing else is served there: not the invoke API, not the metadata.
+    assert.equal((await send(publicPort, { method: 'POST', path: '/v1.0/invoke/probed/method/hi' })).status, 404);
+    assert.equal((await send(publicPort, { path: '/v1.0/metadata' })).status, 404);
+    assert.equal((await send(publicPort, { method: 'POST', path: '/v1.0/healthz' })).status, 405);
+    assert.equal((await send(s.httpPort, { path: '/v1.0/metadata' })).status, 401, 'the HTTP API still asks for the token');
+
+    // An app that does not listen: the public port answers (the sidecar is alive) and says why it is not ready.
+    const deadPort = await freePort();
+    const publicPort2 = await freePort();
+    await startSidecar(env, { appId: 'unready', appPort: deadPort, waitForApp: false, args: ['--dapr-public-port', String(publicPort2), '--dapr-public-listen-address', '127.0.0.1'] });
+    const unready = await send(publicPort2, { path: '/v1.0/healthz' });
+    assert.equal(unready.status, 500);
+    assert.equal(errorOf(unready).errorCode, 'ERR_HEALTH_NOT_READY');
   });
 
   test('--dapr-http-max-request-size and --dapr-http-read-buffer-size work, with the deprecation warning daprd prints', async () => {

@@ -21,14 +21,9 @@ import type { SidecarMetrics } from '../../observability/metrics/sidecar-metrics
 import { listenOnHosts, prepareUnixSocket } from '../../util/listen.js';
 import { limitConnections, type ConnectionLimits } from '../../util/connection-limit.js';
 import type { ApiLog } from '../../observability/api-log.js';
+import { answerHealthz, answerOutboundHealth, noContent, type Readiness } from './health.js';
 
-/** What the health endpoints report. */
-export interface Readiness {
-  /** Reasons the sidecar is not ready for `GET /v1.0/healthz`; empty when ready. */
-  notReady(): string[];
-  /** Whether outbound calls can be made, for `GET /v1.0/healthz/outbound`. */
-  outboundReady(): boolean;
-}
+export type { Readiness } from './health.js';
 
 /** What the metadata endpoints read and write. */
 export interface MetadataEndpoint {
@@ -266,11 +261,10 @@ export class HttpApiServer {
     }
     switch (route.kind) {
       case 'healthz':
-        this.#healthz(query, res);
+        answerHealthz(query, res, this.#options.self.appId, this.#options.readiness);
         return;
       case 'healthz-outbound':
-        if (this.#options.readiness.outboundReady()) noContent(res);
-        else writeError(res, new CourierError('ERR_OUTBOUND_HEALTH_NOT_READY', 'dapr outbound is not ready'));
+        answerOutboundHealth(res, this.#options.readiness);
         return;
       case 'metadata-get':
         this.#json(res, 200, this.#options.metadata.describe());
@@ -314,17 +308,6 @@ export class HttpApiServer {
     if (value === undefined || expected === undefined) return false;
     const buf = Buffer.from(value);
     return buf.length === expected.length && timingSafeEqual(buf, expected);
-  }
-
-  #healthz(query: string, res: ServerResponse): void {
-    const appId = new URLSearchParams(query).get('appid');
-    if (appId !== null && appId !== this.#options.self.appId) {
-      writeError(res, new CourierError('ERR_HEALTH_APPID_NOT_MATCH', `the app id ${appId} does not match this sidecar's app id ${this.#options.self.appId}`));
-      return;
-    }
-    const reasons = this.#options.readiness.notReady();
-    if (reasons.length === 0) noContent(res);
-    else writeError(res, new CourierError('ERR_HEALTH_NOT_READY', `dapr is not ready: [${reasons.join(' ')}]`));
   }
 
   #json(res: ServerResponse, status: number, value: unknown): void {
@@ -445,11 +428,6 @@ type PendingRequest = { -readonly [K in keyof InvokeRequest<InvokeTarget>]: Invo
 function firstRawHeader(raw: readonly string[], lowerName: string): string | undefined {
   for (let i = 0; i < raw.length; i += 2) if ((raw[i] as string).toLowerCase() === lowerName) return raw[i + 1];
   return undefined;
-}
-
-function noContent(res: ServerResponse): void {
-  res.writeHead(204);
-  res.end();
 }
 
 function hasBody(req: IncomingMessage | { readonly chunked: boolean; readonly contentLength: string | undefined }): boolean {

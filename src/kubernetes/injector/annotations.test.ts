@@ -75,7 +75,8 @@ describe('injector annotations', () => {
       sidecar.ports?.map((x) => [x.name, x.containerPort]),
       [['dapr-http', 3500], ['dapr-grpc', 50001], ['dapr-internal', 50002], ['dapr-metrics', 9090]],
     );
-    assert.deepEqual(sidecar.livenessProbe, { tcpSocket: { port: 9090 }, initialDelaySeconds: 3, timeoutSeconds: 3, periodSeconds: 6, failureThreshold: 3 });
+    assert.deepEqual(sidecar.livenessProbe, { httpGet: { path: '/v1.0/healthz', port: 3501 }, initialDelaySeconds: 3, timeoutSeconds: 3, periodSeconds: 6, failureThreshold: 3 });
+    assert.equal(flagValue(args, 'dapr-public-port'), '3501');
     assert.deepEqual(envOf(sidecar, 'NAMESPACE')?.valueFrom, { fieldRef: { fieldPath: 'metadata.namespace' } });
     assert.deepEqual(envOf(sidecar, 'POD_NAME')?.valueFrom, { fieldRef: { fieldPath: 'metadata.name' } });
     const token = p.spec.volumes?.find((v) => v.name === 'dapr-identity-token');
@@ -170,16 +171,16 @@ describe('injector annotations', () => {
         'dapr.io/sidecar-readiness-probe-threshold': '2',
       }),
     );
-    assert.deepEqual(sidecar.livenessProbe, { httpGet: { path: '/v1.0/healthz', port: 3500 }, initialDelaySeconds: 10, timeoutSeconds: 5, periodSeconds: 15, failureThreshold: 7 });
-    assert.deepEqual(sidecar.readinessProbe, { httpGet: { path: '/v1.0/healthz', port: 3500 }, initialDelaySeconds: 3, timeoutSeconds: 3, periodSeconds: 6, failureThreshold: 2 });
+    assert.deepEqual(sidecar.livenessProbe, { httpGet: { path: '/v1.0/healthz', port: 3501 }, initialDelaySeconds: 10, timeoutSeconds: 5, periodSeconds: 15, failureThreshold: 7 });
+    assert.deepEqual(sidecar.readinessProbe, { httpGet: { path: '/v1.0/healthz', port: 3501 }, initialDelaySeconds: 3, timeoutSeconds: 3, periodSeconds: 6, failureThreshold: 2 });
   });
 
-  test('metrics off: no metrics port, and a loopback-only sidecar gets no probe (with a warning)', () => {
+  test('metrics off: no metrics port; the probes still check /v1.0/healthz on the public port', () => {
     const { sidecar, response, pod: p } = inject(pod({ 'dapr.io/enable-metrics': 'false' }));
     assert.equal(flagValue(sidecar.args ?? [], 'enable-metrics'), 'false');
     assert.equal(sidecar.ports?.some((x) => x.name === 'dapr-metrics'), false);
-    assert.equal(sidecar.livenessProbe, undefined);
-    assert.match(response.warnings?.join('\n') ?? '', /no liveness or readiness probe/);
+    assert.deepEqual(sidecar.readinessProbe?.httpGet, { path: '/v1.0/healthz', port: 3501 });
+    assert.doesNotMatch(response.warnings?.join('\n') ?? '', /probe/);
     assert.equal(p.metadata.labels?.['dapr.io/metrics-enabled'], 'false');
   });
 

@@ -7,6 +7,8 @@ import { parseQuantity } from '../../util/quantity.js';
 
 /** The sidecar's ports as Dapr's injector sets them: fixed, because every Pod has its own network. */
 export const SIDECAR_HTTP_PORT = 3500;
+/** The health endpoints alone, on the Pod's address (`--dapr-public-port`, daprd's 3501), for the probes. */
+export const SIDECAR_PUBLIC_PORT = 3501;
 export const SIDECAR_GRPC_PORT = 50001;
 export const DEFAULT_INTERNAL_GRPC_PORT = 50002;
 export const DEFAULT_METRICS_PORT = 9090;

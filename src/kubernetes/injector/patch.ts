@@ -1,7 +1,7 @@
 // Turns a Pod and its sidecar settings into the RFC 6902 JSON patch that adds the `courier` container, the
 // environment its app containers need and the volumes the sidecar mounts.
 import { SENTRY_TOKEN_AUDIENCE, SENTRY_TOKEN_DIR, SENTRY_TOKEN_FILE } from '../constants.js';
-import { SIDECAR_GRPC_PORT, SIDECAR_HTTP_PORT, type ProbeSettings, type SidecarSettings } from './annotations.js';
+import { SIDECAR_GRPC_PORT, SIDECAR_HTTP_PORT, SIDECAR_PUBLIC_PORT, type ProbeSettings, type SidecarSettings } from './annotations.js';
 
 /** The container the injector adds; a Pod that already has it (or Dapr's `daprd`) is left alone. */
 export const SIDECAR_CONTAINER_NAME = 'courier';
@@ -91,7 +91,7 @@ export function buildPatch(pod: PodView, settings: SidecarSettings, options: Inj
     else for (const e of missing) patch.push({ op: 'add', path: `/spec/containers/${i}/env/-`, value: e });
   });
 
-  const container = sidecarContainer(settings, options, volumes, warnings);
+  const container = sidecarContainer(settings, options, volumes);
   patch.push({ op: 'add', path: '/spec/containers/-', value: container });
   if (pod.spec.volumes === undefined) patch.push({ op: 'add', path: '/spec/volumes', value: volumes.map((v) => v.volume) });
   else for (const v of volumes) patch.push({ op: 'add', path: '/spec/volumes/-', value: v.volume });
@@ -124,13 +124,7 @@ function sidecarVolumes(settings: SidecarSettings, options: InjectorOptions): Si
   return out;
 }
 
-/** Loopback addresses: a sidecar listening only there cannot be probed by the kubelet over HTTP. */
-function isLoopback(address: string): boolean {
-  const host = address.replace(/^\[(.*)\]$/, '$1').toLowerCase();
-  return host === 'localhost' || host === '::1' || host.startsWith('127.');
-}
-
-function sidecarContainer(settings: SidecarSettings, options: InjectorOptions, volumes: readonly SidecarVolume[], warnings: string[]): Record<string, unknown> {
+function sidecarContainer(settings: SidecarSettings, options: InjectorOptions, volumes: readonly SidecarVolume[]): Record<string, unknown> {
   const s = settings;
   const args = [
     'sidecar',
@@ -141,6 +135,8 @@ function sidecarContainer(settings: SidecarSettings, options: InjectorOptions, v
     // Other sidecars reach this one on the Pod's address, through the headless <app-id>-dapr Service.
     '--dapr-internal-grpc-listen-address', '0.0.0.0',
     '--dapr-listen-addresses', s.listenAddresses.join(','),
+    // The health endpoints alone, on the Pod's address, for the kubelet's probes (the API stays where it listens).
+    '--dapr-public-port', String(SIDECAR_PUBLIC_PORT),
   ];
   const flag = (name: string, value: string | number | boolean | undefined): void => {
     if (value === undefined) return;
@@ -212,17 +208,12 @@ function sidecarContainer(settings: SidecarSettings, options: InjectorOptions, v
   if (Object.keys(s.resources.requests).length > 0) resources.requests = s.resources.requests;
   if (Object.keys(resources).length > 0) container.resources = resources;
 
-  // The kubelet probes from the node, so it can reach the HTTP API's /v1.0/healthz only when the API listens
-  // beyond loopback. Dapr probes a separate public port (3501) that Courier does not have; a loopback-only
-  // sidecar is probed on its metrics listener (0.0.0.0) instead: it answers once the sidecar is running.
-  const probe = (p: ProbeSettings, handler: Record<string, unknown>): Record<string, unknown> => ({ ...handler, ...p });
-  let handler: Record<string, unknown> | undefined;
-  if (s.listenAddresses.some((a) => !isLoopback(a))) handler = { httpGet: { path: '/v1.0/healthz', port: SIDECAR_HTTP_PORT } };
-  else if (s.enableMetrics) handler = { tcpSocket: { port: s.metricsPort } };
-  else warnings.push('the sidecar listens on loopback only and has metrics off: it gets no liveness or readiness probe');
-  if (handler !== undefined) {
-    container.livenessProbe = probe(s.liveness, handler);
-    container.readinessProbe = probe(s.readiness, handler);
-  }
+  // The kubelet probes the Pod's address: the sidecar serves /v1.0/healthz there on its public port (as
+  // daprd does on 3501), whatever address the API itself listens on. Readiness is the sidecar's: its
+  // app answering, name resolution registered.
+  const handler = { httpGet: { path: '/v1.0/healthz', port: SIDECAR_PUBLIC_PORT } };
+  const probe = (p: ProbeSettings): Record<string, unknown> => ({ ...handler, ...p });
+  container.livenessProbe = probe(s.liveness);
+  container.readinessProbe = probe(s.readiness);
   return container;
 }
