@@ -39,7 +39,7 @@ import { IdleMemoryReclaimer } from './idle-memory.js';
 import type { DiagnosticsServer, RuntimeDiagnostics } from '../observability/diagnostics.js';
 import type { SidecarMetrics } from '../observability/metrics/sidecar-metrics.js';
 import type { MetricsServer } from '../observability/metrics/server.js';
-import type { PublicHealthServer } from '../api/http/health.js';
+import { PublicHealthServer } from '../api/http/health.js';
 import { Tracer } from '../observability/tracing/tracer.js';
 import { tracingSettings, type ExporterSettings } from '../observability/tracing/settings.js';
 import { meshInfo, type MeshFacts } from '../observability/mesh/info.js';
@@ -324,7 +324,6 @@ export class Sidecar {
     const httpPort = await this.#listenApi('HTTP API', this.#http, options.httpPort, '--dapr-http-port', sockets?.http);
     if (options.publicPort !== undefined) {
       // Up as early as the HTTP API, so a liveness probe passes while readiness still says why not.
-      const { PublicHealthServer } = await import('../api/http/health.js');
       const server = new PublicHealthServer(options.appId, readiness);
       this.#publicServer = server;
       const host = options.publicListenAddress ?? '0.0.0.0';

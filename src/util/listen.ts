@@ -1,5 +1,5 @@
 import { lstatSync, unlinkSync } from 'node:fs';
-import { connect } from 'node:net';
+import { connect, type AddressInfo, type Server as NetServer } from 'node:net';
 import { CourierError } from '../errors/index.js';
 
 /** Errors that mean "this machine has no such address" (e.g. ::1 where IPv6 is off), not "the port is taken". */
@@ -58,4 +58,23 @@ export async function prepareUnixSocket(path: string): Promise<void> {
   });
   if (live) throw new CourierError('ERR_INVALID_FLAG', `--unix-domain-socket: another process is listening on ${path}`);
   unlinkSync(path);
+}
+
+/** Listens on `host:port` (0: a free port) and resolves to the port bound; rejects with the listen error (EADDRINUSE, ...). */
+export function listenOn(server: NetServer, host: string, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve((server.address() as AddressInfo).port);
+    });
+  });
+}
+
+/** Stops accepting and closes every connection at once, idle or not (an HTTP or HTTPS server with nothing left to finish). */
+export function closeServer(server: NetServer & { closeAllConnections(): void }): Promise<void> {
+  return new Promise((resolve) => {
+    server.close(() => resolve());
+    server.closeAllConnections();
+  });
 }

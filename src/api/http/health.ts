@@ -1,8 +1,8 @@
 // The health endpoints' answers, shared by the HTTP API and the public health port (`--dapr-public-port`).
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { CourierError } from '../../errors/index.js';
 import { writeError } from './response-writer.js';
+import { closeServer, listenOn } from '../../util/listen.js';
 
 /** What the health endpoints report. */
 export interface Readiness {
@@ -51,20 +51,11 @@ export class PublicHealthServer {
   }
 
   listen(host: string, port: number): Promise<number> {
-    return new Promise((resolve, reject) => {
-      this.#server.once('error', reject);
-      this.#server.listen(port, host, () => {
-        this.#server.removeListener('error', reject);
-        resolve((this.#server.address() as AddressInfo).port);
-      });
-    });
+    return listenOn(this.#server, host, port);
   }
 
   close(): Promise<void> {
-    return new Promise((resolve) => {
-      this.#server.close(() => resolve());
-      this.#server.closeAllConnections();
-    });
+    return closeServer(this.#server);
   }
 }
 

@@ -183,7 +183,8 @@ export class DashboardServer {
     const { source, names } = this.#options;
     const addresses = this.#options.addresses ?? [];
     if (names === undefined || source.discoverMesh === undefined) return { refs: await source.discoverSidecars(env, addresses), warnings: [], resolved: undefined };
-    return source.discoverMesh(env, { ...this.#sourceOptions, addresses, names: names.lookup, appIds: names.appIds, remoteMetricsPort: names.remoteMetricsPort });
+    // The last window's sample tells whom the known sidecars call: they are not read twice per window.
+    return source.discoverMesh(env, { ...this.#sourceOptions, addresses, names: names.lookup, appIds: names.appIds, remoteMetricsPort: names.remoteMetricsPort, previous: this.#previous });
   }
 
   /** Finds the sidecars again (instances come and go), reads them, and publishes the window's view. */

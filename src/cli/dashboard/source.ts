@@ -1,8 +1,8 @@
 // Where the dashboard's data comes from: the mesh readers of src/cli/mesh/ (discovery, sampling, the
 // window view and the tap client), behind one small interface, so that the server can be tested
 // with a made-up mesh.
-import { discoverMesh, discoverSidecars, meshView, noSidecarsMessage, sampleMesh, type DiscoverMeshOptions, type MeshDiscovery } from '../mesh/collect.js';
-import { tapMesh } from '../mesh/tap-client.js';
+import { discoverMesh, discoverSidecars, meshView, noSidecarsMessage, sampleMesh, type DiscoverMeshOptions, type MeshDiscovery, type SampleOptions } from '../mesh/collect.js';
+import { tapMesh, type TapOptions } from '../mesh/tap-client.js';
 import type { MeshSample, MeshView, SidecarRef, TappedCall } from '../mesh/view-types.js';
 
 /** What a page may narrow the tap to; each optional, combined with AND. */
@@ -15,18 +15,11 @@ export interface TapFilters {
   readonly status?: string;
 }
 
-/** Reaches the sidecars. `token` is the API token (`DAPR_API_TOKEN`): sent to sidecars, never to a page. */
-export interface MeshSourceOptions {
-  readonly token?: string;
-  readonly timeoutMs?: number;
-}
+/** Reaches the sidecars: the API token (`DAPR_API_TOKEN`, sent to sidecars, never to a page) and the read timeout. */
+export type MeshSourceOptions = SampleOptions;
 
-export interface TapSourceOptions extends MeshSourceOptions {
-  /** A sidecar's stream could not be opened, or ended. */
-  readonly onError?: (ref: SidecarRef, message: string) => void;
-  /** A sidecar dropped `count` events because the dashboard read too slowly. */
-  readonly onDropped?: (ref: SidecarRef, count: number) => void;
-}
+/** As MeshSourceOptions, plus what the dashboard hears of each sidecar's stream (failures, dropped events). */
+export type TapSourceOptions = TapOptions;
 
 /** An open tap on some sidecars. */
 export interface TapHandle {

@@ -425,6 +425,11 @@ export interface DiscoverMeshOptions extends SampleOptions {
   readonly remoteMetricsPort?: number;
   /** How long one lookup may take; default {@link DEFAULT_RESOLVE_TIMEOUT_MS}. */
   readonly resolveTimeoutMs?: number;
+  /**
+   * A sample taken moments ago (the dashboard's last window): the known sidecars in it are not read
+   * again to learn whom they call and where they are; only those missing from it are.
+   */
+  readonly previous?: MeshSample | undefined;
 }
 
 export interface MeshDiscovery {
@@ -447,7 +452,10 @@ export async function discoverMesh(env: NodeJS.ProcessEnv, options: DiscoverMesh
   const names = options.names;
   if (names === undefined) return { refs: known, warnings: [], resolved: undefined };
   const sampleOptions: SampleOptions = { ...(options.token === undefined ? {} : { token: options.token }), ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }) };
-  const read = known.length === 0 ? [] : (await sampleMesh(known, sampleOptions)).sidecars;
+  const previous = new Map((options.previous?.sidecars ?? []).map((s) => [s.ref.metricsUrl, s] as const));
+  const unread = known.filter((ref) => !previous.has(ref.metricsUrl));
+  const fresh = unread.length === 0 ? [] : (await sampleMesh(unread, sampleOptions)).sidecars;
+  const read = [...known.flatMap((ref) => previous.get(ref.metricsUrl) ?? []), ...fresh];
   const wanted = new Set<string>(options.appIds ?? []);
   if (options.called !== false) {
     for (const s of read) for (const row of s.traffic?.outbound ?? []) if (row.dstAppId !== '' && row.dstAppId !== OTHER_GROUP) wanted.add(row.dstAppId);

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { MESH_PATHS } from '../../observability/mesh/contract.js';
 import type { NameResolver, ResolvedAddress } from '../../nameresolution/index.js';
 import { parseFlags } from '../flags.js';
-import { discoverMesh, MeshNames, namedSidecars, noSidecarsMessage, remoteMetricsUrl, type AppLookup, type ResolverMaker } from './collect.js';
+import { discoverMesh, MeshNames, sampleMesh, namedSidecars, noSidecarsMessage, remoteMetricsUrl, type AppLookup, type ResolverMaker } from './collect.js';
 import { describeRef, parseMeshFlags } from './command-options.js';
 import { statFlags } from './stat-command.js';
 import type { SidecarRef } from './view-types.js';
@@ -137,6 +137,19 @@ describe('discoverMesh', () => {
       [MESH_PATHS.traffic, 'tok'],
     ]);
     assert.equal(lookup.closed, 0, 'the caller owns the resolver');
+  });
+
+  test("with the previous window's sample, the known sidecars are not read again: whom they call comes from it", async () => {
+    const lookup = new FakeLookup({ stock: ['10.0.0.8:50002'] });
+    const first = await sampleMesh([{ appId: '', metricsUrl: `http://${metrics}`, source: 'address' }], {});
+    seen.length = 0;
+    const found = await discoverMesh(env(), { addresses: [metrics], names: lookup, previous: first });
+    assert.equal(seen.length, 0, 'no request to a sidecar the previous sample has');
+    assert.deepEqual(lookup.asked, ['stock', 'front']);
+    assert.deepEqual(found.refs.map((r) => r.metricsUrl), [`http://${metrics}`, 'http://10.0.0.8:9090']);
+    // A sidecar missing from the previous sample is read.
+    await discoverMesh(env(), { addresses: [metrics], names: lookup, previous: { at: 0, sidecars: [] } });
+    assert.deepEqual(seen.splice(0).map((r) => r.url).sort(), [MESH_PATHS.info, MESH_PATHS.traffic]);
   });
 
   test('with called: false only the app ids given are looked up; without any, nothing is', async () => {

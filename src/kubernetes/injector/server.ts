@@ -3,7 +3,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { closeServer, listenOn } from '../../util/listen.js';
 import { CourierError, errorMessage, renderHttpError } from '../../errors/index.js';
 import type { Logger } from '../../observability/logging/index.js';
 import type { InjectorOptions } from './patch.js';
@@ -41,21 +41,14 @@ export class InjectorServer {
   }
 
   async listen(host: string, port: number): Promise<number> {
-    await new Promise<void>((resolve, reject) => {
-      this.#server.once('error', reject);
-      this.#server.listen(port, host, () => {
-        this.#server.off('error', reject);
-        resolve();
-      });
-    });
+    const bound = await listenOn(this.#server, host, port);
     this.#reloadTimer = setInterval(() => this.#reloadIfChanged(), RELOAD_CHECK_MS).unref();
-    return (this.#server.address() as AddressInfo).port;
+    return bound;
   }
 
-  async close(): Promise<void> {
+  close(): Promise<void> {
     clearInterval(this.#reloadTimer);
-    this.#server.closeAllConnections();
-    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    return closeServer(this.#server);
   }
 
   /** Swaps in the certificate files' current contents if they changed; a broken new pair keeps the old one. */

@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createRequire } from 'node:module';
-import type { AddressInfo } from 'node:net';
+import { closeServer, listenOn } from '../../util/listen.js';
 import type { Logger } from '../logging/index.js';
 import { MeshEndpoints, type MeshEndpointsOptions } from '../mesh/endpoints.js';
 import type { RegistryMetric } from './family.js';
@@ -76,21 +76,12 @@ export class MetricsServer {
   }
 
   listen(host: string, port: number): Promise<number> {
-    return new Promise((resolve, reject) => {
-      this.#server.once('error', reject);
-      this.#server.listen(port, host, () => {
-        this.#server.removeListener('error', reject);
-        resolve((this.#server.address() as AddressInfo).port);
-      });
-    });
+    return listenOn(this.#server, host, port);
   }
 
   close(): Promise<void> {
     // Tap streams never end on their own: they are ended first, then their connections closed.
     this.#mesh?.close();
-    return new Promise((resolve) => {
-      this.#server.close(() => resolve());
-      this.#server.closeAllConnections();
-    });
+    return closeServer(this.#server);
   }
 }
