@@ -83,3 +83,18 @@ test('--retry-budget: a ratio of recent calls (default 0.2) or off; --retry-budg
   assert.match(refused(['--retry-budget-min', 'x']), /--retry-budget-min: "x" is not a number of retries per second/);
   assert.match(sidecarUsage, /--retry-budget <ratio> +.*\(default 0\.2\)/);
 });
+
+test('--mode: standalone (the default) or kubernetes, as daprd', () => {
+  assert.equal(parsed([]).options.mode, 'standalone');
+  assert.equal(parsed(['--mode', 'kubernetes']).options.mode, 'kubernetes');
+  assert.equal(parsed(['--mode', 'Kubernetes']).options.mode, 'kubernetes');
+  assert.match(refused(['--mode', 'cluster']), /--mode cluster is not supported \(supported: standalone, kubernetes\)/);
+});
+
+test('--dapr-block-shutdown-duration: a duration (bare numbers are seconds); unset blocks nothing', () => {
+  assert.equal(parsed([]).options.blockShutdownMs, undefined);
+  assert.equal(parsed(['--dapr-block-shutdown-duration', '1m30s']).options.blockShutdownMs, 90_000);
+  assert.equal(parsed(['--dapr-block-shutdown-duration', '5']).options.blockShutdownMs, 5000);
+  assert.match(refused(['--dapr-block-shutdown-duration', 'soon']), /is not a duration such as 30s/);
+  assert.match(refused(['--dapr-block-shutdown-duration=-5s']), /is negative/);
+});

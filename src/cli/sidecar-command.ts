@@ -5,7 +5,7 @@ import { balancerKinds } from '../invoke/balancer.js';
 import { validateAppId } from '../invoke/identity.js';
 import { logLevels, type LogLevel } from '../observability/logging/levels.js';
 import { errorMessage } from '../errors/index.js';
-import { courierHome, type MtlsOptions, type SidecarOptions } from '../runtime/options.js';
+import { courierHome, sidecarModes, type MtlsOptions, type SidecarOptions } from '../runtime/options.js';
 import { DEFAULT_CONTROL_PLANE_NAMESPACE, DEFAULT_CONTROL_PLANE_TRUST_DOMAIN } from '../sentry/names.js';
 import { parseDuration } from '../util/duration.js';
 import { parseQuantity } from '../util/quantity.js';
@@ -115,7 +115,19 @@ export const sidecarFlags: readonly FlagSpec[] = [
     defaultText: '5',
     help: 'how long calls in flight may take to finish on shutdown',
   },
-  { name: 'mode', type: 'string', placeholder: '<mode>', defaultText: 'standalone', help: 'standalone (the only mode Courier has)' },
+  {
+    name: 'dapr-block-shutdown-duration',
+    type: 'string',
+    placeholder: '<duration>',
+    help: 'on SIGTERM, keep serving (calls in and out) until this has passed or the app turns unhealthy, then shut down gracefully, so an app can still make calls while it stops (default: no wait)',
+  },
+  {
+    name: 'mode',
+    type: 'string',
+    placeholder: '<mode>',
+    defaultText: 'standalone',
+    help: 'standalone, or kubernetes (in a Pod, as courier injector sets it): the kubernetes name resolver unless the Configuration names another, and no run record in COURIER_HOME',
+  },
   { name: 'enable-mtls', type: 'bool', help: 'mutual TLS with other sidecars, with a certificate from the Sentry (needs --sentry-address and trust anchors)' },
   { name: 'sentry-address', type: 'string', placeholder: '<host:port>', help: 'the Sentry that signs this sidecar\'s certificates' },
   {
@@ -238,8 +250,9 @@ export function parseSidecarArgs(argv: readonly string[], env: NodeJS.ProcessEnv
     warnings.push(appSslDeprecation);
     if (bool('app-ssl') === true) protocol = withAppSsl(protocol);
   }
-  const mode = str('mode') ?? 'standalone';
-  if (mode !== 'standalone') throw flagError(cmd, `--mode ${mode} is not supported (Courier runs in standalone mode)`);
+  const modeText = (str('mode') ?? 'standalone').toLowerCase();
+  const mode = sidecarModes.find((m) => m === modeText);
+  if (mode === undefined) throw flagError(cmd, `--mode ${modeText} is not supported (supported: ${sidecarModes.join(', ')})`);
 
   let maxBodyBytes = 4 * 1024 * 1024;
   const legacyMax = int('dapr-http-max-request-size');
@@ -303,6 +316,10 @@ export function parseSidecarArgs(argv: readonly string[], env: NodeJS.ProcessEnv
   const maxConnections = int('max-connections') ?? 1024;
   if (maxConnections < 0) throw flagError(cmd, '--max-connections must be 0 (no limit) or more');
 
+  const blockText = str('dapr-block-shutdown-duration');
+  const blockShutdownMs = blockText === undefined ? undefined : parseDuration(blockText, 's');
+  if (blockShutdownMs !== undefined && blockShutdownMs < 0) throw flagError(cmd, `--dapr-block-shutdown-duration: "${blockText ?? ''}" is negative`);
+  if (blockText !== undefined && blockShutdownMs === undefined) throw flagError(cmd, `--dapr-block-shutdown-duration: "${blockText}" is not a duration such as 30s or 1m`);
   const graceSeconds = int('dapr-graceful-shutdown-seconds') ?? 5;
   if (graceSeconds < 0) throw flagError(cmd, '--dapr-graceful-shutdown-seconds must not be negative');
   const maxConcurrency = int('app-max-concurrency') ?? -1;
@@ -366,6 +383,8 @@ export function parseSidecarArgs(argv: readonly string[], env: NodeJS.ProcessEnv
     enableMetrics: bool('enable-metrics') ?? true,
     tapHeaderValues: bool('tap-header-values') === true,
     gracefulShutdownMs: graceSeconds * 1000,
+    blockShutdownMs,
+    mode,
     apiToken: nonEmpty(env.DAPR_API_TOKEN),
     appApiToken: nonEmpty(env.APP_API_TOKEN),
     courierHome: courierHome(env),

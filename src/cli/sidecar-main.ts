@@ -26,7 +26,7 @@ export async function sidecarMain(argv: readonly string[]): Promise<number> {
 
   let stopping = false;
   const exitCode = new Promise<number>((resolve) => {
-    const stop = (reason: string): void => {
+    const stop = (reason: string, block = false): void => {
       if (stopping) {
         logger.warn(`${reason} again: exiting now`);
         resolve(1);
@@ -34,15 +34,18 @@ export async function sidecarMain(argv: readonly string[]): Promise<number> {
       }
       stopping = true;
       logger.info(`${reason}: stopping`);
-      sidecar.stop().then(
-        () => resolve(0),
-        (err: unknown) => {
-          logger.error({ err: CourierError.from(err).message }, 'shutdown failed');
-          resolve(1);
-        },
-      );
+      (block ? sidecar.blockShutdown() : Promise.resolve())
+        .then(() => sidecar.stop())
+        .then(
+          () => resolve(0),
+          (err: unknown) => {
+            logger.error({ err: CourierError.from(err).message }, 'shutdown failed');
+            resolve(1);
+          },
+        );
     };
-    process.on('SIGTERM', () => stop('received SIGTERM'));
+    // Only a SIGTERM waits out --dapr-block-shutdown-duration (a kubelet stopping the Pod), as daprd.
+    process.on('SIGTERM', () => stop('received SIGTERM', true));
     process.on('SIGINT', () => stop('received SIGINT'));
     sidecar.onShutdownRequest(() => stop('shutdown requested through the API'));
   });

@@ -8,6 +8,10 @@ import type { LogLevel } from '../observability/logging/index.js';
 import type { ConnectionLimits } from '../util/connection-limit.js';
 
 /** Everything a sidecar needs to start, resolved from flags and environment (see cli/sidecar-command.ts). */
+/** Where a sidecar runs, as daprd's `--mode`. */
+export const sidecarModes = ['standalone', 'kubernetes'] as const;
+export type SidecarMode = (typeof sidecarModes)[number];
+
 export interface SidecarOptions {
   readonly appId: string;
   /** `NAMESPACE`, default `default`. */
@@ -72,6 +76,10 @@ export interface SidecarOptions {
   readonly tapHeaderValues: boolean;
   /** `--dapr-graceful-shutdown-seconds`, in ms: how long in-flight calls may take to finish on shutdown. */
   readonly gracefulShutdownMs: number;
+  /** `--dapr-block-shutdown-duration`, in ms: how long a SIGTERM waits (serving) before the graceful shutdown, unless the app turns unhealthy first. */
+  readonly blockShutdownMs?: number | undefined;
+  /** `--mode`: `kubernetes` in a Pod (the kubernetes name resolver by default, no run record). Default standalone. */
+  readonly mode?: SidecarMode | undefined;
   /** `DAPR_API_TOKEN`. */
   readonly apiToken: string | undefined;
   /** `APP_API_TOKEN`. */

@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { AccessControlPolicy, parseAccessControl } from '../acl/index.js';
 import { HttpApiServer } from '../api/http/server.js';
 import { GrpcApiServer } from '../api/grpc/server.js';
@@ -47,6 +48,8 @@ import { formatSpiffeId } from '../security/spiffe.js';
 import { stableInternalPort } from './ports.js';
 import { processStartTime, removeRunRecord, writeRunRecord } from './run-registry.js';
 
+/** How often a shutdown block looks at the app's health. */
+const BLOCK_POLL_MS = 100;
 /** How long a resolver answer is reused: new instances are called within this, dead ones leave at their liveness deadline. */
 const RESOLVER_CACHE_TTL_MS = 1000;
 /** The resources of a sidecar without --resources-path. */
@@ -174,8 +177,10 @@ export class Sidecar {
       });
       await this.#untilStopped(this.#identity.start());
     }
+    // daprd's rule: in Kubernetes mode the kubernetes resolver, unless the Configuration names another.
+    const resolution = this.#configuration.nameResolution ?? {};
     this.#resolver = defaultRegistry().create(
-      this.#configuration.nameResolution ?? {},
+      options.mode === 'kubernetes' && (resolution.component ?? '') === '' ? { ...resolution, component: 'kubernetes' } : resolution,
       { logger: log.child({ scope: 'nameresolution' }), courierHome: options.courierHome },
       `${this.#configuration.file ?? 'the default configuration'}: spec.nameResolution`,
     );
@@ -398,7 +403,8 @@ export class Sidecar {
       profilePort = await this.#untilStopped(server.listen('127.0.0.1', options.profilePort));
       log.info({ address: hostPort('127.0.0.1', profilePort) }, 'profiling: GET /debug/runtime, GET /debug/cpu-profile?seconds=N');
     }
-    this.#runFile = writeRunRecord(options.courierHome, {
+    // In a Pod nothing reads a run record (and the root file system is read-only).
+    if (options.mode !== 'kubernetes') this.#runFile = writeRunRecord(options.courierHome, {
       appId: options.appId,
       namespace: options.namespace,
       pid: process.pid,
@@ -421,6 +427,26 @@ export class Sidecar {
     this.#reclaimer = IdleMemoryReclaimer.start(log.child({ scope: 'memory' }));
     log.info('Courier sidecar is up');
     return this.#info;
+  }
+
+  /**
+   * `--dapr-block-shutdown-duration`: after a SIGTERM, keeps everything serving until the duration has
+   * passed or the app turns unhealthy (with the app health check on), so an app that is stopping can
+   * still make and take calls; resolves at once without it, or before start-up has finished.
+   */
+  async blockShutdown(): Promise<void> {
+    const blockMs = this.#options.blockShutdownMs ?? 0;
+    if (blockMs <= 0 || this.#info === undefined || this.#stopping !== undefined) return;
+    const log = this.#logger;
+    log.info({ block_ms: blockMs }, 'blocking shutdown until the block duration passes or the app turns unhealthy');
+    const deadline = Date.now() + blockMs;
+    while (Date.now() < deadline && this.#stopping === undefined) {
+      if (this.#appChannel?.state.t === 'unhealthy') {
+        log.info('the app is unhealthy: ending the shutdown block');
+        return;
+      }
+      await sleep(Math.min(BLOCK_POLL_MS, deadline - Date.now()), undefined, { ref: false });
+    }
   }
 
   /**

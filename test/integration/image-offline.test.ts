@@ -177,8 +177,28 @@ test('the image built offline with buildah from scratch runs a Sentry and two mT
     assert.equal(info.identity, `spiffe://public/ns/default/${appId}`);
   }
 
+  // As the injector runs it in a Pod: Kubernetes mode, nothing writable but /tmp, no COURIER_HOME. It
+  // starts, serves its health endpoints on the public port and picks the kubernetes name resolver.
+  const [podHttp, podPublic, podMetrics] = [await freePort(), await freePort(), await freePort()];
+  const podName = `pod-${process.pid}`;
+  names.push(podName);
+  const podSidecar = await podman([
+    'run', '-d', '--name', podName, '--pull', 'never', '--network', 'host', '--read-only', '--ulimit', `nofile=${openFilesLimit()}`, '--ulimit', 'nproc=4096:4096', tag,
+    'sidecar', '--mode', 'kubernetes', '--app-id', 'payments', '--dapr-http-port', String(podHttp), '--dapr-grpc-port', '0', '--dapr-internal-grpc-port', String(await freePort()),
+    '--dapr-listen-addresses', '127.0.0.1', '--dapr-public-port', String(podPublic), '--dapr-public-listen-address', '127.0.0.1',
+    '--metrics-port', String(podMetrics), '--metrics-listen-address', '127.0.0.1',
+  ]);
+  assert.equal(podSidecar.code, 0, podSidecar.stderr);
+  try {
+    await waitForHealthz(podPublic, 60_000);
+  } catch (err) {
+    assert.fail(`${String(err)}\n${await logs(podName)}`);
+  }
+  const podInfo = (await (await fetch(`http://127.0.0.1:${podMetrics}/courier/v1/info`)).json()) as { resolver: string; namespace: string };
+  assert.equal(podInfo.resolver, 'kubernetes');
+
   // Stopped as a kubelet stops a pod: SIGTERM to the container's first process, which is node itself.
-  for (const name of [checkout.name, orders.name, `sentry-${process.pid}`]) {
+  for (const name of [podName, checkout.name, orders.name, `sentry-${process.pid}`]) {
     const stopped = await podman(['stop', '--time', '30', name], 60_000);
     assert.equal(stopped.code, 0, stopped.stderr);
     const state = await podman(['inspect', '--format', '{{.State.ExitCode}}', name]);

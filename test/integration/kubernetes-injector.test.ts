@@ -178,8 +178,9 @@ describe('courier injector over HTTPS', () => {
   });
 
   test('every annotation at once yields a valid Pod', async () => {
+    const withScratch = (pod: PodDoc): PodDoc => ({ ...pod, spec: { ...pod.spec, volumes: [...(pod.spec.volumes ?? []), { name: 'scratch', emptyDir: {} }] } });
     const { response, patched } = await mutate(
-      deploymentPod({
+      withScratch(deploymentPod({
         'dapr.io/enabled': 'true',
         'dapr.io/app-id': 'orders',
         'dapr.io/sidecar-image': 'registry.example/courier:canary',
@@ -214,14 +215,20 @@ describe('courier injector over HTTPS', () => {
         'dapr.io/env': 'OTEL_SERVICE_NAME=orders,GREETING=a,b',
         'dapr.io/env-from-secret': 'DB_URL=db:url',
         'dapr.io/sidecar-readiness-probe-period-seconds': '4',
-      }),
+        'dapr.io/volume-mounts': 'kube-api-access-x1:/mnt/api',
+        'dapr.io/volume-mounts-rw': 'scratch:/tmp/scratch',
+        'dapr.io/unix-domain-socket-path': '/tmp/dapr',
+        'dapr.io/block-shutdown-duration': '20s',
+        'dapr.io/sidecar-seccomp-profile-type': 'RuntimeDefault',
+        'dapr.io/http-stream-request-body': 'true',
+      })),
     );
     assert.equal(response.allowed, true);
     assert.equal(response.warnings, undefined);
     const sidecar = sidecarOf(patched);
     assert.equal(sidecar?.image, 'registry.example/courier:canary');
     assert.deepEqual(sidecar?.readinessProbe, { httpGet: { path: '/v1.0/healthz', port: 3501 }, initialDelaySeconds: 3, timeoutSeconds: 3, periodSeconds: 4, failureThreshold: 3 });
-    assert.deepEqual(sidecar?.volumeMounts?.map((m) => m.name), ['dapr-identity-token', 'courier-config']);
+    assert.deepEqual(sidecar?.volumeMounts?.map((m) => m.name), ['dapr-identity-token', 'courier-config', 'dapr-unix-domain-socket', 'kube-api-access-x1', 'scratch']);
     assert.equal(env(sidecar, 'GREETING')?.value, 'a,b');
     assert.deepEqual(env(sidecar, 'DAPR_API_TOKEN')?.valueFrom, { secretKeyRef: { name: 'dapr-api-token', key: 'token' } });
     assert.ok(sidecar?.args?.includes('--enable-app-health-check=true'));

@@ -143,6 +143,46 @@ describe('lifecycle', () => {
     assert.match(errorOf(after).message, /no instance of app "draining"/, 'deregistered: not found, not a timeout');
   });
 
+  test('--dapr-block-shutdown-duration: after SIGTERM the sidecar keeps serving calls in and out until the duration has passed, then exits 0', async () => {
+    const app = await startApp(env, (a) => a.route('/work', (_req, res) => res.end('done')));
+    const caller = await startSidecar(env, { appId: 'block-caller' });
+    const s = await startSidecar(env, { appId: 'blocking', appPort: app.port, waitForApp: true, args: ['--dapr-block-shutdown-duration', '3s'] });
+    const signalled = Date.now();
+    s.child.kill('SIGTERM');
+    await waitUntil(() => Promise.resolve(/blocking shutdown/.test(s.output)));
+    // Inbound (through the caller) and outbound (its app calling another app) both still work.
+    const inbound = await send(caller.httpPort, { method: 'POST', path: '/v1.0/invoke/blocking/method/work' });
+    assert.equal(inbound.text, 'done');
+    const outbound = await send(s.httpPort, { method: 'POST', path: '/v1.0/invoke/blocking/method/work' });
+    assert.equal(outbound.text, 'done');
+    assert.equal(s.running, true, 'still running while blocked');
+    assert.equal(await s.exited(), 0);
+    assert.ok(Date.now() - signalled >= 3000, `exited ${Date.now() - signalled} ms after SIGTERM, before the block ended`);
+  });
+
+  test('--dapr-block-shutdown-duration ends early when the app turns unhealthy', async () => {
+    let healthy = true;
+    const app = await startApp(env, (a) => {
+      a.route('/healthz', (_req, res) => {
+        res.writeHead(healthy ? 200 : 503);
+        res.end();
+      });
+    });
+    const s = await startSidecar(env, {
+      appId: 'block-unhealthy',
+      appPort: app.port,
+      waitForApp: true,
+      args: ['--dapr-block-shutdown-duration', '10m', '--enable-app-health-check', '--app-health-probe-interval', '100ms', '--app-health-threshold', '1'],
+    });
+    s.child.kill('SIGTERM');
+    await waitUntil(() => Promise.resolve(/blocking shutdown/.test(s.output)));
+    healthy = false;
+    // Far less than the 10 minutes of the block: the app's failing probe ends it.
+    const code = await Promise.race([s.exited(), sleep(60_000, undefined, { ref: false }).then(() => 'still running' as const)]);
+    assert.equal(code, 0, s.output);
+    assert.match(s.output, /the app is unhealthy: ending the shutdown block/);
+  });
+
   test('POST /v1.0/shutdown stops the sidecar with exit status 0', async () => {
     const s = await startSidecar(env, { appId: 'shut' });
     const res = await send(s.httpPort, { method: 'POST', path: '/v1.0/shutdown' });

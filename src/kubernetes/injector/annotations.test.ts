@@ -20,7 +20,8 @@ interface Container {
   resources?: { limits?: Record<string, string>; requests?: Record<string, string> };
   livenessProbe?: Record<string, unknown>;
   readinessProbe?: Record<string, unknown>;
-  volumeMounts?: { name: string; mountPath: string }[];
+  volumeMounts?: { name: string; mountPath: string; readOnly?: boolean }[];
+  securityContext?: Record<string, unknown>;
 }
 interface PodDoc {
   metadata: { name?: string; generateName?: string; annotations?: Record<string, string>; labels?: Record<string, string> };
@@ -130,7 +131,63 @@ describe('injector annotations', () => {
     assert.deepEqual(o.listenAddresses, ['::1', '127.0.0.1']);
     assert.equal(o.profilePort, 7777);
     assert.deepEqual(parsed.warnings, []);
+    assert.equal(o.mode, 'kubernetes');
     assert.deepEqual(sidecar.ports?.map((x) => x.containerPort), [3500, 50001, 50010, 9091]);
+  });
+
+  test('the sidecar runs in Kubernetes mode, as non-root with a read-only root file system', () => {
+    const { sidecar } = inject(pod({ 'dapr.io/app-id': 'orders' }));
+    assert.equal(flagValue(sidecar.args ?? [], 'mode'), 'kubernetes');
+    assert.deepEqual(sidecar.securityContext, { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] }, readOnlyRootFilesystem: true, runAsNonRoot: true });
+    const seccomp = inject(pod({ 'dapr.io/sidecar-seccomp-profile-type': 'runtimedefault' })).sidecar;
+    assert.deepEqual(seccomp.securityContext?.seccompProfile, { type: 'RuntimeDefault' });
+  });
+
+  test("volume-mounts and volume-mounts-rw mount the Pod's volumes into the sidecar; a missing volume is skipped with a warning", () => {
+    const p = pod({ 'dapr.io/volume-mounts': 'certs:/mnt/certs, missing:/mnt/nothing', 'dapr.io/volume-mounts-rw': 'scratch:/tmp/scratch' });
+    p.spec.volumes = [
+      { name: 'certs', secret: { secretName: 'orders-certs' } },
+      { name: 'scratch', emptyDir: {} },
+    ];
+    const { sidecar, response } = inject(p);
+    const mounts = sidecar.volumeMounts ?? [];
+    assert.deepEqual(mounts.find((m) => m.name === 'certs'), { name: 'certs', mountPath: '/mnt/certs', readOnly: true });
+    assert.deepEqual(mounts.find((m) => m.name === 'scratch'), { name: 'scratch', mountPath: '/tmp/scratch', readOnly: false });
+    assert.equal(mounts.find((m) => m.name === 'missing'), undefined);
+    assert.deepEqual(response.warnings, ['dapr.io/volume-mounts: the Pod has no volume named missing; it is not mounted into the sidecar']);
+    // Malformed entries, a path named twice, and a mount over the sidecar's own directories are refused.
+    assert.match(review(pod({ 'dapr.io/volume-mounts': 'certs' })).status?.message ?? '', /volume-mounts: "certs" is not volume-name:\/absolute\/path/);
+    assert.match(review(pod({ 'dapr.io/volume-mounts': 'a:relative' })).status?.message ?? '', /volume-mounts: "a:relative"/);
+    assert.match(review(pod({ 'dapr.io/volume-mounts': 'a:/mnt/x', 'dapr.io/volume-mounts-rw': 'b:/mnt/x' })).status?.message ?? '', /\/mnt\/x is named twice/);
+    const over = pod({ 'dapr.io/volume-mounts': 'certs:/var/run/secrets' });
+    over.spec.volumes = [{ name: 'certs', emptyDir: {} }];
+    assert.match(review(over).status?.message ?? '', /\/var\/run\/secrets overlaps a directory the sidecar mounts itself/);
+  });
+
+  test('unix-domain-socket-path shares a socket directory between the sidecar and every app container', () => {
+    const p = pod({ 'dapr.io/app-id': 'orders', 'dapr.io/unix-domain-socket-path': '/tmp/dapr-sockets' });
+    p.spec.containers.push({ name: 'worker', image: 'example/worker:1', volumeMounts: [{ name: 'cache', mountPath: '/cache' }] });
+    p.spec.volumes = [{ name: 'cache', emptyDir: {} }];
+    const { pod: patched, sidecar } = inject(p);
+    assert.deepEqual(patched.spec.volumes?.find((v) => v.name === 'dapr-unix-domain-socket'), { name: 'dapr-unix-domain-socket', emptyDir: {} });
+    assert.deepEqual(sidecar.volumeMounts?.find((m) => m.name === 'dapr-unix-domain-socket'), { name: 'dapr-unix-domain-socket', mountPath: '/var/run/dapr-sockets', readOnly: false });
+    for (const c of patched.spec.containers.filter((x) => x.name !== 'courier')) {
+      assert.deepEqual(c.volumeMounts?.find((m) => m.name === 'dapr-unix-domain-socket'), { name: 'dapr-unix-domain-socket', mountPath: '/tmp/dapr-sockets' }, c.name);
+    }
+    assert.equal(flagValue(sidecar.args ?? [], 'unix-domain-socket'), '/var/run/dapr-sockets');
+    assert.match(review(pod({ 'dapr.io/unix-domain-socket-path': 'sockets' })).status?.message ?? '', /unix-domain-socket-path: "sockets" is not an absolute path/);
+  });
+
+  test('block-shutdown-duration reaches the sidecar; http-stream-request-body is accepted (Courier always streams)', () => {
+    const { sidecar, response } = inject(pod({ 'dapr.io/app-id': 'orders', 'dapr.io/block-shutdown-duration': '1m30s', 'dapr.io/http-stream-request-body': 'true' }));
+    assert.deepEqual(response.warnings ?? [], []);
+    const parsed = parseSidecarArgs((sidecar.args ?? []).slice(1), {});
+    assert.notEqual(parsed, 'help');
+    if (parsed === 'help') return;
+    assert.equal(parsed.options.blockShutdownMs, 90_000);
+    assert.match(review(pod({ 'dapr.io/block-shutdown-duration': 'soon' })).status?.message ?? '', /block-shutdown-duration: "soon" is not a duration/);
+    assert.match(review(pod({ 'dapr.io/http-stream-request-body': 'maybe' })).status?.message ?? '', /http-stream-request-body: "maybe"/);
+    assert.match(review(pod({ 'dapr.io/sidecar-seccomp-profile-type': 'Localhost' })).status?.message ?? '', /sidecar-seccomp-profile-type: "Localhost" is not one of RuntimeDefault, Unconfined/);
   });
 
   test('the app id defaults to the Pod name, or its generateName without the dash', () => {

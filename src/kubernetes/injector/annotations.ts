@@ -3,6 +3,7 @@
 import { appProtocols, parseAppProtocol, type AppProtocol } from '../../channel/app-protocol.js';
 import { validateAppId } from '../../invoke/identity.js';
 import { logLevels } from '../../observability/logging/index.js';
+import { parseDuration } from '../../util/duration.js';
 import { parseQuantity } from '../../util/quantity.js';
 
 /** The sidecar's ports as Dapr's injector sets them: fixed, because every Pod has its own network. */
@@ -32,6 +33,17 @@ export interface SecretEnv {
   readonly secret: string;
   readonly key: string;
 }
+
+/** A volume of the Pod mounted into the sidecar (`dapr.io/volume-mounts`, `dapr.io/volume-mounts-rw`). */
+export interface VolumeMountSetting {
+  readonly volume: string;
+  readonly path: string;
+  readonly readOnly: boolean;
+}
+
+/** The seccomp profiles `dapr.io/sidecar-seccomp-profile-type` may name (Localhost needs a profile file the annotation cannot give). */
+export const seccompProfileTypes = ['RuntimeDefault', 'Unconfined'] as const;
+export type SeccompProfileType = (typeof seccompProfileTypes)[number];
 
 export interface SidecarSettings {
   readonly appId: string;
@@ -69,6 +81,12 @@ export interface SidecarSettings {
   readonly envFromSecret: readonly SecretEnv[];
   readonly liveness: ProbeSettings;
   readonly readiness: ProbeSettings;
+  readonly volumeMounts: readonly VolumeMountSetting[];
+  /** `dapr.io/unix-domain-socket-path`: where the app containers find the sidecar's sockets. */
+  readonly unixDomainSocketPath: string | undefined;
+  readonly seccompProfileType: SeccompProfileType | undefined;
+  /** `dapr.io/block-shutdown-duration` as the sidecar's `--dapr-block-shutdown-duration`. */
+  readonly blockShutdownDuration: string | undefined;
 }
 
 export type SettingsResult =
@@ -121,6 +139,13 @@ export const supportedAnnotations = [
   'sidecar-readiness-probe-timeout-seconds',
   'sidecar-readiness-probe-period-seconds',
   'sidecar-readiness-probe-threshold',
+  'volume-mounts',
+  'volume-mounts-rw',
+  'unix-domain-socket-path',
+  'sidecar-seccomp-profile-type',
+  'block-shutdown-duration',
+  // Courier always streams request bodies; the annotation is checked and has nothing to turn on.
+  'http-stream-request-body',
 ] as const;
 
 const PREFIX = 'dapr.io/';
@@ -133,6 +158,9 @@ const envNamePattern = /^[A-Za-z_][A-Za-z0-9_]*$/;
 /** A DNS-1123 subdomain: the names of Secrets and ConfigMaps. */
 const objectNamePattern = /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 const secretKeyPattern = /^[-._a-zA-Z0-9]{1,253}$/;
+/** A DNS-1123 label: the names of a Pod's volumes. */
+const volumeNamePattern = /^(?=.{1,63}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+
 
 /** Whether the Pod asks for a sidecar: `dapr.io/enabled` truthy, as Dapr's `IsTruthy` reads it. */
 export function injectionRequested(annotations: Readonly<Record<string, string>>): boolean {
@@ -193,6 +221,24 @@ export function readSidecarSettings(annotations: Readonly<Record<string, string>
   const listenAddresses = listenText === undefined ? [...DEFAULT_LISTEN_ADDRESSES] : listenText.split(',').map((a) => a.trim()).filter((a) => a !== '');
   if (listenText !== undefined && listenAddresses.length === 0) r.problem('dapr.io/sidecar-listen-addresses: names no address');
 
+  const seccompText = r.string('sidecar-seccomp-profile-type');
+  const seccompProfileType = seccompProfileTypes.find((t) => t.toLowerCase() === seccompText?.toLowerCase());
+  if (seccompText !== undefined && seccompProfileType === undefined) {
+    r.problem(`${PREFIX}sidecar-seccomp-profile-type: "${seccompText}" is not one of ${seccompProfileTypes.join(', ')}`);
+  }
+  const socketPath = r.string('unix-domain-socket-path');
+  if (socketPath !== undefined && !socketPath.startsWith('/')) r.problem(`${PREFIX}unix-domain-socket-path: "${socketPath}" is not an absolute path`);
+  const blockShutdown = r.string('block-shutdown-duration');
+  const blockMs = blockShutdown === undefined ? undefined : parseDuration(blockShutdown, 's');
+  if (blockShutdown !== undefined && (blockMs === undefined || blockMs < 0)) r.problem(`${PREFIX}block-shutdown-duration: "${blockShutdown}" is not a duration such as 30s or 1m`);
+  r.bool('http-stream-request-body');
+  const volumeMounts = [...r.volumeMounts('volume-mounts', true), ...r.volumeMounts('volume-mounts-rw', false)];
+  const seenPaths = new Set<string>();
+  for (const m of volumeMounts) {
+    if (seenPaths.has(m.path)) r.problem(`${PREFIX}volume-mounts: ${m.path} is named twice`);
+    seenPaths.add(m.path);
+  }
+
   const settings: SidecarSettings = {
     appId,
     image: r.string('sidecar-image'),
@@ -226,6 +272,10 @@ export function readSidecarSettings(annotations: Readonly<Record<string, string>
     envFromSecret: r.envFromSecret(),
     liveness: r.probe('liveness'),
     readiness: r.probe('readiness'),
+    volumeMounts,
+    unixDomainSocketPath: socketPath?.startsWith('/') === true ? socketPath : undefined,
+    seccompProfileType,
+    blockShutdownDuration: blockMs !== undefined && blockMs >= 0 ? blockShutdown : undefined,
   };
   for (const [name, port] of [['metrics-port', settings.enableMetrics ? settings.metricsPort : undefined], ['internal-grpc-port', settings.internalGrpcPort]] as const) {
     if (port === SIDECAR_HTTP_PORT || port === SIDECAR_GRPC_PORT) r.problem(`dapr.io/${name}: ${port} is the sidecar's ${port === SIDECAR_HTTP_PORT ? 'HTTP' : 'gRPC'} API port`);
@@ -338,6 +388,24 @@ class AnnotationReader {
         continue;
       }
       out.push({ name, secret, key });
+    }
+    return out;
+  }
+
+  /** `volume-name:/path,…`, as Dapr reads `dapr.io/volume-mounts(-rw)`. */
+  volumeMounts(name: 'volume-mounts' | 'volume-mounts-rw', readOnly: boolean): VolumeMountSetting[] {
+    const raw = this.string(name);
+    if (raw === undefined) return [];
+    const out: VolumeMountSetting[] = [];
+    for (const part of raw.split(',').map((p) => p.trim()).filter((p) => p !== '')) {
+      const colon = part.indexOf(':');
+      const volume = colon < 0 ? '' : part.slice(0, colon).trim();
+      const path = colon < 0 ? '' : part.slice(colon + 1).trim();
+      if (!volumeNamePattern.test(volume) || !path.startsWith('/')) {
+        this.problem(`${PREFIX}${name}: "${part}" is not volume-name:/absolute/path`);
+        continue;
+      }
+      out.push({ volume, path, readOnly });
     }
     return out;
   }

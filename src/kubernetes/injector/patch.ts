@@ -12,6 +12,9 @@ export const TOKEN_VOLUME = 'dapr-identity-token';
 export const TRUST_ANCHORS_VOLUME = 'courier-trust-anchors';
 export const TRUST_ANCHORS_DIR = '/var/run/secrets/courier.io/trust-anchors';
 export const CONFIG_VOLUME = 'courier-config';
+/** `dapr.io/unix-domain-socket-path`: an emptyDir shared by the sidecar (here) and the app containers (at the annotated path), as Dapr's. */
+export const SOCKET_VOLUME = 'dapr-unix-domain-socket';
+export const SOCKET_DIR = '/var/run/dapr-sockets';
 export const CONFIG_DIR = '/etc/courier/config';
 /** The key of the `dapr.io/config` ConfigMap that holds the Configuration document. */
 export const CONFIG_KEY = 'config.yaml';
@@ -44,7 +47,11 @@ export interface PatchOperation {
 export interface PodView {
   readonly metadata?: { readonly labels?: Readonly<Record<string, string>> };
   readonly spec: {
-    readonly containers: readonly { readonly name?: string; readonly env?: readonly { readonly name?: string }[] }[];
+    readonly containers: readonly {
+      readonly name?: string;
+      readonly env?: readonly { readonly name?: string }[];
+      readonly volumeMounts?: readonly { readonly mountPath?: string }[];
+    }[];
     readonly volumes?: readonly { readonly name?: string }[];
   };
 }
@@ -64,6 +71,21 @@ export function buildPatch(pod: PodView, settings: SidecarSettings, options: Inj
   const taken = new Set((pod.spec.volumes ?? []).map((v) => v.name));
   const clashes = volumes.map((v) => v.volume.name).filter((name) => taken.has(name));
   if (clashes.length > 0) return { ok: false, problems: clashes.map((name) => `the Pod already has a volume named ${name}, which the sidecar needs`) };
+
+  // The Pod's own volumes the annotations mount into the sidecar; one the Pod lacks is skipped with a warning, as Dapr does.
+  const podMounts: SidecarVolume['mount'][] = [];
+  for (const m of settings.volumeMounts) {
+    if (!taken.has(m.volume)) {
+      warnings.push(`dapr.io/volume-mounts${m.readOnly ? '' : '-rw'}: the Pod has no volume named ${m.volume}; it is not mounted into the sidecar`);
+      continue;
+    }
+    podMounts.push({ name: m.volume, mountPath: m.path, readOnly: m.readOnly });
+  }
+  const own = volumes.map((v) => v.mount.mountPath);
+  const overlapping = podMounts.filter((m) => own.some((path) => path === m.mountPath || path.startsWith(`${m.mountPath}/`) || m.mountPath.startsWith(`${path}/`)));
+  if (overlapping.length > 0) {
+    return { ok: false, problems: overlapping.map((m) => `dapr.io/volume-mounts: ${m.mountPath} overlaps a directory the sidecar mounts itself (${own.join(', ')})`) };
+  }
 
   const patch: PatchOperation[] = [];
   const labels: Record<string, string> = { 'dapr.io/sidecar-injected': 'true', 'dapr.io/metrics-enabled': String(settings.enableMetrics) };
@@ -91,7 +113,21 @@ export function buildPatch(pod: PodView, settings: SidecarSettings, options: Inj
     else for (const e of missing) patch.push({ op: 'add', path: `/spec/containers/${i}/env/-`, value: e });
   });
 
-  const container = sidecarContainer(settings, options, volumes);
+  // The socket directory, where each app container asked for it.
+  const socketPath = settings.unixDomainSocketPath;
+  if (socketPath !== undefined) {
+    const mount = { name: SOCKET_VOLUME, mountPath: socketPath };
+    pod.spec.containers.forEach((c, i) => {
+      if ((c.volumeMounts ?? []).some((m) => m.mountPath === socketPath)) {
+        warnings.push(`container ${c.name ?? i} already mounts something at ${socketPath}: the sidecar's sockets are not mounted there`);
+        return;
+      }
+      if (c.volumeMounts === undefined) patch.push({ op: 'add', path: `/spec/containers/${i}/volumeMounts`, value: [mount] });
+      else patch.push({ op: 'add', path: `/spec/containers/${i}/volumeMounts/-`, value: mount });
+    });
+  }
+
+  const container = sidecarContainer(settings, options, volumes, podMounts);
   patch.push({ op: 'add', path: '/spec/containers/-', value: container });
   if (pod.spec.volumes === undefined) patch.push({ op: 'add', path: '/spec/volumes', value: volumes.map((v) => v.volume) });
   else for (const v of volumes) patch.push({ op: 'add', path: '/spec/volumes/-', value: v.volume });
@@ -100,7 +136,7 @@ export function buildPatch(pod: PodView, settings: SidecarSettings, options: Inj
 
 interface SidecarVolume {
   readonly volume: { name: string } & Record<string, unknown>;
-  readonly mount: { name: string; mountPath: string; readOnly: true };
+  readonly mount: { name: string; mountPath: string; readOnly: boolean };
 }
 
 function sidecarVolumes(settings: SidecarSettings, options: InjectorOptions): SidecarVolume[] {
@@ -121,10 +157,13 @@ function sidecarVolumes(settings: SidecarSettings, options: InjectorOptions): Si
   if (settings.config !== undefined) {
     out.push(volume(CONFIG_VOLUME, CONFIG_DIR, { configMap: { name: settings.config, items: [{ key: CONFIG_KEY, path: CONFIG_KEY }] } }));
   }
+  if (settings.unixDomainSocketPath !== undefined) {
+    out.push({ volume: { name: SOCKET_VOLUME, emptyDir: {} }, mount: { name: SOCKET_VOLUME, mountPath: SOCKET_DIR, readOnly: false } });
+  }
   return out;
 }
 
-function sidecarContainer(settings: SidecarSettings, options: InjectorOptions, volumes: readonly SidecarVolume[]): Record<string, unknown> {
+function sidecarContainer(settings: SidecarSettings, options: InjectorOptions, volumes: readonly SidecarVolume[], podMounts: readonly SidecarVolume['mount'][]): Record<string, unknown> {
   const s = settings;
   const args = [
     'sidecar',
@@ -137,6 +176,8 @@ function sidecarContainer(settings: SidecarSettings, options: InjectorOptions, v
     '--dapr-listen-addresses', s.listenAddresses.join(','),
     // The health endpoints alone, on the Pod's address, for the kubelet's probes (the API stays where it listens).
     '--dapr-public-port', String(SIDECAR_PUBLIC_PORT),
+    // The kubernetes name resolver (unless the Configuration names another), nothing written to disk.
+    '--mode', 'kubernetes',
   ];
   const flag = (name: string, value: string | number | boolean | undefined): void => {
     if (value === undefined) return;
@@ -165,6 +206,8 @@ function sidecarContainer(settings: SidecarSettings, options: InjectorOptions, v
   flag('app-health-probe-interval', s.appHealthProbeInterval);
   flag('app-health-probe-timeout', s.appHealthProbeTimeout);
   flag('app-health-threshold', s.appHealthThreshold);
+  flag('dapr-block-shutdown-duration', s.blockShutdownDuration);
+  if (s.unixDomainSocketPath !== undefined) flag('unix-domain-socket', SOCKET_DIR);
 
   const env = new Map<string, EnvVar>();
   const put = (e: EnvVar): void => void env.set(e.name, e);
@@ -200,8 +243,15 @@ function sidecarContainer(settings: SidecarSettings, options: InjectorOptions, v
     args,
     ports,
     env: [...env.values()],
-    volumeMounts: volumes.map((v) => v.mount),
-    securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } },
+    volumeMounts: [...volumes.map((v) => v.mount), ...podMounts],
+    // As Dapr's injector sets daprd's by default; the image runs as uid 1000 and writes nothing.
+    securityContext: {
+      allowPrivilegeEscalation: false,
+      capabilities: { drop: ['ALL'] },
+      readOnlyRootFilesystem: true,
+      runAsNonRoot: true,
+      ...(s.seccompProfileType === undefined ? {} : { seccompProfile: { type: s.seccompProfileType } }),
+    },
   };
   const resources: Record<string, Readonly<Record<string, string>>> = {};
   if (Object.keys(s.resources.limits).length > 0) resources.limits = s.resources.limits;
