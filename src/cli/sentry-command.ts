@@ -5,7 +5,7 @@ import { validateAppId } from '../invoke/identity.js';
 import { loadConfiguration } from '../config/configuration.js';
 import { createLogger, logLevels, type LogLevel } from '../observability/logging/index.js';
 import { courierHome } from '../runtime/options.js';
-import { CertificateAuthority, DEFAULT_JOIN_TOKEN_TTL_MS, loadOrCreateCa, loadOrCreateTokenSecret, mintJoinToken } from '../security/index.js';
+import { CertificateAuthority, copyCaMaterial, DEFAULT_JOIN_TOKEN_TTL_MS, loadOrCreateCa, loadOrCreateTokenSecret, mintJoinToken, TOKEN_SECRET_FILE } from '../security/index.js';
 import {
   DEFAULT_ALLOWED_CLOCK_SKEW_MS,
   DEFAULT_CONTROL_PLANE_NAMESPACE,
@@ -23,6 +23,12 @@ import { flagError, formatFlagHelp, parseFlags, type FlagSpec } from './flags.js
 
 export const sentryFlags: readonly FlagSpec[] = [
   { name: 'issuer-credentials', type: 'string', placeholder: '<dir>', defaultText: '$COURIER_HOME/certs', help: 'where ca.crt, issuer.crt, issuer.key and token.key are (created when missing)' },
+  {
+    name: 'issuer-credentials-from',
+    type: 'string',
+    placeholder: '<dir>',
+    help: 'first copy ca.crt, issuer.crt, issuer.key (and token.key if there) from this directory into --issuer-credentials, keys owner-only: for a mounted Kubernetes Secret, whose files the Sentry cannot own',
+  },
   { name: 'port', type: 'int', placeholder: '<port>', defaultText: String(DEFAULT_SENTRY_PORT), help: 'the port to listen on' },
   { name: 'listen-address', type: 'string', placeholder: '<host>', defaultText: '127.0.0.1', help: 'the address to listen on (0.0.0.0 for several machines)' },
   { name: 'trust-domain', type: 'string', placeholder: '<domain>', defaultText: DEFAULT_WORKLOAD_TRUST_DOMAIN, help: 'the trust domain of the app certificates' },
@@ -193,6 +199,11 @@ export async function sentryMain(argv: readonly string[]): Promise<number> {
 
   // Before the CA is created: wrong Kubernetes flags leave nothing behind.
   const kubernetes = await kubernetesValidator(cmd, str, logger);
+  const copyFrom = str('issuer-credentials-from');
+  if (copyFrom !== undefined) {
+    copyCaMaterial(copyFrom, dir, TOKEN_SECRET_FILE);
+    logger.info({ from: copyFrom, dir }, 'copied the issuer credentials');
+  }
   const { material, created } = await loadOrCreateCa(dir, { trustDomain });
   if (created) logger.info({ dir }, 'created a new certificate authority (root and issuer)');
   const ca = await CertificateAuthority.fromMaterial(material);

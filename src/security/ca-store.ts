@@ -71,3 +71,28 @@ export async function loadOrCreateCa(dir: string, options: { trustDomain: string
   writeCaMaterial(dir, material);
   return { material, created: true };
 }
+
+/**
+ * Copies a CA (and the join-token key, when there is one) from `source` into `dir`, keys owner-only:
+ * for credentials mounted from somewhere that cannot give them the Sentry's ownership and modes, such
+ * as a Kubernetes Secret volume (root's files, group-readable with an fsGroup). The three CA files
+ * must all be there; `dir` is created 0700 when missing and its files are replaced.
+ */
+export function copyCaMaterial(source: string, dir: string, tokenFile: string): void {
+  const read = (name: string): Buffer | undefined => {
+    try {
+      return readFileSync(join(source, name));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw new CourierError('ERR_INVALID_CONFIG', `credentials file ${join(source, name)}: ${errorMessage(err)}`, { cause: err });
+    }
+  };
+  const files = ALL_FILES.map((name) => [name, read(name)] as const);
+  const missing = files.filter(([, data]) => data === undefined).map(([name]) => name);
+  if (missing.length > 0) throw new CourierError('ERR_INVALID_CONFIG', `${source} lacks ${missing.join(', ')}: the credentials to copy are a CA's ${ALL_FILES.join(', ')} (and ${tokenFile} if join tokens are used)`);
+  ensurePrivateDirectory(dir);
+  // The key first and the root last, as writeCaMaterial: an interrupted copy is refused at start-up.
+  for (const [name, data] of [...files].reverse()) writeFileAtomic(join(dir, name), data ?? '', name === CA_FILES.issuerKey ? PRIVATE_FILE_MODE : PUBLIC_FILE_MODE);
+  const token = read(tokenFile);
+  if (token !== undefined) writeFileAtomic(join(dir, tokenFile), token, PRIVATE_FILE_MODE);
+}

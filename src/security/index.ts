@@ -7,7 +7,7 @@ export { decodePem, encodePem, readPkcs8PrivateKeyPem, splitPemCertificates } fr
 export type { PemBlock } from './pem.js';
 export { DEFAULT_CA_TTL_MS, generateCaMaterial } from './ca-material.js';
 export type { CaMaterial, GenerateCaOptions } from './ca-material.js';
-export { CA_FILES, loadCaMaterial, loadOrCreateCa, writeCaMaterial } from './ca-store.js';
+export { CA_FILES, copyCaMaterial, loadCaMaterial, loadOrCreateCa, writeCaMaterial } from './ca-store.js';
 export { CertificateAuthority } from './ca.js';
 export type { SignedWorkloadCertificate, SignWorkloadOptions } from './ca.js';
 export { certificateInfo, createKeyAndCsr } from './workload.js';

@@ -1,15 +1,17 @@
 // The container image, built offline (scripts/image/build-offline.sh: buildah from `scratch`, no
-// registry, no Docker engine) and run with podman the way a cluster runs it: a Sentry and two sidecars
-// with mTLS, each in its own container from the one image, with a read-only root file system, as
-// uid 1000, sharing only a volume (the Sentry's trust anchors and the name-resolution database). The
-// containers use the host's network namespace and listen on 127.0.0.1 only; the apps are this test's.
+// registry, no Docker engine) and run with podman the way a cluster runs it: two Sentries (one taking
+// its CA from a read-only, group-readable mount as the generated manifests give it), two sidecars with
+// mTLS and one in Kubernetes mode, each in its own container from the one image, with a read-only root
+// file system, as uid 1000, sharing only a volume (the CA, the trust anchors and the name-resolution
+// database). The containers use the host's network namespace and listen on 127.0.0.1 only; the apps
+// are this test's.
 //
 // Storage: overlay (COURIER_TEST_STORAGE_DRIVER=vfs for a file system without it). podman runs here
 // with runc and the cgroupfs manager (this machine's cgroups are in hybrid mode, which crun refuses)
 // and with rlimits no higher than the test's own (the sandbox forbids raising them).
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, chmodSync, readFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -51,7 +53,7 @@ function testEnv(t: TestContext): TestEnv {
   return env;
 }
 
-test('the image built offline with buildah from scratch runs a Sentry and two mTLS sidecars under podman', { timeout: 600_000 }, async (t) => {
+test('the image built offline with buildah from scratch runs Sentries and mTLS sidecars under podman, as the manifests and the injector run them', { timeout: 600_000 }, async (t) => {
   for (const tool of ['buildah', 'podman', 'runc']) {
     assert.equal((await run('sh', ['-c', `command -v ${tool}`])).code, 0, `${tool} is not installed (Debian packages buildah, podman and runc; .ci/run installs them)`);
   }
@@ -135,6 +137,27 @@ test('the image built offline with buildah from scratch runs a Sentry and two mT
   }
   assert.ok(existsSync(join(data, 'certs', 'ca.crt')));
 
+  // A second Sentry as the generated manifests run it: the same CA mounted read-only as a Secret volume
+  // presents it (root's files, mode 0444), copied owner-only into the container's own /tmp at start.
+  const secret = join(data, 'secret');
+  mkdirSync(secret);
+  for (const file of ['ca.crt', 'issuer.crt', 'issuer.key', 'token.key']) {
+    copyFileSync(join(data, 'certs', file), join(secret, file));
+    chmodSync(join(secret, file), 0o444);
+  }
+  const secondSentryPort = await freePort();
+  const secondSentry = `sentry2-${process.pid}`;
+  names.push(secondSentry);
+  const started = await podman([
+    'run', '-d', '--name', secondSentry, ...runFlags, tag, 'sentry', '--port', String(secondSentryPort), '--listen-address', '127.0.0.1',
+    '--issuer-credentials', '/tmp/credentials', '--issuer-credentials-from', '/data/secret',
+  ]);
+  assert.equal(started.code, 0, started.stderr);
+  for (let deadline = Date.now() + 60_000; !(await accepts(secondSentryPort)); ) {
+    if (Date.now() > deadline) assert.fail(`the second Sentry did not listen on ${secondSentryPort}:\n${await logs(secondSentry)}`);
+    await sleep(100);
+  }
+
   const tokenFor = async (appId: string): Promise<string> => {
     const r = await podman(['run', '--rm', ...runFlags, tag, 'sentry', 'token', '--app-id', appId, '--issuer-credentials', '/data/certs']);
     assert.equal(r.code, 0, r.stderr);
@@ -142,7 +165,7 @@ test('the image built offline with buildah from scratch runs a Sentry and two mT
   };
 
   const app = await startApp(env, (a) => a.route('/orders/new', (req, res, body) => res.end(`created ${body.toString()} for ${req.headers['dapr-caller-app-id'] as string}`)));
-  const sidecar = async (appId: string, appPort?: number): Promise<{ name: string; httpPort: number; metricsPort: number }> => {
+  const sidecar = async (appId: string, sentryAt: number, appPort?: number): Promise<{ name: string; httpPort: number; metricsPort: number }> => {
     const [httpPort, grpcPort, metricsPort, internalPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
     const name = `${appId}-${process.pid}`;
     names.push(name);
@@ -151,7 +174,7 @@ test('the image built offline with buildah from scratch runs a Sentry and two mT
       'sidecar', '--app-id', appId, ...(appPort === undefined ? [] : ['--app-port', String(appPort)]),
       '--dapr-http-port', String(httpPort), '--dapr-grpc-port', String(grpcPort), '--dapr-internal-grpc-port', String(internalPort),
       '--dapr-listen-addresses', '127.0.0.1', '--metrics-port', String(metricsPort), '--metrics-listen-address', '127.0.0.1',
-      '--enable-mtls', '--sentry-address', `127.0.0.1:${sentryPort}`, '--trust-anchors-file', '/data/certs/ca.crt',
+      '--enable-mtls', '--sentry-address', `127.0.0.1:${sentryAt}`, '--trust-anchors-file', '/data/certs/ca.crt',
     ]);
     assert.equal(r.code, 0, r.stderr);
     try {
@@ -161,8 +184,8 @@ test('the image built offline with buildah from scratch runs a Sentry and two mT
     }
     return { name, httpPort, metricsPort };
   };
-  const orders = await sidecar('orders', app.port);
-  const checkout = await sidecar('checkout');
+  const orders = await sidecar('orders', sentryPort, app.port);
+  const checkout = await sidecar('checkout', secondSentryPort);
 
   const res = await fetch(`http://127.0.0.1:${checkout.httpPort}/v1.0/invoke/orders/method/orders/new`, { method: 'POST', body: 'order-1' });
   assert.equal(res.status, 200, await logs(checkout.name));
@@ -170,7 +193,7 @@ test('the image built offline with buildah from scratch runs a Sentry and two mT
   assert.equal(app.seen.length, 1);
   assert.equal(app.seen[0]?.body.toString(), 'order-1');
 
-  // Both sidecars hold certificates from the Sentry in the other container.
+  // Both sidecars hold certificates from the Sentries in the other containers.
   for (const [s, appId] of [[orders, 'orders'], [checkout, 'checkout']] as const) {
     const info = (await (await fetch(`http://127.0.0.1:${s.metricsPort}/courier/v1/info`)).json()) as { mtls: boolean; identity: string | null };
     assert.equal(info.mtls, true);
@@ -198,7 +221,7 @@ test('the image built offline with buildah from scratch runs a Sentry and two mT
   assert.equal(podInfo.resolver, 'kubernetes');
 
   // Stopped as a kubelet stops a pod: SIGTERM to the container's first process, which is node itself.
-  for (const name of [podName, checkout.name, orders.name, `sentry-${process.pid}`]) {
+  for (const name of [podName, checkout.name, orders.name, `sentry-${process.pid}`, secondSentry]) {
     const stopped = await podman(['stop', '--time', '30', name], 60_000);
     assert.equal(stopped.code, 0, stopped.stderr);
     const state = await podman(['inspect', '--format', '{{.State.ExitCode}}', name]);

@@ -2,7 +2,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, statSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'node:tls';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -381,6 +381,37 @@ describe('Sentry key files', { skip: process.platform === 'win32' && 'POSIX file
     assert.match(minting.stderr, /join-token key .* has mode 0660/);
     chmodSync(tokenKey, 0o600);
     await sentry.start();
+  });
+
+  test('--issuer-credentials-from copies a CA mounted with loose modes (a Kubernetes Secret volume) owner-only, and signs with it', async () => {
+    const original = await env.track(new SentryProcess(env, [], join(env.home, 'original'))).start();
+    await original.stop();
+    // As a Secret volume with an fsGroup presents them: group-readable, not the Sentry's to chmod.
+    const mounted = join(env.home, 'mounted');
+    mkdirSync(mounted);
+    for (const name of ['ca.crt', 'issuer.crt', 'issuer.key', 'token.key']) {
+      copyFileSync(join(original.dir, name), join(mounted, name));
+      chmodSync(join(mounted, name), 0o440);
+    }
+    assert.equal(runSentry(mounted).status, 1, 'used in place, the loose key is refused');
+    const copied = await env.track(new SentryProcess(env, ['--issuer-credentials-from', mounted], join(env.home, 'in-memory', 'credentials'))).start();
+    assert.equal(statSync(join(copied.dir, 'issuer.key')).mode & 0o777, 0o600);
+    assert.equal(statSync(join(copied.dir, 'token.key')).mode & 0o777, 0o600);
+    assert.equal(statSync(join(env.home, 'in-memory', 'credentials')).mode & 0o777, 0o700);
+    // The same CA: a token minted with the original's key is accepted and the chain ends at its root.
+    const copiedClient = new SentryClient(copied.address, { trustDomain: 'localhost', namespace: 'default' }, () => original.trustAnchors);
+    try {
+      const signed = await copiedClient.sign({ appId: 'orders', namespace: 'default', csrPem: (await createKeyAndCsr()).csrPem, token: original.token('orders') });
+      assert.equal(signed.trustAnchorsPem.trim(), original.trustAnchors.trim());
+    } finally {
+      await copiedClient.close();
+      await copied.stop();
+    }
+    // An incomplete set is refused, naming what is missing.
+    rmSync(join(mounted, 'issuer.crt'));
+    const incomplete = spawnSync(process.execPath, [courierBin, 'sentry', '--issuer-credentials', join(env.home, 'other'), '--issuer-credentials-from', mounted, '--port', '0'], { encoding: 'utf8', timeout: 20_000, env: { ...process.env, COURIER_HOME: env.home } });
+    assert.equal(incomplete.status, 1);
+    assert.match(incomplete.stderr, /mounted lacks issuer\.crt/);
   });
 
   test('courier init creates its directories 0700 and its keys 0600 whatever the umask', () => {

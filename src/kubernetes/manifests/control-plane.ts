@@ -137,6 +137,7 @@ function sentryObjects(options: ControlPlaneOptions, meta: Meta): KubernetesObje
   const { namespace } = options;
   const port = DEFAULT_SENTRY_PORT;
   const credentials = '/var/run/courier/credentials';
+  const secretDir = '/var/run/courier/secret';
   const container = {
     name: 'sentry',
     image: options.image,
@@ -145,6 +146,10 @@ function sentryObjects(options: ControlPlaneOptions, meta: Meta): KubernetesObje
       'sentry',
       '--issuer-credentials',
       credentials,
+      // The Sentry refuses key files its group or others can read, and a Secret volume's files are root's
+      // (group-readable with an fsGroup): it copies them, owner-only, into memory when it starts.
+      '--issuer-credentials-from',
+      secretDir,
       '--port',
       String(port),
       '--listen-address',
@@ -174,21 +179,7 @@ function sentryObjects(options: ControlPlaneOptions, meta: Meta): KubernetesObje
     ...tcpProbes(port),
     resources: { requests: { cpu: '20m', memory: '64Mi' }, limits: { cpu: '500m', memory: '256Mi' } },
     securityContext: containerSecurity,
-    volumeMounts: [{ name: 'credentials', mountPath: credentials, readOnly: true }, tmpMount],
-  };
-  // The Sentry refuses key files its group or others can read, and a Secret volume's files are root's
-  // (group-readable with an fsGroup). So an init container copies them, owner-only, into memory.
-  const copy = {
-    name: 'credentials',
-    image: options.image,
-    imagePullPolicy: 'IfNotPresent',
-    command: ['/bin/sh', '-c', `umask 077 && cp /var/run/courier/secret/* ${credentials}/`],
-    resources: { requests: { cpu: '10m', memory: '16Mi' }, limits: { cpu: '100m', memory: '32Mi' } },
-    securityContext: containerSecurity,
-    volumeMounts: [
-      { name: 'secret', mountPath: '/var/run/courier/secret', readOnly: true },
-      { name: 'credentials', mountPath: credentials },
-    ],
+    volumeMounts: [{ name: 'secret', mountPath: secretDir, readOnly: true }, { name: 'credentials', mountPath: credentials }, tmpMount],
   };
   return [
     { apiVersion: 'v1', kind: 'ServiceAccount', metadata: meta(name, name), automountServiceAccountToken: true },
@@ -212,7 +203,6 @@ function sentryObjects(options: ControlPlaneOptions, meta: Meta): KubernetesObje
     },
     deployment(options, meta, name, {
       automountServiceAccountToken: true,
-      initContainers: [copy],
       containers: [container],
       volumes: [
         { name: 'secret', secret: { secretName: SENTRY_CREDENTIALS_SECRET, defaultMode: 0o444 } },

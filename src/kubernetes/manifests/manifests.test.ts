@@ -187,11 +187,14 @@ test('--namespace, --image and --replicas reach every place they belong', () => 
     const pod = podSpec(d);
     for (const c of [...(pod.containers as unknown[]), ...((pod.initContainers as unknown[] | undefined) ?? [])]) {
       assert.equal(at(c, 'image'), 'registry.example.com/courier:9.9.9');
+      // The image's entrypoint is the courier CLI and it has no shell (scripts/image/build-offline.sh).
+      assert.equal(at(c, 'command'), undefined, 'no container overrides the entrypoint');
     }
     assert.equal(at(pod, 'topologySpreadConstraints', 0, 'topologyKey'), 'kubernetes.io/hostname');
   }
   const sentryArgs = at(podSpec(one(all, 'Deployment', 'courier-sentry')), 'containers', 0, 'args') as string[];
   assert.equal(sentryArgs[sentryArgs.indexOf('--control-plane-namespace') + 1], 'mesh-prod');
+  assert.equal(sentryArgs[sentryArgs.indexOf('--issuer-credentials-from') + 1], '/var/run/courier/secret');
   const injectorArgs = at(podSpec(one(all, 'Deployment', 'courier-sidecar-injector')), 'containers', 0, 'args') as string[];
   assert.deepEqual(injectorArgs, [
     'injector',
