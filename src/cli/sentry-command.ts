@@ -15,7 +15,7 @@ import {
   DEFAULT_WORKLOAD_TRUST_DOMAIN,
 } from '../sentry/names.js';
 import { DEFAULT_SENTRY_LIMITS, SentryServer, type SentryLimits } from '../sentry/server.js';
-import { SENTRY_TOKEN_AUDIENCE } from '../kubernetes/constants.js';
+import { IN_CLUSTER_API_SERVER, IN_CLUSTER_CA_FILE, IN_CLUSTER_TOKEN_FILE, SENTRY_TOKEN_AUDIENCE } from '../kubernetes/constants.js';
 import type { KubernetesTokenValidator } from '../kubernetes/sentry/token-validator.js';
 import type { Logger } from '../observability/logging/index.js';
 import { formatDuration, parseDuration } from '../util/duration.js';
@@ -59,6 +59,21 @@ export const sentryFlags: readonly FlagSpec[] = [
     type: 'string',
     placeholder: '<file>',
     help: 'YAML mapping "<namespace>/<serviceaccount>" to the app ids its pods may ask for; without an entry, only the ServiceAccount name',
+  },
+  {
+    name: 'kubernetes-api-server',
+    type: 'string',
+    placeholder: '<url>',
+    help: `look up the pod each token was issued for (needs get on pods) and refuse tokens whose pod is gone; in a pod: ${IN_CLUSTER_API_SERVER}`,
+  },
+  { name: 'kubernetes-api-ca-file', type: 'string', placeholder: '<file>', help: `with --kubernetes-api-server: check its certificate against these CAs (in a pod: ${IN_CLUSTER_CA_FILE})` },
+  { name: 'kubernetes-api-token-file', type: 'string', placeholder: '<file>', help: `with --kubernetes-api-server: send this bearer token, re-read at each request (in a pod: ${IN_CLUSTER_TOKEN_FILE})` },
+  {
+    name: 'kubernetes-app-id-from',
+    type: 'string',
+    placeholder: '<source>',
+    defaultText: 'serviceaccount',
+    help: "serviceaccount (the ServiceAccount's name, or --kubernetes-app-id-map) or pod (the pod's dapr.io/app-id annotation, as Dapr's Sentry; needs --kubernetes-api-server)",
   },
   {
     name: 'address-rate-limit',
@@ -258,8 +273,11 @@ async function kubernetesValidator(cmd: string, str: (name: string) => string | 
   const issuer = str('kubernetes-issuer');
   const audience = str('kubernetes-audience') ?? SENTRY_TOKEN_AUDIENCE;
   const mapFile = str('kubernetes-app-id-map');
+  const apiServer = str('kubernetes-api-server');
+  const appIdFromText = (str('kubernetes-app-id-from') ?? 'serviceaccount').toLowerCase();
   if (file === undefined && url === undefined) {
-    for (const flag of ['kubernetes-issuer', 'kubernetes-audience', 'kubernetes-app-id-map', 'kubernetes-jwks-ca-file', 'kubernetes-jwks-token-file']) {
+    const kubernetesOnly = ['kubernetes-issuer', 'kubernetes-audience', 'kubernetes-app-id-map', 'kubernetes-jwks-ca-file', 'kubernetes-jwks-token-file', 'kubernetes-api-server', 'kubernetes-app-id-from'];
+    for (const flag of kubernetesOnly) {
       if (str(flag) !== undefined) throw flagError(cmd, `--${flag} needs --kubernetes-jwks-file or --kubernetes-jwks-url`);
     }
     return undefined;
@@ -278,20 +296,35 @@ async function kubernetesValidator(cmd: string, str: (name: string) => string | 
   } catch (err) {
     throw flagError(cmd, `--kubernetes-jwks-ca-file ${caFile ?? ''}: ${errorMessage(err)}`);
   }
-  const [{ openKeySet }, { AppIdPolicy }, { KubernetesTokenValidator }] = await Promise.all([
+  const appIdFrom = appIdFromText === 'serviceaccount' || appIdFromText === 'pod' ? appIdFromText : undefined;
+  if (appIdFrom === undefined) throw flagError(cmd, `--kubernetes-app-id-from: "${appIdFromText}" is not serviceaccount or pod`);
+  if (appIdFrom === 'pod' && apiServer === undefined) throw flagError(cmd, '--kubernetes-app-id-from pod needs --kubernetes-api-server (the Sentry reads the pod\'s annotation)');
+  if (appIdFrom === 'pod' && mapFile !== undefined) throw flagError(cmd, '--kubernetes-app-id-map applies to --kubernetes-app-id-from serviceaccount only');
+  const apiCaFile = str('kubernetes-api-ca-file');
+  const apiTokenFile = str('kubernetes-api-token-file');
+  if (apiServer === undefined && (apiCaFile !== undefined || apiTokenFile !== undefined)) {
+    throw flagError(cmd, `--kubernetes-api-${apiCaFile !== undefined ? 'ca' : 'token'}-file needs --kubernetes-api-server`);
+  }
+  let apiCaPem: string | undefined;
+  try {
+    apiCaPem = apiCaFile === undefined ? undefined : readFileSync(apiCaFile, 'utf8');
+  } catch (err) {
+    throw flagError(cmd, `--kubernetes-api-ca-file ${apiCaFile ?? ''}: ${errorMessage(err)}`);
+  }
+  const [{ openKeySet }, { AppIdPolicy }, { KubernetesTokenValidator }, { PodDirectory }] = await Promise.all([
     import('../kubernetes/sentry/key-set.js'),
     import('../kubernetes/sentry/app-ids.js'),
     import('../kubernetes/sentry/token-validator.js'),
+    import('../kubernetes/sentry/pod-directory.js'),
   ]);
   const log = logger.child({ scope: 'kubernetes' });
   const source = file !== undefined ? { file } : { url: url as string, ...(caPem === undefined ? {} : { caPem }), ...(tokenFile === undefined ? {} : { bearerTokenFile: tokenFile }) };
   const keys = openKeySet(source, (message) => log.warn({ jwks: file }, `reloading the JWKS file failed: ${message}`));
   const appIds = mapFile === undefined ? new AppIdPolicy() : AppIdPolicy.fromFile(mapFile);
-  log.info(
-    { jwks: keys.description, issuer, audience, app_ids: mapFile === undefined ? 'the ServiceAccount name' : `${mapFile} (${appIds.size} entries), else the ServiceAccount name` },
-    'accepting Kubernetes ServiceAccount tokens',
-  );
-  return new KubernetesTokenValidator({ keys, issuer, audience, appIds });
+  const pods = apiServer === undefined ? undefined : new PodDirectory({ apiServer, caPem: apiCaPem, tokenFile: apiTokenFile });
+  const appIdRule = appIdFrom === 'pod' ? "the pod's dapr.io/app-id annotation" : mapFile === undefined ? 'the ServiceAccount name' : `${mapFile} (${appIds.size} entries), else the ServiceAccount name`;
+  log.info({ jwks: keys.description, issuer, audience, app_ids: appIdRule, pods: pods?.description ?? 'not looked up' }, 'accepting Kubernetes ServiceAccount tokens');
+  return new KubernetesTokenValidator({ keys, issuer, audience, appIds, pods, appIdFrom });
 }
 
 function describeLimit(limit: { perSecond: number; burst: number }): string {

@@ -13,3 +13,9 @@ export const SENTRY_TOKEN_DIR = '/var/run/secrets/dapr.io/sentrytoken';
 
 /** The token file itself, given to the sidecar as `DAPR_SENTRY_TOKEN_FILE`. */
 export const SENTRY_TOKEN_FILE = `${SENTRY_TOKEN_DIR}/token`;
+
+/** In a pod: the API server, its CA and the pod's own ServiceAccount token (mounted by the kubelet). */
+export const IN_CLUSTER_API_SERVER = 'https://kubernetes.default.svc';
+export const IN_CLUSTER_SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
+export const IN_CLUSTER_CA_FILE = `${IN_CLUSTER_SERVICE_ACCOUNT_DIR}/ca.crt`;
+export const IN_CLUSTER_TOKEN_FILE = `${IN_CLUSTER_SERVICE_ACCOUNT_DIR}/token`;

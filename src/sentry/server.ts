@@ -158,6 +158,7 @@ export class SentryServer {
     if (this.#renewTimer !== undefined) clearTimeout(this.#renewTimer);
     clearInterval(this.#maintenance);
     await this.#grpc.close({ graceMs });
+    await this.#options.kubernetes?.close();
     this.#refusals.flush();
   }
 
@@ -326,8 +327,9 @@ export class SentryServer {
       const verdict = await kubernetes.validate(token, { appId, namespace });
       if (verdict.ok) return { proof: 'kubernetes', pod: `${verdict.identity.namespace}/${verdict.identity.pod}` };
       const message = `the Kubernetes ServiceAccount token was refused (${verdict.failure}): ${verdict.reason}`;
-      // The key set could not be fetched: the token may well be good, so the sidecar should try again.
-      return verdict.failure === 'key_set_unavailable' ? { kind: 'kubernetes_token_refused', code: GrpcStatus.UNAVAILABLE, message } : deny('kubernetes_token_refused', message);
+      // The key set or the pod could not be fetched: the token may well be good, so the sidecar should try again.
+      const retryable = verdict.failure === 'key_set_unavailable' || verdict.failure === 'api_unavailable';
+      return retryable ? { kind: 'kubernetes_token_refused', code: GrpcStatus.UNAVAILABLE, message } : deny('kubernetes_token_refused', message);
     }
     const secret = this.#options.tokenSecret;
     if (secret === undefined) return deny('token_refused', 'this Sentry has no token secret');

@@ -32,6 +32,13 @@ const manifestFlags: readonly FlagSpec[] = [
     defaultText: DEFAULT_KUBERNETES_ISSUER,
     help: "the cluster's ServiceAccount token issuer (kubectl get --raw /.well-known/openid-configuration); the Sentry checks sidecars' projected tokens against it; off: join tokens only",
   },
+  {
+    name: 'sentry-app-id-from',
+    type: 'string',
+    placeholder: 'pod|serviceaccount',
+    defaultText: 'pod',
+    help: "where the Sentry takes a pod's app id from: its dapr.io/app-id annotation (as Dapr), or its ServiceAccount's name (only who may use a ServiceAccount may claim its app id)",
+  },
   { name: 'output', short: 'o', type: 'string', placeholder: 'yaml|json', defaultText: 'yaml', help: 'a multi-document YAML, or a JSON List' },
   { name: 'help', short: 'h', type: 'bool', help: 'show this help' },
 ];
@@ -130,10 +137,13 @@ export function parseManifestArgs(argv: readonly string[]): ManifestRequest | 'h
   const trustAnchorsPem = readPem(cmd, 'trust-anchors-file', str('trust-anchors-file'));
   const issuer = (str('kubernetes-issuer') ?? DEFAULT_KUBERNETES_ISSUER).trim();
   if (issuer !== 'off' && !/^https:\/\/\S+$/.test(issuer)) throw flagError(cmd, `--kubernetes-issuer: "${issuer}" is not an https URL (or off)`);
+  const appIdFrom = (str('sentry-app-id-from') ?? 'pod').toLowerCase();
+  if (appIdFrom !== 'pod' && appIdFrom !== 'serviceaccount') throw flagError(cmd, `--sentry-app-id-from: "${appIdFrom}" is not pod or serviceaccount`);
   const controlPlane: ControlPlaneOptions = {
     namespace,
     image,
     replicas,
+    sentryAppIdFrom: appIdFrom,
     ...(issuer === 'off' ? {} : { kubernetesIssuer: issuer }),
     ...(webhookCaPem === undefined ? {} : { webhookCaPem }),
     ...(trustAnchorsPem === undefined ? {} : { trustAnchorsPem }),

@@ -1,4 +1,5 @@
 import { DEFAULT_SENTRY_PORT } from '../../sentry/names.js';
+import { IN_CLUSTER_API_SERVER, IN_CLUSTER_CA_FILE, IN_CLUSTER_TOKEN_FILE } from '../constants.js';
 import { version } from '../../version.js';
 import {
   INJECTOR_NAME,
@@ -34,13 +35,17 @@ export interface ControlPlaneOptions {
    * it, join tokens only.
    */
   kubernetesIssuer?: string;
+  /**
+   * With the issuer: where the Sentry takes a pod's app id from. `pod` (Dapr's rule, the default): the
+   * pod's `dapr.io/app-id` annotation, read from the API server; `serviceaccount`: the ServiceAccount's
+   * name. Either way the Sentry looks the pod up and refuses a token whose pod is gone.
+   */
+  sentryAppIdFrom?: 'pod' | 'serviceaccount';
 }
 
 /** The issuer of ServiceAccount tokens in a cluster set up with the defaults (kubeadm and most distributions). */
 export const DEFAULT_KUBERNETES_ISSUER = 'https://kubernetes.default.svc.cluster.local';
 
-/** Where every pod finds its ServiceAccount's token and the cluster's CA. */
-const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
 
 /** The uid and gid the image runs as (the `node` user of the Node.js images); numeric so that runAsNonRoot can be checked. */
 const RUN_AS = 1000;
@@ -164,11 +169,20 @@ function sentryObjects(options: ControlPlaneOptions, meta: Meta): KubernetesObje
             options.kubernetesIssuer,
             // The API server's key set, read with the Sentry's own token (the issuer-discovery role below).
             '--kubernetes-jwks-url',
-            'https://kubernetes.default.svc/openid/v1/jwks',
+            `${IN_CLUSTER_API_SERVER}/openid/v1/jwks`,
             '--kubernetes-jwks-ca-file',
-            `${SERVICE_ACCOUNT_DIR}/ca.crt`,
+            IN_CLUSTER_CA_FILE,
             '--kubernetes-jwks-token-file',
-            `${SERVICE_ACCOUNT_DIR}/token`,
+            IN_CLUSTER_TOKEN_FILE,
+            // The pod each token was issued for (the pods-reader role below): gone pods' tokens are refused.
+            '--kubernetes-api-server',
+            IN_CLUSTER_API_SERVER,
+            '--kubernetes-api-ca-file',
+            IN_CLUSTER_CA_FILE,
+            '--kubernetes-api-token-file',
+            IN_CLUSTER_TOKEN_FILE,
+            '--kubernetes-app-id-from',
+            options.sentryAppIdFrom ?? 'pod',
           ]),
     ],
     env: [
@@ -184,7 +198,8 @@ function sentryObjects(options: ControlPlaneOptions, meta: Meta): KubernetesObje
   return [
     { apiVersion: 'v1', kind: 'ServiceAccount', metadata: meta(name, name), automountServiceAccountToken: true },
     // Least privilege: the Sentry checks sidecars' ServiceAccount tokens itself, against the API server's
-    // signing keys; Kubernetes' own read-only role lets it fetch them, and it needs nothing else of the API.
+    // signing keys (Kubernetes' own read-only issuer-discovery role lets it fetch them), and reads the
+    // pod each token names (get on pods, nothing else: no list, no watch, no secrets).
     {
       apiVersion: 'rbac.authorization.k8s.io/v1',
       kind: 'ClusterRoleBinding',
@@ -192,6 +207,23 @@ function sentryObjects(options: ControlPlaneOptions, meta: Meta): KubernetesObje
       roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'system:service-account-issuer-discovery' },
       subjects: [{ kind: 'ServiceAccount', name, namespace }],
     },
+    ...(options.kubernetesIssuer === undefined
+      ? []
+      : [
+          {
+            apiVersion: 'rbac.authorization.k8s.io/v1',
+            kind: 'ClusterRole',
+            metadata: { name: `${name}-pods`, labels: labels(name) },
+            rules: [{ apiGroups: [''], resources: ['pods'], verbs: ['get'] }],
+          },
+          {
+            apiVersion: 'rbac.authorization.k8s.io/v1',
+            kind: 'ClusterRoleBinding',
+            metadata: { name: `${name}-pods`, labels: labels(name) },
+            roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: `${name}-pods` },
+            subjects: [{ kind: 'ServiceAccount', name, namespace }],
+          },
+        ]),
     {
       apiVersion: 'v1',
       kind: 'ConfigMap',

@@ -87,8 +87,13 @@ test('the control plane: namespace, Sentry, injector, webhook, RBAC; one replica
   assert.equal(all[0]?.metadata.name, 'courier-system');
   assert.equal(all.at(-1)?.kind, 'MutatingWebhookConfiguration');
   for (const kind of ['Deployment', 'Service', 'ServiceAccount']) assert.equal(find(all, kind).length, 2, kind);
-  assert.equal(find(all, 'ClusterRole').length, 0);
+  // The Sentry may get pods (to check the pod a token names) and nothing else of the API.
+  assert.deepEqual(at(one(all, 'ClusterRole', 'courier-sentry-pods'), 'rules'), [{ apiGroups: [''], resources: ['pods'], verbs: ['get'] }]);
+  assert.equal(at(one(all, 'ClusterRoleBinding', 'courier-sentry-pods'), 'roleRef', 'name'), 'courier-sentry-pods');
   one(all, 'ClusterRoleBinding', 'courier-sentry');
+  const sentryArgv = at(podSpec(one(all, 'Deployment', 'courier-sentry')), 'containers', 0, 'args') as string[];
+  assert.equal(sentryArgv[sentryArgv.indexOf('--kubernetes-api-server') + 1], 'https://kubernetes.default.svc');
+  assert.equal(sentryArgv[sentryArgv.indexOf('--kubernetes-app-id-from') + 1], 'pod', "Dapr's rule by default");
   one(all, 'Role', 'courier-sidecar-injector');
   one(all, 'RoleBinding', 'courier-sidecar-injector');
   one(all, 'ConfigMap', 'courier-trust-bundle');
@@ -124,7 +129,7 @@ test('the control plane: namespace, Sentry, injector, webhook, RBAC; one replica
     }
   }
   // Least privilege: the Sentry may only read the token signing keys; the injector may only read the trust bundle.
-  assert.equal(at(one(all, 'ClusterRoleBinding'), 'roleRef', 'name'), 'system:service-account-issuer-discovery');
+  assert.equal(at(one(all, 'ClusterRoleBinding', 'courier-sentry'), 'roleRef', 'name'), 'system:service-account-issuer-discovery');
   assert.deepEqual(at(one(all, 'Role'), 'rules', 0, 'resourceNames'), ['courier-trust-bundle']);
 });
 

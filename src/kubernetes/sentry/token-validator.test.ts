@@ -12,6 +12,8 @@ import { createKeyAndCsr } from '../../security/index.js';
 import { newCa } from '../../security/testing/helpers.js';
 import { AppIdPolicy } from './app-ids.js';
 import { openKeySet } from './key-set.js';
+import { PodDirectory } from './pod-directory.js';
+import { FakeApiServer, recorded } from './testing/api-server.js';
 import { jwks, serviceAccountToken, signingKey, TEST_ISSUER, type SigningKey } from './testing/cluster.js';
 import { KubernetesTokenValidator, type KubernetesTokenFailure, type KubernetesTokenVerdict } from './token-validator.js';
 
@@ -239,5 +241,83 @@ describe('AppIdPolicy', () => {
     assert.throws(() => AppIdPolicy.fromObject({ 'Shop/a': ['a'] }), /is not/);
     assert.throws(() => AppIdPolicy.fromObject({ 'shop/a': [] }), /list of app ids/);
     assert.throws(() => AppIdPolicy.fromObject({ 'shop/a': ['has.dot'] }), /must not contain dots/);
+  });
+});
+
+describe('the pod a token names, read from the API server (recorded responses)', () => {
+  const ORDERS_UID = '5b1f6a8e-2c4d-4e9a-9f7b-3d2c1a0b9e8f';
+  const ORDERS_POD = 'orders-7d4b9c6f5-x2v9q';
+  let key: SigningKey;
+  let dir: string;
+  let api: FakeApiServer;
+  let pods: PodDirectory;
+  let byPod: KubernetesTokenValidator;
+  let bySa: KubernetesTokenValidator;
+
+  before(async () => {
+    key = await signingKey('k1');
+    dir = mkdtempSync(join(tmpdir(), 'courier-k8s-pods-'));
+    writeFileSync(join(dir, 'jwks.json'), JSON.stringify(jwks(key)));
+    writeFileSync(join(dir, 'token'), 'sentry-token\n');
+    api = await new FakeApiServer({ token: 'sentry-token' }).add(recorded('pod-orders.json')).add(recorded('pod-unannotated.json')).listen();
+    pods = new PodDirectory({ apiServer: api.url, tokenFile: join(dir, 'token'), timeoutMs: 1000 });
+    const keys = openKeySet({ file: join(dir, 'jwks.json') });
+    byPod = new KubernetesTokenValidator({ keys, issuer: TEST_ISSUER, audience: SENTRY_TOKEN_AUDIENCE, pods, appIdFrom: 'pod' });
+    bySa = new KubernetesTokenValidator({ keys, issuer: TEST_ISSUER, audience: SENTRY_TOKEN_AUDIENCE, pods });
+  });
+  after(async () => {
+    await pods.close();
+    await api.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const ordersToken = (spec: { podUid?: string; serviceAccount?: string; pod?: string } = {}): Promise<string> =>
+    serviceAccountToken(key, { namespace: 'shop', serviceAccount: spec.serviceAccount ?? 'orders', pod: spec.pod ?? ORDERS_POD, podUid: spec.podUid ?? ORDERS_UID });
+
+  test("with app ids from pods, the pod's dapr.io/app-id decides, as Dapr's Sentry; the Sentry's own token is the bearer", async () => {
+    assert.deepEqual(await byPod.validate(await ordersToken(), ask('orders')), { ok: true, identity: { namespace: 'shop', serviceAccount: 'orders', pod: ORDERS_POD } });
+    refused(await byPod.validate(await ordersToken(), ask('payments')), 'app_id_not_allowed', /has app id "orders" \(its dapr\.io\/app-id annotation\), not "payments"/);
+    assert.equal(api.requests.at(-1)?.path, `/api/v1/namespaces/shop/pods/${ORDERS_POD}`);
+    assert.equal(api.requests.at(-1)?.authorization, 'Bearer sentry-token');
+    // Without the annotation: the app id the injector defaulted it to (the pod's name here, a StatefulSet's).
+    const ledger = await serviceAccountToken(key, { namespace: 'shop', serviceAccount: 'default', pod: 'ledger-0', podUid: '9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d' });
+    assert.equal((await byPod.validate(ledger, ask('ledger-0'))).ok, true);
+    refused(await byPod.validate(ledger, ask('default')), 'app_id_not_allowed', /has app id "ledger-0"/);
+  });
+
+  test("a token whose pod is gone, or was replaced by another of the same name, is refused", async () => {
+    refused(await byPod.validate(await ordersToken({ pod: 'orders-7d4b9c6f5-gone1' }), ask('orders')), 'pod_not_found', /pod shop\/orders-7d4b9c6f5-gone1, which the token was issued for, does not exist/);
+    refused(await byPod.validate(await ordersToken({ podUid: '00000000-0000-4000-8000-000000000000' }), ask('orders')), 'pod_mismatch', /another uid/);
+    refused(await bySa.validate(await ordersToken({ serviceAccount: 'intruder' }), ask('intruder')), 'pod_mismatch', /runs as ServiceAccount orders, not intruder/);
+  });
+
+  test('with app ids from ServiceAccounts, the pod must still exist', async () => {
+    assert.equal((await bySa.validate(await ordersToken(), ask('orders'))).ok, true);
+    refused(await bySa.validate(await ordersToken({ pod: 'orders-7d4b9c6f5-gone2' }), ask('orders')), 'pod_not_found', /does not exist/);
+  });
+
+  test('an API server that refuses, fails or does not answer makes the token retryable (api_unavailable), naming why', async () => {
+    try {
+      api.failure = { status: 403, body: recorded('status-forbidden.json') };
+      refused(await byPod.validate(await ordersToken(), ask('orders')), 'api_unavailable', /answered 403 \(the Sentry needs get on pods\): pods "orders-7d4b9c6f5-x2v9q" is forbidden/);
+      api.failure = { status: 500, body: { kind: 'Status', apiVersion: 'v1', status: 'Failure', message: 'etcdserver: request timed out', code: 500 } };
+      refused(await byPod.validate(await ordersToken(), ask('orders')), 'api_unavailable', /answered 500: etcdserver: request timed out/);
+      api.failure = 'hang';
+      refused(await byPod.validate(await ordersToken(), ask('orders')), 'api_unavailable', /could not tell whether pod shop\/orders-7d4b9c6f5-x2v9q exists/);
+    } finally {
+      api.failure = undefined;
+    }
+    const noToken = new PodDirectory({ apiServer: api.url });
+    try {
+      await assert.rejects(noToken.get('shop', ORDERS_POD), /answered 401/);
+    } finally {
+      await noToken.close();
+    }
+  });
+
+  test('the API server must be https, or http on loopback; app ids from pods need it', () => {
+    assert.throws(() => new PodDirectory({ apiServer: 'http://api.example.com' }), /must be reached over https/);
+    assert.throws(() => new PodDirectory({ apiServer: 'not a url' }), /is not a URL/);
+    assert.throws(() => new KubernetesTokenValidator({ keys: openKeySet({ file: join(dir, 'jwks.json') }), issuer: TEST_ISSUER, audience: SENTRY_TOKEN_AUDIENCE, appIdFrom: 'pod' }), /need the API server/);
   });
 });

@@ -2,6 +2,7 @@ import { jwtVerify, type JWSAlgorithm, type JWTPayload } from 'jose';
 import { errorMessage } from '../../errors/index.js';
 import { AppIdPolicy, NAMESPACE_NAME, SERVICE_ACCOUNT_NAME } from './app-ids.js';
 import type { KeySet } from './key-set.js';
+import type { PodDirectory } from './pod-directory.js';
 
 /**
  * What Kubernetes signs ServiceAccount tokens with: RSA (the default) or ECDSA keys, per the key's type
@@ -30,7 +31,14 @@ export type KubernetesTokenFailure =
   | 'subject_mismatch'
   | 'wrong_namespace'
   | 'app_id_not_allowed'
-  | 'key_set_unavailable';
+  | 'pod_not_found'
+  | 'pod_mismatch'
+  | 'key_set_unavailable'
+  | 'api_unavailable';
+
+/** Where a pod's app id comes from: its ServiceAccount (and the mapping), or its `dapr.io/app-id` annotation as Dapr's Sentry reads it. */
+export const appIdSources = ['serviceaccount', 'pod'] as const;
+export type AppIdSource = (typeof appIdSources)[number];
 
 /** The workload a valid token speaks for. */
 export interface ServiceAccountIdentity {
@@ -51,6 +59,13 @@ export interface KubernetesTokenValidatorOptions {
   readonly audience: string;
   readonly appIds?: AppIdPolicy;
   readonly clockToleranceMs?: number;
+  /**
+   * The API server's pods: with it, the pod a token was issued for must still exist with the token's
+   * uid and ServiceAccount (a token outliving its pod is refused).
+   */
+  readonly pods?: PodDirectory | undefined;
+  /** Default `serviceaccount`; `pod` needs `pods`. */
+  readonly appIdFrom?: AppIdSource | undefined;
 }
 
 /**
@@ -66,6 +81,7 @@ export class KubernetesTokenValidator {
   readonly #appIds: AppIdPolicy;
 
   constructor(options: KubernetesTokenValidatorOptions) {
+    if (options.appIdFrom === 'pod' && options.pods === undefined) throw new Error('app ids from pods need the API server (pods)');
     this.#options = options;
     this.#appIds = options.appIds ?? new AppIdPolicy();
   }
@@ -102,7 +118,7 @@ export class KubernetesTokenValidator {
       typeof podName === 'string' && podName !== '' ? undefined : 'kubernetes.io.pod.name',
       typeof podUid === 'string' && podUid !== '' ? undefined : 'kubernetes.io.pod.uid',
     ].filter((m) => m !== undefined);
-    if (missing.length > 0 || typeof namespace !== 'string' || typeof serviceAccount !== 'string' || typeof podName !== 'string') {
+    if (missing.length > 0 || typeof namespace !== 'string' || typeof serviceAccount !== 'string' || typeof podName !== 'string' || typeof podUid !== 'string') {
       return deny('missing_claims', `the token is not a pod's ServiceAccount token: it lacks ${missing.join(', ')}`);
     }
     if (!NAMESPACE_NAME.test(namespace) || !SERVICE_ACCOUNT_NAME.test(serviceAccount)) {
@@ -114,6 +130,26 @@ export class KubernetesTokenValidator {
     if (request.namespace !== namespace) {
       return deny('wrong_namespace', `the token is for a pod in namespace "${namespace}", not "${echo(request.namespace)}"`);
     }
+    const pods = this.#options.pods;
+    if (pods !== undefined) {
+      let lookup;
+      try {
+        lookup = await pods.get(namespace, podName);
+      } catch (err) {
+        return deny('api_unavailable', `the API server could not tell whether pod ${namespace}/${echo(podName)} exists: ${errorMessage(err)}`);
+      }
+      if (!lookup.found) return deny('pod_not_found', `pod ${namespace}/${echo(podName)}, which the token was issued for, does not exist (any more)`);
+      if (lookup.pod.uid !== podUid) return deny('pod_mismatch', `pod ${namespace}/${echo(podName)} is not the one the token was issued for (another uid)`);
+      if (lookup.pod.serviceAccountName !== serviceAccount) {
+        return deny('pod_mismatch', `pod ${namespace}/${echo(podName)} runs as ServiceAccount ${lookup.pod.serviceAccountName}, not ${serviceAccount}`);
+      }
+      if (this.#options.appIdFrom === 'pod') {
+        if (lookup.pod.appId !== request.appId) {
+          return deny('app_id_not_allowed', `pod ${namespace}/${echo(podName)} has app id "${echo(lookup.pod.appId)}" (its dapr.io/app-id annotation), not "${echo(request.appId)}"`);
+        }
+        return { ok: true, identity: { namespace, serviceAccount, pod: podName } };
+      }
+    }
     if (!this.#appIds.allows(namespace, serviceAccount, request.appId)) {
       const allowed = this.#appIds.allowed(namespace, serviceAccount);
       return deny(
@@ -122,6 +158,11 @@ export class KubernetesTokenValidator {
       );
     }
     return { ok: true, identity: { namespace, serviceAccount, pod: podName } };
+  }
+
+  /** Closes the connections to the API server, if any. */
+  async close(): Promise<void> {
+    await this.#options.pods?.close();
   }
 
   /** jose's error, as a failure and a reason that names the rule broken. */

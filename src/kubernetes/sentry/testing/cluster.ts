@@ -27,6 +27,8 @@ export interface TokenSpec {
   namespace?: string;
   serviceAccount?: string;
   pod?: string;
+  /** The bound pod's uid (random by default). */
+  podUid?: string;
   issuer?: string;
   audience?: string | string[];
   /** Seconds from now. */
@@ -55,7 +57,7 @@ export async function serviceAccountToken(key: SigningKey, spec: TokenSpec = {})
     'kubernetes.io': {
       namespace,
       node: { name: 'node-1', uid: randomUUID() },
-      pod: { name: spec.pod ?? `${serviceAccount}-7d4b9c-x2v9q`, uid: randomUUID() },
+      pod: { name: spec.pod ?? `${serviceAccount}-7d4b9c-x2v9q`, uid: spec.podUid ?? randomUUID() },
       serviceaccount: { name: serviceAccount, uid: randomUUID() },
     },
   };
