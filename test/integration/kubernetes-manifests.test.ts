@@ -1,9 +1,10 @@
 // `courier kubernetes manifests` run as a process from the built CLI: its output is what kubectl gets.
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { parseAllDocuments } from 'yaml';
+import { loadConfiguration } from '../../src/config/configuration.js';
 import { validateObject } from '../../src/kubernetes/manifests/testing/schema.js';
 import { runCli } from '../framework/cli-process.js';
 import { TestEnv } from '../framework/env.js';
@@ -115,4 +116,42 @@ test('courier kubernetes manifests: a bad input is one line on stderr and exit c
   const help = await runCli(env, ['kubernetes', 'manifests', '--help']);
   assert.equal(help.code, 0);
   assert.match(help.stdout, /Usage: courier kubernetes manifests/);
+});
+
+test("a directory of Dapr manifests: Services for its apps, and its Configuration as the ConfigMap dapr.io/config names", async (t) => {
+  const env = testEnv(t);
+  const dir = join(env.home, 'deploy');
+  mkdirSync(dir);
+  // As a Dapr tutorial's deploy/ folder: apps sharing a Configuration, a public Service, a store without Dapr.
+  writeFileSync(
+    join(dir, 'appconfig.yaml'),
+    'apiVersion: dapr.io/v1alpha1\nkind: Configuration\nmetadata:\n  name: appconfig\nspec:\n  tracing:\n    samplingRate: "1"\n    zipkin:\n      endpointAddress: http://zipkin.default.svc.cluster.local:9411/api/v2/spans\n',
+  );
+  const app = (name: string, port: number): string =>
+    `apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: ${name}\nspec:\n  selector:\n    matchLabels: { app: ${name} }\n  template:\n    metadata:\n      labels: { app: ${name} }\n      annotations:\n        dapr.io/enabled: "true"\n        dapr.io/app-id: "${name}"\n        dapr.io/app-port: "${port}"\n        dapr.io/config: "appconfig"\n    spec:\n      containers: [{ name: ${name}, image: example/${name}:1, ports: [{ containerPort: ${port} }] }]\n`;
+  writeFileSync(join(dir, 'adder.yaml'), app('addapp', 6000));
+  writeFileSync(join(dir, 'front-end.yaml'), `kind: Service\napiVersion: v1\nmetadata:\n  name: front-end\nspec:\n  selector: { app: front-end }\n  ports: [{ port: 80, targetPort: 8080 }]\n  type: LoadBalancer\n---\n${app('front-end', 8080)}`);
+  writeFileSync(join(dir, 'redis.yaml'), 'apiVersion: apps/v1\nkind: Deployment\nmetadata: { name: redis }\nspec:\n  selector: { matchLabels: { app: redis } }\n  template:\n    metadata: { labels: { app: redis } }\n    spec: { containers: [{ name: redis, image: redis:7 }] }\n');
+  writeFileSync(join(dir, 'README.md'), '# not a manifest\n');
+
+  const res = await runCli(env, ['kubernetes', 'manifests', '--apps-only', '--app', dir]);
+  assert.equal(res.code, 0, res.stderr);
+  const objects = parseAllDocuments(res.stdout).map((d) => d.toJS() as Obj & { data?: Record<string, string> });
+  for (const o of objects) validateObject(o);
+  assert.deepEqual(
+    objects.map((o) => `${o.kind}/${o.metadata.namespace ?? ''}/${o.metadata.name}`),
+    ['Service/default/addapp-dapr', 'Service/default/front-end-dapr', 'ConfigMap/default/appconfig'],
+  );
+  // What the injector mounts at /etc/courier/config/config.yaml is a Configuration the sidecar loads.
+  const configFile = join(env.home, 'config.yaml');
+  writeFileSync(configFile, objects[2]?.data?.['config.yaml'] ?? '');
+  const config = loadConfiguration(configFile);
+  assert.equal(config.name, 'appconfig');
+  assert.equal(config.tracing?.samplingRate, '1');
+
+  // Two Configurations of one name in one namespace cannot both be applied.
+  writeFileSync(join(dir, 'again.yaml'), 'apiVersion: dapr.io/v1alpha1\nkind: Configuration\nmetadata:\n  name: appconfig\nspec: {}\n');
+  const twice = await runCli(env, ['kubernetes', 'manifests', '--apps-only', '--app', dir]);
+  assert.equal(twice.code, 1);
+  assert.match(twice.stderr, /Configuration appconfig: a Configuration appconfig in default is already given by .*again\.yaml|appconfig\.yaml: Configuration appconfig: a Configuration appconfig in default is already given/);
 });

@@ -4,7 +4,7 @@ import { CourierError, errorMessage } from '../../errors/index.js';
 import { flagError, formatFlagHelp, parseFlags, type FlagSpec } from '../../cli/flags.js';
 import { version } from '../../version.js';
 import { controlPlaneManifests, DEFAULT_KUBERNETES_ISSUER, type ControlPlaneOptions, type KubernetesObject } from './control-plane.js';
-import { appFromId, appsFromWorkloadFile, checkDistinctApps, discoveryServices, type DiscoveredApp } from './discovery.js';
+import { appFromId, checkDistinctApps, configurationConfigMaps, discoveryServices, resourcesFromPath, type DiscoveredApp, type DiscoveredConfiguration } from './discovery.js';
 import { checkNamespace, DEFAULT_NAMESPACE } from './names.js';
 
 const DEFAULT_IMAGE = `courier:${version}`;
@@ -17,7 +17,7 @@ const manifestFlags: readonly FlagSpec[] = [
     name: 'app',
     type: 'list',
     placeholder: '<file|app-id>',
-    help: 'a discovery Service for each workload of the file annotated dapr.io/enabled and dapr.io/app-id, or for the app id (repeatable)',
+    help: 'a manifests file or directory: a discovery Service for each workload annotated dapr.io/enabled and dapr.io/app-id, and a ConfigMap for each Dapr Configuration (what dapr.io/config names); or an app id (repeatable)',
   },
   { name: 'app-id', type: 'list', placeholder: '<app-id>', help: 'a discovery Service for this app id, selecting pods labelled dapr.io/app-id=<app-id> (repeatable)' },
   { name: 'app-namespace', type: 'string', placeholder: '<ns>', defaultText: 'default', help: 'the namespace of --app-id apps and of workloads that name none' },
@@ -66,13 +66,19 @@ Commands:
 export interface ManifestRequest {
   controlPlane: ControlPlaneOptions | undefined;
   apps: DiscoveredApp[];
+  /** Dapr Configuration documents from the --app files, printed as the ConfigMaps `dapr.io/config` names. */
+  configurations: DiscoveredConfiguration[];
   mtls: boolean;
   output: 'yaml' | 'json';
 }
 
 /** Every object the request asks for, control plane first. */
 export function manifestObjects(request: ManifestRequest): KubernetesObject[] {
-  return [...(request.controlPlane === undefined ? [] : controlPlaneManifests(request.controlPlane)), ...discoveryServices(request.apps, { mtls: request.mtls })];
+  return [
+    ...(request.controlPlane === undefined ? [] : controlPlaneManifests(request.controlPlane)),
+    ...discoveryServices(request.apps, { mtls: request.mtls }),
+    ...configurationConfigMaps(request.configurations),
+  ];
 }
 
 /** The objects as kubectl reads them: YAML documents separated by `---`, or one JSON List. */
@@ -124,15 +130,19 @@ export function parseManifestArgs(argv: readonly string[]): ManifestRequest | 'h
   if (output !== 'yaml' && output !== 'json') throw flagError(cmd, `--output: "${output}" is not yaml or json`);
 
   const apps: DiscoveredApp[] = [];
+  const configurations: DiscoveredConfiguration[] = [];
   for (const value of list('app')) {
-    apps.push(...wrap('app', () => (isWorkloadFile(value) ? appsFromWorkloadFile(value, appNamespace) : [appFromId(value, appNamespace, `--app ${value}`)])));
+    const found = wrap('app', () => (isWorkloadFile(value) ? resourcesFromPath(value, appNamespace) : { apps: [appFromId(value, appNamespace, `--app ${value}`)], configurations: [] }));
+    apps.push(...found.apps);
+    configurations.push(...found.configurations);
   }
   for (const value of list('app-id')) apps.push(wrap('app-id', () => appFromId(value, appNamespace)));
 
   // A CourierError of its own: the sources in the message name the flags.
   checkDistinctApps(apps);
   const appsOnly = values.get('apps-only') === true;
-  if (appsOnly && apps.length === 0) throw flagError(cmd, '--apps-only needs at least one --app or --app-id');
+  if (appsOnly && apps.length === 0 && configurations.length === 0) throw flagError(cmd, '--apps-only needs at least one --app or --app-id');
+  wrap('app', () => configurationConfigMaps(configurations));
   const webhookCaPem = readPem(cmd, 'webhook-ca-file', str('webhook-ca-file'));
   const trustAnchorsPem = readPem(cmd, 'trust-anchors-file', str('trust-anchors-file'));
   const issuer = (str('kubernetes-issuer') ?? DEFAULT_KUBERNETES_ISSUER).trim();
@@ -148,7 +158,7 @@ export function parseManifestArgs(argv: readonly string[]): ManifestRequest | 'h
     ...(webhookCaPem === undefined ? {} : { webhookCaPem }),
     ...(trustAnchorsPem === undefined ? {} : { trustAnchorsPem }),
   };
-  return { controlPlane: appsOnly ? undefined : controlPlane, apps, mtls: values.get('enable-mtls') !== false, output };
+  return { controlPlane: appsOnly ? undefined : controlPlane, apps, configurations, mtls: values.get('enable-mtls') !== false, output };
 }
 
 /** `courier kubernetes <command>`: only `manifests` for now. */

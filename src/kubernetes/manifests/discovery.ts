@@ -1,6 +1,8 @@
-import { readFileSync } from 'node:fs';
-import { parseAllDocuments } from 'yaml';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseAllDocuments, stringify } from 'yaml';
 import { CourierError, errorMessage } from '../../errors/index.js';
+import { CONFIG_KEY } from '../injector/patch.js';
 import type { KubernetesObject } from './control-plane.js';
 import { checkKubernetesAppId, checkNamespace, discoveryServiceName, SIDECAR_PORTS } from './names.js';
 
@@ -68,12 +70,79 @@ function stringMap(value: unknown): Record<string, string> {
   return out;
 }
 
+/** A Dapr `Configuration` resource found beside the workloads, turned into what the injector mounts. */
+export interface DiscoveredConfiguration {
+  name: string;
+  namespace: string;
+  /** The whole document, as the sidecar reads it from `config.yaml`. */
+  document: Record<string, unknown>;
+  source: string;
+}
+
+/** What a file (or directory) of manifests holds for Courier: its apps and its Dapr Configurations. */
+export interface DiscoveredResources {
+  apps: DiscoveredApp[];
+  configurations: DiscoveredConfiguration[];
+}
+
 /**
  * The apps of a file of workload manifests (one or several YAML documents, or a List). A workload is
  * an app when its pod template has `dapr.io/enabled: "true"` and a `dapr.io/app-id`, as the injector
  * requires; others in the file are skipped, but a file with none is an error, since it was named for one.
  */
 export function appsFromWorkloadText(text: string, source: string, defaultNamespace: string): DiscoveredApp[] {
+  const { apps, skipped } = readResources(text, source, defaultNamespace);
+  if (apps.length === 0) throw nothingFound(source, skipped);
+  return apps;
+}
+
+function nothingFound(source: string, skipped: readonly string[]): CourierError {
+  const why =
+    skipped.length > 0
+      ? `${skipped.join(', ')} ${skipped.length === 1 ? 'has' : 'have'} no dapr.io/enabled: "true" annotation on the pod template (spec.template.metadata.annotations)`
+      : 'it holds no Deployment, StatefulSet, DaemonSet or ReplicaSet';
+  return new CourierError('ERR_INVALID_CONFIG', `${source}: no app to make a discovery Service for: ${why}`);
+}
+
+/**
+ * The apps and the Dapr `Configuration` documents of a manifests file, or of every `.yaml`, `.yml` and
+ * `.json` file of a directory (as `kubectl apply -f <dir>` reads it). Other objects are passed over; a
+ * source with neither an app nor a Configuration is an error.
+ */
+export function resourcesFromPath(path: string, defaultNamespace: string): DiscoveredResources {
+  let files: string[];
+  try {
+    files = statSync(path).isDirectory()
+      ? readdirSync(path)
+          .filter((f) => /\.(ya?ml|json)$/i.test(f))
+          .sort()
+          .map((f) => join(path, f))
+      : [path];
+  } catch (err) {
+    throw new CourierError('ERR_INVALID_CONFIG', `${path}: ${errorMessage(err)}`, { cause: err });
+  }
+  const out: DiscoveredResources = { apps: [], configurations: [] };
+  const skipped: string[] = [];
+  for (const file of files) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new CourierError('ERR_INVALID_CONFIG', `${file}: ${errorMessage(err)}`, { cause: err });
+    }
+    const found = readResources(text, file, defaultNamespace);
+    out.apps.push(...found.apps);
+    out.configurations.push(...found.configurations);
+    skipped.push(...found.skipped);
+  }
+  if (out.apps.length === 0 && out.configurations.length === 0) {
+    if (files.length === 0) throw new CourierError('ERR_INVALID_CONFIG', `${path}: the directory holds no .yaml, .yml or .json file`);
+    throw nothingFound(path, skipped);
+  }
+  return out;
+}
+
+function readResources(text: string, source: string, defaultNamespace: string): DiscoveredResources & { skipped: string[] } {
   const docs = parseAllDocuments(text);
   const objects: Record<string, unknown>[] = [];
   for (const doc of docs) {
@@ -84,9 +153,14 @@ export function appsFromWorkloadText(text: string, source: string, defaultNamesp
     else objects.push(value);
   }
   const apps: DiscoveredApp[] = [];
+  const configurations: DiscoveredConfiguration[] = [];
   const skipped: string[] = [];
   for (const object of objects) {
     const kind = typeof object.kind === 'string' ? object.kind : '';
+    if (kind === 'Configuration' && typeof object.apiVersion === 'string' && object.apiVersion.startsWith('dapr.io/')) {
+      configurations.push(configurationOf(object, source, defaultNamespace));
+      continue;
+    }
     if (!WORKLOAD_KINDS.has(kind)) continue;
     const metadata = record(object.metadata) ?? {};
     const name = typeof metadata.name === 'string' ? metadata.name : '(unnamed)';
@@ -112,25 +186,48 @@ export function appsFromWorkloadText(text: string, source: string, defaultNamesp
     }
     apps.push({ appId, namespace, podLabels, source: where });
   }
-  if (apps.length === 0) {
-    const why =
-      skipped.length > 0
-        ? `${skipped.join(', ')} ${skipped.length === 1 ? 'has' : 'have'} no dapr.io/enabled: "true" annotation on the pod template (spec.template.metadata.annotations)`
-        : 'it holds no Deployment, StatefulSet, DaemonSet or ReplicaSet';
-    throw new CourierError('ERR_INVALID_CONFIG', `${source}: no app to make a discovery Service for: ${why}`);
-  }
-  return apps;
+  return { apps, configurations, skipped };
 }
 
-export function appsFromWorkloadFile(file: string, defaultNamespace: string): DiscoveredApp[] {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new CourierError('ERR_INVALID_CONFIG', `${file}: ${errorMessage(err)}`, { cause: err });
-  }
-  return appsFromWorkloadText(text, file, defaultNamespace);
+/** A ConfigMap name (DNS-1123 subdomain), which `dapr.io/config` names. */
+const CONFIG_MAP_NAME = /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+
+function configurationOf(object: Record<string, unknown>, source: string, defaultNamespace: string): DiscoveredConfiguration {
+  const metadata = record(object.metadata) ?? {};
+  const name = typeof metadata.name === 'string' ? metadata.name : '';
+  const where = `${source}: Configuration ${name === '' ? '(unnamed)' : name}`;
+  if (!CONFIG_MAP_NAME.test(name)) throw new CourierError('ERR_INVALID_CONFIG', `${where}: "${name}" is not a name a ConfigMap can have (lower-case letters, digits, "-" and ".")`);
+  const namespace = typeof metadata.namespace === 'string' ? metadata.namespace : defaultNamespace;
+  checkNamespace(namespace, `${where}: metadata.namespace`);
+  return { name, namespace, document: object, source: where };
 }
+
+/**
+ * The ConfigMap the injector mounts for `dapr.io/config: <name>`: the Configuration document under
+ * `config.yaml`, in the Configuration's namespace. Two Configurations of one name in one namespace
+ * are an error, as two objects of one name are for the API server.
+ */
+export function configurationConfigMaps(configurations: readonly DiscoveredConfiguration[]): KubernetesObject[] {
+  const seen = new Map<string, string>();
+  return configurations.map((c) => {
+    const key = `${c.namespace}/${c.name}`;
+    const previous = seen.get(key);
+    if (previous !== undefined) throw new CourierError('ERR_INVALID_CONFIG', `${c.source}: a Configuration ${c.name} in ${c.namespace} is already given by ${previous}`);
+    seen.set(key, c.source);
+    return {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: {
+        name: c.name,
+        namespace: c.namespace,
+        labels: { 'app.kubernetes.io/part-of': 'courier', 'app.kubernetes.io/managed-by': 'courier' },
+        annotations: { 'courier.dev/description': `the Dapr Configuration ${c.name}, for pods annotated dapr.io/config: ${c.name}` },
+      },
+      data: { [CONFIG_KEY]: stringify(c.document, { lineWidth: 0 }) },
+    };
+  });
+}
+
 
 /** One Service per app id and namespace: two workloads claiming the same one would fight over it. */
 export function checkDistinctApps(apps: readonly DiscoveredApp[]): void {

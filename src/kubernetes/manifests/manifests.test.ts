@@ -228,7 +228,7 @@ test('--namespace, --image and --replicas reach every place they belong', () => 
 test("an app's discovery Service: <app-id>-dapr, headless, Dapr's four ports, selecting the pod template's labels", () => {
   const [app] = appsFromWorkloadText(deploymentYaml('        dapr.io/enabled: "true"\n        dapr.io/app-id: orders', '  namespace: shop\n'), 'orders.yaml', 'default');
   assert.ok(app !== undefined);
-  const [service] = manifestObjects({ controlPlane: undefined, apps: [app], mtls: true, output: 'yaml' });
+  const [service] = manifestObjects({ controlPlane: undefined, apps: [app], configurations: [], mtls: true, output: 'yaml' });
   assert.ok(service !== undefined);
   validateObject(service);
   assert.equal(service.metadata.name, 'orders-dapr');
@@ -245,14 +245,14 @@ test("an app's discovery Service: <app-id>-dapr, headless, Dapr's four ports, se
       ['dapr-metrics', 9090, 9090, 'http'],
     ],
   );
-  const [plain] = manifestObjects({ controlPlane: undefined, apps: [appFromId('checkout', 'default')], mtls: false, output: 'yaml' });
+  const [plain] = manifestObjects({ controlPlane: undefined, apps: [appFromId('checkout', 'default')], configurations: [], mtls: false, output: 'yaml' });
   assert.deepEqual(at(plain, 'spec', 'selector'), { 'dapr.io/app-id': 'checkout' });
   assert.equal(at(plain, 'spec', 'ports', 2, 'appProtocol'), 'grpc');
 });
 
 test('the Service is the name the Kubernetes resolver looks up', async () => {
   const [app] = appsFromWorkloadText(deploymentYaml('        dapr.io/enabled: "true"\n        dapr.io/app-id: orders', '  namespace: shop\n'), 'orders.yaml', 'default');
-  const [service] = manifestObjects({ controlPlane: undefined, apps: [app as NonNullable<typeof app>], mtls: true, output: 'yaml' });
+  const [service] = manifestObjects({ controlPlane: undefined, apps: [app as NonNullable<typeof app>], configurations: [], mtls: true, output: 'yaml' });
   const resolver = new KubernetesNameResolver(parseKubernetesMetadata(undefined, 'test'), pino({ level: 'silent' }));
   await resolver.register({ appId: 'me', namespace: 'shop', host: '10.0.0.1', internalPort: 50002, httpPort: 3500 });
   const target = resolver.target({ appId: 'orders', namespace: 'shop' });
