@@ -16,15 +16,14 @@
 // the lowest of several windows is the steadier figure: interference only ever adds CPU time.
 //
 //   npm run bench:observability-cost [-- --reps 5 --seconds 10 --variants default,lean,nometrics,notracing]
-import { spawn } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { repoRoot, TestEnv } from '../test/framework/env.js';
 import { startSidecar } from '../test/framework/sidecar-process.js';
 import { NODE_FLAGS } from '../src/runtime/heap-flags.js';
-import type { LoadResult, LoadSpec } from './lib/loadgen.js';
+import type { LoadSpec } from './lib/loadgen.js';
 import { cpuSeconds } from './lib/proc.js';
-import { startPortPrinter } from './lib/processes.js';
+import { runLoadProcess, startPortPrinter } from './lib/processes.js';
 
 function option(name: string, fallback: string): string {
   const at = process.argv.indexOf(`--${name}`);
@@ -35,15 +34,6 @@ const SECONDS = Math.max(2, Number(option('seconds', '10')) || 10);
 const RATE = 1000;
 
 const LEAN_CONFIG = 'apiVersion: dapr.io/v1alpha1\nkind: Configuration\nmetadata:\n  name: lean\nspec:\n  tracing:\n    samplingRate: "0"\n';
-
-function generate(spec: LoadSpec): Promise<LoadResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'bench', 'lib', 'loadgen.ts'), JSON.stringify(spec)], { stdio: ['ignore', 'pipe', 'inherit'], cwd: repoRoot });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.once('exit', (code) => (code === 0 ? resolve(JSON.parse(out.trim().split('\n').pop() ?? '{}') as LoadResult) : reject(new Error(`the load generator exited with ${String(code)}`))));
-  });
-}
 
 const median = (xs: readonly number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
@@ -78,7 +68,7 @@ try {
   }
   const spec = (url: string, seconds: number): LoadSpec => ({ kind: 'http', url, rate: RATE, connections: 16, warmupSeconds: 0, seconds, bodyBytes: 1024 });
   process.stderr.write(`observability cost: ${names.join(', ')}; ${REPS} repetitions of ${SECONDS} s at ${RATE} requests/s, node ${process.version}\n`);
-  for (const p of pairs) await generate(spec(p.url, 5)); // warm-up
+  for (const p of pairs) await runLoadProcess(spec(p.url, 5)); // warm-up
   const rows = new Map<string, { a: number[]; b: number[]; p50: number[]; p99: number[] }>();
   for (let rep = 0; rep < REPS; rep++) {
     for (let i = 0; i < pairs.length; i++) {
@@ -86,7 +76,7 @@ try {
       if (p === undefined) continue;
       const a0 = cpuSeconds(p.a.pid);
       const b0 = cpuSeconds(p.b.pid);
-      const res = await generate(spec(p.url, SECONDS));
+      const res = await runLoadProcess(spec(p.url, SECONDS));
       const thousands = res.completed / 1000;
       const row = rows.get(p.name) ?? { a: [], b: [], p50: [], p99: [] };
       rows.set(p.name, row);

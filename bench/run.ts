@@ -20,9 +20,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { repoRoot, TestEnv } from '../test/framework/env.js';
 import { startSidecar as startTestSidecar, type SidecarProcess } from '../test/framework/sidecar-process.js';
 import { startSentry } from '../test/framework/sentry-process.js';
-import type { LoadResult, LoadSpec } from './lib/loadgen.js';
+import type { LoadSpec } from './lib/loadgen.js';
 import { cpuSeconds, machineDescription, rssBytes, sampleRss } from './lib/proc.js';
-import { ensureTools, startNginx, startPortPrinter } from './lib/processes.js';
+import { ensureTools, runLoadProcess, startNginx, startPortPrinter } from './lib/processes.js';
 import { upload } from './lib/upload.js';
 import { findNode24 } from './lib/node24.js';
 import { NODE_FLAGS } from '../src/runtime/heap-flags.js';
@@ -126,23 +126,6 @@ async function supervisorRss(home: string, node = process.execPath, extraEnv: Re
   }
 }
 
-/** Runs the load generator in its own process (so its CPU is not the measured processes'). */
-function generate(spec: LoadSpec): Promise<LoadResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'bench', 'lib', 'loadgen.ts'), JSON.stringify(spec)], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      cwd: repoRoot,
-    });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    child.once('exit', (code) => {
-      if (code !== 0) reject(new Error(`the load generator exited with ${String(code)}:\n${err}`));
-      else resolve(JSON.parse(out.trim().split('\n').pop() ?? '{}') as LoadResult);
-    });
-  });
-}
 
 async function measurePath(path: PathSetup): Promise<PathRun> {
   const spec = (seconds: number): LoadSpec => ({
@@ -155,12 +138,12 @@ async function measurePath(path: PathSetup): Promise<PathRun> {
     bodyBytes: method.bodyBytes,
     ...(path.headers === undefined ? {} : { headers: path.headers }),
   });
-  await generate(spec(method.warmupSeconds));
+  await runLoadProcess(spec(method.warmupSeconds));
   const pids = path.processes.map((p) => p.pid);
   for (const p of path.processes) if (p.profilePort !== undefined) await runtimeReport(p.profilePort, true);
   const cpuBefore = pids.map(cpuSeconds);
   const rss = sampleRss(pids, 250);
-  const load = await generate(spec(method.measuredSeconds));
+  const load = await runLoadProcess(spec(method.measuredSeconds));
   const peaks = rss.stop();
   const cpuAfter = pids.map(cpuSeconds);
   const stalls = await Promise.all(path.processes.map(async (p) => (p.profilePort === undefined ? undefined : stallFigures(await runtimeReport(p.profilePort, false)))));

@@ -4,6 +4,8 @@ import { accessSync, constants, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { accepts, ChildHandle } from '../../test/framework/child.js';
+import { repoRoot } from '../../test/framework/env.js';
+import type { LoadResult, LoadSpec } from './loadgen.js';
 
 /** Starts `node <script>` that prints its port on the first line of stdout; resolves with the port. */
 export async function startPortPrinter(name: string, args: string[]): Promise<{ child: ChildHandle; port: number }> {
@@ -113,4 +115,22 @@ export function ensureTools(): Record<'wrk' | 'nginx' | 'h2load', string | { mis
     out[tool] = find(tool) ?? { missing: `${tool} (Debian package ${wanted[tool]}) is ${installProblem || 'not installed'}` };
   }
   return out;
+}
+
+/** Runs the load generator in its own process (so its CPU is not the measured processes'). */
+export function runLoadProcess(spec: LoadSpec): Promise<LoadResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', join(repoRoot, 'bench', 'lib', 'loadgen.ts'), JSON.stringify(spec)], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      cwd: repoRoot,
+    });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    child.once('exit', (code) => {
+      if (code !== 0) reject(new Error(`the load generator exited with ${String(code)}:\n${err}`));
+      else resolve(JSON.parse(out.trim().split('\n').pop() ?? '{}') as LoadResult);
+    });
+  });
 }

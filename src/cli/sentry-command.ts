@@ -290,12 +290,7 @@ async function kubernetesValidator(cmd: string, str: (name: string) => string | 
   if (url === undefined && (caFile !== undefined || tokenFile !== undefined)) {
     throw flagError(cmd, `--kubernetes-jwks-${caFile !== undefined ? 'ca' : 'token'}-file goes with --kubernetes-jwks-url, not --kubernetes-jwks-file`);
   }
-  let caPem: string | undefined;
-  try {
-    caPem = caFile === undefined ? undefined : readFileSync(caFile, 'utf8');
-  } catch (err) {
-    throw flagError(cmd, `--kubernetes-jwks-ca-file ${caFile ?? ''}: ${errorMessage(err)}`);
-  }
+  const caPem = readFlagFile(cmd, 'kubernetes-jwks-ca-file', caFile);
   const appIdFrom = appIdFromText === 'serviceaccount' || appIdFromText === 'pod' ? appIdFromText : undefined;
   if (appIdFrom === undefined) throw flagError(cmd, `--kubernetes-app-id-from: "${appIdFromText}" is not serviceaccount or pod`);
   if (appIdFrom === 'pod' && apiServer === undefined) throw flagError(cmd, '--kubernetes-app-id-from pod needs --kubernetes-api-server (the Sentry reads the pod\'s annotation)');
@@ -305,12 +300,7 @@ async function kubernetesValidator(cmd: string, str: (name: string) => string | 
   if (apiServer === undefined && (apiCaFile !== undefined || apiTokenFile !== undefined)) {
     throw flagError(cmd, `--kubernetes-api-${apiCaFile !== undefined ? 'ca' : 'token'}-file needs --kubernetes-api-server`);
   }
-  let apiCaPem: string | undefined;
-  try {
-    apiCaPem = apiCaFile === undefined ? undefined : readFileSync(apiCaFile, 'utf8');
-  } catch (err) {
-    throw flagError(cmd, `--kubernetes-api-ca-file ${apiCaFile ?? ''}: ${errorMessage(err)}`);
-  }
+  const apiCaPem = readFlagFile(cmd, 'kubernetes-api-ca-file', apiCaFile);
   const [{ openKeySet }, { AppIdPolicy }, { KubernetesTokenValidator }, { PodDirectory }] = await Promise.all([
     import('../kubernetes/sentry/key-set.js'),
     import('../kubernetes/sentry/app-ids.js'),
@@ -325,6 +315,16 @@ async function kubernetesValidator(cmd: string, str: (name: string) => string | 
   const appIdRule = appIdFrom === 'pod' ? "the pod's dapr.io/app-id annotation" : mapFile === undefined ? 'the ServiceAccount name' : `${mapFile} (${appIds.size} entries), else the ServiceAccount name`;
   log.info({ jwks: keys.description, issuer, audience, app_ids: appIdRule, pods: pods?.description ?? 'not looked up' }, 'accepting Kubernetes ServiceAccount tokens');
   return new KubernetesTokenValidator({ keys, issuer, audience, appIds, pods, appIdFrom });
+}
+
+/** The content of the file a flag names (undefined without the flag); an unreadable one is the flag's error. */
+function readFlagFile(cmd: string, flag: string, file: string | undefined): string | undefined {
+  if (file === undefined) return undefined;
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (err) {
+    throw flagError(cmd, `--${flag} ${file}: ${errorMessage(err)}`);
+  }
 }
 
 function describeLimit(limit: { perSecond: number; burst: number }): string {

@@ -1,5 +1,4 @@
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { AccessControlPolicy, parseAccessControl } from '../acl/index.js';
 import { HttpApiServer } from '../api/http/server.js';
 import { GrpcApiServer } from '../api/grpc/server.js';
@@ -48,8 +47,6 @@ import { formatSpiffeId } from '../security/spiffe.js';
 import { stableInternalPort } from './ports.js';
 import { processStartTime, removeRunRecord, writeRunRecord } from './run-registry.js';
 
-/** How often a shutdown block looks at the app's health. */
-const BLOCK_POLL_MS = 100;
 /** How long a resolver answer is reused: new instances are called within this, dead ones leave at their liveness deadline. */
 const RESOLVER_CACHE_TTL_MS = 1000;
 /** The resources of a sidecar without --resources-path. */
@@ -434,19 +431,31 @@ export class Sidecar {
    * passed or the app turns unhealthy (with the app health check on), so an app that is stopping can
    * still make and take calls; resolves at once without it, or before start-up has finished.
    */
-  async blockShutdown(): Promise<void> {
+  blockShutdown(): Promise<void> {
     const blockMs = this.#options.blockShutdownMs ?? 0;
-    if (blockMs <= 0 || this.#info === undefined || this.#stopping !== undefined) return;
+    const channel = this.#appChannel;
+    if (blockMs <= 0 || this.#info === undefined || this.#stopping !== undefined) return Promise.resolve();
     const log = this.#logger;
-    log.info({ block_ms: blockMs }, 'blocking shutdown until the block duration passes or the app turns unhealthy');
-    const deadline = Date.now() + blockMs;
-    while (Date.now() < deadline && this.#stopping === undefined) {
-      if (this.#appChannel?.state.t === 'unhealthy') {
-        log.info('the app is unhealthy: ending the shutdown block');
-        return;
-      }
-      await sleep(Math.min(BLOCK_POLL_MS, deadline - Date.now()), undefined, { ref: false });
+    const unhealthy = (): void => log.info('the app is unhealthy: ending the shutdown block');
+    if (channel?.state.t === 'unhealthy') {
+      unhealthy();
+      return Promise.resolve();
     }
+    log.info({ block_ms: blockMs }, 'blocking shutdown until the block duration passes or the app turns unhealthy');
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        unsubscribe?.();
+        resolve();
+      };
+      const timer = setTimeout(done, blockMs);
+      timer.unref();
+      const unsubscribe = channel?.onStateChange((state) => {
+        if (state.t !== 'unhealthy') return;
+        unhealthy();
+        done();
+      });
+    });
   }
 
   /**

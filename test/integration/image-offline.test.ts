@@ -103,7 +103,30 @@ test('the image built offline with buildah from scratch runs Sentries and mTLS s
   assert.equal(listing.code, 0, listing.stderr);
   for (const entry of ['oci-layout', 'index.json']) assert.ok(listing.stdout.split('\n').includes(entry), `${entry} in the archive: ${listing.stdout}`);
 
-  const runFlags = ['--pull', 'never', '--network', 'host', '--read-only', '--ulimit', `nofile=${openFilesLimit()}`, '--ulimit', 'nproc=4096:4096', '-v', `${data}:/data`, '-e', 'COURIER_HOME=/data'];
+  // Every container: the host's network (listening on 127.0.0.1 only), a read-only root, rlimits this machine allows.
+  const isolated = ['--pull', 'never', '--network', 'host', '--read-only', '--ulimit', `nofile=${openFilesLimit()}`, '--ulimit', 'nproc=4096:4096'];
+  const runFlags = [...isolated, '-v', `${data}:/data`, '-e', 'COURIER_HOME=/data'];
+  const logs = async (name: string): Promise<string> => {
+    const r = await podman(['logs', name]);
+    return r.stdout + r.stderr;
+  };
+  /** Starts a detached container and waits for it to be ready, failing with its logs otherwise. */
+  const startContainer = async (name: string, args: readonly string[], waitReady: () => Promise<void>): Promise<void> => {
+    names.push(name);
+    const started = await podman(['run', '-d', '--name', name, ...args]);
+    assert.equal(started.code, 0, started.stderr);
+    try {
+      await waitReady();
+    } catch (err) {
+      assert.fail(`${name}: ${String(err)}\n${await logs(name)}`);
+    }
+  };
+  const healthy = (port: number) => (): Promise<void> => waitForHealthz(port, 60_000);
+  const listening = (port: number) => async (): Promise<void> => {
+    for (const deadline = Date.now() + 60_000; !(await accepts(port)); await sleep(100)) {
+      if (Date.now() > deadline) throw new Error(`nothing listens on ${port} after 60 s`);
+    }
+  };
 
   // Nothing but Courier in it: no shell to exec into.
   const shell = await podman(['run', '--rm', ...runFlags, '--entrypoint', '/bin/sh', tag, '-c', 'true']);
@@ -124,17 +147,8 @@ test('the image built offline with buildah from scratch runs Sentries and mTLS s
 
   // The Sentry, in a container, keeping its credentials on the volume.
   const sentryPort = await freePort();
-  names.push(`sentry-${process.pid}`);
-  const sentry = await podman(['run', '-d', '--name', `sentry-${process.pid}`, ...runFlags, tag, 'sentry', '--port', String(sentryPort), '--listen-address', '127.0.0.1', '--issuer-credentials', '/data/certs']);
-  assert.equal(sentry.code, 0, sentry.stderr);
-  const logs = async (name: string): Promise<string> => {
-    const r = await podman(['logs', name]);
-    return r.stdout + r.stderr;
-  };
-  for (let deadline = Date.now() + 60_000; !(await accepts(sentryPort)); ) {
-    if (Date.now() > deadline) assert.fail(`the Sentry did not listen on ${sentryPort}:\n${await logs(`sentry-${process.pid}`)}`);
-    await sleep(100);
-  }
+  const firstSentry = `sentry-${process.pid}`;
+  await startContainer(firstSentry, [...runFlags, tag, 'sentry', '--port', String(sentryPort), '--listen-address', '127.0.0.1', '--issuer-credentials', '/data/certs'], listening(sentryPort));
   assert.ok(existsSync(join(data, 'certs', 'ca.crt')));
 
   // A second Sentry as the generated manifests run it: the same CA mounted read-only as a Secret volume
@@ -147,16 +161,11 @@ test('the image built offline with buildah from scratch runs Sentries and mTLS s
   }
   const secondSentryPort = await freePort();
   const secondSentry = `sentry2-${process.pid}`;
-  names.push(secondSentry);
-  const started = await podman([
-    'run', '-d', '--name', secondSentry, ...runFlags, tag, 'sentry', '--port', String(secondSentryPort), '--listen-address', '127.0.0.1',
-    '--issuer-credentials', '/tmp/credentials', '--issuer-credentials-from', '/data/secret',
-  ]);
-  assert.equal(started.code, 0, started.stderr);
-  for (let deadline = Date.now() + 60_000; !(await accepts(secondSentryPort)); ) {
-    if (Date.now() > deadline) assert.fail(`the second Sentry did not listen on ${secondSentryPort}:\n${await logs(secondSentry)}`);
-    await sleep(100);
-  }
+  await startContainer(
+    secondSentry,
+    [...runFlags, tag, 'sentry', '--port', String(secondSentryPort), '--listen-address', '127.0.0.1', '--issuer-credentials', '/tmp/credentials', '--issuer-credentials-from', '/data/secret'],
+    listening(secondSentryPort),
+  );
 
   const tokenFor = async (appId: string): Promise<string> => {
     const r = await podman(['run', '--rm', ...runFlags, tag, 'sentry', 'token', '--app-id', appId, '--issuer-credentials', '/data/certs']);
@@ -168,20 +177,15 @@ test('the image built offline with buildah from scratch runs Sentries and mTLS s
   const sidecar = async (appId: string, sentryAt: number, appPort?: number): Promise<{ name: string; httpPort: number; metricsPort: number }> => {
     const [httpPort, grpcPort, metricsPort, internalPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
     const name = `${appId}-${process.pid}`;
-    names.push(name);
-    const r = await podman([
-      'run', '-d', '--name', name, ...runFlags, '-e', `COURIER_SENTRY_TOKEN=${await tokenFor(appId)}`, tag,
+    const token = await tokenFor(appId);
+    // prettier-ignore
+    await startContainer(name, [
+      ...runFlags, '-e', `COURIER_SENTRY_TOKEN=${token}`, tag,
       'sidecar', '--app-id', appId, ...(appPort === undefined ? [] : ['--app-port', String(appPort)]),
       '--dapr-http-port', String(httpPort), '--dapr-grpc-port', String(grpcPort), '--dapr-internal-grpc-port', String(internalPort),
       '--dapr-listen-addresses', '127.0.0.1', '--metrics-port', String(metricsPort), '--metrics-listen-address', '127.0.0.1',
       '--enable-mtls', '--sentry-address', `127.0.0.1:${sentryAt}`, '--trust-anchors-file', '/data/certs/ca.crt',
-    ]);
-    assert.equal(r.code, 0, r.stderr);
-    try {
-      await waitForHealthz(httpPort, 60_000);
-    } catch (err) {
-      assert.fail(`${String(err)}\n${await logs(name)}`);
-    }
+    ], healthy(httpPort));
     return { name, httpPort, metricsPort };
   };
   const orders = await sidecar('orders', sentryPort, app.port);
@@ -204,24 +208,19 @@ test('the image built offline with buildah from scratch runs Sentries and mTLS s
   // starts, serves its health endpoints on the public port and picks the kubernetes name resolver.
   const [podHttp, podPublic, podMetrics] = [await freePort(), await freePort(), await freePort()];
   const podName = `pod-${process.pid}`;
-  names.push(podName);
-  const podSidecar = await podman([
-    'run', '-d', '--name', podName, '--pull', 'never', '--network', 'host', '--read-only', '--ulimit', `nofile=${openFilesLimit()}`, '--ulimit', 'nproc=4096:4096', tag,
-    'sidecar', '--mode', 'kubernetes', '--app-id', 'payments', '--dapr-http-port', String(podHttp), '--dapr-grpc-port', '0', '--dapr-internal-grpc-port', String(await freePort()),
+  const podInternal = await freePort();
+  // prettier-ignore
+  await startContainer(podName, [
+    ...isolated, tag,
+    'sidecar', '--mode', 'kubernetes', '--app-id', 'payments', '--dapr-http-port', String(podHttp), '--dapr-grpc-port', '0', '--dapr-internal-grpc-port', String(podInternal),
     '--dapr-listen-addresses', '127.0.0.1', '--dapr-public-port', String(podPublic), '--dapr-public-listen-address', '127.0.0.1',
     '--metrics-port', String(podMetrics), '--metrics-listen-address', '127.0.0.1',
-  ]);
-  assert.equal(podSidecar.code, 0, podSidecar.stderr);
-  try {
-    await waitForHealthz(podPublic, 60_000);
-  } catch (err) {
-    assert.fail(`${String(err)}\n${await logs(podName)}`);
-  }
+  ], healthy(podPublic));
   const podInfo = (await (await fetch(`http://127.0.0.1:${podMetrics}/courier/v1/info`)).json()) as { resolver: string; namespace: string };
   assert.equal(podInfo.resolver, 'kubernetes');
 
   // Stopped as a kubelet stops a pod: SIGTERM to the container's first process, which is node itself.
-  for (const name of [podName, checkout.name, orders.name, `sentry-${process.pid}`, secondSentry]) {
+  for (const name of [podName, checkout.name, orders.name, firstSentry, secondSentry]) {
     const stopped = await podman(['stop', '--time', '30', name], 60_000);
     assert.equal(stopped.code, 0, stopped.stderr);
     const state = await podman(['inspect', '--format', '{{.State.ExitCode}}', name]);

@@ -153,5 +153,6 @@ test("a directory of Dapr manifests: Services for its apps, and its Configuratio
   writeFileSync(join(dir, 'again.yaml'), 'apiVersion: dapr.io/v1alpha1\nkind: Configuration\nmetadata:\n  name: appconfig\nspec: {}\n');
   const twice = await runCli(env, ['kubernetes', 'manifests', '--apps-only', '--app', dir]);
   assert.equal(twice.code, 1);
-  assert.match(twice.stderr, /Configuration appconfig: a Configuration appconfig in default is already given by .*again\.yaml|appconfig\.yaml: Configuration appconfig: a Configuration appconfig in default is already given/);
+  // Files are read in name order: again.yaml, then appconfig.yaml.
+  assert.match(twice.stderr, /appconfig\.yaml: Configuration appconfig: a Configuration appconfig in default is already given by \S*again\.yaml: Configuration appconfig/);
 });

@@ -5,6 +5,7 @@
 import { request } from 'node:http';
 import { defaultConfiguration, loadConfiguration } from '../../config/configuration.js';
 import { courierHome } from '../../runtime/options.js';
+import { readAtMost } from '../../util/read-bounded.js';
 import { listRunRecords, runDirectory } from '../../runtime/run-registry.js';
 import { CourierError, errorMessage } from '../../errors/index.js';
 import { defaultNameResolutionComponent, defaultRegistry, joinHostPort, type NameResolutionSpec, type NameResolver, type ResolvedAddress, type ResolverDeps } from '../../nameresolution/index.js';
@@ -135,25 +136,21 @@ function getJson(baseUrl: string, path: string, options: SampleOptions): Promise
           readProblemBody(res, (body) => fail(statusProblem(status, path, body)));
           return;
         }
-        const chunks: Buffer[] = [];
-        let size = 0;
-        res.on('data', (chunk: Buffer) => {
-          size += chunk.length;
-          if (size > MAX_BODY_BYTES) {
-            req.destroy();
-            fail(`${path}: the answer is larger than ${MAX_BODY_BYTES} bytes`);
-            return;
-          }
-          chunks.push(chunk);
-        });
-        res.on('end', () => {
-          try {
-            resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')));
-          } catch {
-            fail(`${path}: the answer is not JSON`);
-          }
-        });
-        res.on('error', (err) => fail(requestProblem(err, timeoutMs)));
+        readAtMost(res, MAX_BODY_BYTES).then(
+          (body) => {
+            if (body === undefined) {
+              req.destroy();
+              fail(`${path}: the answer is larger than ${MAX_BODY_BYTES} bytes`);
+              return;
+            }
+            try {
+              resolve(JSON.parse(body.toString('utf8')));
+            } catch {
+              fail(`${path}: the answer is not JSON`);
+            }
+          },
+          (err: unknown) => fail(requestProblem(err, timeoutMs)),
+        );
       },
     );
     req.on('error', (err) => fail(requestProblem(err, timeoutMs)));

@@ -194,10 +194,7 @@ export function readSidecarSettings(annotations: Readonly<Record<string, string>
     appProtocol = parseAppProtocol(protocolText);
     if (appProtocol === undefined) r.problem(`dapr.io/app-protocol: "${protocolText}" is not one of ${appProtocols.join(', ')}`);
   }
-  const logLevel = r.string('log-level')?.toLowerCase();
-  if (logLevel !== undefined && !(logLevels as readonly string[]).includes(logLevel)) {
-    r.problem(`dapr.io/log-level: "${logLevel}" is not one of ${logLevels.join(', ')}`);
-  }
+  const logLevel = r.oneOf('log-level', logLevels);
 
   const limits: Record<string, string> = {};
   const requests: Record<string, string> = {};
@@ -221,16 +218,6 @@ export function readSidecarSettings(annotations: Readonly<Record<string, string>
   const listenAddresses = listenText === undefined ? [...DEFAULT_LISTEN_ADDRESSES] : listenText.split(',').map((a) => a.trim()).filter((a) => a !== '');
   if (listenText !== undefined && listenAddresses.length === 0) r.problem('dapr.io/sidecar-listen-addresses: names no address');
 
-  const seccompText = r.string('sidecar-seccomp-profile-type');
-  const seccompProfileType = seccompProfileTypes.find((t) => t.toLowerCase() === seccompText?.toLowerCase());
-  if (seccompText !== undefined && seccompProfileType === undefined) {
-    r.problem(`${PREFIX}sidecar-seccomp-profile-type: "${seccompText}" is not one of ${seccompProfileTypes.join(', ')}`);
-  }
-  const socketPath = r.string('unix-domain-socket-path');
-  if (socketPath !== undefined && !socketPath.startsWith('/')) r.problem(`${PREFIX}unix-domain-socket-path: "${socketPath}" is not an absolute path`);
-  const blockShutdown = r.string('block-shutdown-duration');
-  const blockMs = blockShutdown === undefined ? undefined : parseDuration(blockShutdown, 's');
-  if (blockShutdown !== undefined && (blockMs === undefined || blockMs < 0)) r.problem(`${PREFIX}block-shutdown-duration: "${blockShutdown}" is not a duration such as 30s or 1m`);
   r.bool('http-stream-request-body');
   const volumeMounts = [...r.volumeMounts('volume-mounts', true), ...r.volumeMounts('volume-mounts-rw', false)];
   const seenPaths = new Set<string>();
@@ -273,9 +260,9 @@ export function readSidecarSettings(annotations: Readonly<Record<string, string>
     liveness: r.probe('liveness'),
     readiness: r.probe('readiness'),
     volumeMounts,
-    unixDomainSocketPath: socketPath?.startsWith('/') === true ? socketPath : undefined,
-    seccompProfileType,
-    blockShutdownDuration: blockMs !== undefined && blockMs >= 0 ? blockShutdown : undefined,
+    unixDomainSocketPath: r.absolutePath('unix-domain-socket-path'),
+    seccompProfileType: r.oneOf('sidecar-seccomp-profile-type', seccompProfileTypes),
+    blockShutdownDuration: r.duration('block-shutdown-duration'),
   };
   for (const [name, port] of [['metrics-port', settings.enableMetrics ? settings.metricsPort : undefined], ['internal-grpc-port', settings.internalGrpcPort]] as const) {
     if (port === SIDECAR_HTTP_PORT || port === SIDECAR_GRPC_PORT) r.problem(`dapr.io/${name}: ${port} is the sidecar's ${port === SIDECAR_HTTP_PORT ? 'HTTP' : 'gRPC'} API port`);
@@ -345,6 +332,32 @@ class AnnotationReader {
       return undefined;
     }
     return value;
+  }
+
+  /** One of `values`, matched without regard to case; the canonical spelling is returned. */
+  oneOf<T extends string>(name: string, values: readonly T[]): T | undefined {
+    const value = this.string(name);
+    if (value === undefined) return undefined;
+    const found = values.find((v) => v.toLowerCase() === value.toLowerCase());
+    if (found === undefined) this.problem(`${PREFIX}${name}: "${value}" is not one of ${values.join(', ')}`);
+    return found;
+  }
+
+  absolutePath(name: string): string | undefined {
+    const value = this.string(name);
+    if (value === undefined || value.startsWith('/')) return value;
+    this.problem(`${PREFIX}${name}: "${value}" is not an absolute path`);
+    return undefined;
+  }
+
+  /** A duration as daprd's flags take it (`30s`, `1m30s`; a bare number is seconds), kept as written. */
+  duration(name: string): string | undefined {
+    const value = this.string(name);
+    if (value === undefined) return undefined;
+    const ms = parseDuration(value, 's');
+    if (ms !== undefined && ms >= 0) return value;
+    this.problem(`${PREFIX}${name}: "${value}" is not a duration such as 30s or 1m`);
+    return undefined;
   }
 
   objectName(name: string): string | undefined {

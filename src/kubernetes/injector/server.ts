@@ -4,6 +4,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { closeServer, listenOn } from '../../util/listen.js';
+import { readAtMost } from '../../util/read-bounded.js';
 import { CourierError, errorMessage, renderHttpError } from '../../errors/index.js';
 import type { Logger } from '../../observability/logging/index.js';
 import type { InjectorOptions } from './patch.js';
@@ -141,29 +142,20 @@ export class InjectorServer {
   }
 
   /** Reads the body up to MAX_REVIEW_BYTES; a larger one is refused (413) without reading it all. */
-  #readBody(req: IncomingMessage): Promise<Buffer> {
-    return new Promise((resolve, reject) => {
-      const declared = Number(req.headers['content-length']);
-      if (Number.isFinite(declared) && declared > MAX_REVIEW_BYTES) {
-        req.resume();
-        reject(tooLarge());
-        return;
+  async #readBody(req: IncomingMessage): Promise<Buffer> {
+    const declared = Number(req.headers['content-length']);
+    let body: Buffer | undefined;
+    if (!(Number.isFinite(declared) && declared > MAX_REVIEW_BYTES)) {
+      try {
+        body = await readAtMost(req, MAX_REVIEW_BYTES);
+      } catch (err) {
+        throw new CourierError('ERR_BODY_READ', `cannot read the body: ${errorMessage(err)}`);
       }
-      const chunks: Buffer[] = [];
-      let size = 0;
-      req.on('data', (chunk: Buffer) => {
-        size += chunk.length;
-        if (size > MAX_REVIEW_BYTES) {
-          req.removeAllListeners('data');
-          req.resume();
-          reject(tooLarge());
-          return;
-        }
-        chunks.push(chunk);
-      });
-      req.on('end', () => resolve(Buffer.concat(chunks)));
-      req.on('error', (err) => reject(new CourierError('ERR_BODY_READ', `cannot read the body: ${errorMessage(err)}`)));
-    });
+    }
+    if (body !== undefined) return body;
+    // Drained, so the connection stays usable for the 413.
+    req.resume();
+    throw tooLarge();
   }
 }
 

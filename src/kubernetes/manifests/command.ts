@@ -4,7 +4,7 @@ import { CourierError, errorMessage } from '../../errors/index.js';
 import { flagError, formatFlagHelp, parseFlags, type FlagSpec } from '../../cli/flags.js';
 import { version } from '../../version.js';
 import { controlPlaneManifests, DEFAULT_KUBERNETES_ISSUER, type ControlPlaneOptions, type KubernetesObject } from './control-plane.js';
-import { appFromId, checkDistinctApps, configurationConfigMaps, discoveryServices, resourcesFromPath, type DiscoveredApp, type DiscoveredConfiguration } from './discovery.js';
+import { appFromId, checkDistinctApps, checkDistinctConfigurations, configurationConfigMaps, discoveryServices, resourcesFromPath, type DiscoveredApp, type DiscoveredConfiguration } from './discovery.js';
 import { checkNamespace, DEFAULT_NAMESPACE } from './names.js';
 
 const DEFAULT_IMAGE = `courier:${version}`;
@@ -142,7 +142,7 @@ export function parseManifestArgs(argv: readonly string[]): ManifestRequest | 'h
   checkDistinctApps(apps);
   const appsOnly = values.get('apps-only') === true;
   if (appsOnly && apps.length === 0 && configurations.length === 0) throw flagError(cmd, '--apps-only needs at least one --app or --app-id');
-  wrap('app', () => configurationConfigMaps(configurations));
+  wrap('app', () => checkDistinctConfigurations(configurations));
   const webhookCaPem = readPem(cmd, 'webhook-ca-file', str('webhook-ca-file'));
   const trustAnchorsPem = readPem(cmd, 'trust-anchors-file', str('trust-anchors-file'));
   const issuer = (str('kubernetes-issuer') ?? DEFAULT_KUBERNETES_ISSUER).trim();

@@ -208,37 +208,39 @@ function configurationOf(object: Record<string, unknown>, source: string, defaul
  * are an error, as two objects of one name are for the API server.
  */
 export function configurationConfigMaps(configurations: readonly DiscoveredConfiguration[]): KubernetesObject[] {
-  const seen = new Map<string, string>();
-  return configurations.map((c) => {
-    const key = `${c.namespace}/${c.name}`;
-    const previous = seen.get(key);
-    if (previous !== undefined) throw new CourierError('ERR_INVALID_CONFIG', `${c.source}: a Configuration ${c.name} in ${c.namespace} is already given by ${previous}`);
-    seen.set(key, c.source);
-    return {
-      apiVersion: 'v1',
-      kind: 'ConfigMap',
-      metadata: {
-        name: c.name,
-        namespace: c.namespace,
-        labels: { 'app.kubernetes.io/part-of': 'courier', 'app.kubernetes.io/managed-by': 'courier' },
-        annotations: { 'courier.dev/description': `the Dapr Configuration ${c.name}, for pods annotated dapr.io/config: ${c.name}` },
-      },
-      data: { [CONFIG_KEY]: stringify(c.document, { lineWidth: 0 }) },
-    };
-  });
+  checkDistinctConfigurations(configurations);
+  return configurations.map((c) => ({
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    metadata: {
+      name: c.name,
+      namespace: c.namespace,
+      labels: { 'app.kubernetes.io/part-of': 'courier', 'app.kubernetes.io/managed-by': 'courier' },
+      annotations: { 'courier.dev/description': `the Dapr Configuration ${c.name}, for pods annotated dapr.io/config: ${c.name}` },
+    },
+    data: { [CONFIG_KEY]: stringify(c.document, { lineWidth: 0 }) },
+  }));
 }
+
 
 
 /** One Service per app id and namespace: two workloads claiming the same one would fight over it. */
 export function checkDistinctApps(apps: readonly DiscoveredApp[]): void {
+  checkDistinct(apps, (a) => `${a.namespace}/${a.appId}`, (a, previous) => `${a.source}: the app id ${a.appId} in ${a.namespace} is already used by ${previous}`);
+}
+
+/** One ConfigMap per Configuration name and namespace, as the API server allows one object per name. */
+export function checkDistinctConfigurations(configurations: readonly DiscoveredConfiguration[]): void {
+  checkDistinct(configurations, (c) => `${c.namespace}/${c.name}`, (c, previous) => `${c.source}: a Configuration ${c.name} in ${c.namespace} is already given by ${previous}`);
+}
+
+/** Refuses the second of two items with the same key, naming where each came from. */
+function checkDistinct<T extends { readonly source: string }>(items: readonly T[], key: (item: T) => string, clash: (item: T, previous: string) => string): void {
   const seen = new Map<string, string>();
-  for (const app of apps) {
-    const key = `${app.namespace}/${app.appId}`;
-    const previous = seen.get(key);
-    if (previous !== undefined) {
-      throw new CourierError('ERR_INVALID_CONFIG', `${app.source}: the app id ${app.appId} in ${app.namespace} is already used by ${previous}`);
-    }
-    seen.set(key, app.source);
+  for (const item of items) {
+    const previous = seen.get(key(item));
+    if (previous !== undefined) throw new CourierError('ERR_INVALID_CONFIG', clash(item, previous));
+    seen.set(key(item), item.source);
   }
 }
 

@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { createLocalJWKSet, createRemoteJWKSet, customFetch, type FetchImplementation, type JSONWebKeySet, type JWTVerifyGetKey } from 'jose';
-import { Agent, fetch as undiciFetch } from 'undici';
+import { fetch as undiciFetch } from 'undici';
 import { CourierError, errorMessage } from '../../errors/index.js';
+import { apiServerAgent, bearerAuthorization } from './api-credentials.js';
 
 /** Where the cluster's ServiceAccount token signing keys (a JWKS) come from. */
 export type KeySetSource =
@@ -63,19 +64,11 @@ export function openKeySet(source: KeySetSource, onReloadError: (message: string
  * token, read at each fetch since the kubelet rotates it.
  */
 function apiServerFetch(caPem: string | undefined, bearerTokenFile: string | undefined): FetchImplementation {
-  const dispatcher = caPem === undefined ? undefined : new Agent({ connect: { ca: caPem } });
+  const dispatcher = caPem === undefined ? undefined : apiServerAgent(caPem);
   return async (url, init) => {
     const headers: Record<string, string> = {};
     init.headers.forEach((value, name) => (headers[name] = value));
-    if (bearerTokenFile !== undefined) {
-      let token: string;
-      try {
-        token = readFileSync(bearerTokenFile, 'utf8').trim();
-      } catch (err) {
-        throw new CourierError('ERR_INVALID_CONFIG', `the token file ${bearerTokenFile} for the JWKS URL cannot be read: ${errorMessage(err)}`);
-      }
-      headers.authorization = `Bearer ${token}`;
-    }
+    if (bearerTokenFile !== undefined) headers.authorization = bearerAuthorization(bearerTokenFile, 'the JWKS URL');
     return undiciFetch(url, { method: init.method, redirect: init.redirect, signal: init.signal, headers, ...(dispatcher === undefined ? {} : { dispatcher }) });
   };
 }

@@ -1,6 +1,7 @@
-import { readFileSync } from 'node:fs';
-import { Agent, request } from 'undici';
+import { request, type Agent } from 'undici';
 import { CourierError, errorMessage } from '../../errors/index.js';
+import { readAtMost } from '../../util/read-bounded.js';
+import { apiServerAgent, bearerAuthorization } from './api-credentials.js';
 
 /** Dapr's annotation naming a pod's app id. */
 export const APP_ID_ANNOTATION = 'dapr.io/app-id';
@@ -58,7 +59,7 @@ export class PodDirectory {
     this.description = base.origin;
     this.#tokenFile = options.tokenFile;
     this.#timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-    this.#dispatcher = new Agent({ connections: 4, ...(options.caPem === undefined ? {} : { connect: { ca: options.caPem } }) });
+    this.#dispatcher = apiServerAgent(options.caPem, 4);
   }
 
   /** The pod, or `found: false` when the API server says it does not exist; throws when it cannot tell. */
@@ -66,26 +67,18 @@ export class PodDirectory {
     if (!NAME.test(namespace) || !NAME.test(name)) return { found: false };
     const url = new URL(`${this.#base.pathname.replace(/\/$/, '')}/api/v1/namespaces/${namespace}/pods/${name}`, this.#base);
     const headers: Record<string, string> = { accept: 'application/json' };
-    if (this.#tokenFile !== undefined) {
-      let token: string;
-      try {
-        token = readFileSync(this.#tokenFile, 'utf8').trim();
-      } catch (err) {
-        throw new CourierError('ERR_INVALID_CONFIG', `the API token file ${this.#tokenFile} cannot be read: ${errorMessage(err)}`);
-      }
-      headers.authorization = `Bearer ${token}`;
-    }
+    if (this.#tokenFile !== undefined) headers.authorization = bearerAuthorization(this.#tokenFile, 'the API server');
     let status: number;
     let text: string;
     try {
       const res = await request(url, { method: 'GET', headers, dispatcher: this.#dispatcher, headersTimeout: this.#timeoutMs, bodyTimeout: this.#timeoutMs, signal: AbortSignal.timeout(this.#timeoutMs) });
       status = res.statusCode;
-      const length = Number(res.headers['content-length'] ?? 0);
-      if (length > MAX_BODY_BYTES) {
+      const body = await readAtMost(res.body, MAX_BODY_BYTES);
+      if (body === undefined) {
         res.body.destroy();
-        throw new Error(`the answer is ${length} bytes`);
+        throw new Error(`the answer is larger than ${MAX_BODY_BYTES} bytes`);
       }
-      text = await res.body.text();
+      text = body.toString('utf8');
     } catch (err) {
       throw new CourierError('ERR_INTERNAL', `GET ${url.pathname} from ${this.description} failed: ${errorMessage(err)}`);
     }
