@@ -5,9 +5,12 @@ import {
   appRequestHeaders,
   callerResponseHeaders,
   canonicalHeaderKey,
+  firstValue,
   requestMetadataFromRawHeaders,
   responseMetadataFromRawHeaders,
+  scanRequestHeaders,
   setIdentityHeaders,
+  withoutKey,
 } from './headers.js';
 
 test('canonicalHeaderKey matches Go', () => {
@@ -106,4 +109,33 @@ test('response metadata drops hop-by-hop and content-length and keeps repeated v
     'Daprtest-Response-Multi', '2',
     'X-Custom-Response', 'kept',
   ]);
+});
+
+test('withoutKey copies the metadata without a key under any casing and gives its first value', () => {
+  const md = responseMetadataFromRawHeaders(['Content-Type', 'text/plain', 'X-A', '1']);
+  md['CONTENT-length'] = { values: ['12', '13'] };
+  md['content-length'] = { values: ['14'] };
+  const { metadata, removed } = withoutKey(md, 'Content-Length');
+  assert.equal(removed, '12');
+  assert.deepEqual(Object.keys(metadata), ['Content-Type', 'X-A']);
+  assert.equal(Object.getPrototypeOf(metadata), null);
+  assert.equal(Object.keys(md).length, 4, 'the original is left as it was');
+  assert.deepEqual(withoutKey(metadata, 'Content-Length').removed, undefined);
+  assert.equal(firstValue(md, 'content-LENGTH'), '12');
+});
+
+test('headers a Connection header names are dropped in every direction, whatever their casing', () => {
+  const scanned = scanRequestHeaders([
+    'connection', 'Keep-Alive',
+    'Connection', 'x-hop-one , X-HOP-TWO,,',
+    'X-Hop-One', '1',
+    'x-hop-two', '2',
+    'Close', 'kept: close is an option, not a header',
+    'X-Kept', 'k',
+  ]);
+  assert.deepEqual(Object.keys(scanned.metadata), ['Close', 'X-Kept']);
+  const md = requestMetadataFromRawHeaders(['X-Kept', 'k']);
+  md['Connection'] = { values: ['X-Private'] };
+  md['x-private'] = { values: ['p'] };
+  assert.deepEqual(appRequestHeaders(md, undefined), ['x-kept', 'k']);
 });

@@ -25,14 +25,48 @@ export function firstValue(md: Metadata, key: string): string | undefined {
   const direct = md[key]?.values?.[0];
   if (direct !== undefined) return direct;
   const lower = key.toLowerCase();
-  for (const k of Object.keys(md)) if (k.toLowerCase() === lower) return md[k]?.values?.[0];
+  for (const k of Object.keys(md)) if (k.length === lower.length && lowerName(k) === lower) return md[k]?.values?.[0];
   return undefined;
 }
 
 /** Removes every key equal to `key` ignoring case. */
 export function deleteKey(md: Metadata, key: string): void {
   const lower = key.toLowerCase();
-  for (const k of Object.keys(md)) if (k.toLowerCase() === lower) delete md[k];
+  for (const k of Object.keys(md)) if (k.length === lower.length && lowerName(k) === lower) delete md[k];
+}
+
+/**
+ * A copy of `md` without `key` under any casing, and the first value `key` had: one pass, for a
+ * response head whose length Courier sets itself. (Deleting from the decoded map instead would cost
+ * a second pass and leave a sparser object for every later lookup.)
+ */
+export function withoutKey(md: Metadata, key: string): { metadata: Metadata; removed: string | undefined } {
+  const out = newMetadata();
+  const lower = key.toLowerCase();
+  let removed: string | undefined;
+  for (const k of Object.keys(md)) {
+    const entry = md[k] as { values?: string[] };
+    if (k.length === lower.length && lowerName(k) === lower) {
+      removed ??= entry.values?.[0];
+      continue;
+    }
+    out[k] = entry;
+  }
+  return { metadata: out, removed };
+}
+
+const lowerCache = new Map<string, string>();
+
+/**
+ * `name.toLowerCase()`, remembered for the names seen most (metadata keys are canonical,
+ * `Content-Type`, so lower-casing them would otherwise make a new string on every call).
+ */
+export function lowerName(name: string): string {
+  const cached = lowerCache.get(name);
+  if (cached !== undefined) return cached;
+  const lower = name.toLowerCase();
+  if (lowerCache.size < 1024) lowerCache.set(name, lower);
+  return lower;
 }
 
 /** RFC 7230 hop-by-hop headers, never forwarded in either direction (plus any named in `Connection`). */
@@ -79,17 +113,30 @@ export function canonicalHeaderKey(name: string): string {
   return out;
 }
 
-/** The lower-case names listed in `Connection` header values, which are hop-by-hop for this message. */
-function connectionTokens(raw: readonly string[]): Set<string> | undefined {
-  let tokens: Set<string> | undefined;
-  for (let i = 0; i < raw.length; i += 2) {
-    if ((raw[i] ?? '').toLowerCase() !== 'connection') continue;
-    for (const t of (raw[i + 1] ?? '').split(',')) {
-      const token = t.trim().toLowerCase();
-      if (token !== '') (tokens ??= new Set()).add(token);
-    }
+/** `Connection` options that name no header to drop: the hop-by-hop headers (always dropped) and `close`. */
+const connectionOptionsIgnored: ReadonlySet<string> = new Set([...hopByHopHeaders, 'close']);
+
+/**
+ * Adds to `tokens` the lower-case header names one `Connection` value lists (they are hop-by-hop for
+ * this message), leaving out those dropped anyway. Undefined while there are none: the usual
+ * `Connection: keep-alive` allocates nothing.
+ */
+function addConnectionTokens(tokens: Set<string> | undefined, value: string): Set<string> | undefined {
+  if (!value.includes(',')) {
+    const token = value.trim().toLowerCase();
+    if (token === '' || connectionOptionsIgnored.has(token)) return tokens;
+    return (tokens ??= new Set()).add(token);
+  }
+  for (const t of value.split(',')) {
+    const token = t.trim().toLowerCase();
+    if (token !== '' && !connectionOptionsIgnored.has(token)) (tokens ??= new Set()).add(token);
   }
   return tokens;
+}
+
+/** Removes from `md` the headers a `Connection` header named (under any casing). */
+function dropConnectionNamed(md: Metadata, named: Set<string>): void {
+  for (const k of Object.keys(md)) if (named.has(lowerName(k))) delete md[k];
 }
 
 /** Request headers Courier consumes or replaces rather than forwards. */
@@ -108,14 +155,22 @@ const requestDropped: ReadonlySet<string> = new Set([
  * `Expect`, `dapr-app-id`, `dapr-api-token` and the identity headers are dropped.
  */
 export function requestMetadataFromRawHeaders(rawHeaders: readonly string[]): Metadata {
+  return metadataFromRawHeaders(rawHeaders, requestDropped);
+}
+
+/** The headers of a raw list minus hop-by-hop ones, those `Connection` names and `dropped`, in one pass. */
+function metadataFromRawHeaders(rawHeaders: readonly string[], dropped: ReadonlySet<string>): Metadata {
   const md = newMetadata();
-  const connectionNamed = connectionTokens(rawHeaders);
+  let connectionNamed: Set<string> | undefined;
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i] ?? '';
-    const lower = name.toLowerCase();
-    if (hopByHopHeaders.has(lower) || requestDropped.has(lower) || connectionNamed?.has(lower)) continue;
+    const lower = lowerName(name);
+    if (lower === 'connection') connectionNamed = addConnectionTokens(connectionNamed, rawHeaders[i + 1] ?? '');
+    if (hopByHopHeaders.has(lower) || dropped.has(lower)) continue;
     addValue(md, canonicalHeaderKey(name), rawHeaders[i + 1] ?? '');
   }
+  // Headers named in Connection are hop-by-hop for this message (rare: looked at only when present).
+  if (connectionNamed !== undefined) dropConnectionNamed(md, connectionNamed);
   return md;
 }
 
@@ -158,11 +213,11 @@ export function scanRequestHeaders(rawHeaders: readonly string[]): ScannedReques
   let traceparent: string | undefined;
   let tracestate: string | undefined;
   let traceHeaders = false;
-  let connection: string[] | undefined;
+  let connectionNamed: Set<string> | undefined;
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i] as string;
     const value = rawHeaders[i + 1] as string;
-    const lower = name.toLowerCase();
+    const lower = lowerName(name);
     switch (lower) {
       case 'content-length':
         contentLength ??= value;
@@ -183,7 +238,7 @@ export function scanRequestHeaders(rawHeaders: readonly string[]): ScannedReques
         apiToken ??= value;
         continue;
       case 'connection':
-        (connection ??= []).push(value);
+        connectionNamed = addConnectionTokens(connectionNamed, value);
         continue;
       case 'traceparent':
         traceparent ??= value;
@@ -202,10 +257,8 @@ export function scanRequestHeaders(rawHeaders: readonly string[]): ScannedReques
     if (hopByHopHeaders.has(lower) || requestDropped.has(lower)) continue;
     addValue(md, canonicalHeaderKey(name), value);
   }
-  if (connection !== undefined) {
-    // Headers named in Connection are hop-by-hop for this message (rare: looked at only when present).
-    for (const token of connectionTokens(connection.flatMap((v) => ['connection', v])) ?? []) deleteKey(md, token);
-  }
+  // Headers named in Connection are hop-by-hop for this message (rare: looked at only when present).
+  if (connectionNamed !== undefined) dropConnectionNamed(md, connectionNamed);
   return { metadata: md, contentLength, chunked, contentType, appId, authorization, apiToken, traceparent, tracestate, traceHeaders };
 }
 
@@ -215,7 +268,8 @@ export function setIdentityHeaders(
   caller: { appId: string; namespace: string },
   calleeAppId: string,
 ): void {
-  for (const key of Object.keys(md)) if (identityHeaderSet.has(key.toLowerCase())) delete md[key];
+  // The identity names are 18 and 21 characters long: other keys are not lower-cased to be compared.
+  for (const key of Object.keys(md)) if ((key.length === 18 || key.length === 21) && identityHeaderSet.has(lowerName(key))) delete md[key];
   md['dapr-caller-app-id'] = { values: [caller.appId] };
   md['dapr-caller-namespace'] = { values: [caller.namespace] };
   md['dapr-callee-app-id'] = { values: [calleeAppId] };
@@ -265,16 +319,11 @@ export function appRequestHeaders(md: Metadata, appApiToken: string | undefined)
   }
   let connectionNamed: Set<string> | undefined;
   for (const key of Object.keys(md)) {
-    if (key.toLowerCase() !== 'connection') continue;
-    for (const v of md[key]?.values ?? []) {
-      for (const t of v.split(',')) {
-        const token = t.trim().toLowerCase();
-        if (token !== '') (connectionNamed ??= new Set()).add(token);
-      }
-    }
+    if (key.length !== 10 || lowerName(key) !== 'connection') continue;
+    for (const v of md[key]?.values ?? []) connectionNamed = addConnectionTokens(connectionNamed, v);
   }
   for (const key of Object.keys(md)) {
-    let name = key.toLowerCase();
+    let name = lowerName(key);
     if (hopByHopHeaders.has(name) || appRequestDropped.has(name) || name.endsWith('-bin') || connectionNamed?.has(name)) continue;
     if (key === name && identityHeaderSet.has(name)) continue; // already written first
     if (name.startsWith(':')) name = `dapr-${name.slice(1)}`;
@@ -293,15 +342,7 @@ const responseDropped: ReadonlySet<string> = new Set(['content-length', 'dapr-ap
  * values in order, under its canonical name.
  */
 export function responseMetadataFromRawHeaders(rawHeaders: readonly string[]): Metadata {
-  const md = newMetadata();
-  const connectionNamed = connectionTokens(rawHeaders);
-  for (let i = 0; i < rawHeaders.length; i += 2) {
-    const name = rawHeaders[i] ?? '';
-    const lower = name.toLowerCase();
-    if (hopByHopHeaders.has(lower) || responseDropped.has(lower) || connectionNamed?.has(lower)) continue;
-    addValue(md, canonicalHeaderKey(name), rawHeaders[i + 1] ?? '');
-  }
-  return md;
+  return metadataFromRawHeaders(rawHeaders, responseDropped);
 }
 
 /**
@@ -311,7 +352,7 @@ export function responseMetadataFromRawHeaders(rawHeaders: readonly string[]): M
 export function callerResponseHeaders(md: Metadata): string[] {
   const out: string[] = [];
   for (const key of Object.keys(md)) {
-    const lower = key.toLowerCase();
+    const lower = lowerName(key);
     if (hopByHopHeaders.has(lower) || responseDropped.has(lower)) continue;
     for (const value of md[key]?.values ?? []) out.push(key, value);
   }

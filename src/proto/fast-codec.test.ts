@@ -32,7 +32,7 @@ const requests: InternalInvokeRequestStream[] = [
   {
     request: {
       ver: 1,
-      metadata: { 'Content-Type': { values: ['application/json'] }, 'X-Multi': { values: ['a', 'b', 'ünïcode ✓'] }, 'x-empty': { values: [] } },
+      metadata: { 'Content-Type': { values: ['application/json'] }, 'X-Multi': { values: ['a', 'b', 'ünïcode ✓'] }, 'x-empty': { values: [] }, 'X-Long': { values: ['x'.repeat(64), 'é'.repeat(32), `${'y'.repeat(65)}é`, 'z'.repeat(300)] } },
       message: { method: 'orders/42', contentType: 'application/json', httpExtension: { verb: 3, querystring: 'a=1&b=%20' } },
     },
     payload: { data: Buffer.from('{"id":42}'), seq: 0 },

@@ -34,6 +34,17 @@ function varintSize(value: number): number {
   return size;
 }
 
+/**
+ * Node's Buffer method under `toString('utf8', …)` (on every Buffer since Node's first releases, not
+ * in its type definitions): called directly, it skips the argument checks and encoding lookup.
+ */
+interface RawBuffer extends Buffer {
+  utf8Slice(start: number, end: number): string;
+}
+
+/** Strings up to this many ASCII characters are copied byte by byte (see `Out.string`). */
+const SHORT_ASCII = 64;
+
 function stringSize(value: string): number {
   const length = Buffer.byteLength(value);
   return varintSize(length) + length;
@@ -71,6 +82,16 @@ class Out {
   string(value: string): void {
     const length = Buffer.byteLength(value);
     this.varint(length);
+    if (length === value.length && length <= SHORT_ASCII) {
+      // ASCII (one byte per UTF-16 unit exactly when the UTF-8 length equals the string's length)
+      // and short, as header names and most values are: copied here, which costs less than a call
+      // into the runtime.
+      const buf = this.buf;
+      let at = this.at;
+      for (let i = 0; i < length; i++) buf[at++] = value.charCodeAt(i);
+      this.at = at;
+      return;
+    }
     this.at += this.buf.write(value, this.at, length, 'utf8');
   }
   bytes(value: Uint8Array): void {
@@ -109,7 +130,7 @@ function listSize(list: ListStringValue): number {
 function mapSize(map: MetadataMap | undefined): number {
   if (map === undefined) return 0;
   let size = 0;
-  for (const key in map) {
+  for (const key of Object.keys(map)) {
     const list = map[key] as ListStringValue;
     const inner = listSize(list);
     const entry = 1 + stringSize(key) + 1 + varintSize(inner) + inner;
@@ -120,7 +141,7 @@ function mapSize(map: MetadataMap | undefined): number {
 
 function writeMap(out: Out, tag: number, map: MetadataMap | undefined): void {
   if (map === undefined) return;
-  for (const key in map) {
+  for (const key of Object.keys(map)) {
     const list = map[key] as ListStringValue;
     const inner = listSize(list);
     const entry = 1 + stringSize(key) + 1 + varintSize(inner) + inner;
@@ -371,7 +392,7 @@ class In {
   }
   string(end: number): string {
     const length = this.length(end);
-    const value = this.buf.toString('utf8', this.at, this.at + length);
+    const value = (this.buf as RawBuffer).utf8Slice(this.at, this.at + length);
     this.at += length;
     return value;
   }

@@ -34,6 +34,46 @@ test('IdTable keeps entries by id, counts them, and lists them in id order', () 
   assert.deepEqual(table.values(), []);
 });
 
+test('IdTable agrees with a Map through growth, shrinking and deletions in any order', () => {
+  const table = new IdTable<number>();
+  const model = new Map<number, number>();
+  let seed = 7;
+  const random = (n: number): number => {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+    return seed % n;
+  };
+  let next = 1;
+  const live: number[] = [];
+  for (let step = 0; step < 40_000; step++) {
+    // Bursts up to a few hundred live ids, then draining back to a handful; a few ids live long.
+    const phase = Math.floor(step / 5_000) % 2;
+    const add = phase === 0 ? random(3) !== 0 : random(3) === 0;
+    if (add || live.length === 0) {
+      const id = random(50) === 0 ? 3_000_000_000 + next : next;
+      next += 2;
+      table.set(id, step);
+      model.set(id, step);
+      live.push(id);
+    } else {
+      const at = random(live.length);
+      const id = live[at] as number;
+      live[at] = live[live.length - 1] as number;
+      live.pop();
+      assert.equal(table.delete(id), true);
+      model.delete(id);
+    }
+    if (step % 997 === 0) {
+      assert.equal(table.size, model.size);
+      for (const [id, value] of model) assert.equal(table.get(id), value);
+      assert.equal(table.get(next), undefined);
+      assert.deepEqual(table.entries(), [...model].sort((a, b) => a[0] - b[0]));
+    }
+  }
+  for (const id of live) assert.equal(table.delete(id), true);
+  assert.equal(table.size, 0);
+  assert.deepEqual(table.entries(), []);
+});
+
 class Item implements Slotted {
   [SLOT] = -1;
   constructor(readonly name: string) {}

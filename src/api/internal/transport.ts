@@ -6,7 +6,7 @@ import { LaneChannel, laneChannelSettings, type LaneChannelSettings } from '../.
 import { LANE_PROTOCOL } from '../../lane/wire.js';
 import type { AppIdentity } from '../../invoke/identity.js';
 import { expectedPeerPath } from '../../sentry/mtls.js';
-import { deleteKey, firstValue, type Metadata } from '../../invoke/headers.js';
+import { withoutKey, type Metadata } from '../../invoke/headers.js';
 import type { RemoteTransport } from '../../invoke/invoker.js';
 import { cancelledError, type FlowControl, type InvokeRequest, type ResponseHead, type ResponseSink } from '../../invoke/types.js';
 import type { Logger } from '../../observability/logging/index.js';
@@ -258,9 +258,8 @@ class OutgoingCall implements FlowControl {
         this.#abort('the target sidecar sent a body chunk before the response');
         return;
       }
-      const headers = Object.assign(Object.create(null) as Record<string, { values?: string[] }>, response.headers ?? {});
-      const declared = firstValue(headers, 'Content-Length');
-      deleteKey(headers, 'Content-Length');
+      // The app's Content-Length is the sink's to set: taken out while the headers are copied.
+      const { metadata: headers, removed: declared } = withoutKey(response.headers ?? {}, 'Content-Length');
       this.#headDelivered = true;
       this.#sink.head(responseHead(response, headers, declared), this);
     } else if (msg.response !== null && msg.response !== undefined) {
