@@ -45,3 +45,13 @@ test("the request path is Dapr's baseUrl + '/' + method + '?' + query, without a
   assert.equal(externalPath(at('/v2'), '/', ''), '/v2', 'an empty method calls the base URL itself');
   assert.equal(externalPath(at('/'), '/', 'q=1'), '/?q=1');
 });
+
+test('a resolver gives the same answer for a target it has seen before, and keeps refusing a bad one', () => {
+  const resolver = new TargetResolver('default');
+  for (let i = 0; i < 2; i++) {
+    assert.deepEqual(resolver.resolve('orders'), { appId: 'orders', namespace: 'default' });
+    assert.deepEqual(resolver.resolve('orders.prod'), { appId: 'orders', namespace: 'prod' });
+    assert.throws(() => resolver.resolve('a.b.c'), /invalid app id a\.b\.c/);
+    assert.equal((resolver.resolve('http://127.0.0.1:8080/api') as { kind: string }).kind, 'url');
+  }
+});

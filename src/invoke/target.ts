@@ -1,8 +1,10 @@
 import { GrpcStatus, type CourierError } from '../errors/index.js';
-import { invokeError, parseTarget } from './identity.js';
+import { invokeError, parseTarget, type AppIdentity } from './identity.js';
 import type { ExternalTarget, InvokeTarget } from './types.js';
 
 const urlScheme = /^https?:\/\//i;
+/** How many distinct app targets a resolver remembers; further ones are parsed on every call. */
+const MAX_REMEMBERED_APPS = 1024;
 
 /**
  * Turns the target a caller named (URL segment, `dapr-app-id` header, Basic auth, or the `id` of
@@ -11,11 +13,14 @@ const urlScheme = /^https?:\/\//i;
  *  1. the name of a loaded `HTTPEndpoint` resource (exact match);
  *  2. an `http://` or `https://` URL (scheme in any case);
  *  3. an app id, `appid` or `appid.namespace`.
- * Built once at start with the loaded endpoints; `resolve` allocates nothing for endpoint names.
+ * Built once at start with the loaded endpoints; `resolve` allocates nothing for endpoint names or
+ * for app targets it has seen before.
  */
 export class TargetResolver {
   readonly #namespace: string;
   readonly #endpoints: ReadonlyMap<string, ExternalTarget>;
+  /** App targets already parsed (an app calls the same few targets on every call); never URLs or errors. */
+  readonly #apps = new Map<string, AppIdentity>();
 
   constructor(ownNamespace: string, endpoints: ReadonlyMap<string, ExternalTarget> = new Map()) {
     this.#namespace = ownNamespace;
@@ -26,8 +31,12 @@ export class TargetResolver {
   resolve(text: string): InvokeTarget {
     const endpoint = this.#endpoints.get(text);
     if (endpoint !== undefined) return endpoint;
+    const app = this.#apps.get(text);
+    if (app !== undefined) return app;
     if (urlScheme.test(text)) return externalUrlTarget(text);
-    return parseTarget(text, this.#namespace);
+    const parsed = parseTarget(text, this.#namespace);
+    if (this.#apps.size < MAX_REMEMBERED_APPS) this.#apps.set(text, parsed);
+    return parsed;
   }
 }
 

@@ -100,3 +100,18 @@ test('truncated or malformed bytes are refused, not misread', () => {
   for (const cut of [1, 5, whole.length - 1]) assert.throws(() => decodeInternalInvokeRequestStream(whole.subarray(0, cut)), RangeError);
   assert.throws(() => decodeInternalInvokeResponseStream(Buffer.from([0x0b])), /wire type/);
 });
+
+test('metadata keys decode to the names sent, however many and whatever their bytes, call after call', () => {
+  const names = [
+    ...Array.from({ length: 600 }, (_, i) => `X-Name-${i}`),
+    'x-a', 'X-A', 'Ünïcode-Name', `X-${'l'.repeat(60)}`, '__proto__', '123', '',
+  ];
+  const metadata = Object.fromEntries(names.map((name, i) => [name, { values: [String(i)] }]));
+  const bytes = encodeInternalInvokeRequestStream({ request: { ver: 1, metadata, message: { method: 'm' } } });
+  for (let round = 0; round < 3; round++) {
+    const decoded = decodeInternalInvokeRequestStream(bytes).request?.metadata ?? {};
+    assert.equal(Object.getPrototypeOf(decoded), null);
+    assert.deepEqual(Object.keys(decoded).sort(), [...names].sort());
+    for (const [i, name] of names.entries()) assert.deepEqual(decoded[name]?.values, [String(i)], name);
+  }
+});

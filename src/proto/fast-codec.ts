@@ -349,6 +349,22 @@ export function encodeInternalInvokeResponseStream(message: InternalInvokeRespon
 // --- reading --------------------------------------------------------------------------------
 
 /** A message being read: the bytes, the position, and where the current message ends. */
+/** Metadata keys up to this many bytes are looked up in `nameCache`. */
+const MAX_NAME_CACHED = 48;
+/** 2^NAME_CACHE_BITS slots; a name whose slot another took is decoded again, nothing more. */
+const NAME_CACHE_BITS = 8;
+const nameCache: (string | undefined)[] = new Array<string | undefined>(1 << NAME_CACHE_BITS).fill(undefined);
+
+function sameAscii(value: string, buf: Buffer, start: number): boolean {
+  for (let i = 0; i < value.length; i++) if (value.charCodeAt(i) !== buf[start + i]) return false;
+  return true;
+}
+
+/** The internalized copy of `value` (the one V8 keeps for property names). */
+function internalized(value: string): string {
+  return Object.keys({ [value]: 0 })[0] ?? value;
+}
+
 class In {
   readonly buf: Buffer;
   at: number;
@@ -396,6 +412,36 @@ class In {
     this.at += length;
     return value;
   }
+  /**
+   * A metadata key: the same few names come on every call, so a short ASCII name is looked up among
+   * those decoded before (by a hash of its bytes, then compared byte by byte) and the string already
+   * made, and already internalized as a property name, is returned instead of a new one.
+   */
+  name(end: number): string {
+    const length = this.length(end);
+    const start = this.at;
+    if (length > MAX_NAME_CACHED) return this.#slice(start, length);
+    const buf = this.buf;
+    let hash = 0x811c9dc5;
+    for (let i = start; i < start + length; i++) {
+      const byte = buf[i] as number;
+      if (byte >= 0x80) return this.#slice(start, length);
+      hash = Math.imul(hash ^ byte, 0x01000193);
+    }
+    const slot = hash >>> (32 - NAME_CACHE_BITS);
+    const cached = nameCache[slot];
+    if (cached !== undefined && cached.length === length && sameAscii(cached, buf, start)) {
+      this.at = start + length;
+      return cached;
+    }
+    const value = internalized(this.#slice(start, length));
+    nameCache[slot] = value;
+    return value;
+  }
+  #slice(start: number, length: number): string {
+    this.at = start + length;
+    return (this.buf as RawBuffer).utf8Slice(start, start + length);
+  }
   bytes(end: number): Buffer {
     const length = this.length(end);
     const value = this.buf.subarray(this.at, this.at + length);
@@ -442,7 +488,7 @@ function readMapEntry(input: In, end: number, map: MetadataMap): void {
   let values: string[] = [];
   while (input.at < end) {
     const tag = input.varint(end);
-    if (tag === 0x0a) key = input.string(end);
+    if (tag === 0x0a) key = input.name(end);
     else if (tag === 0x12) {
       const listEnd = input.end(end);
       values = [];
