@@ -6,6 +6,8 @@
 //   nometrics  --enable-metrics=false, tracing at its default
 //   notracing  metrics on, tracing off
 //   profiling  as default, with --enable-profiling (the full benchmark's sidecars run so, for its stall table)
+//   floor      no Courier: two minimal Node proxies in a row (bench/apps/minimal-proxy.mjs, node:http and an
+//              undici Pool, with the launcher's Node flags), the least any pair of Node sidecars costs here
 // then sends 1000 requests/s (open loop, 16 connections, 1 KiB POST) through each pair in turn for
 // SECONDS, REPS times, each repetition starting with the next variant so that no variant always runs
 // first. CPU is user+system time from /proc over each window; the sidecars run as users run them
@@ -15,7 +17,7 @@
 // speed wanders (a shared VM: single windows here run up to 40 % slower, for every variant alike),
 // the lowest of several windows is the steadier figure: interference only ever adds CPU time.
 //
-//   npm run bench:observability-cost [-- --reps 5 --seconds 10 --variants default,lean,nometrics,notracing]
+//   npm run bench:observability-cost [-- --reps 5 --seconds 10 --variants default,lean,nometrics,notracing,floor]
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { repoRoot, TestEnv } from '../test/framework/env.js';
@@ -53,14 +55,24 @@ try {
     nometrics: ['--enable-metrics=false'],
     notracing: ['--config', leanFile],
     profiling: ['--enable-profiling', '--profile-port', '0'],
+    floor: [],
   };
   const names = option('variants', 'default,lean,nometrics,notracing').split(',').filter((v) => v in all);
   if (names.length === 0) throw new Error(`--variants: choose among ${Object.keys(all).join(', ')}`);
   const app = await startPortPrinter('http-app', [join(repoRoot, 'bench', 'apps', 'http-app.mjs')]);
   env.track(app.child);
   const base = ['--log-level', 'warn'];
-  const pairs = [];
+  const pairs: { name: string; a: { pid: number }; b: { pid: number }; url: string }[] = [];
   for (const name of names) {
+    if (name === 'floor') {
+      const proxy = (upstream: number) => startPortPrinter(`minimal-proxy-${upstream}`, [...NODE_FLAGS, join(repoRoot, 'bench', 'apps', 'minimal-proxy.mjs'), String(upstream)]);
+      const b = await proxy(app.port);
+      env.track(b.child);
+      const a = await proxy(b.port);
+      env.track(a.child);
+      pairs.push({ name, a: { pid: a.child.pid }, b: { pid: b.child.pid }, url: `http://127.0.0.1:${a.port}/echo` });
+      continue;
+    }
     const extra = all[name] ?? [];
     const b = await startSidecar(env, { appId: `cost-b-${name}`, appPort: app.port, waitForApp: true, nodeArgs: [...NODE_FLAGS], args: [...base, ...extra] });
     const a = await startSidecar(env, { appId: `cost-a-${name}`, nodeArgs: [...NODE_FLAGS], args: [...base, ...extra] });
@@ -88,11 +100,12 @@ try {
     }
   }
   const lean = rows.get('lean');
+  const floor = rows.get('floor');
   const table = names.map((name) => {
     const r = rows.get(name) ?? { a: [], b: [], p50: [], p99: [] };
     const pct = (x: number, base: number): string => `${(((x - base) / base) * 100).toFixed(1)} %`;
     const over = (xs: number[], base: number[] | undefined): string =>
-      base === undefined || name === 'lean' ? '–' : `${pct(median(xs), median(base))} / ${pct(Math.min(...xs), Math.min(...base))}`;
+      base === undefined || name === 'lean' || name === 'floor' ? '–' : `${pct(median(xs), median(base))} / ${pct(Math.min(...xs), Math.min(...base))}`;
     const spread = (xs: number[]): string => `${Math.min(...xs).toFixed(3)}–${Math.max(...xs).toFixed(3)}`;
     return {
       variant: name,
@@ -102,6 +115,7 @@ try {
       'B range': spread(r.b),
       'A over lean (median / lowest)': over(r.a, lean?.a),
       'B over lean (median / lowest)': over(r.b, lean?.b),
+      ...(floor === undefined || name === 'floor' ? {} : { 'A / B over floor (median)': `${(median(r.a) / median(floor.a)).toFixed(2)} / ${(median(r.b) / median(floor.b)).toFixed(2)}` }),
       'p50 / p99 ms': `${median(r.p50).toFixed(2)} / ${median(r.p99).toFixed(2)}`,
     };
   });

@@ -55,6 +55,12 @@ export function withoutKey(md: Metadata, key: string): { metadata: Metadata; rem
   return { metadata: out, removed };
 }
 
+/**
+ * The header-name caches below keep at most this many names of at most this many characters: names
+ * come from callers, so neither how many nor how long may be left to them.
+ */
+const MAX_CACHED_NAMES = 1024;
+const MAX_CACHED_NAME_LENGTH = 64;
 const lowerCache = new Map<string, string>();
 
 /**
@@ -65,7 +71,7 @@ export function lowerName(name: string): string {
   const cached = lowerCache.get(name);
   if (cached !== undefined) return cached;
   const lower = name.toLowerCase();
-  if (lowerCache.size < 1024) lowerCache.set(name, lower);
+  if (lowerCache.size < MAX_CACHED_NAMES && name.length <= MAX_CACHED_NAME_LENGTH) lowerCache.set(name, lower);
   return lower;
 }
 
@@ -109,7 +115,7 @@ export function canonicalHeaderKey(name: string): string {
       upper = ch === '-';
     }
   }
-  if (canonicalCache.size < 1024) canonicalCache.set(name, out);
+  if (canonicalCache.size < MAX_CACHED_NAMES && name.length <= MAX_CACHED_NAME_LENGTH) canonicalCache.set(name, out);
   return out;
 }
 

@@ -3,8 +3,12 @@ import { invokeError, parseTarget, type AppIdentity } from './identity.js';
 import type { ExternalTarget, InvokeTarget } from './types.js';
 
 const urlScheme = /^https?:\/\//i;
-/** How many distinct app targets a resolver remembers; further ones are parsed on every call. */
+/**
+ * How many distinct app targets a resolver remembers, and how long each may be (callers name them:
+ * neither is left to them); other targets are parsed on every call.
+ */
 const MAX_REMEMBERED_APPS = 1024;
+const MAX_REMEMBERED_LENGTH = 160;
 
 /**
  * Turns the target a caller named (URL segment, `dapr-app-id` header, Basic auth, or the `id` of
@@ -35,7 +39,7 @@ export class TargetResolver {
     if (app !== undefined) return app;
     if (urlScheme.test(text)) return externalUrlTarget(text);
     const parsed = parseTarget(text, this.#namespace);
-    if (this.#apps.size < MAX_REMEMBERED_APPS) this.#apps.set(text, parsed);
+    if (this.#apps.size < MAX_REMEMBERED_APPS && text.length <= MAX_REMEMBERED_LENGTH) this.#apps.set(text, parsed);
     return parsed;
   }
 }
