@@ -29,12 +29,6 @@ export function firstValue(md: Metadata, key: string): string | undefined {
   return undefined;
 }
 
-/** Removes every key equal to `key` ignoring case. */
-export function deleteKey(md: Metadata, key: string): void {
-  const lower = key.toLowerCase();
-  for (const k of Object.keys(md)) if (k.length === lower.length && lowerName(k) === lower) delete md[k];
-}
-
 /**
  * A copy of `md` without `key` under any casing, and the first value `key` had: one pass, for a
  * response head whose length Courier sets itself. (Deleting from the decoded map instead would cost

@@ -348,7 +348,6 @@ export function encodeInternalInvokeResponseStream(message: InternalInvokeRespon
 
 // --- reading --------------------------------------------------------------------------------
 
-/** A message being read: the bytes, the position, and where the current message ends. */
 /** Metadata keys up to this many bytes are looked up in `nameCache`. */
 const MAX_NAME_CACHED = 48;
 /** 2^NAME_CACHE_BITS slots; a name whose slot another took is decoded again, nothing more. */
@@ -365,6 +364,7 @@ function internalized(value: string): string {
   return Object.keys({ [value]: 0 })[0] ?? value;
 }
 
+/** A message being read: the bytes, the position, and where the current message ends. */
 class In {
   readonly buf: Buffer;
   at: number;
@@ -408,9 +408,7 @@ class In {
   }
   string(end: number): string {
     const length = this.length(end);
-    const value = (this.buf as RawBuffer).utf8Slice(this.at, this.at + length);
-    this.at += length;
-    return value;
+    return this.#slice(this.at, length);
   }
   /**
    * A metadata key: the same few names come on every call, so a short ASCII name is looked up among
@@ -438,6 +436,7 @@ class In {
     nameCache[slot] = value;
     return value;
   }
+  /** The UTF-8 string of `length` bytes at `start`, read past. */
   #slice(start: number, length: number): string {
     this.at = start + length;
     return (this.buf as RawBuffer).utf8Slice(start, start + length);
