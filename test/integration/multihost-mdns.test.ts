@@ -141,7 +141,10 @@ describe('mDNS across hosts', { skip: unavailable }, () => {
   });
 
   test('courier resolve shows what the mDNS resolver sees', async () => {
-    const cli = lab.spawn(1, process.execPath, [courierBin, 'resolve', 'svc', '--config', config], { COURIER_HOME: join(lab.dir, 'home-h1') });
+    // The command browses once and waits browseTimeout (1 s by default) for answers: on a busy machine
+    // the answering sidecar may take longer, so the command is given a wide margin.
+    const cliConfig = writeConfig(lab, 'mdns6-cli', 'mdns', { interfaces: ['cv0'], ipv6: true, browseTimeout: '10s' });
+    const cli = lab.spawn(1, process.execPath, [courierBin, 'resolve', 'svc', '--config', cliConfig], { COURIER_HOME: join(lab.dir, 'home-h1') });
     await cli.exited;
     assert.equal(cli.child.exitCode, 0, cli.output);
     assert.match(cli.output, /mdns/);
@@ -210,7 +213,10 @@ describe('mDNS over IPv6', { skip: unavailable }, () => {
     const { byHost, failures } = tally(await driver.calls(`http://127.0.0.1:${caller.httpPort}/v1.0/invoke/svc/method/whoami`, 5));
     assert.deepEqual(failures, []);
     assert.deepEqual(byHost, { h2: 5 });
-    const cli = lab.spawn(1, process.execPath, [courierBin, 'resolve', 'svc', '--config', config], { COURIER_HOME: join(lab.dir, 'home-h1') });
+    // The command browses once and waits browseTimeout (1 s by default) for answers: on a busy machine
+    // the answering sidecar may take longer, so the command is given a wide margin.
+    const cliConfig = writeConfig(lab, 'mdns6-cli', 'mdns', { interfaces: ['cv0'], ipv6: true, browseTimeout: '10s' });
+    const cli = lab.spawn(1, process.execPath, [courierBin, 'resolve', 'svc', '--config', cliConfig], { COURIER_HOME: join(lab.dir, 'home-h1') });
     await cli.exited;
     assert.match(cli.output, /\[fd77::2\]:50010/);
   });
