@@ -72,6 +72,12 @@ test('courier run: the app gets its environment, output is prefixed, list, invok
   assert.equal(entry.appPort, appPort);
   assert.equal(entry.httpPort, Number(vars.DAPR_HTTP_PORT));
   assert.equal(entry.grpcPort, Number(vars.DAPR_GRPC_PORT));
+  // The metrics port the app is told is the one the sidecar bound (it picks a free one itself) and serves.
+  assert.notEqual(vars.DAPR_METRICS_PORT, '0');
+  assert.match(cli.stdout, new RegExp(`is up: .*metrics port ${vars.DAPR_METRICS_PORT ?? ''} \\(pid`));
+  const scraped = await fetch(`http://127.0.0.1:${vars.DAPR_METRICS_PORT ?? ''}/metrics`);
+  assert.equal(scraped.status, 200);
+  assert.match(await scraped.text(), /^# TYPE dapr_runtime_service_invocation_req_sent_total counter$/m);
   assert.equal(entry.command, 'node app.js');
   assert.equal(entry.namespace, 'default');
   assert.equal(entry.runTemplatePath, '');

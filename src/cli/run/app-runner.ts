@@ -3,7 +3,6 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CourierError, errorMessage } from '../../errors/index.js';
 import { processStartTime, runDirectory, type RunRecord } from '../../runtime/run-registry.js';
-import { freePort } from './free-port.js';
 import { appEnvironment, sidecarArgs, sidecarEnvironment, type AppLaunch, type LaunchPorts, type LogDestination } from './launch.js';
 import { describeExit, ManagedProcess, type ExitStatus, type LineSink, type StartOptions } from './processes.js';
 import { portInUseMessage, portOrigin, sidecarPortInUse } from './port-check.js';
@@ -121,10 +120,9 @@ export class AppRunner {
   async start(signal: AbortSignal, sidecarsUp?: () => Promise<void>): Promise<void> {
     const launch = this.launch;
     const ctx = this.#ctx;
-    // The sidecar binds port 0 itself (no window in which another listener can take a port chosen here)
-    // and reports the ports it got in its run record.
-    const metricsPort = launch.metricsPort ?? (await freePort());
-    const requested: LaunchPorts = { httpPort: launch.httpPort ?? 0, grpcPort: launch.grpcPort ?? 0, metricsPort };
+    // The sidecar binds port 0 itself (no window in which another listener, its own among them, can
+    // take a port chosen here) and reports the ports it got in its run record.
+    const requested: LaunchPorts = { httpPort: launch.httpPort ?? 0, grpcPort: launch.grpcPort ?? 0, metricsPort: launch.metricsPort ?? 0 };
     this.#openLogs();
 
     this.#checkNotStopping(signal);
@@ -141,7 +139,7 @@ export class AppRunner {
     this.#checkNotStopping(signal);
     const record = await this.#waitForRecord(this.#sidecar, signal);
     this.#record = record;
-    const ports: LaunchPorts = { httpPort: record.httpPort, grpcPort: record.grpcPort, metricsPort };
+    const ports: LaunchPorts = { httpPort: record.httpPort, grpcPort: record.grpcPort, metricsPort: record.metricsPort };
     const appPort = launch.appPort === undefined ? '' : `, app port ${launch.appPort}`;
     const api =
       record.httpSocket === undefined || record.grpcSocket === undefined
@@ -149,7 +147,7 @@ export class AppRunner {
         : `HTTP socket ${record.httpSocket}, gRPC socket ${record.grpcSocket}`;
     ctx.say(
       `✅  Courier sidecar for app "${launch.appId}" is up: ${api}, ` +
-        `internal gRPC port ${record.internalGrpcPort}${appPort}, metrics port ${ports.metricsPort} (pid ${record.pid})`,
+        `internal gRPC port ${record.internalGrpcPort}${appPort}, ${record.metricsEnabled === false ? 'metrics off' : `metrics port ${ports.metricsPort}`} (pid ${record.pid})`,
     );
     this.#sayLogFiles();
     this.#checkNotStopping(signal);
