@@ -100,8 +100,16 @@ function profilePortOf(home: string, sidecar: SidecarProcess): number | undefine
 }
 
 /**
+ * How long a process is left to settle before its idle RSS is read. V8 holds the heap that start-up
+ * grew until its memory reducer first runs, about 8 s after start (`--trace-gc`: a "Mark-Compact
+ * (reduce)" that took an idle sidecar's committed heap from 14.9 to 9.9 MB and its RSS from about 60 to
+ * 56 MB); what a process holds while it idles is what it holds after that.
+ */
+const SETTLE_MS = 12_000;
+
+/**
  * The RSS of a `courier run` process once its app and sidecar are up and it only supervises them (the
- * app is an idle node process), measured 2 s after it says it is up.
+ * app is an idle node process), measured SETTLE_MS after it says it is up.
  */
 async function supervisorRss(home: string, node = process.execPath, extraEnv: Record<string, string> = {}): Promise<number> {
   // Started as the `courier` executable starts it: with the launcher's Node flags.
@@ -118,7 +126,7 @@ async function supervisorRss(home: string, node = process.execPath, extraEnv: Re
       if (Date.now() > deadline || child.exitCode !== null) throw new Error(`courier run did not come up:\n${out}`);
       await sleep(50);
     }
-    await sleep(2000);
+    await sleep(SETTLE_MS);
     return mb(rssBytes(child.pid ?? 0));
   } finally {
     child.kill('SIGTERM');
@@ -459,7 +467,8 @@ try {
   if (wrk === undefined) skipped.push('HTTP saturation (no wrk)');
   if (h2load === undefined) skipped.push('gRPC saturation (no h2load)');
 
-  await sleep(2000);
+  // Idle RSS once the last sidecar started has settled (SETTLE_MS).
+  await sleep(SETTLE_MS);
   const idleRss = new Map<number, number>();
   for (const path of paths) for (const p of path.processes) idleRss.set(p.pid, rssBytes(p.pid));
 
