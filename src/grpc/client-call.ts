@@ -59,7 +59,7 @@ export const kFail: unique symbol = Symbol('fail');
 export const kQueued: unique symbol = Symbol('queued');
 
 const STREAM_CALL = Symbol('courier.grpc.ClientCall');
-type TaggedStream = ClientHttp2Stream & { [STREAM_CALL]?: Http2ClientCall };
+type TaggedStream = ClientHttp2Stream & { [STREAM_CALL]?: Http2ClientCall | undefined };
 
 const EMPTY_METADATA: ReceivedMetadata = Object.freeze(Object.create(null) as ReceivedMetadata);
 const USER_AGENT = `grpc-node-courier/${version}`;
@@ -543,27 +543,38 @@ export class Http2ClientCall implements ClientCall {
     flags: number,
     raw?: string[],
   ): void {
-    (this[STREAM_CALL] as Http2ClientCall).#handleResponse(headers, flags, raw);
+    const call = this[STREAM_CALL];
+    if (call !== undefined) call.#handleResponse(headers, flags, raw);
   };
   static readonly #trailersListener = function (this: TaggedStream, headers: IncomingHttpHeaders, _flags: number, raw?: string[]): void {
-    (this[STREAM_CALL] as Http2ClientCall).#handleTrailers(headers, raw);
+    const call = this[STREAM_CALL];
+    if (call !== undefined) call.#handleTrailers(headers, raw);
   };
   static readonly #dataListener = function (this: TaggedStream, chunk: Buffer): void {
-    (this[STREAM_CALL] as Http2ClientCall).#handleData(chunk);
+    const call = this[STREAM_CALL];
+    if (call !== undefined) call.#handleData(chunk);
   };
   static readonly #endListener = function (this: TaggedStream): void {
     // Node also ends the readable side of a reset stream; only a real END_STREAM counts.
-    if (!this.aborted) (this[STREAM_CALL] as Http2ClientCall).#inboundEnded = true;
+    const call = this[STREAM_CALL];
+    if (call !== undefined && !this.aborted) call.#inboundEnded = true;
   };
   static readonly #errorListener = function (this: TaggedStream, err: Error): void {
     const call = this[STREAM_CALL];
     if (call !== undefined) call.#streamError ??= err;
   };
   static readonly #closeListener = function (this: TaggedStream): void {
-    (this[STREAM_CALL] as Http2ClientCall).#handleClose();
+    const call = this[STREAM_CALL];
+    if (call === undefined) return;
+    // A closed stream no longer leads to its call: Node's HTTP/2 session keeps its streams in a Map
+    // and a Set, whose replaced tables can keep closed streams reachable, and promoted, until the next
+    // full collection (docs/performance.md, "Garbage that stays reachable").
+    this[STREAM_CALL] = undefined;
+    call.#handleClose();
   };
   static readonly #drainListener = function (this: TaggedStream): void {
-    (this[STREAM_CALL] as Http2ClientCall).#handleDrain();
+    const call = this[STREAM_CALL];
+    if (call !== undefined) call.#handleDrain();
   };
   static #deadlineExpired(this: void, call: Http2ClientCall): void {
     call.#timer = undefined;

@@ -56,7 +56,7 @@ const STREAMING_RESPONSE: ServerStreamResponseOptions & { sendDate: boolean } = 
 const TRAILERS_ONLY_RESPONSE: ServerStreamResponseOptions & { sendDate: boolean } = { endStream: true, sendDate: false };
 
 const CALL = Symbol('courier.grpc.ServerCall');
-type TaggedStream = ServerHttp2Stream & { [CALL]?: Http2ServerCall };
+type TaggedStream = ServerHttp2Stream & { [CALL]?: Http2ServerCall | undefined };
 
 /** The status headers of a response's end: `grpc-status` and, when there is one, `grpc-message`. */
 function statusFields(status: CallStatus, into: OutgoingHttpHeaders): OutgoingHttpHeaders {
@@ -487,21 +487,33 @@ export class Http2ServerCall implements ServerCall {
     }
   }
 
-  // Listeners are shared by all calls (no per-call closures); `this` is the stream, tagged with its call.
+  // Listeners are shared by all calls (no per-call closures); `this` is the stream, tagged with its call
+  // until the stream closes (see #closeListener).
   static readonly #dataListener = function (this: TaggedStream, chunk: Buffer): void {
-    (this[CALL] as Http2ServerCall).#handleData(chunk);
+    const call = this[CALL];
+    if (call !== undefined) call.#handleData(chunk);
   };
   static readonly #endListener = function (this: TaggedStream): void {
-    (this[CALL] as Http2ServerCall).#handleEnd();
+    const call = this[CALL];
+    if (call !== undefined) call.#handleEnd();
   };
   static readonly #closeListener = function (this: TaggedStream): void {
-    (this[CALL] as Http2ServerCall).#handleClose();
+    const call = this[CALL];
+    if (call === undefined) return;
+    // A closed stream no longer leads to its call. Node's HTTP/2 session keeps its streams in a Map,
+    // whose replaced tables can keep streams reachable, and promoted to the old generation, long
+    // after they closed (docs/performance.md, "Garbage that stays reachable"); cut here, what such a
+    // stream still holds is Node's own, not the call with its metadata, messages and relay.
+    this[CALL] = undefined;
+    call.#handleClose();
   };
   static readonly #wantTrailersListener = function (this: TaggedStream): void {
-    (this[CALL] as Http2ServerCall).#handleWantTrailers();
+    const call = this[CALL];
+    if (call !== undefined) call.#handleWantTrailers();
   };
   static readonly #drainListener = function (this: TaggedStream): void {
-    (this[CALL] as Http2ServerCall).#handleDrain();
+    const call = this[CALL];
+    if (call !== undefined) call.#handleDrain();
   };
   static #deadlineExpired(this: void, call: Http2ServerCall): void {
     call.#expire();
