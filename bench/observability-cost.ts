@@ -2,6 +2,8 @@
 // observability issue (at most +10 % CPU per call over the lean path). Starts one pair of sidecars
 // (A, the caller, and B in front of the bench's HTTP/1.1 app) per variant:
 //   default    metrics on, tracing at Dapr's default sampling rate (1e-4), no exporter
+//   configured as default, with a Configuration that changes nothing: it loads the Configuration parser
+//              (zod, yaml) as lean's does, so that default and lean differ in what they record only
 //   lean       --enable-metrics=false and a Configuration with tracing off (samplingRate "0")
 //   nometrics  --enable-metrics=false, tracing at its default
 //   notracing  metrics on, tracing off
@@ -17,7 +19,7 @@
 // speed wanders (a shared VM: single windows here run up to 40 % slower, for every variant alike),
 // the lowest of several windows is the steadier figure: interference only ever adds CPU time.
 //
-//   npm run bench:observability-cost [-- --reps 5 --seconds 10 --variants default,lean,nometrics,notracing,floor]
+//   npm run bench:observability-cost [-- --reps 5 --seconds 10 --variants default,configured,lean,nometrics,notracing,floor]
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { repoRoot, TestEnv } from '../test/framework/env.js';
@@ -35,6 +37,7 @@ const REPS = Math.max(1, Number(option('reps', '5')) || 5);
 const SECONDS = Math.max(2, Number(option('seconds', '10')) || 10);
 const RATE = 1000;
 
+const EMPTY_CONFIG = 'apiVersion: dapr.io/v1alpha1\nkind: Configuration\nmetadata:\n  name: configured\nspec: {}\n';
 const LEAN_CONFIG = 'apiVersion: dapr.io/v1alpha1\nkind: Configuration\nmetadata:\n  name: lean\nspec:\n  tracing:\n    samplingRate: "0"\n';
 
 const median = (xs: readonly number[]): number => {
@@ -49,8 +52,11 @@ try {
   mkdirSync(work, { recursive: true });
   const leanFile = join(work, 'lean.yaml');
   writeFileSync(leanFile, LEAN_CONFIG);
+  const emptyFile = join(work, 'configured.yaml');
+  writeFileSync(emptyFile, EMPTY_CONFIG);
   const all: Record<string, string[]> = {
     default: [],
+    configured: ['--config', emptyFile],
     lean: ['--enable-metrics=false', '--config', leanFile],
     nometrics: ['--enable-metrics=false'],
     notracing: ['--config', leanFile],
