@@ -566,9 +566,9 @@ export class Http2ClientCall implements ClientCall {
   static readonly #closeListener = function (this: TaggedStream): void {
     const call = this[STREAM_CALL];
     if (call === undefined) return;
-    // A closed stream no longer leads to its call: Node's HTTP/2 session keeps its streams in a Map
-    // and a Set, whose replaced tables can keep closed streams reachable, and promoted, until the next
-    // full collection (docs/performance.md, "Garbage that stays reachable").
+    // A closed stream no longer leads to its call: Node's HTTP/2 session keeps its streams in a Map,
+    // whose replaced tables can keep closed streams reachable, and promoted, until the next full
+    // collection (docs/performance.md, "Garbage that stays reachable").
     this[STREAM_CALL] = undefined;
     call.#handleClose();
   };
