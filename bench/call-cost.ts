@@ -17,13 +17,15 @@
 // --no-tracing gives every sidecar a Configuration with tracing off (samplingRate "0"), --trace-all one
 // that traces every call and exports it over OTLP/HTTP to a local collector that drops what it gets;
 // --concurrency 1 shows what a call costs when it travels alone, as at a low request rate;
-// --cpu-prof DIR writes each sidecar's V8 CPU profile into DIR when it stops).
+// --cpu-prof DIR writes each sidecar's V8 CPU profile into DIR when it stops; --alloc-prof DIR starts the
+// sidecars with --enable-profiling and writes an allocation profile of each sidecar over the first
+// 5 s of each measured loop into DIR, `<path>-<app id>.heapprofile`: give enough --calls to last that long).
 import { Agent, request } from 'undici';
 import * as grpc from '@grpc/grpc-js';
 import { TestEnv } from '../test/framework/env.js';
 import { cpuSeconds } from './lib/proc.js';
 import { startSidecar, type SidecarProcess } from '../test/framework/sidecar-process.js';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createServer as createH2cServer } from 'node:http2';
 import { createServer as createHttpsServer } from 'node:https';
@@ -46,10 +48,14 @@ const PATHS = pathsAt >= 0 ? new Set((process.argv[pathsAt + 1] ?? '').split(','
 const wanted = (key: string): boolean => PATHS === undefined || PATHS.has(key);
 const profAt = process.argv.indexOf('--cpu-prof');
 const PROFILE_DIR = profAt >= 0 ? process.argv[profAt + 1] : undefined;
+const allocAt = process.argv.indexOf('--alloc-prof');
+const ALLOC_DIR = allocAt >= 0 ? process.argv[allocAt + 1] : undefined;
+const ALLOC_SECONDS = 5;
 // Every sidecar runs with the launcher's Node flags, as the `courier` executable starts it.
 const nodeArgs = [...NODE_FLAGS, ...(PROFILE_DIR === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', PROFILE_DIR])];
 /** Sidecars record metrics unless --no-metrics is given (what the lean path costs without them). */
 const METRICS_ARGS = process.argv.includes('--no-metrics') ? ['--enable-metrics=false'] : [];
+if (ALLOC_DIR !== undefined) METRICS_ARGS.push('--enable-profiling', '--profile-port', '0');
 const TRACING = process.argv.includes('--no-tracing') ? 'off' : process.argv.includes('--trace-all') ? 'all' : 'default';
 const WARMUP = Math.min(2000, Math.floor(CALLS / 5));
 const BODY = Buffer.alloc(1024, 'x');
@@ -68,7 +74,9 @@ async function measure(name: string, sidecars: SidecarProcess[], call: () => Pro
   await loop(WARMUP, call);
   const before = sidecars.map((s) => cpuSeconds(s.pid));
   const started = process.hrtime.bigint();
+  const profiles = ALLOC_DIR === undefined ? [] : sidecars.map((s) => allocationProfile(s, name, ALLOC_DIR));
   await loop(CALLS, call);
+  await Promise.all(profiles);
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   const after = sidecars.map((s) => cpuSeconds(s.pid));
   const perCall = sidecars.map((_, i) => (((after[i] ?? 0) - (before[i] ?? 0)) * 1e6) / CALLS);
@@ -79,6 +87,16 @@ async function measure(name: string, sidecars: SidecarProcess[], call: () => Pro
     'both µs CPU/call': Math.round((perCall[0] ?? 0) + (perCall[1] ?? 0)),
     'calls/s': Math.round(CALLS / seconds),
   };
+}
+
+/** Takes a sidecar's allocation profile over ALLOC_SECONDS (its --enable-profiling endpoint) and writes it into `dir`. */
+async function allocationProfile(s: SidecarProcess, path: string, dir: string): Promise<void> {
+  const record = JSON.parse(readFileSync(join(env.home, 'run', `${s.pid}.json`), 'utf8')) as { appId: string; profilePort: number };
+  const res = await request(`http://127.0.0.1:${record.profilePort}/debug/alloc-profile?seconds=${ALLOC_SECONDS}`);
+  const text = await res.body.text();
+  if (res.statusCode !== 200) throw new Error(`allocation profile of ${record.appId}: HTTP ${res.statusCode} ${text}`);
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, `${path.split(' ')[0] ?? path}-${record.appId}.heapprofile`), text);
 }
 
 const passthrough = { serialize: (b: Buffer): Buffer => b, deserialize: (b: Buffer): Buffer => b };

@@ -125,40 +125,63 @@ export class DiagnosticsServer {
       res.writeHead(200, { 'content-type': 'application/json' }).end(body);
       return;
     }
-    if (req.method === 'GET' && url.pathname === '/debug/cpu-profile') {
+    const kind = req.method === 'GET' ? profileKinds[url.pathname] : undefined;
+    if (kind !== undefined) {
       const seconds = Math.min(MAX_PROFILE_SECONDS, Math.max(1, Number(url.searchParams.get('seconds') ?? 10) || 10));
       if (this.#profiling) {
-        res.writeHead(409, { 'content-type': 'text/plain' }).end('a CPU profile is already being taken');
+        res.writeHead(409, { 'content-type': 'text/plain' }).end('a profile is already being taken');
         return;
       }
       this.#profiling = true;
       try {
-        const profile = await cpuProfile(seconds * 1000);
-        res.writeHead(200, { 'content-type': 'application/json', 'content-disposition': 'attachment; filename="courier.cpuprofile"' }).end(profile);
+        const profile = await takeProfile(kind, seconds * 1000);
+        res.writeHead(200, { 'content-type': 'application/json', 'content-disposition': `attachment; filename="courier.${kind.extension}"` }).end(profile);
       } catch (err) {
-        this.#logger.warn({ err: String(err) }, 'CPU profile failed');
-        res.writeHead(500, { 'content-type': 'text/plain' }).end('the CPU profile failed');
+        this.#logger.warn({ err: String(err), profile: kind.extension }, 'profile failed');
+        res.writeHead(500, { 'content-type': 'text/plain' }).end('the profile failed');
       } finally {
         this.#profiling = false;
       }
       return;
     }
-    res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: GET /debug/runtime[?reset=true] or /debug/cpu-profile?seconds=N');
+    res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: GET /debug/runtime[?reset=true], /debug/cpu-profile?seconds=N or /debug/alloc-profile?seconds=N');
   }
 }
 
-/** A V8 CPU profile of this process over `ms` (the `.cpuprofile` format Chrome DevTools opens). */
-function cpuProfile(ms: number): Promise<string> {
+/** The profiles served, by path: the inspector methods that start and stop one, and its file's extension. */
+interface ProfileKind {
+  readonly enable: string;
+  readonly start: string;
+  readonly startParams?: object;
+  readonly stop: string;
+  readonly extension: string;
+}
+const profileKinds: Readonly<Record<string, ProfileKind>> = {
+  // Where CPU time goes (Go's pprof `profile`).
+  '/debug/cpu-profile': { enable: 'Profiler.enable', start: 'Profiler.start', stop: 'Profiler.stop', extension: 'cpuprofile' },
+  // Where memory is allocated, collected or not (Go's pprof `allocs`): V8's sampling heap profiler,
+  // one sample per 32 KiB on average, keeping the samples of objects the collector has since freed.
+  '/debug/alloc-profile': {
+    enable: 'HeapProfiler.enable',
+    start: 'HeapProfiler.startSampling',
+    startParams: { samplingInterval: 32768, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true },
+    stop: 'HeapProfiler.stopSampling',
+    extension: 'heapprofile',
+  },
+};
+
+/** A V8 profile of this process over `ms`, in the format Chrome DevTools opens (`.cpuprofile`, `.heapprofile`). */
+function takeProfile(kind: ProfileKind, ms: number): Promise<string> {
   const session = new Session();
   session.connect();
-  const post = (method: string): Promise<unknown> =>
-    new Promise((resolve, reject) => session.post(method, (err, result) => (err === null ? resolve(result) : reject(err))));
+  const post = (method: string, params?: object): Promise<unknown> =>
+    new Promise((resolve, reject) => session.post(method, params, (err, result) => (err === null ? resolve(result) : reject(err))));
   return (async () => {
     try {
-      await post('Profiler.enable');
-      await post('Profiler.start');
+      await post(kind.enable);
+      await post(kind.start, kind.startParams);
       await new Promise((resolve) => setTimeout(resolve, ms));
-      const result = (await post('Profiler.stop')) as { profile: unknown };
+      const result = (await post(kind.stop)) as { profile: unknown };
       return JSON.stringify(result.profile);
     } finally {
       session.disconnect();

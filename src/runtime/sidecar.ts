@@ -398,7 +398,7 @@ export class Sidecar {
       const server = new DiagnosticsServer(monitor, options.apiToken, log.child({ scope: 'profiling' }));
       this.#diagnostics = { monitor, server };
       profilePort = await this.#untilStopped(server.listen('127.0.0.1', options.profilePort));
-      log.info({ address: hostPort('127.0.0.1', profilePort) }, 'profiling: GET /debug/runtime, GET /debug/cpu-profile?seconds=N');
+      log.info({ address: hostPort('127.0.0.1', profilePort) }, 'profiling: GET /debug/runtime, GET /debug/cpu-profile?seconds=N, GET /debug/alloc-profile?seconds=N');
     }
     // In a Pod nothing reads a run record (and the root file system is read-only).
     if (options.mode !== 'kubernetes') this.#runFile = writeRunRecord(options.courierHome, {

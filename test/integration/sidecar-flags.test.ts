@@ -154,7 +154,7 @@ http.get({ socketPath, path: '/v1.0/metadata' }, (res) => {
     assert.doesNotMatch(off.output, /API Called/);
   });
 
-  test('--enable-profiling serves event-loop delay, GC pauses and CPU profiles on --profile-port, behind the API token', async () => {
+  test('--enable-profiling serves event-loop delay, GC pauses, CPU and allocation profiles on --profile-port, behind the API token', async () => {
     const app = await startApp(env, (a) => a.route('/hi', (_req, res) => res.end('hi')));
     const s = await startSidecar(env, {
       appId: 'profiled',
@@ -178,6 +178,23 @@ http.get({ socketPath, path: '/v1.0/metadata' }, (res) => {
     assert.equal(profile.status, 200);
     const parsed = JSON.parse(profile.text) as { nodes: unknown[]; samples: unknown[] };
     assert.ok(parsed.nodes.length > 0, 'a V8 CPU profile');
+
+    // An allocation profile while calls go through: samples, with the sidecar's own code among the allocating frames.
+    const allocs = send(port, { path: '/debug/alloc-profile?seconds=2', headers: { 'dapr-api-token': 'secret' } });
+    for (let i = 0; i < 300; i++) await send(s.httpPort, { method: 'POST', path: '/v1.0/invoke/profiled/method/hi', headers: { 'dapr-api-token': 'secret' } });
+    const heap = await allocs;
+    assert.equal(heap.status, 200);
+    interface HeapNode { callFrame: { url: string }; selfSize: number; children: HeapNode[] }
+    const sampled = JSON.parse(heap.text) as { head: HeapNode; samples: { size: number }[] };
+    assert.ok(sampled.samples.length > 0, 'allocations were sampled');
+    const urls = new Set<string>();
+    const walk = (node: HeapNode): void => {
+      if (node.selfSize > 0) urls.add(node.callFrame.url);
+      node.children.forEach(walk);
+    };
+    walk(sampled.head);
+    assert.ok([...urls].some((url) => url.includes('/dist/') || url.includes('/src/')), `Courier's frames allocate: ${[...urls].join(' ')}`);
+    assert.equal((await send(port, { path: '/debug/alloc-profile?seconds=1' })).status, 401);
   });
 
   test("--dapr-public-port serves the health endpoints alone, without the API token, and says why it is not ready while the app is not", async () => {
