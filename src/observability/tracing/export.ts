@@ -41,7 +41,18 @@ function hrTime(ms: number): HrTime {
   return [seconds, Math.round((ms - seconds * 1000) * 1e6)];
 }
 
-/** A finished Courier span in the SDK's `ReadableSpan` shape, made once the span ends. */
+/** What every exported span shares: no links, no events, an unset status (frozen: exporters only read them). */
+const NO_LINKS: ReadableSpan['links'] = Object.freeze([]) as unknown as ReadableSpan['links'];
+const NO_EVENTS: ReadableSpan['events'] = Object.freeze([]) as unknown as ReadableSpan['events'];
+const UNSET_STATUS: ReadableSpan['status'] = Object.freeze({ code: SpanStatusCode.UNSET });
+
+/**
+ * A finished Courier span in the SDK's `ReadableSpan` shape, made once the span ends. It waits in the
+ * batch processors' queues (up to a batch of 512, or 5 s) and so outlives a young-generation
+ * collection or two: it holds only what differs from span to span, and what all spans share (the
+ * empty links and events, an unset status, the duration computed when read) stays on its prototype
+ * or in constants.
+ */
 class ExportedSpan implements ReadableSpan {
   readonly name: string;
   readonly kind: number;
@@ -49,17 +60,10 @@ class ExportedSpan implements ReadableSpan {
   readonly parentSpanContext?: SpanContext;
   readonly startTime: HrTime;
   readonly endTime: HrTime;
-  readonly duration: HrTime;
-  readonly status: { code: SpanStatusCode; message?: string };
+  readonly status: ReadableSpan['status'];
   readonly attributes: Record<string, string | number | boolean>;
-  readonly links: ReadableSpan['links'] = [];
-  readonly events: ReadableSpan['events'] = [];
-  readonly ended = true;
   readonly resource: Resource;
-  readonly instrumentationScope = SCOPE;
-  readonly droppedAttributesCount = 0;
-  readonly droppedEventsCount = 0;
-  readonly droppedLinksCount = 0;
+  readonly #durationMs: number;
 
   constructor(span: Span, resource: Resource) {
     this.name = span.name;
@@ -69,13 +73,39 @@ class ExportedSpan implements ReadableSpan {
     if (span.parentSpanId !== undefined) this.parentSpanContext = { traceId: span.traceId, spanId: span.parentSpanId, traceFlags: span.flags, isRemote: true };
     this.startTime = hrTime(span.startMs);
     this.endTime = hrTime(span.endMs);
-    this.duration = hrTime(Math.max(0, span.endMs - span.startMs));
-    this.status = span.errorMessage === undefined ? { code: SpanStatusCode.UNSET } : { code: SpanStatusCode.ERROR, message: span.errorMessage };
+    this.#durationMs = Math.max(0, span.endMs - span.startMs);
+    this.status = span.errorMessage === undefined ? UNSET_STATUS : { code: SpanStatusCode.ERROR, message: span.errorMessage };
     this.attributes = span.attributes ?? {};
     this.resource = resource;
   }
 
-  spanContext = (): SpanContext => this.#context;
+  spanContext(): SpanContext {
+    return this.#context;
+  }
+  get duration(): HrTime {
+    return hrTime(this.#durationMs);
+  }
+  get links(): ReadableSpan['links'] {
+    return NO_LINKS;
+  }
+  get events(): ReadableSpan['events'] {
+    return NO_EVENTS;
+  }
+  get ended(): boolean {
+    return true;
+  }
+  get instrumentationScope(): InstrumentationScope {
+    return SCOPE;
+  }
+  get droppedAttributesCount(): number {
+    return 0;
+  }
+  get droppedEventsCount(): number {
+    return 0;
+  }
+  get droppedLinksCount(): number {
+    return 0;
+  }
 }
 
 async function createExporter(settings: ExporterSettings, serviceName: string): Promise<SpanExporter> {
