@@ -1,7 +1,7 @@
 // `courier init` then `courier run`: mutual TLS on one machine with no extra steps.
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { TestEnv } from '../framework/env.js';
 import { appDirectory, CliProcess, freePort, runCli } from '../framework/cli-process.js';
@@ -69,11 +69,32 @@ apps:
 `,
   });
   const run = new CliProcess(env, ['run', '-f', dir]);
-  await run.waitFor(/Local Sentry \(certificate authority\) is up/);
+  await run.waitFor(/Local Sentry \(certificate authority\) is up on 127\.0\.0\.1:\d+ /);
   await run.waitFor(/caller got: hello from callee/, 60_000);
   await run.waitFor(/callee saw caller caller/);
   assert.match(run.stdout, /COURIER - callee ==.*workload certificate obtained.*spiffe:\/\/public\/ns\/default\/callee/);
   assert.match(run.stdout, /COURIER - caller ==.*workload certificate obtained.*spiffe:\/\/public\/ns\/default\/caller/);
   run.child.kill('SIGINT');
   assert.equal((await run.waitForExit()).code, 0, run.output);
+});
+
+test('courier run stops with the reason when the local Sentry cannot start, and starts no app', async (t) => {
+  const env = testEnv(t);
+  assert.equal((await runCli(env, ['init'])).code, 0);
+  writeFileSync(join(env.home, 'certs/issuer.crt'), 'not a certificate\n');
+  const dir = appDirectory(env, {
+    'callee/app.js': callee,
+    'dapr.yaml': `version: 1
+apps:
+  - appID: callee
+    appDirPath: ./callee
+    appPort: ${await freePort()}
+    command: ["node", "app.js"]
+`,
+  });
+  const run = new CliProcess(env, ['run', '-f', dir]);
+  const exit = await run.waitForExit(60_000);
+  assert.notEqual(exit.code, 0, run.output);
+  assert.match(run.output, /the local Sentry did not start/);
+  assert.doesNotMatch(run.output, /Local Sentry \(certificate authority\) is up|callee saw/);
 });
