@@ -33,7 +33,7 @@ import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { appCertificate } from '../test/framework/test-pki.js';
 import { startSentry } from '../test/framework/sentry-process.js';
-import { NODE_FLAGS } from '../src/runtime/heap-flags.js';
+import { MALLOC_ENV, NODE_FLAGS } from '../src/runtime/heap-flags.js';
 
 function flag(name: string, fallback: number): number {
   const at = process.argv.indexOf(`--${name}`);
@@ -155,25 +155,25 @@ try {
   const grpcPort = await new Promise<number>((resolve, reject) =>
     grpcApp.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
   );
-  const b = await startSidecar(env, { nodeArgs, appId: 'b', appPort: httpPort, waitForApp: true, args: [...METRICS_ARGS, '--log-level', 'warn'] });
-  const h = await startSidecar(env, { nodeArgs, appId: 'h', appPort: (h2cApp.address() as AddressInfo).port, waitForApp: true, args: [...METRICS_ARGS, '--app-protocol', 'h2c', '--log-level', 'warn'] });
-  const tls = await startSidecar(env, { nodeArgs, appId: 's', appPort: (httpsApp.address() as AddressInfo).port, waitForApp: true, args: [...METRICS_ARGS, '--app-protocol', 'https', '--log-level', 'warn'] });
-  const g = await startSidecar(env, { nodeArgs, appId: 'g', appPort: grpcPort, waitForApp: true, args: [...METRICS_ARGS, '--app-protocol', 'grpc', '--log-level', 'warn'] });
+  const b = await startSidecar(env, { nodeArgs, env: { ...MALLOC_ENV }, appId: 'b', appPort: httpPort, waitForApp: true, args: [...METRICS_ARGS, '--log-level', 'warn'] });
+  const h = await startSidecar(env, { nodeArgs, env: { ...MALLOC_ENV }, appId: 'h', appPort: (h2cApp.address() as AddressInfo).port, waitForApp: true, args: [...METRICS_ARGS, '--app-protocol', 'h2c', '--log-level', 'warn'] });
+  const tls = await startSidecar(env, { nodeArgs, env: { ...MALLOC_ENV }, appId: 's', appPort: (httpsApp.address() as AddressInfo).port, waitForApp: true, args: [...METRICS_ARGS, '--app-protocol', 'https', '--log-level', 'warn'] });
+  const g = await startSidecar(env, { nodeArgs, env: { ...MALLOC_ENV }, appId: 'g', appPort: grpcPort, waitForApp: true, args: [...METRICS_ARGS, '--app-protocol', 'grpc', '--log-level', 'warn'] });
   const resources = join(env.home, 'resources');
   mkdirSync(resources);
   writeFileSync(
     join(resources, 'echo-endpoint.yaml'),
     `apiVersion: dapr.io/v1alpha1\nkind: HTTPEndpoint\nmetadata:\n  name: echo-endpoint\nspec:\n  baseUrl: http://127.0.0.1:${httpPort}\n`,
   );
-  const a = await startSidecar(env, { nodeArgs, appId: 'a', args: [...METRICS_ARGS, '--log-level', 'warn', '--resources-path', resources] });
+  const a = await startSidecar(env, { nodeArgs, env: { ...MALLOC_ENV }, appId: 'a', args: [...METRICS_ARGS, '--log-level', 'warn', '--resources-path', resources] });
   let mtlsCaller: SidecarProcess | undefined;
   let mtlsCallee: SidecarProcess | undefined;
   if (wanted('http-mtls')) {
     const sentry = await startSentry(env);
     const callee = sentry.sidecar('bm');
-    mtlsCallee = await startSidecar(env, { nodeArgs, appId: 'bm', appPort: httpPort, waitForApp: true, args: [...METRICS_ARGS, '--log-level', 'warn', ...callee.args], env: callee.env });
+    mtlsCallee = await startSidecar(env, { nodeArgs, appId: 'bm', appPort: httpPort, waitForApp: true, args: [...METRICS_ARGS, '--log-level', 'warn', ...callee.args], env: { ...MALLOC_ENV, ...callee.env } });
     const caller = sentry.sidecar('am');
-    mtlsCaller = await startSidecar(env, { nodeArgs, appId: 'am', args: [...METRICS_ARGS, '--log-level', 'warn', ...caller.args], env: caller.env });
+    mtlsCaller = await startSidecar(env, { nodeArgs, appId: 'am', args: [...METRICS_ARGS, '--log-level', 'warn', ...caller.args], env: { ...MALLOC_ENV, ...caller.env } });
   }
 
   const httpCall = (appId: string, via = a) => async (): Promise<void> => {

@@ -25,7 +25,7 @@ import { cpuSeconds, machineDescription, rssBytes, sampleRss } from './lib/proc.
 import { ensureTools, runLoadProcess, startNginx, startPortPrinter } from './lib/processes.js';
 import { upload } from './lib/upload.js';
 import { findNode24 } from './lib/node24.js';
-import { NODE_FLAGS } from '../src/runtime/heap-flags.js';
+import { MALLOC_ENV, NODE_FLAGS } from '../src/runtime/heap-flags.js';
 import { h2loadSaturation, wrkSaturation, type SaturationResult } from './lib/saturation.js';
 import {
   added,
@@ -114,7 +114,7 @@ const SETTLE_MS = 12_000;
 async function supervisorRss(home: string, node = process.execPath, extraEnv: Record<string, string> = {}): Promise<number> {
   // Started as the `courier` executable starts it: with the launcher's Node flags.
   const child = spawn(node, [...NODE_FLAGS, join(repoRoot, 'dist', 'cli', 'main.js'), 'run', '--app-id', 'bench-supervised', '--', process.execPath, '-e', 'setInterval(() => {}, 1000)'], {
-    env: { ...process.env, COURIER_HOME: home, ...extraEnv },
+    env: { ...process.env, ...MALLOC_ENV, COURIER_HOME: home, ...extraEnv },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   try {
@@ -338,7 +338,8 @@ try {
   const mtlsOf = (appId: string): { args: string[]; env: Record<string, string> } => sentry.sidecar(appId);
 
   // Sidecars run with the Node flags the `courier` launcher sets (src/runtime/heap-flags.ts).
-  const startSidecar = (e: TestEnv, spec: Parameters<typeof startTestSidecar>[1]): Promise<SidecarProcess> => startTestSidecar(e, { nodeArgs: [...NODE_FLAGS], ...spec });
+  const startSidecar = (e: TestEnv, spec: Parameters<typeof startTestSidecar>[1]): Promise<SidecarProcess> =>
+    startTestSidecar(e, { nodeArgs: [...NODE_FLAGS], ...spec, env: { ...MALLOC_ENV, ...spec.env } });
   const b1 = await startSidecar(env, { appId: 'bench-http', appPort: httpApp.port, waitForApp: true, args: SIDECAR_ARGS });
   const a1 = await startSidecar(env, { appId: 'bench-caller', args: SIDECAR_ARGS });
   // The lean path: the same pair with metrics and tracing off, against which the cost of the default

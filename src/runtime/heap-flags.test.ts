@@ -2,11 +2,24 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { spawnSync } from 'node:child_process';
-import { forTests, NODE_FLAGS } from './heap-flags.js';
+import { forTests, MALLOC_ENV, NODE_FLAGS, withoutLauncherEnv } from './heap-flags.js';
 
-test('the courier executable starts node with exactly the launcher flags', () => {
+const launcherEnv = Object.entries(MALLOC_ENV).map(([name, value]) => `${name}=${value}`);
+
+test('the courier executable starts node with exactly the launcher flags and allocator settings', () => {
   const firstLine = readFileSync(new URL('../cli/main.ts', import.meta.url), 'utf8').split('\n')[0];
-  assert.equal(firstLine, `#!/usr/bin/env -S node ${NODE_FLAGS.join(' ')}`);
+  assert.equal(firstLine, `#!/usr/bin/env -S ${launcherEnv.join(' ')} node ${NODE_FLAGS.join(' ')}`);
+});
+
+test('the container image starts node as the courier executable does', () => {
+  const dockerfile = readFileSync(new URL('../../Dockerfile', import.meta.url), 'utf8');
+  assert.match(dockerfile, new RegExp(`^ENTRYPOINT ${JSON.stringify(['node', ...NODE_FLAGS, '/app/dist/cli/main.js']).replaceAll(',', ', ').replace(/[[\]]/g, '\\$&')}$`, 'm'));
+  for (const assignment of launcherEnv) assert.match(dockerfile, new RegExp(`^ENV ${assignment}$`, 'm'));
+});
+
+test("courier run's apps do not inherit the launcher's allocator settings; a value of the user's own stays", () => {
+  assert.deepEqual(withoutLauncherEnv({ ...MALLOC_ENV, A: 'b' }), { A: 'b' });
+  assert.deepEqual(withoutLauncherEnv({ MALLOC_MMAP_THRESHOLD_: '1048576', A: 'b' }), { MALLOC_MMAP_THRESHOLD_: '1048576', A: 'b' });
 });
 
 test('Maglev is held back only on runtimes that run it by default', () => {

@@ -1,11 +1,12 @@
 // `courier run` of one app, with `courier list`, `courier invoke` and `courier stop`, through the built CLI.
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { TestEnv } from '../framework/env.js';
 import { appDirectory, CliProcess, freePort, listJson, runCli, trackPids, waitForHealthz, waitForListed, waitGone } from '../framework/cli-process.js';
+import { MALLOC_ENV } from '../../src/runtime/heap-flags.js';
 
 function testEnv(t: TestContext): TestEnv {
   const env = new TestEnv();
@@ -16,7 +17,7 @@ function testEnv(t: TestContext): TestEnv {
 /** An HTTP app that prints its environment, answers /hello with what it got, and logs SIGTERM. */
 const echoApp = `
 const http = require('node:http');
-const vars = ['APP_ID', 'APP_PORT', 'APP_PROTOCOL', 'APP_CHANNEL_ADDRESS', 'DAPR_HTTP_PORT', 'DAPR_GRPC_PORT', 'DAPR_METRICS_PORT', 'INHERITED'];
+const vars = ['APP_ID', 'APP_PORT', 'APP_PROTOCOL', 'APP_CHANNEL_ADDRESS', 'DAPR_HTTP_PORT', 'DAPR_GRPC_PORT', 'DAPR_METRICS_PORT', 'INHERITED', 'MALLOC_MMAP_THRESHOLD_'];
 console.log('env ' + vars.map((v) => v + '=' + (process.env[v] ?? '')).join(' '));
 console.error('a line on stderr');
 const server = http.createServer((req, res) => {
@@ -44,7 +45,8 @@ test('courier run: the app gets its environment, output is prefixed, list, invok
   const appPort = await freePort();
   const cli = new CliProcess(env, ['run', '--app-id', 'nodeapp', '--app-port', String(appPort), '--log-level', 'debug', '--', 'node', 'app.js'], {
     cwd: dir,
-    env: { INHERITED: 'yes' },
+    // As the courier executable's interpreter line starts it: with the launcher's allocator setting.
+    env: { INHERITED: 'yes', ...MALLOC_ENV },
   });
   const sidecar = await sidecarPid(cli);
   trackPids(env, () => [sidecar]);
@@ -58,6 +60,10 @@ test('courier run: the app gets its environment, output is prefixed, list, invok
   assert.equal(vars.APP_PROTOCOL, 'http');
   assert.equal(vars.APP_CHANNEL_ADDRESS, '');
   assert.equal(vars.INHERITED, 'yes');
+  // The launcher's allocator setting is the sidecar's, not the app's.
+  assert.equal(vars.MALLOC_MMAP_THRESHOLD_, '', 'the app runs with the allocator settings it would have without Courier');
+  const sidecarEnv = readFileSync(`/proc/${sidecar}/environ`, 'utf8').split('\0');
+  for (const [name, value] of Object.entries(MALLOC_ENV)) assert.ok(sidecarEnv.includes(`${name}=${value}`), `the sidecar runs with ${name}=${value}`);
   for (const name of ['DAPR_HTTP_PORT', 'DAPR_GRPC_PORT', 'DAPR_METRICS_PORT']) assert.match(vars[name] ?? '', /^\d+$/, name);
   assert.match(cli.stderr, /^== APP == a line on stderr$/m);
   assert.match(cli.output, /^== COURIER == .+/m);

@@ -1,6 +1,7 @@
 import { existsSync, statSync } from 'node:fs';
 import type { CourierError } from '../../errors/index.js';
 import { parseSidecarArgs } from '../sidecar-command.js';
+import { MALLOC_ENV, withoutLauncherEnv } from '../../runtime/heap-flags.js';
 
 /** Where the output of an app or its sidecar goes (Dapr's run-file `appLogDestination` values). */
 export type LogDestination = 'file' | 'console' | 'fileAndConsole';
@@ -64,7 +65,7 @@ export function sidecarArgs(launch: AppLaunch, ports: LaunchPorts): string[] {
 
 /** The app's environment: inherited, then the launch's own variables, then Dapr's variables. */
 export function appEnvironment(launch: AppLaunch, ports: LaunchPorts, base: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...base, ...launch.env };
+  const env: NodeJS.ProcessEnv = { ...withoutLauncherEnv(base), ...launch.env };
   env.APP_ID = launch.appId;
   if (launch.appPort !== undefined) env.APP_PORT = String(launch.appPort);
   else delete env.APP_PORT;
@@ -83,9 +84,9 @@ export function appEnvironment(launch: AppLaunch, ports: LaunchPorts, base: Node
   return env;
 }
 
-/** The sidecar's environment: inherited, then the launch's own variables. */
+/** The sidecar's environment: inherited, the launcher's allocator settings, then the launch's own variables. */
 export function sidecarEnvironment(launch: AppLaunch, base: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
-  return { ...base, ...launch.env, ...launch.sidecarEnv };
+  return { ...base, ...MALLOC_ENV, ...launch.env, ...launch.sidecarEnv };
 }
 
 /** The `--unix-domain-socket` directory a launch passes to its sidecar, if any. */
