@@ -43,7 +43,7 @@ import {
   type TargetCheck,
   type UploadFigures,
 } from './lib/report.js';
-import { freePort } from '../src/cli/run/free-port.js';
+import { freePort } from '../test/framework/ports.js';
 import type { RuntimeReport } from '../src/observability/diagnostics.js';
 
 const quick = process.argv.includes('--quick');

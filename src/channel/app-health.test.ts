@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:net';
 import type { CourierError } from '../errors/index.js';
 import { silentLogger } from '../observability/logging/index.js';
-import { freePort } from '../cli/run/free-port.js';
+import { freePort } from '../../test/framework/ports.js';
 import { AppHealthMonitor, type HealthCheck } from './app-health.js';
 
 function monitor(port: number, options: { readyTimeoutMs?: number; check?: HealthCheck; probe?: boolean } = {}): AppHealthMonitor {
