@@ -25,7 +25,7 @@ import * as grpc from '@grpc/grpc-js';
 import { TestEnv } from '../test/framework/env.js';
 import { cpuSeconds } from './lib/proc.js';
 import { startSidecar, type SidecarProcess } from '../test/framework/sidecar-process.js';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createServer as createH2cServer } from 'node:http2';
 import { createServer as createHttpsServer } from 'node:https';
@@ -33,7 +33,7 @@ import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { appCertificate } from '../test/framework/test-pki.js';
 import { startSentry } from '../test/framework/sentry-process.js';
-import { MALLOC_ENV, NODE_FLAGS } from '../src/runtime/heap-flags.js';
+import { asLaunched } from './lib/processes.js';
 
 function flag(name: string, fallback: number): number {
   const at = process.argv.indexOf(`--${name}`);
@@ -51,8 +51,8 @@ const PROFILE_DIR = profAt >= 0 ? process.argv[profAt + 1] : undefined;
 const allocAt = process.argv.indexOf('--alloc-prof');
 const ALLOC_DIR = allocAt >= 0 ? process.argv[allocAt + 1] : undefined;
 const ALLOC_SECONDS = 5;
-// Every sidecar runs with the launcher's Node flags, as the `courier` executable starts it.
-const nodeArgs = [...NODE_FLAGS, ...(PROFILE_DIR === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', PROFILE_DIR])];
+// Every sidecar runs as the `courier` executable starts it (asLaunched), with a CPU profile if asked for.
+const nodeArgs = PROFILE_DIR === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', PROFILE_DIR];
 /** Sidecars record metrics unless --no-metrics is given (what the lean path costs without them). */
 const METRICS_ARGS = process.argv.includes('--no-metrics') ? ['--enable-metrics=false'] : [];
 if (ALLOC_DIR !== undefined) METRICS_ARGS.push('--enable-profiling', '--profile-port', '0');
@@ -91,12 +91,11 @@ async function measure(name: string, sidecars: SidecarProcess[], call: () => Pro
 
 /** Takes a sidecar's allocation profile over ALLOC_SECONDS (its --enable-profiling endpoint) and writes it into `dir`. */
 async function allocationProfile(s: SidecarProcess, path: string, dir: string): Promise<void> {
-  const record = JSON.parse(readFileSync(join(env.home, 'run', `${s.pid}.json`), 'utf8')) as { appId: string; profilePort: number };
-  const res = await request(`http://127.0.0.1:${record.profilePort}/debug/alloc-profile?seconds=${ALLOC_SECONDS}`);
+  const res = await request(`http://127.0.0.1:${s.profilePort ?? 0}/debug/alloc-profile?seconds=${ALLOC_SECONDS}`);
   const text = await res.body.text();
-  if (res.statusCode !== 200) throw new Error(`allocation profile of ${record.appId}: HTTP ${res.statusCode} ${text}`);
+  if (res.statusCode !== 200) throw new Error(`allocation profile of ${s.appId}: HTTP ${res.statusCode} ${text}`);
   mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, `${path.split(' ')[0] ?? path}-${record.appId}.heapprofile`), text);
+  writeFileSync(join(dir, `${path.split(' ')[0] ?? path}-${s.appId}.heapprofile`), text);
 }
 
 const passthrough = { serialize: (b: Buffer): Buffer => b, deserialize: (b: Buffer): Buffer => b };
@@ -155,25 +154,25 @@ try {
   const grpcPort = await new Promise<number>((resolve, reject) =>
     grpcApp.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
   );
-  const b = await startSidecar(env, { nodeArgs, env: { ...MALLOC_ENV }, appId: 'b', appPort: httpPort, waitForApp: true, args: [...METRICS_ARGS, '--log-level', 'warn'] });
-  const h = await startSidecar(env, { nodeArgs, env: { ...MALLOC_ENV }, appId: 'h', appPort: (h2cApp.address() as AddressInfo).port, waitForApp: true, args: [...METRICS_ARGS, '--app-protocol', 'h2c', '--log-level', 'warn'] });
-  const tls = await startSidecar(env, { nodeArgs, env: { ...MALLOC_ENV }, appId: 's', appPort: (httpsApp.address() as AddressInfo).port, waitForApp: true, args: [...METRICS_ARGS, '--app-protocol', 'https', '--log-level', 'warn'] });
-  const g = await startSidecar(env, { nodeArgs, env: { ...MALLOC_ENV }, appId: 'g', appPort: grpcPort, waitForApp: true, args: [...METRICS_ARGS, '--app-protocol', 'grpc', '--log-level', 'warn'] });
+  const b = await startSidecar(env, asLaunched({ nodeArgs, appId: 'b', appPort: httpPort, waitForApp: true, args: [...METRICS_ARGS, '--log-level', 'warn'] }));
+  const h = await startSidecar(env, asLaunched({ nodeArgs, appId: 'h', appPort: (h2cApp.address() as AddressInfo).port, waitForApp: true, args: [...METRICS_ARGS, '--app-protocol', 'h2c', '--log-level', 'warn'] }));
+  const tls = await startSidecar(env, asLaunched({ nodeArgs, appId: 's', appPort: (httpsApp.address() as AddressInfo).port, waitForApp: true, args: [...METRICS_ARGS, '--app-protocol', 'https', '--log-level', 'warn'] }));
+  const g = await startSidecar(env, asLaunched({ nodeArgs, appId: 'g', appPort: grpcPort, waitForApp: true, args: [...METRICS_ARGS, '--app-protocol', 'grpc', '--log-level', 'warn'] }));
   const resources = join(env.home, 'resources');
   mkdirSync(resources);
   writeFileSync(
     join(resources, 'echo-endpoint.yaml'),
     `apiVersion: dapr.io/v1alpha1\nkind: HTTPEndpoint\nmetadata:\n  name: echo-endpoint\nspec:\n  baseUrl: http://127.0.0.1:${httpPort}\n`,
   );
-  const a = await startSidecar(env, { nodeArgs, env: { ...MALLOC_ENV }, appId: 'a', args: [...METRICS_ARGS, '--log-level', 'warn', '--resources-path', resources] });
+  const a = await startSidecar(env, asLaunched({ nodeArgs, appId: 'a', args: [...METRICS_ARGS, '--log-level', 'warn', '--resources-path', resources] }));
   let mtlsCaller: SidecarProcess | undefined;
   let mtlsCallee: SidecarProcess | undefined;
   if (wanted('http-mtls')) {
     const sentry = await startSentry(env);
     const callee = sentry.sidecar('bm');
-    mtlsCallee = await startSidecar(env, { nodeArgs, appId: 'bm', appPort: httpPort, waitForApp: true, args: [...METRICS_ARGS, '--log-level', 'warn', ...callee.args], env: { ...MALLOC_ENV, ...callee.env } });
+    mtlsCallee = await startSidecar(env, asLaunched({ nodeArgs, appId: 'bm', appPort: httpPort, waitForApp: true, args: [...METRICS_ARGS, '--log-level', 'warn', ...callee.args], env: callee.env }));
     const caller = sentry.sidecar('am');
-    mtlsCaller = await startSidecar(env, { nodeArgs, appId: 'am', args: [...METRICS_ARGS, '--log-level', 'warn', ...caller.args], env: { ...MALLOC_ENV, ...caller.env } });
+    mtlsCaller = await startSidecar(env, asLaunched({ nodeArgs, appId: 'am', args: [...METRICS_ARGS, '--log-level', 'warn', ...caller.args], env: caller.env }));
   }
 
   const httpCall = (appId: string, via = a) => async (): Promise<void> => {

@@ -24,10 +24,10 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { repoRoot, TestEnv } from '../test/framework/env.js';
 import { startSidecar } from '../test/framework/sidecar-process.js';
-import { MALLOC_ENV, NODE_FLAGS } from '../src/runtime/heap-flags.js';
+import { NODE_FLAGS } from '../src/runtime/heap-flags.js';
 import type { LoadSpec } from './lib/loadgen.js';
 import { cpuSeconds } from './lib/proc.js';
-import { runLoadProcess, startPortPrinter } from './lib/processes.js';
+import { asLaunched, runLoadProcess, startPortPrinter } from './lib/processes.js';
 
 function option(name: string, fallback: string): string {
   const at = process.argv.indexOf(`--${name}`);
@@ -80,8 +80,8 @@ try {
       continue;
     }
     const extra = all[name] ?? [];
-    const b = await startSidecar(env, { appId: `cost-b-${name}`, appPort: app.port, waitForApp: true, nodeArgs: [...NODE_FLAGS], env: { ...MALLOC_ENV }, args: [...base, ...extra] });
-    const a = await startSidecar(env, { appId: `cost-a-${name}`, nodeArgs: [...NODE_FLAGS], env: { ...MALLOC_ENV }, args: [...base, ...extra] });
+    const b = await startSidecar(env, asLaunched({ appId: `cost-b-${name}`, appPort: app.port, waitForApp: true, args: [...base, ...extra] }));
+    const a = await startSidecar(env, asLaunched({ appId: `cost-a-${name}`, args: [...base, ...extra] }));
     pairs.push({ name, a, b, url: a.url(`/v1.0/invoke/cost-b-${name}/method/echo`) });
   }
   const spec = (url: string, seconds: number): LoadSpec => ({ kind: 'http', url, rate: RATE, connections: 16, warmupSeconds: 0, seconds, bodyBytes: 1024 });

@@ -22,10 +22,10 @@ import { startSidecar as startTestSidecar, type SidecarProcess } from '../test/f
 import { startSentry } from '../test/framework/sentry-process.js';
 import type { LoadSpec } from './lib/loadgen.js';
 import { cpuSeconds, machineDescription, rssBytes, sampleRss } from './lib/proc.js';
-import { ensureTools, runLoadProcess, startNginx, startPortPrinter } from './lib/processes.js';
+import { asLaunched, ensureTools, runLoadProcess, startNginx, startPortPrinter } from './lib/processes.js';
 import { upload } from './lib/upload.js';
 import { findNode24 } from './lib/node24.js';
-import { MALLOC_ENV, NODE_FLAGS } from '../src/runtime/heap-flags.js';
+import { NODE_FLAGS, withLauncherEnv } from '../src/runtime/heap-flags.js';
 import { h2loadSaturation, wrkSaturation, type SaturationResult } from './lib/saturation.js';
 import {
   added,
@@ -94,11 +94,6 @@ interface PathSetup {
 
 const mb = (bytes: number): number => Math.round(bytes / MiB);
 
-/** A sidecar's diagnostics port, from its run record. */
-function profilePortOf(home: string, sidecar: SidecarProcess): number | undefined {
-  return (JSON.parse(readFileSync(join(home, 'run', `${sidecar.pid}.json`), 'utf8')) as { profilePort?: number }).profilePort;
-}
-
 /**
  * How long a process is left to settle before its idle RSS is read. V8 holds the heap that start-up
  * grew until its memory reducer first runs, about 8 s after start (`--trace-gc`: a "Mark-Compact
@@ -114,7 +109,7 @@ const SETTLE_MS = 12_000;
 async function supervisorRss(home: string, node = process.execPath, extraEnv: Record<string, string> = {}): Promise<number> {
   // Started as the `courier` executable starts it: with the launcher's Node flags.
   const child = spawn(node, [...NODE_FLAGS, join(repoRoot, 'dist', 'cli', 'main.js'), 'run', '--app-id', 'bench-supervised', '--', process.execPath, '-e', 'setInterval(() => {}, 1000)'], {
-    env: { ...process.env, ...MALLOC_ENV, COURIER_HOME: home, ...extraEnv },
+    env: withLauncherEnv({ ...process.env, COURIER_HOME: home, ...extraEnv }),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   try {
@@ -338,8 +333,7 @@ try {
   const mtlsOf = (appId: string): { args: string[]; env: Record<string, string> } => sentry.sidecar(appId);
 
   // Sidecars run with the Node flags the `courier` launcher sets (src/runtime/heap-flags.ts).
-  const startSidecar = (e: TestEnv, spec: Parameters<typeof startTestSidecar>[1]): Promise<SidecarProcess> =>
-    startTestSidecar(e, { nodeArgs: [...NODE_FLAGS], ...spec, env: { ...MALLOC_ENV, ...spec.env } });
+  const startSidecar = (e: TestEnv, spec: Parameters<typeof startTestSidecar>[1]): Promise<SidecarProcess> => startTestSidecar(e, asLaunched(spec));
   const b1 = await startSidecar(env, { appId: 'bench-http', appPort: httpApp.port, waitForApp: true, args: SIDECAR_ARGS });
   const a1 = await startSidecar(env, { appId: 'bench-caller', args: SIDECAR_ARGS });
   // The lean path: the same pair with metrics and tracing off, against which the cost of the default
@@ -386,8 +380,8 @@ try {
   const h2Sat = (url: string, headers: Record<string, string>) =>
     h2load === undefined ? undefined : (seconds: number) => h2loadSaturation(h2load, work, url, seconds, method.connections, method.bodyBytes, headers);
   const sidecarProcs = (a: SidecarProcess, b: SidecarProcess, app: string, appPid: number): Proc[] => [
-    { role: `sidecar A (${a.appId})`, pid: a.pid, profilePort: profilePortOf(env.home, a) },
-    { role: `sidecar B (${b.appId})`, pid: b.pid, profilePort: profilePortOf(env.home, b) },
+    { role: `sidecar A (${a.appId})`, pid: a.pid, profilePort: a.profilePort },
+    { role: `sidecar B (${b.appId})`, pid: b.pid, profilePort: b.profilePort },
     { role: app, pid: appPid },
   ];
 

@@ -6,6 +6,16 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { accepts, ChildHandle } from '../../test/framework/child.js';
 import { repoRoot } from '../../test/framework/env.js';
 import type { LoadResult, LoadSpec } from './loadgen.js';
+import type { SidecarSpec } from '../../test/framework/sidecar-process.js';
+import { MALLOC_ENV, NODE_FLAGS } from '../../src/runtime/heap-flags.js';
+
+/**
+ * A sidecar's spec as the launcher starts it (the `courier` executable's interpreter line, `courier
+ * run`): with its Node flags before the spec's own and its allocator settings under the spec's variables.
+ */
+export function asLaunched(spec: SidecarSpec): SidecarSpec {
+  return { ...spec, nodeArgs: [...NODE_FLAGS, ...(spec.nodeArgs ?? [])], env: { ...MALLOC_ENV, ...spec.env } };
+}
 
 /** Starts `node <script>` that prints its port on the first line of stdout; resolves with the port. */
 export async function startPortPrinter(name: string, args: string[]): Promise<{ child: ChildHandle; port: number }> {

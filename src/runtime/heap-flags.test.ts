@@ -13,7 +13,9 @@ test('the courier executable starts node with exactly the launcher flags and all
 
 test('the container image starts node as the courier executable does', () => {
   const dockerfile = readFileSync(new URL('../../Dockerfile', import.meta.url), 'utf8');
-  assert.match(dockerfile, new RegExp(`^ENTRYPOINT ${JSON.stringify(['node', ...NODE_FLAGS, '/app/dist/cli/main.js']).replaceAll(',', ', ').replace(/[[\]]/g, '\\$&')}$`, 'm'));
+  const entrypoint = /^ENTRYPOINT (.*)$/m.exec(dockerfile)?.[1];
+  assert.ok(entrypoint !== undefined, 'the Dockerfile has an ENTRYPOINT');
+  assert.deepEqual(JSON.parse(entrypoint), ['node', ...NODE_FLAGS, '/app/dist/cli/main.js']);
   for (const assignment of launcherEnv) assert.match(dockerfile, new RegExp(`^ENV ${assignment}$`, 'm'));
 });
 

@@ -39,6 +39,11 @@ export const NODE_FLAGS: readonly string[] = ['--max-semi-space-size=2', '--sing
  */
 export const MALLOC_ENV: Readonly<Record<string, string>> = { MALLOC_MMAP_THRESHOLD_: '32768' };
 
+/** `env` with the launcher's allocator settings: the environment of a Courier process the launcher starts. */
+export function withLauncherEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  return { ...env, ...MALLOC_ENV };
+}
+
 /**
  * `env` without the allocator settings the launcher gave this process (MALLOC_ENV, with exactly its
  * values): what an app started by `courier run` inherits, so that an app runs as it would without

@@ -31,6 +31,8 @@ export class SidecarProcess {
   internalPort = 0;
   /** The metrics endpoint's port (0 with metrics off). */
   metricsPort = 0;
+  /** The `--enable-profiling` endpoint's port (undefined without it). */
+  profilePort: number | undefined;
   #output = '';
   #exit: Promise<number | null>;
   exitCode: number | null | undefined;
@@ -118,6 +120,7 @@ export async function startSidecar(env: TestEnv, spec: SidecarSpec): Promise<Sid
   sidecar.grpcPort = record.grpcPort;
   sidecar.internalPort = record.internalGrpcPort;
   sidecar.metricsPort = record.metricsEnabled === true ? record.metricsPort : 0;
+  sidecar.profilePort = record.profilePort;
   if (spec.waitForApp === true) await waitForHealthy(sidecar);
   return sidecar;
 }
@@ -129,6 +132,7 @@ export interface RunRecordPorts {
   internalGrpcPort: number;
   metricsPort: number;
   metricsEnabled?: boolean;
+  profilePort?: number;
 }
 
 /**

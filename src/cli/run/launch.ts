@@ -1,7 +1,7 @@
 import { existsSync, statSync } from 'node:fs';
 import type { CourierError } from '../../errors/index.js';
 import { parseSidecarArgs } from '../sidecar-command.js';
-import { MALLOC_ENV, withoutLauncherEnv } from '../../runtime/heap-flags.js';
+import { withLauncherEnv, withoutLauncherEnv } from '../../runtime/heap-flags.js';
 
 /** Where the output of an app or its sidecar goes (Dapr's run-file `appLogDestination` values). */
 export type LogDestination = 'file' | 'console' | 'fileAndConsole';
@@ -86,7 +86,7 @@ export function appEnvironment(launch: AppLaunch, ports: LaunchPorts, base: Node
 
 /** The sidecar's environment: inherited, the launcher's allocator settings, then the launch's own variables. */
 export function sidecarEnvironment(launch: AppLaunch, base: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
-  return { ...base, ...MALLOC_ENV, ...launch.env, ...launch.sidecarEnv };
+  return { ...withLauncherEnv(base), ...launch.env, ...launch.sidecarEnv };
 }
 
 /** The `--unix-domain-socket` directory a launch passes to its sidecar, if any. */

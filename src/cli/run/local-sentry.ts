@@ -4,7 +4,7 @@ import { CourierError } from '../../errors/index.js';
 import { loadOrCreateTokenSecret, mintJoinToken } from '../../security/index.js';
 import { formatText } from '../../observability/logging/index.js';
 import { ManagedProcess } from './processes.js';
-import { MALLOC_ENV, NODE_FLAGS } from '../../runtime/heap-flags.js';
+import { NODE_FLAGS, withLauncherEnv } from '../../runtime/heap-flags.js';
 
 /** How long the Sentry may take to start listening. */
 const START_TIMEOUT_MS = 20_000;
@@ -51,7 +51,7 @@ export class LocalSentry {
       command: process.execPath,
       args: [...NODE_FLAGS, options.mainScript, 'sentry', '--issuer-credentials', certs, '--port', '0', '--listen-address', '127.0.0.1', '--log-level', 'info', '--log-as-json'],
       cwd: options.home,
-      env: { ...options.env, ...MALLOC_ENV },
+      env: withLauncherEnv(options.env),
       stdout,
       stderr: (l: string) => (stderr.push(l), options.say(`== SENTRY == ${l}`)),
       supervised: true,
