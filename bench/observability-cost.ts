@@ -8,6 +8,9 @@
 //   nometrics  --enable-metrics=false, tracing at its default
 //   notracing  metrics on, tracing off
 //   profiling  as default, with --enable-profiling (the full benchmark's sidecars run so, for its stall table)
+//   traced     metrics on, every call traced (samplingRate "1") and exported over OTLP/HTTP to a local
+//              collector that drops what it gets (bench/apps/otlp-sink.mjs): the full benchmark's
+//              courier-http-traced, whose budget is +30 % over lean
 //   floor      no Courier: two minimal Node proxies in a row (bench/apps/minimal-proxy.mjs, node:http and an
 //              undici Pool, with the launcher's Node flags), the least any pair of Node sidecars costs here
 // then sends 1000 requests/s (open loop, 16 connections, 1 KiB POST) through each pair in turn for
@@ -19,7 +22,8 @@
 // speed wanders (a shared VM: single windows here run up to 40 % slower, for every variant alike),
 // the lowest of several windows is the steadier figure: interference only ever adds CPU time.
 //
-//   npm run bench:observability-cost [-- --reps 5 --seconds 10 --variants default,configured,lean,nometrics,notracing,floor]
+//   npm run bench:observability-cost [-- --reps 5 --seconds 10 --variants default,configured,lean,nometrics,notracing,traced,floor] [--cpu-prof DIR]
+// (--cpu-prof DIR writes each sidecar's V8 CPU profile into DIR when it stops, warm-up included)
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { repoRoot, TestEnv } from '../test/framework/env.js';
@@ -36,6 +40,8 @@ function option(name: string, fallback: string): string {
 const REPS = Math.max(1, Number(option('reps', '5')) || 5);
 const SECONDS = Math.max(2, Number(option('seconds', '10')) || 10);
 const RATE = 1000;
+const PROFILE_DIR = process.argv.includes('--cpu-prof') ? option('cpu-prof', '') : undefined;
+const nodeArgs = PROFILE_DIR === undefined || PROFILE_DIR === '' ? [] : ['--cpu-prof', '--cpu-prof-dir', PROFILE_DIR];
 
 const EMPTY_CONFIG = 'apiVersion: dapr.io/v1alpha1\nkind: Configuration\nmetadata:\n  name: configured\nspec: {}\n';
 const LEAN_CONFIG = 'apiVersion: dapr.io/v1alpha1\nkind: Configuration\nmetadata:\n  name: lean\nspec:\n  tracing:\n    samplingRate: "0"\n';
@@ -54,6 +60,15 @@ try {
   writeFileSync(leanFile, LEAN_CONFIG);
   const emptyFile = join(work, 'configured.yaml');
   writeFileSync(emptyFile, EMPTY_CONFIG);
+  const names = option('variants', 'default,lean,nometrics,notracing').split(',');
+  let tracedConfig: string[] = [];
+  if (names.includes('traced')) {
+    const sink = await startPortPrinter('otlp-sink', [join(repoRoot, 'bench', 'apps', 'otlp-sink.mjs')]);
+    env.track(sink.child);
+    const tracedFile = join(work, 'traced.yaml');
+    writeFileSync(tracedFile, `${EMPTY_CONFIG.replace('spec: {}', 'spec:')}  tracing:\n    samplingRate: "1"\n    otel:\n      endpointAddress: "127.0.0.1:${sink.port}"\n      protocol: http\n      isSecure: false\n`);
+    tracedConfig = ['--config', tracedFile];
+  }
   const all: Record<string, string[]> = {
     default: [],
     configured: ['--config', emptyFile],
@@ -61,10 +76,10 @@ try {
     nometrics: ['--enable-metrics=false'],
     notracing: ['--config', leanFile],
     profiling: ['--enable-profiling', '--profile-port', '0'],
+    traced: tracedConfig,
     floor: [],
   };
-  const names = option('variants', 'default,lean,nometrics,notracing').split(',').filter((v) => v in all);
-  if (names.length === 0) throw new Error(`--variants: choose among ${Object.keys(all).join(', ')}`);
+  if (!names.every((v) => v in all) || names.length === 0) throw new Error(`--variants: choose among ${Object.keys(all).join(', ')}`);
   const app = await startPortPrinter('http-app', [join(repoRoot, 'bench', 'apps', 'http-app.mjs')]);
   env.track(app.child);
   const base = ['--log-level', 'warn'];
@@ -80,8 +95,8 @@ try {
       continue;
     }
     const extra = all[name] ?? [];
-    const b = await startSidecar(env, asLaunched({ appId: `cost-b-${name}`, appPort: app.port, waitForApp: true, args: [...base, ...extra] }));
-    const a = await startSidecar(env, asLaunched({ appId: `cost-a-${name}`, args: [...base, ...extra] }));
+    const b = await startSidecar(env, asLaunched({ nodeArgs, appId: `cost-b-${name}`, appPort: app.port, waitForApp: true, args: [...base, ...extra] }));
+    const a = await startSidecar(env, asLaunched({ nodeArgs, appId: `cost-a-${name}`, args: [...base, ...extra] }));
     pairs.push({ name, a, b, url: a.url(`/v1.0/invoke/cost-b-${name}/method/echo`) });
   }
   const spec = (url: string, seconds: number): LoadSpec => ({ kind: 'http', url, rate: RATE, connections: 16, warmupSeconds: 0, seconds, bodyBytes: 1024 });

@@ -6,20 +6,23 @@ import type { Logger } from '../logging/index.js';
 import { version as VERSION } from '../../version.js';
 import type { ExporterSettings } from './settings.js';
 import type { Span, SpanSink } from './tracer.js';
+import { OtlpHttpSpanSink } from './otlp-http-export.js';
 
 /**
- * Span export with the OpenTelemetry JS SDK: each configured exporter (stdout, Zipkin, OTLP over HTTP
- * or gRPC) behind its own `BatchSpanProcessor`. This module is loaded only when an exporter is
- * configured, so a sidecar that exports nothing never loads the SDK.
+ * Span export with the OpenTelemetry JS SDK. OTLP over HTTP, the usual production set-up, encodes
+ * each span as it ends and sends the batches through the SDK's OTLP/HTTP transport
+ * (otlp-http-export.ts); stdout, Zipkin and OTLP over gRPC are the SDK's exporters, each behind its
+ * own `BatchSpanProcessor`. This module is loaded only when an exporter is configured, so a sidecar
+ * that exports nothing never loads the SDK.
  *
- * A call never waits for export: an ended span is appended to each processor's queue, which holds at
+ * A call never waits for export: an ended span is appended to each exporter's queue, which holds at
  * most `MAX_QUEUED_SPANS` (more are dropped, and counted in a warning) and is sent in batches every
- * `OTEL_BSP_SCHEDULE_DELAY` ms (5000 by default) or when a batch fills up.
+ * `OTEL_BSP_SCHEDULE_DELAY` ms (5000 by default) or when a batch of `MAX_BATCH` fills up.
  */
 
 /** The most spans waiting for export per exporter: bounds memory when a collector is down or slow. */
 export const MAX_QUEUED_SPANS = 2048;
-const MAX_BATCH = 512;
+export const MAX_BATCH = 512;
 /** OpenTelemetry's defaults for `OTEL_BSP_SCHEDULE_DELAY` and `OTEL_BSP_EXPORT_TIMEOUT`. */
 const DEFAULT_DELAY_MS = 5000;
 const DEFAULT_EXPORT_TIMEOUT_MS = 30_000;
@@ -108,7 +111,7 @@ class ExportedSpan implements ReadableSpan {
   }
 }
 
-async function createExporter(settings: ExporterSettings, serviceName: string): Promise<SpanExporter> {
+async function createExporter(settings: Exclude<ExporterSettings, { kind: 'otlp'; protocol: 'http' }>, serviceName: string): Promise<SpanExporter> {
   switch (settings.kind) {
     case 'stdout':
       return new ConsoleSpanExporter();
@@ -117,10 +120,6 @@ async function createExporter(settings: ExporterSettings, serviceName: string): 
       return new ZipkinExporter({ url: settings.url, serviceName });
     }
     case 'otlp': {
-      if (settings.protocol === 'http') {
-        const { OTLPTraceExporter } = await import('@opentelemetry/exporter-trace-otlp-proto');
-        return new OTLPTraceExporter({ url: settings.url, headers: { ...settings.headers }, timeoutMillis: settings.timeoutMs });
-      }
       const [{ OTLPTraceExporter }, grpc] = await Promise.all([import('@opentelemetry/exporter-trace-otlp-grpc'), import('@grpc/grpc-js')]);
       const metadata = new grpc.Metadata();
       for (const [name, value] of Object.entries(settings.headers)) metadata.set(name, value);
@@ -146,8 +145,11 @@ export function describeExporter(settings: ExporterSettings): string {
   }
 }
 
-/** Routes the SDK's own warnings and export errors to the sidecar's log, at most one line per interval. */
-function routeSdkDiagnostics(logger: Logger): void {
+/**
+ * Routes the SDK's own warnings and export errors to the sidecar's log, at most one line per interval;
+ * returns the function that logs so.
+ */
+function routeSdkDiagnostics(logger: Logger): (message: string) => void {
   let lastWarn = 0;
   const warn = (message: string): void => {
     const now = Date.now();
@@ -168,37 +170,64 @@ function routeSdkDiagnostics(logger: Logger): void {
     },
     { logLevel: DiagLogLevel.WARN, suppressOverrideMessage: true },
   );
+  return warn;
 }
 
-/** The exporters of `settings` behind batch processors: the sink a `Tracer` gives its recorded spans. */
+/** The exporters of `settings`, batched: the sink a `Tracer` gives its recorded spans. */
 export async function createSpanExport(exporters: readonly ExporterSettings[], serviceName: string, logger: Logger, env: NodeJS.ProcessEnv): Promise<SpanSink> {
-  routeSdkDiagnostics(logger);
-  const resource = resourceFromAttributes({ 'service.name': serviceName, 'telemetry.sdk.name': 'courier', 'telemetry.sdk.version': VERSION });
+  const warn = routeSdkDiagnostics(logger);
+  const resourceAttributes = { 'service.name': serviceName, 'telemetry.sdk.name': 'courier', 'telemetry.sdk.version': VERSION };
+  const delayMs = positiveNumber(env.OTEL_BSP_SCHEDULE_DELAY) ?? DEFAULT_DELAY_MS;
+  const exportTimeoutMs = positiveNumber(env.OTEL_BSP_EXPORT_TIMEOUT) ?? DEFAULT_EXPORT_TIMEOUT_MS;
+  const sinks: SpanSink[] = [];
   const processors: SpanProcessor[] = [];
   for (const settings of exporters) {
+    if (settings.kind === 'otlp' && settings.protocol === 'http') {
+      sinks.push(
+        new OtlpHttpSpanSink({
+          url: settings.url,
+          headers: settings.headers,
+          timeoutMs: settings.timeoutMs,
+          preamble: { resource: resourceAttributes, scopeName: SCOPE.name, scopeVersion: SCOPE.version ?? VERSION },
+          maxQueuedSpans: MAX_QUEUED_SPANS,
+          maxBatch: MAX_BATCH,
+          delayMs,
+          exportTimeoutMs,
+          warn,
+        }),
+      );
+      continue;
+    }
     const exporter = await createExporter(settings, serviceName);
-    processors.push(
-      new BatchSpanProcessor({
-        exporter,
-        maxQueueSize: MAX_QUEUED_SPANS,
-        maxExportBatchSize: MAX_BATCH,
-        scheduledDelayMillis: positiveNumber(env.OTEL_BSP_SCHEDULE_DELAY) ?? DEFAULT_DELAY_MS,
-        exportTimeoutMillis: positiveNumber(env.OTEL_BSP_EXPORT_TIMEOUT) ?? DEFAULT_EXPORT_TIMEOUT_MS,
-      }),
-    );
+    processors.push(new BatchSpanProcessor({ exporter, maxQueueSize: MAX_QUEUED_SPANS, maxExportBatchSize: MAX_BATCH, scheduledDelayMillis: delayMs, exportTimeoutMillis: exportTimeoutMs }));
   }
+  if (processors.length > 0) {
+    const resource = resourceFromAttributes(resourceAttributes);
+    sinks.push({
+      add(span: Span): void {
+        const exported = new ExportedSpan(span, resource);
+        for (const processor of processors) processor.onEnd(exported);
+      },
+      async close(): Promise<void> {
+        await Promise.allSettled(processors.map((p) => p.shutdown()));
+      },
+    });
+  }
+  const only = sinks.length === 1 ? sinks[0] : undefined;
   return {
-    add(span: Span): void {
-      const exported = new ExportedSpan(span, resource);
-      for (const processor of processors) processor.onEnd(exported);
-    },
+    add:
+      only !== undefined
+        ? (span: Span): void => only.add(span)
+        : (span: Span): void => {
+            for (const sink of sinks) sink.add(span);
+          },
     async close(): Promise<void> {
       let timer: NodeJS.Timeout | undefined;
       const timeout = new Promise<void>((resolve) => {
         timer = setTimeout(resolve, CLOSE_TIMEOUT_MS);
         timer.unref();
       });
-      await Promise.race([Promise.allSettled(processors.map((p) => p.shutdown())), timeout]);
+      await Promise.race([Promise.allSettled(sinks.map((s) => s.close())), timeout]);
       clearTimeout(timer);
     },
   };
