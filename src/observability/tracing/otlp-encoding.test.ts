@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
-import { EncodedSpanBatch, OtlpHeaders, putEpochNanos } from './otlp-encoding.js';
+import { EncodedSpanBatch, OtlpHeaders, putEpochNanos, utf8Length } from './otlp-encoding.js';
 import { Span, SpanKind, type SpanSink } from './tracer.js';
 import { SAMPLED_FLAG } from './context.js';
 
@@ -136,10 +136,13 @@ test('a batch decodes as one ResourceSpans with the resource, the scope and ever
 test('a batch grows past its starting size and keeps every span', () => {
   const batch = new EncodedSpanBatch(headers, 1);
   const ids: string[] = [];
+  const values: string[] = [];
   for (let i = 0; i < 600; i++) {
+    const value = i % 3 === 0 ? 'v'.repeat(i % 200) : `${'ü'.repeat(i % 50)}😀${i}`;
+    values.push(value);
     const span = endedSpan(SpanKind.CLIENT, undefined, (s) => {
       s.name = `CallLocal/app/m${i}`;
-      s.set('dapr-header', 'v'.repeat(i % 200));
+      s.set('dapr-header', value);
     });
     ids.push(span.spanId);
     batch.add(span);
@@ -150,5 +153,14 @@ test('a batch grows past its starting size and keeps every span', () => {
     ids,
   );
   assert.equal(spans[599]?.name, 'CallLocal/app/m599');
-  assert.equal(spans[199]?.attributes[0]?.value.stringValue, 'v'.repeat(199));
+  assert.deepEqual(
+    spans.map((s) => s.attributes[0]?.value.stringValue),
+    values,
+  );
+});
+
+test('UTF-8 lengths match what Buffer writes, lone surrogates included', () => {
+  for (const text of ['', 'ascii', 'é', '€uro', '😀', 'a😀b', '\ud800', 'x\udc00y', '\ud83d\ud83d', 'ü'.repeat(50)]) {
+    assert.equal(utf8Length(text), Buffer.byteLength(text, 'utf8'), JSON.stringify(text));
+  }
 });

@@ -80,6 +80,60 @@ function putVarint(buf: Buffer, pos: number, n: number): number {
   return pos;
 }
 
+/**
+ * Writes `text` at `pos` if it is all ASCII (names, keys and header values nearly always are), which
+ * for short strings is quicker than `Buffer#write`'s argument handling; returns the new position, or
+ * -1 (having written part of it) when a character is not ASCII.
+ */
+function putAscii(buf: Buffer, pos: number, text: string): number {
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c > 0x7f) return -1;
+    buf[pos++] = c;
+  }
+  return pos;
+}
+
+/** Writes `text` as UTF-8 at `pos` (the caller made room for 3 bytes per character); returns the new position. */
+function putUtf8(buf: Buffer, pos: number, text: string): number {
+  const end = putAscii(buf, pos, text);
+  return end >= 0 ? end : pos + buf.write(text, pos, 'utf8');
+}
+
+/** The bytes of `text` in UTF-8, as `Buffer#write` writes it (a lone surrogate takes 3 bytes). */
+export function utf8Length(text: string): number {
+  let bytes = text.length;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x80) continue;
+    if (c < 0x800) bytes += 1;
+    else if (c >= 0xd800 && c < 0xdc00 && i + 1 < text.length && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      bytes += 2; // a surrogate pair: 2 characters, 4 bytes
+      i++;
+    } else bytes += 2;
+  }
+  return bytes;
+}
+
+/** The value of each hex digit's character code (lower or upper case); -1 for other characters. */
+const HEX_VALUES = new Int8Array(128).fill(-1);
+for (let i = 0; i < 16; i++) {
+  HEX_VALUES[i.toString(16).charCodeAt(0)] = i;
+  HEX_VALUES[i.toString(16).toUpperCase().charCodeAt(0)] = i;
+}
+
+/** Writes the bytes of an even-length hex string at `pos`; returns how many bytes it wrote (it stops at the first non-hex pair). */
+function putHex(buf: Buffer, pos: number, hex: string): number {
+  const n = hex.length >>> 1;
+  for (let i = 0; i < n; i++) {
+    const high = HEX_VALUES[hex.charCodeAt(2 * i)] ?? -1;
+    const low = HEX_VALUES[hex.charCodeAt(2 * i + 1)] ?? -1;
+    if (high < 0 || low < 0) return i;
+    buf[pos + i] = (high << 4) | low;
+  }
+  return n;
+}
+
 /** A negative int64 as protobuf writes it: the ten-byte varint of its two's complement. */
 function negativeInt64(n: number): Buffer {
   let v = BigInt.asUintN(64, BigInt(n));
@@ -212,14 +266,13 @@ export class EncodedSpanBatch {
     if (value.length < 43) {
       // At most 126 bytes: the length is one byte, written after the string.
       const at = this.#pos;
-      const written = buf.write(value, at + 1, 'utf8');
-      buf[at] = written;
-      this.#pos = at + 1 + written;
+      const end = putUtf8(buf, at + 1, value);
+      buf[at] = end - at - 1;
+      this.#pos = end;
       return;
     }
-    const bytes = Buffer.byteLength(value, 'utf8');
-    this.#varint(bytes);
-    this.#pos += buf.write(value, this.#pos, 'utf8');
+    this.#varint(utf8Length(value));
+    this.#pos = putUtf8(buf, this.#pos, value);
   }
 
   /** An id field from its hex digits. */
@@ -228,19 +281,19 @@ export class EncodedSpanBatch {
     const buf = this.#buf;
     buf[this.#pos++] = fieldTag;
     const at = this.#pos;
-    const written = buf.write(hex, at + 1, 'hex');
+    const written = putHex(buf, at + 1, hex);
     buf[at] = written;
     this.#pos = at + 1 + written;
   }
 
   #attribute(key: string, value: AttributeValue): void {
     // KeyValue { key, value: AnyValue } with every length known before it is written.
-    const keyBytes = key.length < 43 && isAscii(key) ? key.length : Buffer.byteLength(key, 'utf8');
+    const keyBytes = utf8Length(key);
     let anyBytes: number;
     let stringBytes = 0;
     let negative: Buffer | undefined;
     if (typeof value === 'string') {
-      stringBytes = Buffer.byteLength(value, 'utf8');
+      stringBytes = utf8Length(value);
       anyBytes = 1 + varintSize(stringBytes) + stringBytes;
     } else if (typeof value === 'boolean') anyBytes = 2;
     else if (Number.isSafeInteger(value)) {
@@ -254,13 +307,13 @@ export class EncodedSpanBatch {
     this.#varint(body);
     buf[this.#pos++] = KV_KEY;
     this.#varint(keyBytes);
-    this.#pos += buf.write(key, this.#pos, 'utf8');
+    this.#pos = putUtf8(buf, this.#pos, key);
     buf[this.#pos++] = KV_VALUE;
     this.#varint(anyBytes);
     if (typeof value === 'string') {
       buf[this.#pos++] = ANY_STRING;
       this.#varint(stringBytes);
-      this.#pos += buf.write(value, this.#pos, 'utf8');
+      this.#pos = putUtf8(buf, this.#pos, value);
     } else if (typeof value === 'boolean') {
       buf[this.#pos++] = ANY_BOOL;
       buf[this.#pos++] = value ? 1 : 0;
@@ -298,7 +351,7 @@ export class EncodedSpanBatch {
     if (attributes !== undefined) for (const key in attributes) this.#attribute(key, attributes[key] as AttributeValue);
     const message = span.errorMessage;
     if (message !== undefined) {
-      const messageBytes = Buffer.byteLength(message, 'utf8');
+      const messageBytes = utf8Length(message);
       const body = 1 + varintSize(messageBytes) + messageBytes + 2;
       this.#ensure(1 + 5 + body);
       buf = this.#buf;
@@ -306,7 +359,7 @@ export class EncodedSpanBatch {
       this.#varint(body);
       buf[this.#pos++] = STATUS_MESSAGE;
       this.#varint(messageBytes);
-      this.#pos += buf.write(message, this.#pos, 'utf8');
+      this.#pos = putUtf8(buf, this.#pos, message);
       buf[this.#pos++] = STATUS_CODE;
       buf[this.#pos++] = STATUS_CODE_ERROR;
     } else {
@@ -355,9 +408,4 @@ export class EncodedSpanBatch {
     h.scopeField.copy(buf, pos);
     return buf.subarray(start, this.#pos);
   }
-}
-
-function isAscii(text: string): boolean {
-  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) > 0x7f) return false;
-  return true;
 }
