@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
+import { gunzipSync } from 'node:zlib';
 import { OtlpHttpSpanSink, type OtlpHttpSinkOptions } from './otlp-http-export.js';
 import { Span, SpanKind, type SpanSink } from './tracer.js';
 import { SAMPLED_FLAG } from './context.js';
@@ -14,12 +15,13 @@ const root = createRequire(import.meta.url)('otlp-transformer-generated/build/sr
 };
 
 /** A local OTLP/HTTP collector recording the span names of each request; `hold` keeps requests unanswered. */
-async function collector(): Promise<{ url: string; batches: string[][]; received: number; hold: boolean; waitFor(n: number, what?: 'recorded' | 'received'): Promise<void>; close(): Promise<void> }> {
+async function collector(): Promise<{ url: string; batches: string[][]; headers: Record<string, string | string[] | undefined>[]; received: number; hold: boolean; waitFor(n: number, what?: 'recorded' | 'received'): Promise<void>; close(): Promise<void> }> {
   const held: ServerResponse[] = [];
   const waiters: Array<() => void> = [];
   const state = {
     url: '',
     batches: [] as string[][],
+    headers: [] as Record<string, string | string[] | undefined>[],
     received: 0,
     hold: false,
     waitFor(n: number, what: 'recorded' | 'received' = 'recorded'): Promise<void> {
@@ -49,7 +51,9 @@ async function collector(): Promise<{ url: string; batches: string[][]; received
         for (const check of waiters.splice(0)) check();
         return;
       }
-      const request = root.opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest.decode(Buffer.concat(chunks));
+      const body = Buffer.concat(chunks);
+      state.headers.push(req.headers);
+      const request = root.opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest.decode(req.headers['content-encoding'] === 'gzip' ? gunzipSync(body) : body);
       state.batches.push(request.resourceSpans.flatMap((r) => r.scopeSpans.flatMap((s) => s.spans.map((span) => span.name))));
       res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end();
       for (const check of waiters.splice(0)) check();
@@ -138,6 +142,25 @@ test('while the collector does not answer, at most maxQueuedSpans wait and the r
     await c.close(); // drops the held request, which the sink's transport still waits for
     await closed;
   } finally {
+    await c.close();
+  }
+});
+
+test('the settings of the SDK transport apply: the configured headers, and gzip from OTEL_EXPORTER_OTLP_TRACES_COMPRESSION', async () => {
+  const c = await collector();
+  const before = process.env.OTEL_EXPORTER_OTLP_TRACES_COMPRESSION;
+  process.env.OTEL_EXPORTER_OTLP_TRACES_COMPRESSION = 'gzip';
+  try {
+    const s = sink(c.url, { headers: { 'x-tenant': 'blue' } });
+    for (let i = 0; i < 3; i++) s.add(span(`g${i}`));
+    await s.close();
+    assert.deepEqual(c.batches, [['g0', 'g1', 'g2']]);
+    assert.equal(c.headers[0]?.['content-encoding'], 'gzip');
+    assert.equal(c.headers[0]?.['content-type'], 'application/x-protobuf');
+    assert.equal(c.headers[0]?.['x-tenant'], 'blue');
+  } finally {
+    if (before === undefined) delete process.env.OTEL_EXPORTER_OTLP_TRACES_COMPRESSION;
+    else process.env.OTEL_EXPORTER_OTLP_TRACES_COMPRESSION = before;
     await c.close();
   }
 });
