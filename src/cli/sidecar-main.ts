@@ -2,6 +2,7 @@ import { CourierError } from '../errors/index.js';
 import { createLogger } from '../observability/logging/index.js';
 import { Sidecar } from '../runtime/sidecar.js';
 import { compileWhenServing } from '../runtime/heap-flags.js';
+import { installLeanAsyncBind } from '../runtime/async-bind.js';
 import { parseSidecarArgs, sidecarUsage } from './sidecar-command.js';
 
 /**
@@ -16,6 +17,7 @@ export async function sidecarMain(argv: readonly string[]): Promise<number> {
     return 0;
   }
   const { options, warnings } = parsed;
+  installLeanAsyncBind();
   const logger = createLogger({
     level: options.logLevel,
     json: options.logAsJson,
