@@ -377,7 +377,6 @@ export class Sidecar {
     log.info({ component: this.#resolver.component, address: hostPort(sidecarAddress, internalGrpcPort) }, 'registered with name resolution');
 
     appChannel.start();
-    this.#info = { appId: options.appId, httpPort, grpcPort, internalGrpcPort };
     let metricsPort = options.metricsPort;
     if (metrics !== undefined) {
       const { MetricsServer } = await import('../observability/metrics/server.js');
@@ -422,8 +421,11 @@ export class Sidecar {
       cwd: process.cwd(),
     });
     this.#reclaimer = IdleMemoryReclaimer.start(log.child({ scope: 'memory' }));
+    // Ready (healthz, outbound calls) only now, with every port listening, the metrics port included.
+    const info: SidecarInfo = { appId: options.appId, httpPort, grpcPort, internalGrpcPort };
+    this.#info = info;
     log.info('Courier sidecar is up');
-    return this.#info;
+    return info;
   }
 
   /**
