@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { varintSize, writeVarint } from './varint.js';
 import { createRequire } from 'node:module';
 import type protobuf from 'protobufjs';
 import type {
@@ -146,22 +147,4 @@ export function encodePayloadChunkHead(dataLength: number, seq: number): Buffer 
   head[at++] = 0x0a; // field 1, wire type 2
   writeVarint(head, at, dataLength);
   return head;
-}
-
-function varintSize(value: number): number {
-  let size = 1;
-  while (value >= 0x80) {
-    value = Math.floor(value / 128);
-    size++;
-  }
-  return size;
-}
-
-function writeVarint(buf: Buffer, at: number, value: number): number {
-  while (value >= 0x80) {
-    buf[at++] = (value % 128) | 0x80;
-    value = Math.floor(value / 128);
-  }
-  buf[at++] = value;
-  return at;
 }

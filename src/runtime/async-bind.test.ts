@@ -41,7 +41,7 @@ test('a bound function runs in the resource scope, with the bound this or the ca
   assert.throws(() => thrown(), /from inside/);
 });
 
-test('HTTP/2 requests made while the session connects answer in the async context each was made in', async () => {
+test('with the lean bind, HTTP/2 requests queued while the session connects are still started and answered', async () => {
   installLeanAsyncBind();
   const server = createServer((req, res) => res.end(req.url));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

@@ -188,7 +188,7 @@ export async function createSpanExport(exporters: readonly ExporterSettings[], s
           url: settings.url,
           headers: settings.headers,
           timeoutMs: settings.timeoutMs,
-          preamble: { resource: resourceAttributes, scopeName: SCOPE.name, scopeVersion: SCOPE.version ?? VERSION },
+          preamble: { resource: resourceAttributes, scopeName: SCOPE.name, scopeVersion: VERSION },
           maxQueuedSpans: MAX_QUEUED_SPANS,
           maxBatch: MAX_BATCH,
           delayMs,

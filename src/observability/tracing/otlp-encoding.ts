@@ -1,3 +1,4 @@
+import { varintSize, writeVarint } from '../../proto/varint.js';
 import type { AttributeValue, Span } from './tracer.js';
 
 /**
@@ -60,25 +61,6 @@ const FLAGS_IS_REMOTE = 0x200;
 
 /** Room kept for a span's tag and length before its body is written (lengths up to 2^28). */
 const SPAN_HEADER_ROOM = 5;
-
-function varintSize(n: number): number {
-  let size = 1;
-  while (n >= 0x80) {
-    n = Math.floor(n / 128);
-    size++;
-  }
-  return size;
-}
-
-/** Writes a non-negative integer below 2^53 as a varint into `buf` at `pos`; returns the new position. */
-function putVarint(buf: Buffer, pos: number, n: number): number {
-  while (n >= 0x80) {
-    buf[pos++] = (n & 0x7f) | 0x80;
-    n = Math.floor(n / 128);
-  }
-  buf[pos++] = n;
-  return pos;
-}
 
 /**
  * Writes `text` at `pos` if it is all ASCII (names, keys and header values nearly always are), which
@@ -173,15 +155,15 @@ function stringKeyValue(key: string, value: string): Buffer {
   const any = 1 + varintSize(v.length) + v.length;
   const body = 1 + varintSize(k.length) + k.length + 1 + varintSize(any) + any;
   const out = Buffer.allocUnsafe(1 + varintSize(body) + body);
-  let pos = putVarint(out, 0, RESOURCE_ATTRIBUTES);
-  pos = putVarint(out, pos, body);
-  pos = putVarint(out, pos, KV_KEY);
-  pos = putVarint(out, pos, k.length);
+  let pos = writeVarint(out, 0, RESOURCE_ATTRIBUTES);
+  pos = writeVarint(out, pos, body);
+  pos = writeVarint(out, pos, KV_KEY);
+  pos = writeVarint(out, pos, k.length);
   pos += k.copy(out, pos);
-  pos = putVarint(out, pos, KV_VALUE);
-  pos = putVarint(out, pos, any);
-  pos = putVarint(out, pos, ANY_STRING);
-  pos = putVarint(out, pos, v.length);
+  pos = writeVarint(out, pos, KV_VALUE);
+  pos = writeVarint(out, pos, any);
+  pos = writeVarint(out, pos, ANY_STRING);
+  pos = writeVarint(out, pos, v.length);
   v.copy(out, pos);
   return out;
 }
@@ -189,7 +171,7 @@ function stringKeyValue(key: string, value: string): Buffer {
 /** A length-delimited field holding `body`. */
 function field(fieldTag: number, body: Buffer): Buffer {
   const out = Buffer.allocUnsafe(1 + varintSize(body.length) + body.length);
-  const pos = putVarint(out, putVarint(out, 0, fieldTag), body.length);
+  const pos = writeVarint(out, writeVarint(out, 0, fieldTag), body.length);
   body.copy(out, pos);
   return out;
 }
@@ -214,9 +196,9 @@ export class OtlpHeaders {
     const name = Buffer.from(preamble.scopeName);
     const version = Buffer.from(preamble.scopeVersion);
     const scope = Buffer.allocUnsafe(2 + varintSize(name.length) + name.length + varintSize(version.length) + version.length);
-    let pos = putVarint(scope, putVarint(scope, 0, SCOPE_NAME), name.length);
+    let pos = writeVarint(scope, writeVarint(scope, 0, SCOPE_NAME), name.length);
     pos += name.copy(scope, pos);
-    pos = putVarint(scope, putVarint(scope, pos, SCOPE_VERSION), version.length);
+    pos = writeVarint(scope, writeVarint(scope, pos, SCOPE_VERSION), version.length);
     version.copy(scope, pos);
     this.scopeField = field(SCOPE_SPANS_SCOPE, scope);
     this.maxBytes = 1 + 5 + this.resourceField.length + 1 + 5 + this.scopeField.length;
@@ -255,7 +237,14 @@ export class EncodedSpanBatch {
   }
 
   #varint(n: number): void {
-    this.#pos = putVarint(this.#buf, this.#pos, n);
+    this.#pos = writeVarint(this.#buf, this.#pos, n);
+  }
+
+  /** A string field whose UTF-8 length the caller has counted and made room for. */
+  #text(fieldTag: number, value: string, bytes: number): void {
+    this.#buf[this.#pos++] = fieldTag;
+    this.#varint(bytes);
+    this.#pos = putUtf8(this.#buf, this.#pos, value);
   }
 
   /** A string field: tag, byte length and UTF-8 bytes. */
@@ -305,16 +294,11 @@ export class EncodedSpanBatch {
     const buf = this.#buf;
     buf[this.#pos++] = SPAN_ATTRIBUTES;
     this.#varint(body);
-    buf[this.#pos++] = KV_KEY;
-    this.#varint(keyBytes);
-    this.#pos = putUtf8(buf, this.#pos, key);
+    this.#text(KV_KEY, key, keyBytes);
     buf[this.#pos++] = KV_VALUE;
     this.#varint(anyBytes);
-    if (typeof value === 'string') {
-      buf[this.#pos++] = ANY_STRING;
-      this.#varint(stringBytes);
-      this.#pos = putUtf8(buf, this.#pos, value);
-    } else if (typeof value === 'boolean') {
+    if (typeof value === 'string') this.#text(ANY_STRING, value, stringBytes);
+    else if (typeof value === 'boolean') {
       buf[this.#pos++] = ANY_BOOL;
       buf[this.#pos++] = value ? 1 : 0;
     } else if (Number.isSafeInteger(value)) {
@@ -357,13 +341,11 @@ export class EncodedSpanBatch {
       buf = this.#buf;
       buf[this.#pos++] = SPAN_STATUS;
       this.#varint(body);
-      buf[this.#pos++] = STATUS_MESSAGE;
-      this.#varint(messageBytes);
-      this.#pos = putUtf8(buf, this.#pos, message);
+      this.#text(STATUS_MESSAGE, message, messageBytes);
       buf[this.#pos++] = STATUS_CODE;
       buf[this.#pos++] = STATUS_CODE_ERROR;
     } else {
-      // An unset status is sent as an empty Status message, as the SDK's encoder does.
+      // An unset status: an empty Status message, which decodes as code UNSET.
       this.#ensure(2);
       buf = this.#buf;
       buf[this.#pos++] = SPAN_STATUS;
@@ -379,7 +361,7 @@ export class EncodedSpanBatch {
     const bodyBytes = this.#pos - bodyStart;
     let at = start;
     buf[at++] = SCOPE_SPANS_SPANS;
-    at = putVarint(buf, at, bodyBytes);
+    at = writeVarint(buf, at, bodyBytes);
     if (at < bodyStart) {
       buf.copyWithin(at, bodyStart, this.#pos);
       this.#pos = at + bodyBytes;
@@ -401,10 +383,10 @@ export class EncodedSpanBatch {
     const start = h.maxBytes - headerBytes;
     let pos = start;
     buf[pos++] = REQUEST_RESOURCE_SPANS;
-    pos = putVarint(buf, pos, resourceSpans);
+    pos = writeVarint(buf, pos, resourceSpans);
     pos += h.resourceField.copy(buf, pos);
     buf[pos++] = RESOURCE_SPANS_SCOPE_SPANS;
-    pos = putVarint(buf, pos, scopeSpans);
+    pos = writeVarint(buf, pos, scopeSpans);
     h.scopeField.copy(buf, pos);
     return buf.subarray(start, this.#pos);
   }
