@@ -1,6 +1,7 @@
 import { connect, type ClientHttp2Session } from 'node:http2';
 import { connect as netConnect } from 'node:net';
 import type { Logger } from '../observability/logging/index.js';
+import { keepStreamsInIdTable } from '../grpc/session-streams.js';
 import { SessionKeeper } from '../grpc/keepalive.js';
 
 export interface H2cSessionOptions {
@@ -69,6 +70,7 @@ export class H2cSession {
       settings: { enablePush: false, initialWindowSize: STREAM_WINDOW_BYTES },
       maxSessionMemory: MAX_SESSION_MEMORY_MB,
     });
+    keepStreamsInIdTable(this.session);
     this.session.unref();
     this.closed = new Promise((resolve) => this.session.once('close', resolve));
     this.#timer = setTimeout(() => {

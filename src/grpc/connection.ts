@@ -3,6 +3,7 @@ import type { Duplex } from 'node:stream';
 import { GrpcStatus, errorMessage } from '../errors/index.js';
 import type { Logger } from '../observability/logging/index.js';
 import { kAttach, kFail, kHeaders, kQueued, type CallConnection, type Http2ClientCall } from './client-call.js';
+import { keepStreamsInIdTable } from './session-streams.js';
 import { SessionKeeper } from './keepalive.js';
 
 /** Where a channel connects. `host` is a name or an IP literal (IPv6 without brackets: `::1`). */
@@ -116,6 +117,7 @@ export class Connection implements CallConnection {
       settings: { enablePush: false },
       maxSessionMemory: MAX_SESSION_MEMORY_MB,
     });
+    keepStreamsInIdTable(this.session);
     this.closed = new Promise((resolve) => {
       this.#resolveClosed = resolve;
     });

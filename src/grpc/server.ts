@@ -22,6 +22,7 @@ import type { Peer, ServerCall } from './call.js';
 import { Http2ServerCall, respondTrailersOnly, type ServerCallOwner, type ServerCallSession } from './server-call.js';
 import { parseGrpcTimeout } from './timeout.js';
 import { limitConnections } from '../util/connection-limit.js';
+import { keepStreamsInIdTable } from './session-streams.js';
 import { SlotSet } from '../util/call-tables.js';
 
 /** Handles one call. It owns the call from here: it must eventually `end` it (or see it cancelled). */
@@ -346,6 +347,7 @@ export class GrpcServer {
   }
 
   #acceptSession(session: ServerHttp2Session): void {
+    keepStreamsInIdTable(session);
     const record = new ServerSession(
       session,
       (self) =>
