@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { forTests, keepStreamsInIdTable } from './session-streams.js';
 
-const { SessionStreams, internalState } = forTests;
+const { SessionStreams, PendingStreams, internalState } = forTests;
 
 interface Pair {
   readonly server: Http2Server;
@@ -84,8 +84,10 @@ test('this runtime keeps HTTP/2 streams where Courier expects, so both ends of a
     await get(p.client, '/');
     // If a Node release moves the streams, sessions are left alone (and this test says so).
     assert.deepEqual(p.patched, { server: true, client: true }, `Node ${process.version}`);
-    assert.ok(streamsOf(p.client) instanceof SessionStreams);
-    assert.ok(streamsOf(await p.serverSession) instanceof SessionStreams);
+    for (const session of [p.client, await p.serverSession]) {
+      assert.ok(internalState(session)?.streams instanceof SessionStreams);
+      assert.ok(internalState(session)?.pendingStreams instanceof PendingStreams);
+    }
   } finally {
     await p.close();
   }
@@ -112,6 +114,41 @@ test('requests, many at once, are answered each with its own body, and no stream
     await until(() => streamsOf(p.client).size === 0 && streamsOf(serverSession).size === 0, 'both tables are empty');
   } finally {
     await p.close();
+  }
+});
+
+test('requests made before the connection is up wait for it and are answered; destroyed before it, they end', async () => {
+  const p = await pair((stream, headers) => {
+    stream.respond({ ':status': 200 });
+    stream.end(`early ${String(headers[':path'])}`);
+  });
+  try {
+    // pair() returns right after connect(): these streams have no id yet.
+    const pending = internalState(p.client)?.pendingStreams as { size: number };
+    const answers = [get(p.client, '/1'), get(p.client, '/2')];
+    assert.equal(pending.size, 2, 'the requests wait for the connection');
+    assert.deepEqual(await Promise.all(answers), [
+      { status: 200, body: 'early /1' },
+      { status: 200, body: 'early /2' },
+    ]);
+    assert.equal(pending.size, 0);
+  } finally {
+    await p.close();
+  }
+  const q = await pair(() => undefined);
+  try {
+    const request = q.client.request({ ':path': '/' });
+    const ended = new Promise<Error | undefined>((resolve) => {
+      request.on('error', resolve);
+      request.on('close', () => resolve(undefined));
+    });
+    q.client.on('error', () => undefined);
+    q.client.destroy();
+    await ended;
+    assert.equal(request.destroyed, true);
+    assert.equal((internalState(q.client)?.pendingStreams as { size: number }).size, 0);
+  } finally {
+    await q.close();
   }
 });
 
@@ -194,6 +231,19 @@ test('the table visits streams like a Map does: in id order, skipping one remove
   assert.deepEqual([...streams], [[9, 's9']]);
   assert.deepEqual([...streams.keys()], [9]);
   assert.deepEqual([...streams.values()], ['s9']);
+
+  const pending = new PendingStreams<string>();
+  pending.add('a').add('b').add('a').add('c');
+  assert.equal(pending.size, 3);
+  const seen: string[] = [];
+  pending.forEach((stream) => {
+    seen.push(stream);
+    pending.delete(stream);
+    if (stream === 'a') pending.delete('b');
+  });
+  assert.deepEqual(seen, ['a', 'c']);
+  assert.equal(pending.size, 0);
+  assert.equal(pending.delete('a'), false);
 });
 
 /**
