@@ -568,7 +568,8 @@ export class Http2ClientCall implements ClientCall {
     if (call === undefined) return;
     // A closed stream no longer leads to its call: Node's HTTP/2 session keeps its streams in a Map,
     // whose replaced tables can keep closed streams reachable, and promoted, until the next full
-    // collection (docs/performance.md, "Garbage that stays reachable").
+    // collection (docs/performance.md, "Garbage that stays reachable"). Courier's own sessions get an
+    // IdTable instead (session-streams.ts) where the runtime allows it; this holds on any session.
     this[STREAM_CALL] = undefined;
     call.#handleClose();
   };

@@ -503,7 +503,8 @@ export class Http2ServerCall implements ServerCall {
     // A closed stream no longer leads to its call. Node's HTTP/2 session keeps its streams in a Map,
     // whose replaced tables can keep streams reachable, and promoted to the old generation, long
     // after they closed (docs/performance.md, "Garbage that stays reachable"); cut here, what such a
-    // stream still holds is Node's own, not the call with its metadata, messages and relay.
+    // stream still holds is Node's own, not the call with its metadata, messages and relay. (Courier's
+    // own sessions get an IdTable instead, session-streams.ts, where the runtime allows it.)
     this[CALL] = undefined;
     call.#handleClose();
   };
