@@ -16,7 +16,7 @@ FROM node:24-slim
 ENV NODE_ENV=production
 # The launcher's allocator setting and Node flags (src/runtime/heap-flags.ts), as the `courier` executable's
 # interpreter line gives them, which an ENTRYPOINT that runs `node` itself bypasses.
-ENV MALLOC_MMAP_THRESHOLD_=131072
+ENV MALLOC_MMAP_THRESHOLD_=32768
 WORKDIR /app
 COPY --from=build /src/package.json ./package.json
 COPY --from=build /src/node_modules ./node_modules
@@ -25,4 +25,4 @@ COPY proto ./proto
 COPY dashboard ./dashboard
 # The image's `node` user, by number so that Kubernetes can check runAsNonRoot.
 USER 1000:1000
-ENTRYPOINT ["node", "--max-semi-space-size=2", "--single-threaded-gc", "--initial-old-space-size=8", "--no-concurrent-recompilation", "/app/dist/cli/main.js"]
+ENTRYPOINT ["node", "--max-semi-space-size=2", "--single-threaded-gc", "--initial-old-space-size=8", "/app/dist/cli/main.js"]

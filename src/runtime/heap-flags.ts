@@ -19,32 +19,25 @@ import { setFlagsFromString } from 'node:v8';
  *   1000 requests/s). From a small start the first full collection comes early, and from then on
  *   the limit follows what is really alive.
  *
- * - `--no-concurrent-recompilation`: TurboFan compiles on the main thread instead of a helper thread.
- *   The helper's compiles ran in zones its own C-allocator arena kept resident afterwards; on the
- *   main thread their memory goes back to the main heap, which the next compiles reuse. Two sidecars
- *   at 1000 requests/s, peak RSS over 20 s (one pair each, 2026-12-05): Node 24 caller 105 → 89 MB,
- *   callee 104 → 102 (with the allocator setting below). The compiles come mostly in a sidecar's
- *   first seconds under load; CPU per call is unchanged (`npm run bench:call-cost`).
- *
  * Keep in step with the interpreter line of src/cli/main.ts and the Dockerfile's ENTRYPOINT.
  */
-export const NODE_FLAGS: readonly string[] = ['--max-semi-space-size=2', '--single-threaded-gc', '--initial-old-space-size=8', '--no-concurrent-recompilation'];
+export const NODE_FLAGS: readonly string[] = ['--max-semi-space-size=2', '--single-threaded-gc', '--initial-old-space-size=8'];
 
 /**
  * The C allocator's settings every Courier process starts with, set by the launcher as NODE_FLAGS are
  * (glibc reads them when the process starts; other C libraries ignore them).
  *
- * - `MALLOC_MMAP_THRESHOLD_=131072`: blocks of 128 KB and more get their own mapping, returned to the
- *   system when freed, and the threshold stays there (the allocator's default starts at 128 KB and
- *   rises to 32 MB once such a block is freed, after which large freed blocks stay resident). It is
- *   not lower on purpose: at 32 KB (until 2026-12-05) every read of an HTTP/2 session, whose 64 KB
- *   buffer Node allocates per read, cost an mmap and a munmap (`strace`: one pair of 69 632 bytes per
- *   proxied gRPC call on each sidecar), about 8 % of a proxying sidecar's CPU per call
- *   (`npm run bench:call-cost -- --paths grpc-proxy --concurrency 1`: 251-256 → 228-235 µs).
+ * - `MALLOC_MMAP_THRESHOLD_=32768`: blocks of 32 KB and more get their own mapping, returned to the
+ *   system when freed. V8's compilers work in zones of 32 KB segments; once a sidecar's calls got hot,
+ *   the segments of its optimizing compiles stayed in the allocator's heap as free but resident memory
+ *   (the allocator's default threshold rises to 32 MB after the first large block is freed). Two
+ *   sidecars at 1000 requests/s, RSS after 20 s of load: Node 24 100 / 108 MB → 86 / 92 MB, Node 20
+ *   68 / 75 → 67 / 69. The steady-state price is about 30–90 mmap/munmap pairs per second at that
+ *   rate (`strace -c`), a few milliseconds of system time per second. 64 KB did not help.
  *
  * Keep in step with the interpreter line of src/cli/main.ts and the Dockerfile.
  */
-export const MALLOC_ENV: Readonly<Record<string, string>> = { MALLOC_MMAP_THRESHOLD_: '131072' };
+export const MALLOC_ENV: Readonly<Record<string, string>> = { MALLOC_MMAP_THRESHOLD_: '32768' };
 
 /** `env` with the launcher's allocator settings: the environment of a Courier process the launcher starts. */
 export function withLauncherEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
