@@ -174,6 +174,9 @@ describe('the SQLite database turns unhealthy under running sidecars', () => {
         assert.ok(Date.now() - started < 15_000, `not found again within 15 s: ${a.text} / ${b.text}\n${caller.output}`);
         await sleep(100);
       }
+      // The caller switches to the new file before it has registered there again and said so: the
+      // calls above can succeed a moment before its line is written.
+      await waitForOutput(caller, /database file was (deleted|replaced) under this sidecar/);
       const lines = caller.output.split('\n').filter((l) => /database file was (deleted|replaced) under this sidecar/.test(l));
       assert.equal(lines.length, 1, caller.output);
       assert.match(lines[0] ?? '', /registered again/);
