@@ -24,7 +24,7 @@ export function keepStreamsInIdTable(session: Http2Session): boolean {
   const streams = state.streams;
   // Node's own Map subclass (SafeMap) does not inherit from this realm's Map.prototype.
   if (!isMap(streams) || streams.size !== 0) return false;
-  state.streams = new SessionStreams();
+  state.streams = new IdTable();
   if (isSet(state.pendingStreams) && state.pendingStreams.size === 0) state.pendingStreams = new PendingStreams();
   return true;
 }
@@ -40,10 +40,6 @@ class PendingStreams<S> {
     return this.#items.length;
   }
 
-  has(stream: S): boolean {
-    return this.#items.includes(stream);
-  }
-
   add(stream: S): this {
     if (!this.#items.includes(stream)) this.#items.push(stream);
     return this;
@@ -56,71 +52,11 @@ class PendingStreams<S> {
     return true;
   }
 
-  /** Calls `visit` for each stream, in the order they came, skipping one removed by an earlier visit. */
-  forEach(visit: (stream: S, same: S, streams: this) => void): void {
+  /** Calls `visit` for each stream in the order they came, as a Set would: one removed by an earlier visit is skipped. */
+  forEach(visit: (stream: S) => void): void {
     for (const stream of this.#items.slice()) {
-      if (this.#items.includes(stream)) visit(stream, stream, this);
+      if (this.#items.includes(stream)) visit(stream);
     }
-  }
-
-  values(): IterableIterator<S> {
-    return this.#items.slice()[Symbol.iterator]();
-  }
-
-  [Symbol.iterator](): IterableIterator<S> {
-    return this.values();
-  }
-}
-
-/** The streams of one session, by stream id: what Node's HTTP/2 core calls on its `streams` Map. */
-class SessionStreams<S> {
-  readonly #table = new IdTable<S>();
-
-  get size(): number {
-    return this.#table.size;
-  }
-
-  get(id: number): S | undefined {
-    return this.#table.get(id);
-  }
-
-  set(id: number, stream: S): this {
-    this.#table.set(id, stream);
-    return this;
-  }
-
-  delete(id: number): boolean {
-    return this.#table.delete(id);
-  }
-
-  has(id: number): boolean {
-    return this.#table.get(id) !== undefined;
-  }
-
-  /**
-   * Calls `visit` for each stream, in id order, as a Map would: a stream removed by an earlier visit
-   * (closing one stream may close another) is not visited.
-   */
-  forEach(visit: (stream: S, id: number, streams: this) => void): void {
-    for (const [id, stream] of this.#table.entries()) {
-      if (this.#table.get(id) === stream) visit(stream, id, this);
-    }
-  }
-
-  values(): IterableIterator<S> {
-    return this.#table.values()[Symbol.iterator]();
-  }
-
-  keys(): IterableIterator<number> {
-    return this.#table.entries().map(([id]) => id)[Symbol.iterator]();
-  }
-
-  entries(): IterableIterator<[number, S]> {
-    return this.#table.entries()[Symbol.iterator]();
-  }
-
-  [Symbol.iterator](): IterableIterator<[number, S]> {
-    return this.entries();
   }
 }
 
@@ -132,4 +68,4 @@ function internalState(session: Http2Session): { streams: unknown; pendingStream
   return typeof state === 'object' && state !== null && 'streams' in state ? state : undefined;
 }
 
-export const forTests = { SessionStreams, PendingStreams, internalState };
+export const forTests = { PendingStreams, internalState };

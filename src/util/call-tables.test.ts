@@ -79,6 +79,19 @@ class Item implements Slotted {
   constructor(readonly name: string) {}
 }
 
+test('IdTable visits its entries like a Map does: in id order, skipping one removed by an earlier visit', () => {
+  const table = new IdTable<string>();
+  for (const id of [7, 1, 5, 3]) table.set(id, `s${id}`);
+  const visited: string[] = [];
+  table.forEach((value, id) => {
+    visited.push(value);
+    table.delete(id);
+    if (id === 3) table.delete(5);
+  });
+  assert.deepEqual(visited, ['s1', 's3', 's7']);
+  assert.equal(table.size, 0);
+});
+
 test('SlotSet adds each item once and removes any item, whatever its place', () => {
   const set = new SlotSet<Item>();
   const [a, b, c, d] = ['a', 'b', 'c', 'd'].map((name) => new Item(name)) as [Item, Item, Item, Item];

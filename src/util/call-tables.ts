@@ -98,6 +98,16 @@ export class IdTable<V> {
     return out.sort((a, b) => a[0] - b[0]);
   }
 
+  /**
+   * Calls `visit` for each entry in ascending id order, as a Map's forEach would: an entry removed by
+   * an earlier visit is not visited (walks a copy, so visits may change the table).
+   */
+  forEach(visit: (value: V, id: number) => void): void {
+    for (const [id, value] of this.entries()) {
+      if (this.get(id) === value) visit(value, id);
+    }
+  }
+
   clear(): void {
     this.#bits = MIN_BITS;
     this.#keys = emptyKeys(MIN_BITS);
