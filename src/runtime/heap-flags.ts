@@ -19,9 +19,16 @@ import { setFlagsFromString } from 'node:v8';
  *   1000 requests/s). From a small start the first full collection comes early, and from then on
  *   the limit follows what is really alive.
  *
+ * - `--no-maglev`: no mid-tier compiler (Maglev runs by default from V8 12, Node 22; on Node 20 the
+ *   flag changes nothing). Hot code goes from Sparkplug straight to TurboFan, which is what a
+ *   sidecar's request path ends up in anyway; Maglev's own machine code (pages of the node binary)
+ *   and its compile zones then never become resident. Two sidecars on Node 24 at 1000 requests/s,
+ *   six interleaved windows each: peak RSS 84–90 / 88–93 MB against 89–95 / 94–100, the same CPU
+ *   per call within the spread (docs/performance.md, "Heap and runtime").
+ *
  * Keep in step with the interpreter line of src/cli/main.ts and the Dockerfile's ENTRYPOINT.
  */
-export const NODE_FLAGS: readonly string[] = ['--max-semi-space-size=2', '--single-threaded-gc', '--initial-old-space-size=8'];
+export const NODE_FLAGS: readonly string[] = ['--max-semi-space-size=2', '--single-threaded-gc', '--initial-old-space-size=8', '--no-maglev'];
 
 /**
  * The C allocator's settings every Courier process starts with, set by the launcher as NODE_FLAGS are
@@ -56,14 +63,17 @@ export function withoutLauncherEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
 }
 
 
-/** V8's compilers above the interpreter that this runtime runs by default (Maglev ships from V8 12, Node 22). */
+/** V8's compilers above the interpreter that this runtime has (Maglev ships from V8 12, Node 22). */
 function compilerTiers(v8Version = process.versions.v8): readonly string[] {
   const major = Number(v8Version.split('.')[0]);
   return major >= 12 ? ['sparkplug', 'maglev', 'opt'] : ['sparkplug', 'opt'];
 }
 
+/** The compilers a serving Courier process runs: Maglev stays off (NODE_FLAGS) even where it ships. */
+const SERVING_TIERS: readonly string[] = ['sparkplug', 'opt'];
+
 /**
- * No compilers above the interpreter (Sparkplug, Maglev, TurboFan) from now on, for this process only
+ * No compilers above the interpreter (Sparkplug, Maglev where the runtime has it, TurboFan) from now on, for this process only
  * (the processes it starts keep NODE_FLAGS). Loading the CLI's modules is hot enough for TurboFan to
  * compile the ES module loader's URL and path functions, and the compilers' own machine code (pages
  * of the node binary) then stays resident: in a supervisor, which runs nothing hot, for good; in a
@@ -74,9 +84,12 @@ export function interpretOnly(): void {
   for (const tier of compilerTiers()) setFlagsFromString(`--no-${tier}`);
 }
 
-/** Turns on again, for the calls a started sidecar serves, the compilers `interpretOnly` held back. */
+/**
+ * Turns on again, for the calls a started sidecar serves, Sparkplug and TurboFan; Maglev stays off,
+ * as NODE_FLAGS have it, also in a sidecar started without the launcher's flags.
+ */
 export function compileWhenServing(): void {
-  for (const tier of compilerTiers()) setFlagsFromString(`--${tier}`);
+  for (const tier of SERVING_TIERS) setFlagsFromString(`--${tier}`);
 }
 
 /**
