@@ -23,6 +23,12 @@ test('traceparent: valid values parse, and format back to the same text', () => 
   assert.equal(formatTraceparent(ctx), TP);
   assert.equal(parseTraceparent(`  ${TP} `)?.spanId, '00f067aa0ba902b7');
   assert.equal(formatTraceparent({ ...ctx, flags: 0 }), TP.replace(/01$/, '00'));
+  // Every flags byte reads back as written (bit 0 is "sampled"; the others are kept).
+  for (const flags of [0x00, 0x01, 0x09, 0x0a, 0x10, 0xa5, 0xff]) {
+    const text = `${TP.slice(0, 53)}${flags.toString(16).padStart(2, '0')}`;
+    assert.equal(parseTraceparent(text)?.flags, flags, text);
+    assert.equal(parseTraceparent(` ${text}`)?.flags, flags, `padded ${text}`);
+  }
   // A future version may carry more fields after the flags.
   assert.equal(parseTraceparent(`cc${TP.slice(2)}-what-the-future-holds`)?.traceId, '4bf92f3577b34da6a3ce929d0e0e4736');
 });
