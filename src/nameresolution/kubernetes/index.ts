@@ -1,4 +1,3 @@
-import { lookup } from 'node:dns/promises';
 import { CourierError, errorMessage } from '../../errors/index.js';
 import type { Logger } from '../../observability/logging/index.js';
 import { parseDuration } from '../../util/duration.js';
@@ -61,7 +60,14 @@ export function expandTemplate(template: string, request: { id: string; namespac
 /** Every address of a host name (the system resolver by default). */
 export type LookupAll = (host: string) => Promise<readonly { address: string; family: number }[]>;
 
-const systemLookup: LookupAll = (host) => lookup(host, { all: true, verbatim: true });
+/**
+ * The machine's resolver. `node:dns/promises` is loaded on the first lookup, not when this module is:
+ * every sidecar loads the resolvers' registry, and only one on Kubernetes looks names up this way.
+ */
+const systemLookup: LookupAll = async (host) => {
+  const { lookup } = await import('node:dns/promises');
+  return lookup(host, { all: true, verbatim: true });
+};
 
 interface Cached {
   atMs: number;
