@@ -95,23 +95,29 @@ test('this runtime keeps HTTP/2 streams where Courier expects, so both ends of a
 });
 
 test('requests, many at once, are answered each with its own body, and no stream stays in the table', async () => {
+  // The server holds every request until the test has seen them all open, then answers out of order
+  // (later requests first), so the tables hold many streams at once and lose them in another order.
+  let release: () => void = () => undefined;
+  const released = new Promise<void>((resolve) => (release = resolve));
   const p = await pair((stream, headers) => {
-    // Answer out of order: later requests first, so the table holds many streams at once.
     const delay = 20 - (Number(String(headers[':path']).slice(1)) % 20);
-    setTimeout(() => {
-      stream.respond({ ':status': 200 });
-      stream.end(`answer to ${String(headers[':path'])}`);
-    }, delay);
+    void released.then(() =>
+      setTimeout(() => {
+        stream.respond({ ':status': 200 });
+        stream.end(`answer to ${String(headers[':path'])}`);
+      }, delay),
+    );
   });
   try {
-    const pending = Array.from({ length: 300 }, (_, i) => get(p.client, `/${i}`));
-    // While they run, the tables hold the open streams.
-    await new Promise((resolve) => setTimeout(resolve, 5));
-    assert.ok(streamsOf(p.client).size > 0, 'the client table holds the open streams');
-    const answers = await Promise.all(pending);
+    const pending = Promise.all(Array.from({ length: 300 }, (_, i) => get(p.client, `/${i}`)));
+    // If the test fails before it awaits them, closing the session rejects them: that is not the failure.
+    pending.catch(() => undefined);
+    const serverSession = await p.serverSession;
+    await until(() => streamsOf(p.client).size === 300 && streamsOf(serverSession).size === 300, 'both tables hold the 300 open streams');
+    release();
+    const answers = await pending;
     answers.forEach((answer, i) => assert.deepEqual(answer, { status: 200, body: `answer to /${i}` }));
     // A stream leaves the table when it closes, a turn or two after its response ended.
-    const serverSession = await p.serverSession;
     await until(() => streamsOf(p.client).size === 0 && streamsOf(serverSession).size === 0, 'both tables are empty');
   } finally {
     await p.close();
