@@ -33,6 +33,24 @@ export default tseslint.config(
     },
   },
   {
+    // A sidecar's modules take node:fs and node:http from src/util/builtins.ts: an ES module import of
+    // either reads its lazy exports, which on Node 24 loads Node's bundled undici, HTTP/2 and TLS (14 MB).
+    files: ['src/**/*.ts'],
+    ignores: ['**/*.test.ts', 'src/util/builtins.ts'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        {
+          paths: ['node:fs', 'node:http'].map((name) => ({
+            name,
+            allowTypeImports: true,
+            message: `Import ${name}'s functions from src/util/builtins.ts (an ES module import of it loads modules a sidecar does not use).`,
+          })),
+        },
+      ],
+    },
+  },
+  {
     // Browser ES modules, not type-checked: ESLint's recommended rules with the browser's globals.
     files: ['dashboard/*.js'],
     ...tseslint.configs.disableTypeChecked,

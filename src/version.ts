@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync } from './util/builtins.js';
 
 /** Courier's version, from package.json (one level up from both src/ and dist/). */
 export const version: string = (

@@ -1,6 +1,7 @@
-import { constants, type ClientHttp2Stream, type IncomingHttpHeaders, type IncomingHttpStatusHeader, type OutgoingHttpHeaders } from 'node:http2';
+import type { ClientHttp2Stream, IncomingHttpHeaders, IncomingHttpStatusHeader, OutgoingHttpHeaders } from 'node:http2';
 import type { Readable } from 'node:stream';
 import { CourierError, errorMessage, GrpcStatus } from '../errors/index.js';
+import { h2 } from '../grpc/status.js';
 import { appRequestHeaders } from '../invoke/headers.js';
 import { methodToPath } from '../invoke/method.js';
 import { type InvokeRequest, type ResponseSink } from '../invoke/types.js';
@@ -33,7 +34,7 @@ export interface H2cAppChannelOptions {
   readonly metrics?: SidecarMetrics | undefined;
 }
 
-const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM } = constants;
+const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM } = h2;
 
 /** Node's request() errors that mean "this session takes no more streams", not "this request is bad". */
 const SESSION_UNUSABLE: ReadonlySet<string> = new Set(['ERR_HTTP2_GOAWAY_SESSION', 'ERR_HTTP2_INVALID_SESSION', 'ERR_HTTP2_OUT_OF_STREAMS']);

@@ -1,7 +1,8 @@
-import { connect, type ClientHttp2Session } from 'node:http2';
+import type { ClientHttp2Session } from 'node:http2';
 import { connect as netConnect } from 'node:net';
 import type { Logger } from '../observability/logging/index.js';
 import { keepStreamsInIdTable } from '../grpc/session-streams.js';
+import { http2 } from '../util/builtins.js';
 import { SessionKeeper } from '../grpc/keepalive.js';
 
 export interface H2cSessionOptions {
@@ -56,7 +57,7 @@ export class H2cSession {
   constructor(options: H2cSessionOptions, onGone: (session: H2cSession) => void) {
     this.#onGone = onGone;
     const host = options.host.includes(':') ? `[${options.host}]` : options.host;
-    this.session = connect(`http://${host}:${options.port}`, {
+    this.session = http2().connect(`http://${host}:${options.port}`, {
       createConnection: () => {
         const socket = netConnect({ host: options.host, port: options.port, noDelay: true });
         socket.once('connect', () => {

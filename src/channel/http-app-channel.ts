@@ -1,4 +1,4 @@
-import { Pool } from '../util/undici-pool.js';
+import { newPool, type Pool } from '../util/undici-pool.js';
 import { CourierError, errorMessage, GrpcStatus } from '../errors/index.js';
 import { appRequestHeaders } from '../invoke/headers.js';
 import { methodToPath } from '../invoke/method.js';
@@ -44,7 +44,8 @@ export interface HttpAppChannelOptions {
  */
 export class HttpAppChannel implements AppChannel {
   readonly #options: HttpAppChannelOptions;
-  readonly #pool: Pool;
+  /** Made by the first call or health probe (loading undici then, see undici-pool.ts). */
+  #pool: Pool | undefined;
   readonly #gate: AppGate;
   readonly #mismatch: ProtocolMismatch;
   readonly #describeFailure: DescribeFailure;
@@ -57,16 +58,6 @@ export class HttpAppChannel implements AppChannel {
     this.#origin = `${host}:${options.port}`;
     const tls = options.tls === true;
     this.#url = `${tls ? 'https' : 'http'}://${this.#origin}`;
-    this.#pool = new Pool(this.#url, {
-      // Long-running calls (streams, long polls) are bounded by the caller, never by an idle timer here.
-      headersTimeout: 0,
-      bodyTimeout: 0,
-      connectTimeout: 5_000,
-      keepAliveTimeout: 30_000,
-      pipelining: 1,
-      // TLS sessions are resumed by undici; the certificate is not verified (see `tls`).
-      ...(tls ? { connect: { rejectUnauthorized: false } } : {}),
-    });
     this.#mismatch = new ProtocolMismatch({ protocol: tls ? 'https' : 'http', host: options.host, port: options.port, logger: options.logger });
     this.#describeFailure = appChannelFailure(this.#mismatch);
     this.#gate = new AppGate({
@@ -99,7 +90,20 @@ export class HttpAppChannel implements AppChannel {
 
   async close(): Promise<void> {
     this.#gate.close();
-    await this.#pool.destroy();
+    await this.#pool?.destroy();
+  }
+
+  #connections(): Pool {
+    return (this.#pool ??= newPool(this.#url, {
+      // Long-running calls (streams, long polls) are bounded by the caller, never by an idle timer here.
+      headersTimeout: 0,
+      bodyTimeout: 0,
+      connectTimeout: 5_000,
+      keepAliveTimeout: 30_000,
+      pipelining: 1,
+      // TLS sessions are resumed by undici; the certificate is not verified (see `tls`).
+      ...(this.#options.tls === true ? { connect: { rejectUnauthorized: false } } : {}),
+    }));
   }
 
   /** GET of `--app-health-check-path`: any 2xx is healthy. */
@@ -108,7 +112,7 @@ export class HttpAppChannel implements AppChannel {
     if (this.#options.appApiToken !== undefined) headers.push('dapr-api-token', this.#options.appApiToken);
     let statusCode: number;
     try {
-      const res = await this.#pool.request({ path: this.#options.healthProbe?.path ?? '/healthz', method: 'GET', headers, signal });
+      const res = await this.#connections().request({ path: this.#options.healthProbe?.path ?? '/healthz', method: 'GET', headers, signal });
       await res.body.dump();
       statusCode = res.statusCode;
     } catch (err) {
@@ -137,7 +141,7 @@ export class HttpAppChannel implements AppChannel {
     const metrics = this.#options.metrics;
     const handler = new AppResponse(request, metrics === undefined ? sink : new AppCallMeter(sink, metrics, request), semaphore, this.#describeFailure);
     try {
-      this.#pool.dispatch({ origin: this.#url, method: request.verb, path, headers, body: request.body }, handler);
+      this.#connections().dispatch({ origin: this.#url, method: request.verb, path, headers, body: request.body }, handler);
     } catch (err) {
       handler.fail(err);
     }

@@ -1,5 +1,5 @@
-import { connect } from 'node:tls';
 import { errorMessage } from '../errors/index.js';
+import { tls } from '../util/builtins.js';
 import type { Logger } from '../observability/logging/index.js';
 import { usesTls, type AppProtocol } from './app-protocol.js';
 
@@ -109,7 +109,7 @@ export class ProtocolMismatch {
     const now = Date.now();
     if (this.#tlsCheck !== undefined && now - this.#tlsCheck.at < TLS_CHECK_REUSE_MS) return this.#tlsCheck.speaksTls;
     const speaksTls = new Promise<boolean>((resolve) => {
-      const socket = connect({
+      const socket = tls().connect({
         host: this.#options.host,
         port: this.#options.port,
         rejectUnauthorized: false,

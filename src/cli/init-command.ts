@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from '../util/builtins.js';
 import { join } from 'node:path';
 import { courierHome } from '../runtime/options.js';
 import { ensurePrivateDirectory } from '../util/private-files.js';

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync } from '../util/builtins.js';
 import { CourierError, errorMessage } from '../errors/index.js';
 import { courierHome } from '../runtime/options.js';
 import { listRunRecords, type RunRecord } from '../runtime/run-registry.js';

@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync } from '../util/builtins.js';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { configFileOf, logTimestamp } from './run/launch.js';

@@ -1,4 +1,4 @@
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync, statSync } from '../util/builtins.js';
 import { join } from 'node:path';
 import { appProtocols, appSslDeprecation, parseAppProtocol, withAppSsl } from '../channel/app-protocol.js';
 import { balancerKinds } from '../invoke/balancer.js';

@@ -1,4 +1,5 @@
-import { closeSync, constants, fstatSync, openSync, readFileSync, statSync, type Stats } from 'node:fs';
+import type { Stats } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readFileSync, statSync } from '../util/builtins.js';
 
 /** A path that names something other than a regular file (after following symlinks). */
 export interface NotRegularFile {

@@ -1,4 +1,4 @@
-import { readdirSync, statSync } from 'node:fs';
+import { readdirSync, statSync } from '../util/builtins.js';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { CourierError, errorMessage } from '../errors/index.js';

@@ -1,4 +1,5 @@
-import { unwatchFile, watchFile, type Stats } from 'node:fs';
+import type { Stats } from 'node:fs';
+import { unwatchFile, watchFile } from '../util/builtins.js';
 import { loadConfiguration, type Configuration } from './configuration.js';
 
 /** How often the configuration file is checked for changes. */

@@ -1,5 +1,5 @@
 import { constants as cryptoConstants } from 'node:crypto';
-import { Pool } from '../util/undici-pool.js';
+import { newPool, type Pool } from '../util/undici-pool.js';
 import { AppResponse, type DescribeFailure } from '../channel/app-response.js';
 import { transportErrorText } from '../channel/protocol-mismatch.js';
 import { Semaphore } from '../channel/semaphore.js';
@@ -101,7 +101,7 @@ export class ExternalChannel implements Invoke<ExternalTarget> {
       const hint = endpoint.tls?.ca !== undefined ? 'it is checked against spec.clientTLS.rootCA' : 'set spec.clientTLS.rootCA of the HTTPEndpoint to trust its CA';
       this.#endpoints.set(endpoint.name, {
         origin,
-        pool: newPool(origin, endpoint.tls),
+        pool: originPool(origin, endpoint.tls),
         headers: endpoint.headers,
         headerNames: new Set(endpoint.headers.map(([name]) => name)),
         semaphore: this.#newSemaphore(),
@@ -189,7 +189,7 @@ export class ExternalChannel implements Invoke<ExternalTarget> {
     }
     route = {
       origin,
-      pool: newPool(origin, undefined),
+      pool: originPool(origin, undefined),
       headers: [],
       headerNames: new Set(),
       semaphore: this.#urlSemaphore,
@@ -235,9 +235,9 @@ export class ExternalChannel implements Invoke<ExternalTarget> {
   }
 }
 
-function newPool(origin: string, tls: EndpointTls | undefined): Pool {
+function originPool(origin: string, tls: EndpointTls | undefined): Pool {
   const https = origin.startsWith('https:');
-  return new Pool(origin, {
+  return newPool(origin, {
     // Long-running calls (streams, server-sent events) are bounded by the caller, never by a timer here.
     headersTimeout: 0,
     bodyTimeout: 0,

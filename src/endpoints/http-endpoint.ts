@@ -1,7 +1,7 @@
-import { createSecureContext } from 'node:tls';
 import { z } from 'zod';
 import type { ResourceDocument } from '../config/resources.js';
 import { schemaError } from '../config/schema-errors.js';
+import { tls } from '../util/builtins.js';
 import { CourierError, errorMessage } from '../errors/index.js';
 import { hopByHopHeaders } from '../invoke/headers.js';
 import type { ExternalTarget } from '../invoke/types.js';
@@ -187,7 +187,7 @@ function checkTlsMaterial(ca: string | undefined, cert: string | undefined, key:
   if (ca !== undefined) {
     if (!ca.includes('-----BEGIN CERTIFICATE-----')) throw fail('spec.clientTLS.rootCA', 'is not a PEM certificate');
     try {
-      createSecureContext({ ca });
+      tls().createSecureContext({ ca });
     } catch (err) {
       throw fail('spec.clientTLS.rootCA', `cannot be used: ${errorMessage(err)}`);
     }
@@ -196,7 +196,7 @@ function checkTlsMaterial(ca: string | undefined, cert: string | undefined, key:
     if (!cert.includes('-----BEGIN CERTIFICATE-----')) throw fail('spec.clientTLS.certificate', 'is not a PEM certificate');
     if (!/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(key)) throw fail('spec.clientTLS.privateKey', 'is not a PEM private key');
     try {
-      createSecureContext({ cert, key });
+      tls().createSecureContext({ cert, key });
     } catch (err) {
       throw fail('spec.clientTLS', `certificate and privateKey cannot be used together: ${errorMessage(err)}`);
     }

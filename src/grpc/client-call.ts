@@ -1,10 +1,4 @@
-import {
-  constants as h2,
-  type ClientHttp2Stream,
-  type IncomingHttpHeaders,
-  type IncomingHttpStatusHeader,
-  type OutgoingHttpHeaders,
-} from 'node:http2';
+import type { ClientHttp2Stream, IncomingHttpHeaders, IncomingHttpStatusHeader, OutgoingHttpHeaders } from 'node:http2';
 import type { CallSignal } from '../invoke/call-signal.js';
 import type { CallOptions, CallResult, ClientCall, ClientReader, TransportFailure } from './call.js';
 import { CourierError, GrpcStatus, errorMessage } from '../errors/index.js';
@@ -12,7 +6,7 @@ import type { Logger } from '../observability/logging/index.js';
 import { version } from '../version.js';
 import { MessageDecoder, messageHead, totalLength } from './framing.js';
 import { appendCustomMetadata, isGrpcContentType, metadataFromRawHeaders, metadataToSend, type Metadata, type ReceivedMetadata } from './metadata.js';
-import { decodeGrpcMessage, grpcCodeForHttpStatus, grpcCodeForRstCode, http2ErrorName, parseGrpcStatus } from './status.js';
+import { decodeGrpcMessage, grpcCodeForHttpStatus, grpcCodeForRstCode, h2, http2ErrorName, parseGrpcStatus } from './status.js';
 import { cancelStream } from './stream-reset.js';
 import { encodeGrpcTimeout } from './timeout.js';
 

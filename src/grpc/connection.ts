@@ -1,4 +1,5 @@
-import { connect, type ClientHttp2Session, type ClientHttp2Stream, type Settings } from 'node:http2';
+import type { ClientHttp2Session, ClientHttp2Stream, Settings } from 'node:http2';
+import { http2 } from '../util/builtins.js';
 import type { Duplex } from 'node:stream';
 import { GrpcStatus, errorMessage } from '../errors/index.js';
 import type { Logger } from '../observability/logging/index.js';
@@ -103,7 +104,7 @@ export class Connection implements CallConnection {
     this.#owner = owner;
     const { target, settings } = owner;
     const host = target.host.includes(':') ? `[${target.host}]` : target.host;
-    this.session = connect(`${settings.scheme}://${host}:${target.port}`, {
+    this.session = http2().connect(`${settings.scheme}://${host}:${target.port}`, {
       createConnection: () => {
         const socket = settings.createConnection(target);
         this.#socket = socket;

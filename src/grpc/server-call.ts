@@ -1,17 +1,11 @@
-import {
-  constants as h2,
-  type IncomingHttpHeaders,
-  type OutgoingHttpHeaders,
-  type ServerHttp2Stream,
-  type ServerStreamResponseOptions,
-} from 'node:http2';
+import type { IncomingHttpHeaders, OutgoingHttpHeaders, ServerHttp2Stream, ServerStreamResponseOptions } from 'node:http2';
 import { CourierError, GrpcStatus, errorMessage } from '../errors/index.js';
 import type { Peer, ServerCall, ServerReader } from './call.js';
 import { SLOT } from '../util/call-tables.js';
 import type { Logger } from '../observability/logging/index.js';
 import { MessageDecoder, messageHead, totalLength } from './framing.js';
 import { appendCustomMetadata, metadataFromRawHeaders, type Metadata, type ReceivedMetadata } from './metadata.js';
-import { encodeGrpcMessage, http2ErrorName, type CallStatus } from './status.js';
+import { encodeGrpcMessage, h2, http2ErrorName, type CallStatus } from './status.js';
 import { cancelStream } from './stream-reset.js';
 import { CallAbort, type CallSignal } from '../invoke/call-signal.js';
 

@@ -2,17 +2,9 @@ import type { TLSSocket } from 'node:tls';
 import { DEFAULT_LIMITS } from '../lane/endpoint.js';
 import { LaneServerSession, type LaneCallRouter } from '../lane/server.js';
 import { LANE_MAGIC, LANE_PROTOCOL } from '../lane/wire.js';
-import {
-  constants as h2,
-  createServer as createHttp2Server,
-  type Http2SecureServer,
-  type Http2Server,
-  type IncomingHttpHeaders,
-  type ServerHttp2Session,
-  type ServerHttp2Stream,
-  type ServerOptions,
-} from 'node:http2';
-import type { AddressInfo, Socket } from 'node:net';
+import type { Http2SecureServer, Http2Server, IncomingHttpHeaders, ServerHttp2Session, ServerHttp2Stream, ServerOptions } from 'node:http2';
+import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
+import { http2 } from '../util/builtins.js';
 import { CourierError, GrpcStatus, errorMessage } from '../errors/index.js';
 import { silentLogger, type Logger } from '../observability/logging/index.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from './framing.js';
@@ -20,6 +12,7 @@ import { SessionKeeper } from './keepalive.js';
 import { isGrpcContentType } from './metadata.js';
 import type { Peer, ServerCall } from './call.js';
 import { Http2ServerCall, respondTrailersOnly, type ServerCallOwner, type ServerCallSession } from './server-call.js';
+import { h2 } from './status.js';
 import { parseGrpcTimeout } from './timeout.js';
 import { limitConnections } from '../util/connection-limit.js';
 import { keepStreamsInIdTable } from './session-streams.js';
@@ -44,7 +37,8 @@ export interface GrpcServerOptions {
   /**
    * Creates the HTTP/2 server for each `listen`. The seam for TLS: pass a factory that calls
    * `http2.createSecureServer({ ...options, key, cert, ... })`. Default: plaintext h2c with prior
-   * knowledge (`http2.createServer`).
+   * knowledge, where each port is a plain TCP listener and node:http2 is loaded, and its server made,
+   * when the first HTTP/2 connection arrives (a port only Courier's lane uses never loads it).
    */
   readonly createServer?: ((options: GrpcListenerOptions) => Http2Server | Http2SecureServer) | undefined;
   /**
@@ -157,7 +151,9 @@ export class GrpcServer {
   readonly #idleSessionTimeoutMs: number;
   readonly #pingIntervalMs: number | undefined;
   readonly #pingTimeoutMs: number;
-  readonly #createServer: (options: GrpcListenerOptions) => Http2Server | Http2SecureServer;
+  readonly #createServer: ((options: GrpcListenerOptions) => Http2Server | Http2SecureServer) | undefined;
+  /** Plaintext: the HTTP/2 server every listener hands its HTTP/2 connections to, made on the first one. */
+  #h2c: Http2Server | undefined;
   readonly #handshakeTimeoutMs: number;
   readonly #observer: CallObserver | undefined;
   readonly #maxConnections: number;
@@ -170,7 +166,7 @@ export class GrpcServer {
   readonly #services = new Set<string>();
   #fallback: CallHandler | undefined;
 
-  readonly #servers: (Http2Server | Http2SecureServer)[] = [];
+  readonly #servers: NetServer[] = [];
   readonly #sessions = new Set<ServerSession>();
   readonly #calls = new SlotSet<ServerCall>();
   #closing: Promise<void> | undefined;
@@ -221,7 +217,7 @@ export class GrpcServer {
     this.#idleSessionTimeoutMs = options.idleSessionTimeoutMs ?? DEFAULT_IDLE_SESSION_TIMEOUT_MS;
     this.#pingIntervalMs = options.pingIntervalMs;
     this.#pingTimeoutMs = options.pingTimeoutMs ?? DEFAULT_PING_TIMEOUT_MS;
-    this.#createServer = options.createServer ?? createHttp2Server;
+    this.#createServer = options.createServer;
     this.#handshakeTimeoutMs = options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
     this.#maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
     this.#observer = options.observer;
@@ -254,18 +250,8 @@ export class GrpcServer {
 
   async #listen(where: { host: string; port: number } | { path: string }): Promise<AddressInfo | string | null> {
     if (this.#closing !== undefined) throw new CourierError('ERR_INTERNAL', 'the gRPC server is closed');
-    const server = this.#createServer({
-      settings: { maxConcurrentStreams: this.#maxConcurrentStreams, enablePush: false },
-      maxSessionMemory: MAX_SESSION_MEMORY_MB,
-      // TLS servers only: a client that does not finish its handshake in time is dropped.
-      handshakeTimeout: this.#handshakeTimeoutMs,
-      ALPNProtocols: this.#lane ? [LANE_PROTOCOL, 'h2'] : ['h2'],
-    });
+    const server = this.#createServer === undefined ? this.#plaintextListener() : this.#secureListener(this.#createServer);
     limitConnections(server, this.#maxConnections, this.#logger, 'gRPC');
-    if (this.#lane) this.#dispatchProtocols(server);
-    server.on('connection', this.#onConnection);
-    server.on('session', this.#onSession);
-    server.on('stream', this.#onStream);
     await new Promise<void>((resolve, reject) => {
       const onError = (err: Error): void => reject(err);
       server.once('error', onError);
@@ -474,22 +460,67 @@ export class GrpcServer {
    * the lane's magic, or anything else (the HTTP/2 preface) which goes to Node's HTTP/2 server with
    * those bytes put back.
    */
-  #dispatchProtocols(server: Http2Server | Http2SecureServer): void {
-    const secure = 'setSecureContext' in server;
-    const event = secure ? 'secureConnection' : 'connection';
-    const http2Listeners = server.listeners(event) as ((socket: Socket) => void)[];
-    server.removeAllListeners(event);
-    const toHttp2 = (socket: Socket): void => {
-      for (const listener of http2Listeners) listener.call(server, socket);
+  #listenerOptions(): GrpcListenerOptions {
+    return {
+      settings: { maxConcurrentStreams: this.#maxConcurrentStreams, enablePush: false },
+      maxSessionMemory: MAX_SESSION_MEMORY_MB,
+      // TLS servers only: a client that does not finish its handshake in time is dropped.
+      handshakeTimeout: this.#handshakeTimeoutMs,
+      ALPNProtocols: this.#lane ? [LANE_PROTOCOL, 'h2'] : ['h2'],
     };
-    if (secure) {
-      server.on('secureConnection', (socket: TLSSocket) => {
-        if (socket.alpnProtocol === LANE_PROTOCOL) this.#acceptLane(socket);
-        else toHttp2(socket);
-      });
-      return;
+  }
+
+  /**
+   * A plaintext port: a TCP listener whose connections go to the lane (when it starts with the lane's
+   * magic) or to the shared HTTP/2 server, which is made, loading node:http2, on the first HTTP/2
+   * connection of any listener.
+   */
+  #plaintextListener(): NetServer {
+    const server = createNetServer();
+    const toHttp2 = (socket: Socket): void => {
+      this.#h2c ??= this.#observe(http2().createServer(this.#listenerOptions()));
+      this.#h2c.emit('connection', socket);
+    };
+    server.on('connection', (socket: Socket) => {
+      this.#onConnection(socket);
+      if (this.#lane) this.#sniff(socket, toHttp2);
+      else toHttp2(socket);
+    });
+    return server;
+  }
+
+  /**
+   * A port whose HTTP/2 server `createServer` made (the seam for TLS). With the lane, a TLS connection
+   * that negotiated `courier-lane/1` by ALPN, or a plaintext one that starts with the lane's magic, is
+   * taken from the HTTP/2 server's own connection handling.
+   */
+  #secureListener(create: (options: GrpcListenerOptions) => Http2Server | Http2SecureServer): Http2Server | Http2SecureServer {
+    const server = create(this.#listenerOptions());
+    if (this.#lane) {
+      const secure = 'setSecureContext' in server;
+      const event = secure ? 'secureConnection' : 'connection';
+      const http2Listeners = server.listeners(event) as ((socket: Socket) => void)[];
+      server.removeAllListeners(event);
+      const toHttp2 = (socket: Socket): void => {
+        for (const listener of http2Listeners) listener.call(server, socket);
+      };
+      if (secure) {
+        server.on('secureConnection', (socket: TLSSocket) => {
+          if (socket.alpnProtocol === LANE_PROTOCOL) this.#acceptLane(socket);
+          else toHttp2(socket);
+        });
+      } else {
+        server.on('connection', (socket: Socket) => this.#sniff(socket, toHttp2));
+      }
     }
-    server.on('connection', (socket: Socket) => this.#sniff(socket, toHttp2));
+    server.on('connection', this.#onConnection);
+    return this.#observe(server);
+  }
+
+  #observe<S extends Http2Server | Http2SecureServer>(server: S): S {
+    server.on('session', this.#onSession);
+    server.on('stream', this.#onStream);
+    return server;
   }
 
   /** Reads a plaintext connection's first bytes until they are, or cannot be, the lane's magic. */

@@ -1,4 +1,3 @@
-import { constants as h2 } from 'node:http2';
 import { GrpcStatus } from '../errors/index.js';
 
 /** A call's outcome as the server states it: `grpc-status` and, optionally, `grpc-message`. */
@@ -112,6 +111,20 @@ export function grpcCodeForHttpStatus(status: number): GrpcStatus {
       return GrpcStatus.UNKNOWN;
   }
 }
+
+/**
+ * The HTTP/2 error codes (RFC 9113 §7) and frame flag Courier reads or sends, as numbers: the modules
+ * that use them need not load node:http2 for its `constants` (src/util/builtins.ts).
+ */
+export const h2 = {
+  NGHTTP2_NO_ERROR: 0x0,
+  NGHTTP2_REFUSED_STREAM: 0x7,
+  NGHTTP2_CANCEL: 0x8,
+  NGHTTP2_ENHANCE_YOUR_CALM: 0xb,
+  NGHTTP2_INADEQUATE_SECURITY: 0xc,
+  /** The END_STREAM flag of a HEADERS or DATA frame. */
+  NGHTTP2_FLAG_END_STREAM: 0x1,
+} as const;
 
 /**
  * The gRPC code for a stream reset by the peer with an HTTP/2 error code, per PROTOCOL-HTTP2.md

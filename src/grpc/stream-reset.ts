@@ -1,5 +1,6 @@
-import { constants as h2, type Http2Stream } from 'node:http2';
+import type { Http2Stream } from 'node:http2';
 import { addAbortSignal, PassThrough } from 'node:stream';
+import { h2 } from './status.js';
 
 /**
  * Node's internal AbortError class, which Node does not export. Obtained once from a throwaway stream:

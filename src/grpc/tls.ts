@@ -1,7 +1,8 @@
-import { createSecureServer, type Http2SecureServer, type SecureServerOptions } from 'node:http2';
+import type { Http2SecureServer, SecureServerOptions } from 'node:http2';
 import { isIP } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { connect, type ConnectionOptions, type SecureContextOptions } from 'node:tls';
+import type { ConnectionOptions, SecureContextOptions } from 'node:tls';
+import { http2, tls } from '../util/builtins.js';
 import type { ChannelTarget } from './connection.js';
 
 /** TLS settings of a server; for mutual TLS set `requestCert` and `rejectUnauthorized`, with the trust anchors as `ca`. */
@@ -19,7 +20,7 @@ export function tlsServer(settings: () => ServerTlsOptions): {
   const servers = new Set<Http2SecureServer>();
   return {
     createServer: ({ ALPNProtocols, ...options }) => {
-      const server = createSecureServer({ ...options, allowHTTP1: false, ...alpnSelection(Array.isArray(ALPNProtocols) ? (ALPNProtocols as string[]) : ['h2']), ...settings() });
+      const server = http2().createSecureServer({ ...options, allowHTTP1: false, ...alpnSelection(Array.isArray(ALPNProtocols) ? (ALPNProtocols as string[]) : ['h2']), ...settings() });
       servers.add(server);
       server.once('close', () => servers.delete(server));
       return server;
@@ -62,7 +63,7 @@ export function tlsClientFor(
   return {
     scheme: 'https',
     createConnection: (target) => {
-      const socket = connect({
+      const socket = tls().connect({
         host: target.host,
         port: target.port,
         ALPNProtocols: alpnProtocols,

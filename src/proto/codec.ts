@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync } from '../util/builtins.js';
 import { fileURLToPath } from 'node:url';
 import { varintSize, writeVarint } from './varint.js';
 import { createRequire } from 'node:module';

@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from '../util/builtins.js';
 import { join } from 'node:path';
 import { ensurePrivateDirectory, privateFileMode } from '../util/private-files.js';
 

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from '../util/builtins.js';
 import { join } from 'node:path';
 import { CourierError, errorMessage } from '../errors/index.js';
 import { generateCaMaterial, type CaMaterial } from './ca-material.js';

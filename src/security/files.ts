@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { closeSync, constants, fchmodSync, fstatSync, fsyncSync, linkSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, constants, fchmodSync, fstatSync, fsyncSync, linkSync, openSync, readFileSync, renameSync, rmSync, writeSync } from '../util/builtins.js';
 import { basename, dirname, join } from 'node:path';
 import { CourierError, errorMessage } from '../errors/index.js';
 export { ensurePrivateDirectory } from '../util/private-files.js';

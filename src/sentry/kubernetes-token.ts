@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync } from '../util/builtins.js';
 import { CourierError, errorMessage } from '../errors/index.js';
 
 /** Where Dapr's injector mounts the projected ServiceAccount token meant for the Sentry. */

@@ -1,4 +1,5 @@
-import { readFileSync, unwatchFile, watchFile, type Stats } from 'node:fs';
+import type { Stats } from 'node:fs';
+import { readFileSync, unwatchFile, watchFile } from '../util/builtins.js';
 import { CourierError, errorMessage } from '../errors/index.js';
 import type { Logger } from '../observability/logging/index.js';
 import { splitPemCertificates } from '../security/index.js';

@@ -1,4 +1,4 @@
-import { lstatSync, unlinkSync } from 'node:fs';
+import { lstatSync, unlinkSync } from './builtins.js';
 import { connect, type AddressInfo, type Server as NetServer } from 'node:net';
 import { CourierError } from '../errors/index.js';
 

@@ -1,4 +1,4 @@
-import { chmodSync, closeSync, constants, fchmodSync, mkdirSync, openSync } from 'node:fs';
+import { chmodSync, closeSync, constants, fchmodSync, mkdirSync, openSync } from './builtins.js';
 import { relative, resolve, sep } from 'node:path';
 
 /** Mode of the directories Courier creates for its own state (`COURIER_HOME`, `run/`). */

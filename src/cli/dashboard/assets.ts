@@ -2,7 +2,7 @@
 // `dashboard/` folder, not compiled) and the browser builds of the libraries it draws with, taken
 // straight from node_modules. Nothing is fetched from the internet, by the CLI or by the page.
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from '../../util/builtins.js';
 import { createRequire } from 'node:module';
 import { dirname, extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';

@@ -1,7 +1,8 @@
 // `courier dashboard`'s web server: the page, the libraries it draws with, and the live data. One
 // refresh loop reads every sidecar once per window and pushes the resulting view to every open page;
 // each page's tap has its own upstream taps, which end when the page goes.
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { createServer } from '../../util/builtins.js';
 import type { AddressInfo, Socket } from 'node:net';
 import type { AppLookup, MeshDiscovery } from '../mesh/collect.js';
 import type { MeshSample, MeshView, SidecarRef } from '../mesh/view-types.js';

@@ -1,4 +1,5 @@
-import { createWriteStream, existsSync, mkdirSync, readFileSync, type WriteStream } from 'node:fs';
+import type { WriteStream } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, readFileSync } from '../../util/builtins.js';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CourierError, errorMessage } from '../../errors/index.js';

@@ -1,4 +1,4 @@
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, statSync } from '../../util/builtins.js';
 import type { CourierError } from '../../errors/index.js';
 import { parseSidecarArgs } from '../sidecar-command.js';
 import { withLauncherEnv, withoutLauncherEnv } from '../../runtime/heap-flags.js';

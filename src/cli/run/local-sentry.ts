@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync } from '../../util/builtins.js';
 import { join } from 'node:path';
 import { CourierError } from '../../errors/index.js';
 import { loadOrCreateTokenSecret, mintJoinToken } from '../../security/index.js';

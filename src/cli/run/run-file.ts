@@ -1,4 +1,4 @@
-import { existsSync, realpathSync, statSync } from 'node:fs';
+import { existsSync, realpathSync, statSync } from '../../util/builtins.js';
 import { basename, dirname, join, resolve } from 'node:path';
 import { z } from 'zod';
 import { readYamlDocuments } from '../../config/yaml-file.js';

@@ -1,5 +1,5 @@
 // `courier injector`: the mutating admission webhook that adds a Courier sidecar to Pods annotated the Dapr way.
-import { readFileSync } from 'node:fs';
+import { readFileSync } from '../../util/builtins.js';
 import { flagError, formatFlagHelp, parseFlags, type FlagSpec } from '../../cli/flags.js';
 import { CourierError, errorMessage } from '../../errors/index.js';
 import { createLogger, logLevels, type LogLevel } from '../../observability/logging/index.js';

@@ -1,6 +1,6 @@
 // The injector's HTTPS server: `POST /mutate` for the API server's AdmissionReviews, `GET /healthz` for the
 // kubelet. The serving certificate is read from files and reloaded when they change (cert-manager rotates it).
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync, statSync } from '../../util/builtins.js';
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { closeServer, listenOn } from '../../util/listen.js';

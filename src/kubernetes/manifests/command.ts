@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from '../../util/builtins.js';
 import { stringify } from 'yaml';
 import { CourierError, errorMessage } from '../../errors/index.js';
 import { flagError, formatFlagHelp, parseFlags, type FlagSpec } from '../../cli/flags.js';

@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from '../../util/builtins.js';
 import { join } from 'node:path';
 import { parseAllDocuments, stringify } from 'yaml';
 import { CourierError, errorMessage } from '../../errors/index.js';

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync } from '../../util/builtins.js';
 import { Agent } from 'undici';
 import { CourierError, errorMessage } from '../../errors/index.js';
 

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync } from '../../util/builtins.js';
 import { parse as parseYaml } from 'yaml';
 import { CourierError, errorMessage } from '../../errors/index.js';
 import { validateAppId } from '../../invoke/identity.js';

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync } from '../../util/builtins.js';
 import { createLocalJWKSet, createRemoteJWKSet, customFetch, type FetchImplementation, type JSONWebKeySet, type JWTVerifyGetKey } from 'jose';
 import { fetch as undiciFetch } from 'undici';
 import { CourierError, errorMessage } from '../../errors/index.js';

@@ -3,7 +3,7 @@
  * identity (device and inode) of the file it opened. The resolver replaces a store when the file at
  * the configured path is no longer the file the store has open (deleted or replaced).
  */
-import { mkdirSync, statSync } from 'node:fs';
+import { mkdirSync, statSync } from '../../util/builtins.js';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Logger } from '../../observability/logging/index.js';

@@ -1,4 +1,5 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { createServer } from '../../util/builtins.js';
 import { createRequire } from 'node:module';
 import { closeServer, listenOn } from '../../util/listen.js';
 import type { Logger } from '../logging/index.js';

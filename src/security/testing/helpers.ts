@@ -1,6 +1,6 @@
 // Test helpers for src/security: a fresh CA, issued credentials, and a real TLS handshake on loopback.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from '../../util/builtins.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, createServer, type TLSSocket } from 'node:tls';

@@ -1,4 +1,5 @@
-import { request, type IncomingMessage } from 'node:http';
+import type { IncomingMessage } from 'node:http';
+import { request } from '../../../util/builtins.js';
 
 export interface SseEvent {
   readonly event: string;

@@ -1,8 +1,8 @@
 // A stand-in for the Kubernetes API server's pod reads, for tests only: it answers
 // `GET /api/v1/namespaces/<ns>/pods/<name>` with responses recorded from the API's formats
 // (`api-responses/*.json`), over HTTP or HTTPS, and keeps what each request carried.
-import { readFileSync } from 'node:fs';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { readFileSync, createServer } from '../../../util/builtins.js';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 

@@ -3,7 +3,7 @@
  * are closed afterwards, and a second plain connection ("peek") for reading rows and ageing them.
  * Tests never sleep through liveness windows; they rewrite `last_update` instead.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from '../../../util/builtins.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
