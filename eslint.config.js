@@ -33,10 +33,11 @@ export default tseslint.config(
     },
   },
   {
-    // A sidecar's modules take node:fs and node:http from src/util/builtins.ts: an ES module import of
-    // either reads its lazy exports, which on Node 24 loads Node's bundled undici, HTTP/2 and TLS (14 MB).
+    // A sidecar's modules take node:fs and node:http from src/util/builtins.ts and builtin-http.ts: an
+    // ES module import of either reads its lazy exports, which on Node 24 loads Node's bundled undici,
+    // HTTP/2 and TLS (14 MB).
     files: ['src/**/*.ts'],
-    ignores: ['**/*.test.ts', 'src/util/builtins.ts'],
+    ignores: ['**/*.test.ts', 'src/util/builtins.ts', 'src/util/builtin-http.ts'],
     rules: {
       '@typescript-eslint/no-restricted-imports': [
         'error',
@@ -44,7 +45,7 @@ export default tseslint.config(
           paths: ['node:fs', 'node:http'].map((name) => ({
             name,
             allowTypeImports: true,
-            message: `Import ${name}'s functions from src/util/builtins.ts (an ES module import of it loads modules a sidecar does not use).`,
+            message: `Import ${name}'s functions from src/util/builtins.ts or builtin-http.ts (an ES module import of it loads modules a sidecar does not use).`,
           })),
         },
       ],

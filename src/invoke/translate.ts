@@ -1,4 +1,4 @@
-import { STATUS_CODES } from '../util/builtins.js';
+import { STATUS_CODES } from '../util/builtin-http.js';
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2';
 import { GrpcStatus, grpcStatusFromHttp } from '../errors/index.js';
 import { isReservedHeader } from '../grpc/index.js';

@@ -1,5 +1,5 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
-import { createServer } from '../util/builtins.js';
+import { createServer } from '../util/builtin-http.js';
 import { closeServer, listenOn } from '../util/listen.js';
 import { Session } from 'node:inspector';
 import { monitorEventLoopDelay, PerformanceObserver, type IntervalHistogram } from 'node:perf_hooks';

@@ -1,6 +1,6 @@
-// node:fs and node:http, taken as CommonJS `require` returns them rather than through an ES module
-// `import`. On Node 22 and later an `import` of a builtin builds the module's whole namespace, and
-// doing so reads each of its lazy exports:
+// node:fs (and node:http, in builtin-http.ts), taken as CommonJS `require` returns them rather than
+// through an ES module `import`. On Node 22 and later an `import` of a builtin builds the module's
+// whole namespace, and doing so reads each of its lazy exports:
 //
 // - node:http's WebSocket, CloseEvent and MessageEvent load Node's bundled undici, and with it
 //   node:http2, node:tls, node:crypto, node:zlib, node:worker_threads, node:perf_hooks, readline and
@@ -8,17 +8,17 @@
 //   61.9 MB, one that requires it 47.8);
 // - node:fs's `promises` loads fs/promises, readline and the REPL's history module: 3.1 MB.
 //
-// `require` leaves lazy exports unread. Courier's modules take these two builtins from here (ESLint
-// refuses a value import of them elsewhere in src/); type-only imports are erased and stay as they are.
+// `require` leaves lazy exports unread. Courier's modules take these two builtins from here and from
+// builtin-http.ts (ESLint refuses a value import of them elsewhere in src/); type-only imports are
+// erased and stay as they are. node:http has a module of its own so that a process that uses only
+// files (the `courier run` supervisor) does not load it.
 import { createRequire } from 'node:module';
 import type * as Fs from 'node:fs';
-import type * as Http from 'node:http';
 import type * as Http2 from 'node:http2';
 import type * as Tls from 'node:tls';
 
 const require = createRequire(import.meta.url);
 const fs = require('node:fs') as typeof Fs;
-const http = require('node:http') as typeof Http;
 
 export const {
   chmodSync,
@@ -47,8 +47,6 @@ export const {
   writeFileSync,
   writeSync,
 } = fs;
-
-export const { STATUS_CODES, createServer, request } = http;
 
 // node:http2 and node:tls (with the crypto parts TLS uses) are loaded when a connection first needs
 // them, not when a module that can make one is imported: a plaintext sidecar whose callers all speak

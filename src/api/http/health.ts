@@ -1,6 +1,6 @@
 // The health endpoints' answers, shared by the HTTP API and the public health port (`--dapr-public-port`).
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
-import { createServer } from '../../util/builtins.js';
+import { createServer } from '../../util/builtin-http.js';
 import { CourierError } from '../../errors/index.js';
 import { writeError } from './response-writer.js';
 import { closeServer, listenOn } from '../../util/listen.js';

@@ -1,5 +1,5 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
-import { createServer } from '../../util/builtins.js';
+import { createServer } from '../../util/builtin-http.js';
 import type { AddressInfo, Socket } from 'node:net';
 import { timingSafeEqual } from 'node:crypto';
 import { CourierError, type ErrorCode } from '../../errors/index.js';

@@ -2,7 +2,7 @@
 // refresh loop reads every sidecar once per window and pushes the resulting view to every open page;
 // each page's tap has its own upstream taps, which end when the page goes.
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
-import { createServer } from '../../util/builtins.js';
+import { createServer } from '../../util/builtin-http.js';
 import type { AddressInfo, Socket } from 'node:net';
 import type { AppLookup, MeshDiscovery } from '../mesh/collect.js';
 import type { MeshSample, MeshView, SidecarRef } from '../mesh/view-types.js';

@@ -2,7 +2,7 @@
 // by address, and those name resolution lists for the apps in view, each read over its metrics port
 // (src/observability/mesh/contract.ts). Used by the terminal views (`courier stat`, `edges`, `top`,
 // `tap`) and by `courier dashboard`.
-import { request } from '../../util/builtins.js';
+import { request } from '../../util/builtin-http.js';
 import { defaultConfiguration, loadConfiguration } from '../../config/configuration.js';
 import { courierHome } from '../../runtime/options.js';
 import { readAtMost } from '../../util/read-bounded.js';

@@ -1,7 +1,7 @@
 // The tap streams of several sidecars, merged: each sidecar's /courier/v1/tap (server-sent events) is
 // read as it arrives and every call is handed on with the app whose sidecar reported it.
 import type { ClientRequest } from 'node:http';
-import { request } from '../../util/builtins.js';
+import { request } from '../../util/builtin-http.js';
 import { MESH_PATHS, type TapEvent } from '../../observability/mesh/contract.js';
 import { DEFAULT_SAMPLE_TIMEOUT_MS, meshHeaders, readProblemBody, requestProblem, statusProblem, type SampleOptions } from './collect.js';
 import { SseParser } from './sse.js';

@@ -1,4 +1,4 @@
-import { request } from '../../util/builtins.js';
+import { request } from '../../util/builtin-http.js';
 import { courierHome } from '../../runtime/options.js';
 import { apiHeaders, sidecarHost, type SidecarAddress } from './sidecar-address.js';
 import { isSameProcess, listRunRecords, type ProcessRef, type RunRecord } from '../../runtime/run-registry.js';

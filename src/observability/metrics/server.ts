@@ -1,5 +1,5 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
-import { createServer } from '../../util/builtins.js';
+import { createServer } from '../../util/builtin-http.js';
 import { createRequire } from 'node:module';
 import { closeServer, listenOn } from '../../util/listen.js';
 import type { Logger } from '../logging/index.js';

@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import { request } from '../../../util/builtins.js';
+import { request } from '../../../util/builtin-http.js';
 
 export interface SseEvent {
   readonly event: string;

@@ -2,7 +2,8 @@
 // `GET /api/v1/namespaces/<ns>/pods/<name>` with responses recorded from the API's formats
 // (`api-responses/*.json`), over HTTP or HTTPS, and keeps what each request carried.
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
-import { readFileSync, createServer } from '../../../util/builtins.js';
+import { readFileSync } from '../../../util/builtins.js';
+import { createServer } from '../../../util/builtin-http.js';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 
