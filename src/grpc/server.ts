@@ -454,12 +454,6 @@ export class GrpcServer {
     if (this.connectionCount === 0) this.#sessionsGone?.();
   }
 
-  /**
-   * Routes each accepted connection to HTTP/2 or to the lane. With TLS, ALPN decides (Node's HTTP/2
-   * server would treat any protocol but HTTP/1.1 as HTTP/2). In plaintext, the first bytes decide:
-   * the lane's magic, or anything else (the HTTP/2 preface) which goes to Node's HTTP/2 server with
-   * those bytes put back.
-   */
   #listenerOptions(): GrpcListenerOptions {
     return {
       settings: { maxConcurrentStreams: this.#maxConcurrentStreams, enablePush: false },
@@ -489,32 +483,36 @@ export class GrpcServer {
     return server;
   }
 
-  /**
-   * A port whose HTTP/2 server `createServer` made (the seam for TLS). With the lane, a TLS connection
-   * that negotiated `courier-lane/1` by ALPN, or a plaintext one that starts with the lane's magic, is
-   * taken from the HTTP/2 server's own connection handling.
-   */
+  /** A port whose HTTP/2 server `createServer` made (the seam for TLS). */
   #secureListener(create: (options: GrpcListenerOptions) => Http2Server | Http2SecureServer): Http2Server | Http2SecureServer {
     const server = create(this.#listenerOptions());
-    if (this.#lane) {
-      const secure = 'setSecureContext' in server;
-      const event = secure ? 'secureConnection' : 'connection';
-      const http2Listeners = server.listeners(event) as ((socket: Socket) => void)[];
-      server.removeAllListeners(event);
-      const toHttp2 = (socket: Socket): void => {
-        for (const listener of http2Listeners) listener.call(server, socket);
-      };
-      if (secure) {
-        server.on('secureConnection', (socket: TLSSocket) => {
-          if (socket.alpnProtocol === LANE_PROTOCOL) this.#acceptLane(socket);
-          else toHttp2(socket);
-        });
-      } else {
-        server.on('connection', (socket: Socket) => this.#sniff(socket, toHttp2));
-      }
-    }
+    if (this.#lane) this.#dispatchProtocols(server);
     server.on('connection', this.#onConnection);
     return this.#observe(server);
+  }
+
+  /**
+   * Routes each connection a `createServer` server accepts to HTTP/2 or to the lane. With TLS, ALPN
+   * decides (Node's HTTP/2 server would treat any protocol but HTTP/1.1 as HTTP/2). In plaintext, the
+   * first bytes decide: the lane's magic, or anything else (the HTTP/2 preface) which goes to Node's
+   * HTTP/2 server with those bytes put back.
+   */
+  #dispatchProtocols(server: Http2Server | Http2SecureServer): void {
+    const secure = 'setSecureContext' in server;
+    const event = secure ? 'secureConnection' : 'connection';
+    const http2Listeners = server.listeners(event) as ((socket: Socket) => void)[];
+    server.removeAllListeners(event);
+    const toHttp2 = (socket: Socket): void => {
+      for (const listener of http2Listeners) listener.call(server, socket);
+    };
+    if (secure) {
+      server.on('secureConnection', (socket: TLSSocket) => {
+        if (socket.alpnProtocol === LANE_PROTOCOL) this.#acceptLane(socket);
+        else toHttp2(socket);
+      });
+      return;
+    }
+    server.on('connection', (socket: Socket) => this.#sniff(socket, toHttp2));
   }
 
   #observe<S extends Http2Server | Http2SecureServer>(server: S): S {

@@ -40,7 +40,6 @@ export const {
   renameSync,
   rmSync,
   statSync,
-  symlinkSync,
   unlinkSync,
   unwatchFile,
   watchFile,
