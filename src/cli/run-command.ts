@@ -8,6 +8,7 @@ import type { AppLaunch } from './run/launch.js';
 import { exitCodeOf } from './run/processes.js';
 import { checkPortsFree } from './run/port-check.js';
 import { parseRunArgs, runUsage } from './run/run-args.js';
+import { IdleMemoryReclaimer } from '../runtime/idle-memory.js';
 
 /** How long a sidecar may take to write its run record. */
 const SIDECAR_START_TIMEOUT_MS = 30_000;
@@ -114,6 +115,7 @@ async function supervise(launches: readonly AppLaunch[], multi: boolean): Promis
   const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
   for (const signal of signals) process.on(signal, onSignal);
 
+  let reclaimer: IdleMemoryReclaimer | undefined;
   try {
     let failure: Error | undefined;
     // Apps start once every sidecar is up (a run file's apps often call each other at once).
@@ -147,10 +149,13 @@ async function supervise(launches: readonly AppLaunch[], multi: boolean): Promis
           : `✅  You're up and running! The output of the app and its sidecar appears here.`,
       );
     }
+    // From here on the supervisor only waits; what starting the apps left is given back once it is idle.
+    reclaimer = IdleMemoryReclaimer.start();
     const outcomes = await Promise.all(runners.map((runner) => (signalled ? runner.stop() : runner.finished)));
     const codes = outcomes.map(exitCode);
     return codes.find((code) => code !== 0) ?? 0;
   } finally {
+    reclaimer?.close();
     await Promise.all(runners.map((runner) => runner.stop()));
     for (const signal of signals) process.off(signal, onSignal);
     process.stdout.off('error', ignoreBrokenPipe);

@@ -420,7 +420,7 @@ export class Sidecar {
       command: process.argv.slice(1),
       cwd: process.cwd(),
     });
-    this.#reclaimer = IdleMemoryReclaimer.start(log.child({ scope: 'memory' }));
+    this.#reclaimer = IdleMemoryReclaimer.start({ logger: log.child({ scope: 'memory' }) });
     // Ready (healthz, outbound calls) only now, with every port listening, the metrics port included.
     const info: SidecarInfo = { appId: options.appId, httpPort, grpcPort, internalGrpcPort };
     this.#info = info;
