@@ -48,10 +48,9 @@ export interface IdleMemoryOptions {
  * and, in the first interval that was idle, runs one thorough collection ("settling": several
  * passes, compaction, the young generation shrunk to its start size; V8 12 and later), which gives
  * back what loading the modules, the configuration and the certificates left (docs/performance.md,
- * "Memory"). After
- * that, when an interval was idle and V8 holds well more heap than the process needs when quiet, it
- * runs one full collection (at most one per 20 s). Under load it never runs; idle and small, it runs
- * only the once.
+ * "Memory"). After that, when an interval was idle and V8 holds well more heap than the process
+ * needs when quiet, it runs one full collection (at most one per 20 s). Under load it never runs;
+ * idle and small, it runs only the once.
  */
 export class IdleMemoryReclaimer {
   readonly #gc: Gc;
@@ -62,7 +61,8 @@ export class IdleMemoryReclaimer {
   /** What the heap comes down to when the process is quiet. */
   #floor = getHeapStatistics().total_heap_size;
   #lastRun = 0;
-  #settled = false;
+  /** Whether the collection after start-up is behind us (or not to be made on this runtime). */
+  #settled: boolean;
 
   private constructor(gc: Gc, options: IdleMemoryOptions) {
     this.#gc = gc;
