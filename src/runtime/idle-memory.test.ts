@@ -8,13 +8,16 @@ const settle = { thorough: forTests.thoroughGc };
 
 type Call = { thorough: boolean };
 
-/** A reclaimer that looks every `everyMs` and records the collections it asks for instead of making them. */
-function watch(everyMs: number, minGapMs = 60_000): { reclaimer: IdleMemoryReclaimer; calls: Call[] } {
+/**
+ * A reclaimer that looks every `everyMs` and records the collections it asks for instead of making
+ * them; it settles after start-up unless `settle` says otherwise (`'default'`: as the runtime decides).
+ */
+function watch(everyMs: number, minGapMs = 60_000, settle: boolean | 'default' = true): { reclaimer: IdleMemoryReclaimer; calls: Call[] } {
   const calls: Call[] = [];
   const reclaimer = IdleMemoryReclaimer.start({
     checkEveryMs: everyMs,
     minGapMs,
-    settle: true,
+    ...(settle === 'default' ? {} : { settle }),
     gc: (options) => calls.push({ thorough: options?.flavor === 'last-resort' }),
   });
   assert.ok(reclaimer !== undefined);
@@ -89,13 +92,12 @@ test('closed, it looks no more', async () => {
 });
 
 test('by default a process settles after start-up only where V8 collects thoroughly when asked (V8 12 and later)', async () => {
-  const calls: Call[] = [];
-  const reclaimer = IdleMemoryReclaimer.start({ checkEveryMs: 20, gc: (options) => calls.push({ thorough: options?.flavor === 'last-resort' }) });
+  const { reclaimer, calls } = watch(20, 60_000, 'default');
   try {
     if (forTests.thoroughGc) await until(() => calls.length > 0, 'the start-up collection');
     else await sleep(300); // some 15 looks at an idle, small heap
     assert.deepEqual(calls, forTests.thoroughGc ? [{ thorough: true }] : []);
   } finally {
-    reclaimer?.close();
+    reclaimer.close();
   }
 });

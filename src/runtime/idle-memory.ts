@@ -93,8 +93,7 @@ export class IdleMemoryReclaimer {
     const held = getHeapStatistics().total_heap_size;
     if (!this.#settled) {
       this.#settled = true;
-      this.#collect(held, true, 'idle after start-up: start-up garbage collected');
-      this.#floor = getHeapStatistics().total_heap_size;
+      this.#floor = this.#collect(held, true, 'idle after start-up: start-up garbage collected');
       return;
     }
     if (held - this.#floor < SLACK_BYTES || Date.now() - this.#lastRun < this.#minGapMs) return;

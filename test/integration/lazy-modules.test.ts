@@ -12,6 +12,7 @@ import { startApp } from '../framework/test-app.js';
 import { send } from '../framework/http-client.js';
 import { daprClient, invokeService, until } from '../framework/grpc-apps.js';
 import { HttpVerb } from '../../src/proto/index.js';
+import { forTests as idleMemory } from '../../src/runtime/idle-memory.js';
 
 const PROBE = `
 import { createRequire } from 'node:module';
@@ -80,8 +81,7 @@ describe('modules a sidecar loads only when it needs them', () => {
   });
 
   // On V8 11 (Node 20) V8's own memory reducer does this better than an explicit collection can (src/runtime/idle-memory.ts).
-  const settles = Number(process.versions.v8.split('.')[0]) >= 12;
-  test('once idle after start-up, a sidecar collects what starting left: its heap is back to what it needs when quiet', { skip: !settles && 'V8 11 leaves it to its memory reducer' }, async () => {
+  test('once idle after start-up, a sidecar collects what starting left: its heap is back to what it needs when quiet', { skip: !idleMemory.thoroughGc && 'V8 11 leaves it to its memory reducer' }, async () => {
     for (const sidecar of [caller, callee]) {
       // The debug line the idle-memory watcher writes after its first idle interval (about 5 s in).
       const line = (): string | undefined => sidecar.output.split('\n').find((l) => l.includes('start-up garbage collected'));
