@@ -86,8 +86,9 @@ describe('load balancing', () => {
   });
 
   // Round-robin would give it a third. Typically 3–6 %; on a busy machine the fast instances' queues grow
-  // and p2c rightly sends more to the idle slow one (10.7 % seen with the suite and a build running at once).
-  test('p2c (the default): an instance ten times slower than the others gets under 15 % of the calls', async (t) => {
+  // and p2c rightly sends more to the idle slow one (10.7 % seen with the suite and a build running at
+  // once, 17.7 % in a CI run on Node 20), so the bound is a quarter: well under round-robin's third.
+  test('p2c (the default): an instance ten times slower than the others gets under a quarter of the calls', async (t) => {
     const [m1, m2, m3] = menus as [ChaosApp, ChaosApp, ChaosApp];
     m1.set({ mode: 'slow', delayMs: 10 });
     m2.set({ mode: 'slow', delayMs: 100 });
@@ -102,7 +103,7 @@ describe('load balancing', () => {
       const [c1, c2, c3] = callsSince(menus, before) as [number, number, number];
       const share = c2 / (c1 + c2 + c3);
       t.diagnostic(`the slow instance (100 ms) got ${c2} of ${c1 + c2 + c3} calls (${(share * 100).toFixed(1)} %); the fast ones (10 ms) ${c1} and ${c3}`);
-      assert.ok(share < 0.15, `the slow instance got ${(share * 100).toFixed(1)} % of the calls`);
+      assert.ok(share < 0.25, `the slow instance got ${(share * 100).toFixed(1)} % of the calls`);
       assert.ok(c1 > 60 && c3 > 60, `both fast instances are used: ${c1}, ${c3}`);
     } finally {
       for (const m of menus) m.set({ mode: 'ok' });
