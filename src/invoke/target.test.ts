@@ -55,3 +55,15 @@ test('a resolver gives the same answer for a target it has seen before, and keep
     assert.equal((resolver.resolve('http://127.0.0.1:8080/api') as { kind: string }).kind, 'url');
   }
 });
+
+test('app(): an app target only, as gRPC proxying names it; remembered once parsed, refusals every time', () => {
+  const resolver = new TargetResolver('prod', new Map([['orders', endpoint]]));
+  for (let i = 0; i < 2; i++) {
+    assert.deepEqual(resolver.app('orders'), { appId: 'orders', namespace: 'prod' }, 'an endpoint name is an app id here');
+    assert.deepEqual(resolver.app('billing.finance'), { appId: 'billing', namespace: 'finance' });
+    assert.throws(() => resolver.app('a.b.c'), /invalid app id a\.b\.c/);
+    assert.throws(() => resolver.app('https://orders.example.com'), /an external URL is not an app id/);
+  }
+  assert.equal(resolver.resolve('orders'), endpoint, 'resolve still gives the endpoint first');
+  assert.equal(resolver.app('billing'), resolver.resolve('billing'), 'one remembered answer for both');
+});

@@ -38,6 +38,16 @@ export class TargetResolver {
     const app = this.#apps.get(text);
     if (app !== undefined) return app;
     if (urlScheme.test(text)) return externalUrlTarget(text);
+    return this.app(text);
+  }
+
+  /**
+   * An app target only, `appid` or `appid.namespace` (gRPC proxying, where neither endpoint names nor
+   * URLs are targets): throws as `parseTarget` does, and remembers what it parsed as `resolve` does.
+   */
+  app(text: string): AppIdentity {
+    const known = this.#apps.get(text);
+    if (known !== undefined) return known;
     const parsed = parseTarget(text, this.#namespace);
     if (this.#apps.size < MAX_REMEMBERED_APPS && text.length <= MAX_REMEMBERED_LENGTH) this.#apps.set(text, parsed);
     return parsed;

@@ -1,4 +1,5 @@
 import type { Metadata, ReceivedMetadata } from '../grpc/metadata.js';
+import { readName, utf8At } from '../util/wire-names.js';
 
 /**
  * The wire format of `courier-lane/1`, the Courier-to-Courier lane (docs/decisions/internal-lane.md):
@@ -402,11 +403,18 @@ export class PayloadReader {
   }
 
   string(length: number): string {
-    const end = this.#pos + length;
-    if (end > this.#buffer.length) throw new RangeError('a string runs past the end of its frame');
-    const text = this.#buffer.toString('utf8', this.#pos, end);
-    this.#pos = end;
-    return text;
+    const start = this.#pos;
+    if (start + length > this.#buffer.length) throw new RangeError('a string runs past the end of its frame');
+    this.#pos = start + length;
+    return utf8At(this.#buffer, start, length);
+  }
+
+  /** A metadata name: a string, read as `readName` reads names (see util/wire-names.ts). */
+  name(length: number): string {
+    const start = this.#pos;
+    if (start + length > this.#buffer.length) throw new RangeError('a string runs past the end of its frame');
+    this.#pos = start + length;
+    return readName(this.#buffer, start, length);
   }
 
   rest(): string {
@@ -418,7 +426,7 @@ export class PayloadReader {
     const count = this.u16();
     const out = into as Record<string, string | string[]>;
     for (let i = 0; i < count; i++) {
-      const name = this.string(this.u16());
+      const name = this.name(this.u16());
       const value = this.string(this.u32());
       const existing = out[name];
       if (existing === undefined) out[name] = value;

@@ -11,6 +11,7 @@ import type {
   Status,
   StreamPayload,
 } from './types.js';
+import { readName, utf8At } from '../util/wire-names.js';
 
 /**
  * Encoders and decoders for the two messages every call carries between sidecars
@@ -32,14 +33,6 @@ function varintSize(value: number): number {
     size++;
   }
   return size;
-}
-
-/**
- * Node's Buffer method under `toString('utf8', …)` (on every Buffer since Node's first releases, not
- * in its type definitions): called directly, it skips the argument checks and encoding lookup.
- */
-interface RawBuffer extends Buffer {
-  utf8Slice(start: number, end: number): string;
 }
 
 /** Strings up to this many ASCII characters are copied byte by byte (see `Out.string`). */
@@ -348,22 +341,6 @@ export function encodeInternalInvokeResponseStream(message: InternalInvokeRespon
 
 // --- reading --------------------------------------------------------------------------------
 
-/** Metadata keys up to this many bytes are looked up in `nameCache`. */
-const MAX_NAME_CACHED = 48;
-/** 2^NAME_CACHE_BITS slots; a name whose slot another took is decoded again, nothing more. */
-const NAME_CACHE_BITS = 8;
-const nameCache: (string | undefined)[] = new Array<string | undefined>(1 << NAME_CACHE_BITS).fill(undefined);
-
-function sameAscii(value: string, buf: Buffer, start: number): boolean {
-  for (let i = 0; i < value.length; i++) if (value.charCodeAt(i) !== buf[start + i]) return false;
-  return true;
-}
-
-/** The internalized copy of `value` (the one V8 keeps for property names). */
-function internalized(value: string): string {
-  return Object.keys({ [value]: 0 })[0] ?? value;
-}
-
 /** A message being read: the bytes, the position, and where the current message ends. */
 class In {
   readonly buf: Buffer;
@@ -410,36 +387,17 @@ class In {
     const length = this.length(end);
     return this.#slice(this.at, length);
   }
-  /**
-   * A metadata key: the same few names come on every call, so a short ASCII name is looked up among
-   * those decoded before (by a hash of its bytes, then compared byte by byte) and the string already
-   * made, and already internalized as a property name, is returned instead of a new one.
-   */
+  /** A metadata key: a name, read as `readName` reads names (see util/wire-names.ts). */
   name(end: number): string {
     const length = this.length(end);
     const start = this.at;
-    if (length > MAX_NAME_CACHED) return this.#slice(start, length);
-    const buf = this.buf;
-    let hash = 0x811c9dc5;
-    for (let i = start; i < start + length; i++) {
-      const byte = buf[i] as number;
-      if (byte >= 0x80) return this.#slice(start, length);
-      hash = Math.imul(hash ^ byte, 0x01000193);
-    }
-    const slot = hash >>> (32 - NAME_CACHE_BITS);
-    const cached = nameCache[slot];
-    if (cached !== undefined && cached.length === length && sameAscii(cached, buf, start)) {
-      this.at = start + length;
-      return cached;
-    }
-    const value = internalized(this.#slice(start, length));
-    nameCache[slot] = value;
-    return value;
+    this.at = start + length;
+    return readName(this.buf, start, length);
   }
   /** The UTF-8 string of `length` bytes at `start`, read past. */
   #slice(start: number, length: number): string {
     this.at = start + length;
-    return (this.buf as RawBuffer).utf8Slice(start, start + length);
+    return utf8At(this.buf, start, length);
   }
   bytes(end: number): Buffer {
     const length = this.length(end);

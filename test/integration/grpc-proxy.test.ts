@@ -137,6 +137,17 @@ describe('gRPC proxy mode', () => {
     const unknown = await failure(echoUnary(client, Buffer.from('x'), to('nobody'), { deadline: Date.now() + 10_000 }));
     assert.notEqual(unknown.code, grpc.status.DEADLINE_EXCEEDED);
     assert.match(unknown.details, /nobody/);
+    // Refused targets stay refused (the sidecar remembers only the targets it parsed), and a good one
+    // named the same way after them still works.
+    for (let i = 0; i < 2; i++) {
+      const dotted = await failure(echoUnary(client, Buffer.from('x'), to('echo.ns.extra')));
+      assert.equal(dotted.code, grpc.status.INTERNAL, "ERR_DIRECT_INVOKE is Internal over gRPC");
+      assert.equal(dotted.details, 'failed to invoke, id: echo.ns.extra, err: invalid app id echo.ns.extra');
+      const url = await failure(echoUnary(client, Buffer.from('x'), to('http://127.0.0.1:1/')));
+      assert.equal(url.code, grpc.status.INTERNAL);
+      assert.match(url.details, /^failed to invoke, id: http:\/\/127\.0\.0\.1:1\/, err: an external URL is not an app id/);
+    }
+    assert.equal((await echoUnary(client, Buffer.from('ok'), to('echo'))).toString(), 'ok');
   });
 
   test('the caller’s deadline reaches the app and ends the call there; a cancelled stream is cancelled at the app', async () => {

@@ -5,7 +5,8 @@ import { CourierError, GrpcStatus } from '../../errors/index.js';
 import { customMetadata, relayCall, type CallOpener, type CallStatus, type Metadata, type ServerCall } from '../../grpc/index.js';
 import type { AppChannelState } from '../../channel/app-channel.js';
 import { formatSpiffeId, spiffeIdOfPeer, type SpiffeId } from '../../security/spiffe.js';
-import { parseTarget, sameIdentity, type AppIdentity } from '../../invoke/identity.js';
+import { sameIdentity, type AppIdentity } from '../../invoke/identity.js';
+import { TargetResolver } from '../../invoke/target.js';
 import type { Logger } from '../../observability/logging/index.js';
 import type { SidecarMetrics } from '../../observability/metrics/sidecar-metrics.js';
 import { SpanKind, type Span, type Tracer } from '../../observability/tracing/tracer.js';
@@ -67,6 +68,7 @@ export interface CallerProxyOptions {
  * callee ids added.
  */
 export function callerProxy(options: CallerProxyOptions): (call: ServerCall) => void {
+  const targets = new TargetResolver(options.self.namespace);
   return (call) => {
     const md = call.metadata;
     const appId = first(md[CALLEE_KEY]) ?? first(md[APP_ID_KEY]);
@@ -76,7 +78,7 @@ export function callerProxy(options: CallerProxyOptions): (call: ServerCall) => 
     }
     let target: AppIdentity;
     try {
-      target = parseTarget(appId.trim(), options.self.namespace);
+      target = targets.app(appId.trim());
     } catch (err) {
       refuse(call, CourierError.from(err));
       return;
