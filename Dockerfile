@@ -25,4 +25,4 @@ COPY proto ./proto
 COPY dashboard ./dashboard
 # The image's `node` user, by number so that Kubernetes can check runAsNonRoot.
 USER 1000:1000
-ENTRYPOINT ["node", "--max-semi-space-size=2", "--single-threaded-gc", "--initial-old-space-size=8", "--no-maglev", "/app/dist/cli/main.js"]
+ENTRYPOINT ["node", "--max-semi-space-size=2", "--single-threaded-gc", "--initial-old-space-size=8", "--no-maglev", "--heap-growing-percent=30", "/app/dist/cli/main.js"]
