@@ -38,7 +38,7 @@ export class TargetResolver {
     const app = this.#apps.get(text);
     if (app !== undefined) return app;
     if (urlScheme.test(text)) return externalUrlTarget(text);
-    return this.app(text);
+    return this.#parse(text);
   }
 
   /**
@@ -46,8 +46,11 @@ export class TargetResolver {
    * URLs are targets): throws as `parseTarget` does, and remembers what it parsed as `resolve` does.
    */
   app(text: string): AppIdentity {
-    const known = this.#apps.get(text);
-    if (known !== undefined) return known;
+    return this.#apps.get(text) ?? this.#parse(text);
+  }
+
+  /** Parses an app target and remembers it (bounded: callers name their targets). */
+  #parse(text: string): AppIdentity {
     const parsed = parseTarget(text, this.#namespace);
     if (this.#apps.size < MAX_REMEMBERED_APPS && text.length <= MAX_REMEMBERED_LENGTH) this.#apps.set(text, parsed);
     return parsed;

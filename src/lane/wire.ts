@@ -403,18 +403,20 @@ export class PayloadReader {
   }
 
   string(length: number): string {
-    const start = this.#pos;
-    if (start + length > this.#buffer.length) throw new RangeError('a string runs past the end of its frame');
-    this.#pos = start + length;
-    return utf8At(this.#buffer, start, length);
+    return utf8At(this.#buffer, this.#skip(length), length);
   }
 
   /** A metadata name: a string, read as `readName` reads names (see util/wire-names.ts). */
   name(length: number): string {
+    return readName(this.#buffer, this.#skip(length), length);
+  }
+
+  /** Moves past the next `length` bytes, which must lie inside the frame; returns where they start. */
+  #skip(length: number): number {
     const start = this.#pos;
     if (start + length > this.#buffer.length) throw new RangeError('a string runs past the end of its frame');
     this.#pos = start + length;
-    return readName(this.#buffer, start, length);
+    return start;
   }
 
   rest(): string {

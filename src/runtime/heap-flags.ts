@@ -28,12 +28,12 @@ import { setFlagsFromString } from 'node:v8';
  *
  * - `--heap-growing-percent=30`: after each full collection the next starts once the heap has grown
  *   by 30 % over what was alive, instead of the factor V8 picks, which for a small heap is often 3
- *   or more (a gRPC proxy's caller collected at 48.6 MB a heap that came down to 15.1). A sidecar that speaks HTTP/2 (the gRPC API, gRPC proxying) gets every header
- *   value it receives from Node as a string V8 allocates in the old generation, where only a full
- *   collection frees it; with V8's factor 20-34 MB of them and their like piled up before one came,
- *   and the longest pause of a run (finalizing every one of them) was 34-127 ms. With 30 % the gRPC
- *   proxy's sidecars paused at most 21-28 ms per collection, at the same CPU per call
- *   (docs/performance.md, "Heap and runtime"). The HTTP path makes next to no old-generation
+ *   or more (a gRPC proxy's caller collected at 48.6 MB a heap that came down to 15.1). A sidecar
+ *   that speaks HTTP/2 (the gRPC API, gRPC proxying) gets every header value it receives from Node
+ *   as a string V8 allocates in the old generation, where only a full collection frees it; with
+ *   V8's factor 20-34 MB of them and their like piled up before one came, and the longest pause of
+ *   a run (finalizing every one of them) was 34-127 ms. With 30 % no pause of the gRPC proxy's
+ *   sidecars exceeded 28 ms, at the same CPU per call (docs/performance.md, "Heap and runtime"). The HTTP path makes next to no old-generation
  *   garbage and runs as before.
  *
  * Keep in step with the interpreter line of src/cli/main.ts and the Dockerfile's ENTRYPOINT.

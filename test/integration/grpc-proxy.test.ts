@@ -141,7 +141,7 @@ describe('gRPC proxy mode', () => {
     // named the same way after them still works.
     for (let i = 0; i < 2; i++) {
       const dotted = await failure(echoUnary(client, Buffer.from('x'), to('echo.ns.extra')));
-      assert.equal(dotted.code, grpc.status.INTERNAL, "ERR_DIRECT_INVOKE is Internal over gRPC");
+      assert.equal(dotted.code, grpc.status.INTERNAL, 'ERR_DIRECT_INVOKE is Internal over gRPC');
       assert.equal(dotted.details, 'failed to invoke, id: echo.ns.extra, err: invalid app id echo.ns.extra');
       const url = await failure(echoUnary(client, Buffer.from('x'), to('http://127.0.0.1:1/')));
       assert.equal(url.code, grpc.status.INTERNAL);
