@@ -13,6 +13,7 @@ import { invokeRequestCodec, invokeResponseCodec, type InvokeResponse } from '..
 import { appNotReadyError, type AppChannel, type AppChannelState } from './app-channel.js';
 import { AppGate, type HealthProbeOptions } from './app-health.js';
 import { ProtocolMismatch, transportErrorText } from './protocol-mismatch.js';
+import { H2Channel } from '../h2/client.js';
 import type { Semaphore } from './semaphore.js';
 
 export const ON_INVOKE = '/dapr.proto.runtime.v1.AppCallback/OnInvoke';
@@ -60,22 +61,21 @@ const EMPTY = new Uint8Array(0);
  */
 export class GrpcAppChannel implements AppChannel {
   readonly #options: GrpcAppChannelOptions;
-  readonly #channel: GrpcChannel;
+  /** Plaintext: Courier's own HTTP/2 client (src/h2/); TLS (`grpcs`): node:http2. */
+  readonly #channel: GrpcChannel | H2Channel;
   readonly #gate: AppGate;
   readonly #mismatch: ProtocolMismatch;
 
   constructor(options: GrpcAppChannelOptions) {
     this.#options = options;
-    this.#channel = new GrpcChannel(
-      { host: options.host, port: options.port },
-      {
-        connectTimeoutMs: 5000,
-        maxReceiveMessageBytes: options.maxMessageBytes,
-        maxSendMessageBytes: options.maxMessageBytes,
-        logger: options.logger,
-        ...(options.tls === true ? appTls : {}),
-      },
-    );
+    const channelOptions = {
+      connectTimeoutMs: 5000,
+      maxReceiveMessageBytes: options.maxMessageBytes,
+      maxSendMessageBytes: options.maxMessageBytes,
+      logger: options.logger,
+    };
+    const target = { host: options.host, port: options.port };
+    this.#channel = options.tls === true ? new GrpcChannel(target, { ...channelOptions, ...appTls }) : new H2Channel(target, channelOptions);
     this.#mismatch = new ProtocolMismatch({ protocol: options.tls === true ? 'grpcs' : 'grpc', host: options.host, port: options.port, logger: options.logger });
     this.#gate = new AppGate({
       host: options.host,

@@ -5,6 +5,7 @@ import { after, before, describe, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import { GrpcStatus } from '../errors/index.js';
 import { GrpcChannel } from './channel.js';
+import { H2Channel } from '../h2/client.js';
 import type { GrpcServer } from './server.js';
 import type { ServerCall } from './call.js';
 import { collect, eventually, sendAll, startEchoServer } from './testing/helpers.js';
@@ -161,9 +162,10 @@ describe('grpc-js client → our server', () => {
   });
 });
 
-describe('our client → grpc-js server', () => {
+// Both of our HTTP/2 clients: node:http2's (GrpcChannel) and Courier's own (H2Channel, for plaintext apps).
+for (const client of ['GrpcChannel', 'H2Channel'] as const) describe(`our client (${client}) → grpc-js server`, () => {
   let server: grpc.Server;
-  let channel: GrpcChannel;
+  let channel: GrpcChannel | H2Channel;
   let port: number;
   const holds: { deadline: grpc.Deadline; cancelled: boolean }[] = [];
 
@@ -224,7 +226,8 @@ describe('our client → grpc-js server', () => {
     port = await new Promise<number>((resolve, reject) =>
       server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound))),
     );
-    channel = new GrpcChannel({ host: '127.0.0.1', port }, { maxReceiveMessageBytes: 1024 * 1024, maxSendMessageBytes: 4 * 1024 * 1024 });
+    const options = { maxReceiveMessageBytes: 1024 * 1024, maxSendMessageBytes: 4 * 1024 * 1024 };
+    channel = client === 'GrpcChannel' ? new GrpcChannel({ host: '127.0.0.1', port }, options) : new H2Channel({ host: '127.0.0.1', port }, options);
   });
 
   after(async () => {

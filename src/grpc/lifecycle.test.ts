@@ -212,7 +212,8 @@ for (const kind of TRANSPORTS) describe(`lifecycle (${kind}; the server serves b
     }
   });
 
-  test('silence detection: a call on a connection that stops answering fails reset within about 1.5 s; the next call opens a new connection', async () => {
+  // Courier's own HTTP/2 client carries calls to the local app only, which needs no silence detection.
+  test('silence detection: a call on a connection that stops answering fails reset within about 1.5 s; the next call opens a new connection', { skip: kind === 'h2' }, async () => {
     const { server, target } = await startEchoServer({ lane: true });
     const held = holdCalls(server);
     const proxy = await startFreezableProxy(target.port);

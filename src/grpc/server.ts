@@ -4,7 +4,6 @@ import { LaneServerSession, type LaneCallRouter } from '../lane/server.js';
 import { LANE_MAGIC, LANE_PROTOCOL } from '../lane/wire.js';
 import type { Http2SecureServer, Http2Server, IncomingHttpHeaders, ServerHttp2Session, ServerHttp2Stream, ServerOptions } from 'node:http2';
 import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
-import { http2 } from '../util/builtins.js';
 import { CourierError, GrpcStatus, errorMessage } from '../errors/index.js';
 import { silentLogger, type Logger } from '../observability/logging/index.js';
 import { DEFAULT_MAX_MESSAGE_BYTES } from './framing.js';
@@ -17,6 +16,7 @@ import { parseGrpcTimeout } from './timeout.js';
 import { limitConnections } from '../util/connection-limit.js';
 import { keepStreamsInIdTable } from './session-streams.js';
 import { SlotSet } from '../util/call-tables.js';
+import { H2ServerSession, type H2CallRouter } from '../h2/server.js';
 
 /** Handles one call. It owns the call from here: it must eventually `end` it (or see it cancelled). */
 export type CallHandler = (call: ServerCall) => void;
@@ -37,8 +37,8 @@ export interface GrpcServerOptions {
   /**
    * Creates the HTTP/2 server for each `listen`. The seam for TLS: pass a factory that calls
    * `http2.createSecureServer({ ...options, key, cert, ... })`. Default: plaintext h2c with prior
-   * knowledge, where each port is a plain TCP listener and node:http2 is loaded, and its server made,
-   * when the first HTTP/2 connection arrives (a port only Courier's lane uses never loads it).
+   * knowledge, where each port is a plain TCP listener and each HTTP/2 connection is served by
+   * Courier's own HTTP/2 server end (src/h2/), without node:http2.
    */
   readonly createServer?: ((options: GrpcListenerOptions) => Http2Server | Http2SecureServer) | undefined;
   /**
@@ -87,6 +87,8 @@ export const DEFAULT_MAX_CONNECTIONS = 1024;
 const MAX_SESSION_MEMORY_MB = 256;
 /** The connection-level receive window. Node's default (64 KiB) would be shared by all streams. */
 const SESSION_WINDOW_BYTES = 16 * 1024 * 1024;
+/** The largest request header list accepted (name + value + 32 per field), Node's default too. */
+const MAX_HEADER_LIST_BYTES = 65_535;
 
 const SESSION = Symbol('courier.grpc.ServerSession');
 
@@ -152,14 +154,15 @@ export class GrpcServer {
   readonly #pingIntervalMs: number | undefined;
   readonly #pingTimeoutMs: number;
   readonly #createServer: ((options: GrpcListenerOptions) => Http2Server | Http2SecureServer) | undefined;
-  /** Plaintext: the HTTP/2 server every listener hands its HTTP/2 connections to, made on the first one. */
-  #h2c: Http2Server | undefined;
   readonly #handshakeTimeoutMs: number;
   readonly #observer: CallObserver | undefined;
   readonly #maxConnections: number;
   readonly #lane: boolean;
   readonly #laneRouter: LaneCallRouter;
   readonly #laneSessions = new Set<LaneServerSession>();
+  readonly #h2Router: H2CallRouter;
+  /** Plaintext HTTP/2 connections, served by Courier's own HTTP/2 (src/h2/). */
+  readonly #h2Sessions = new Set<H2ServerSession>();
 
   readonly #handlers = new Map<string, CallHandler>();
   /** Service names with at least one registered method, for grpc-go's "unknown method" wording. */
@@ -209,6 +212,13 @@ export class GrpcServer {
       callClosed: (call) => this.#callClosed(call),
       sessionClosed: (session) => {
         this.#laneSessions.delete(session);
+        this.#checkSessionsGone();
+      },
+    };
+    this.#h2Router = {
+      ...this.#laneRouter,
+      sessionClosed: (session) => {
+        this.#h2Sessions.delete(session);
         this.#checkSessionsGone();
       },
     };
@@ -267,7 +277,7 @@ export class GrpcServer {
 
   /** Number of open client connections, HTTP/2 and lane (for tests and diagnostics). */
   get connectionCount(): number {
-    return this.#sessions.size + this.#laneSessions.size;
+    return this.#sessions.size + this.#laneSessions.size + this.#h2Sessions.size;
   }
 
   /** Number of open lane connections (for tests and diagnostics). */
@@ -302,6 +312,7 @@ export class GrpcServer {
       });
       for (const record of this.#sessions) this.#goAway(record);
       for (const session of this.#laneSessions) session.goAway();
+      for (const session of this.#h2Sessions) session.goAway();
       let timer: NodeJS.Timeout | undefined;
       const graceOver = new Promise<void>((resolve) => {
         timer = setTimeout(resolve, Math.max(0, graceMs));
@@ -314,6 +325,7 @@ export class GrpcServer {
         for (const call of this.#calls.values()) call.cancel(status);
         for (const record of this.#sessions) record.session.destroy();
         for (const session of this.#laneSessions) session.destroy('the server is shutting down');
+        for (const session of this.#h2Sessions) session.destroy('the server is shutting down');
         // A session Node had already closed gracefully would otherwise wait for the client.
         for (const socket of this.#sockets) socket.destroy();
         await gone;
@@ -466,21 +478,30 @@ export class GrpcServer {
 
   /**
    * A plaintext port: a TCP listener whose connections go to the lane (when it starts with the lane's
-   * magic) or to the shared HTTP/2 server, which is made, loading node:http2, on the first HTTP/2
-   * connection of any listener.
+   * magic) or to Courier's own HTTP/2 server end (src/h2/), without node:http2.
    */
   #plaintextListener(): NetServer {
     const server = createNetServer();
-    const toHttp2 = (socket: Socket): void => {
-      this.#h2c ??= this.#observe(http2().createServer(this.#listenerOptions()));
-      this.#h2c.emit('connection', socket);
-    };
+    const toHttp2 = (socket: Socket): void => this.#acceptH2(socket);
     server.on('connection', (socket: Socket) => {
       this.#onConnection(socket);
       if (this.#lane) this.#sniff(socket, toHttp2);
       else toHttp2(socket);
     });
     return server;
+  }
+
+  #acceptH2(socket: Socket): void {
+    const session = new H2ServerSession(socket, this.#h2Router, {
+      peer: { address: socket.remoteAddress ?? '', port: socket.remotePort ?? 0, family: socket.remoteFamily ?? '' },
+      limits: { maxConcurrentStreams: this.#maxConcurrentStreams, connectionWindow: SESSION_WINDOW_BYTES, maxHeaderListBytes: MAX_HEADER_LIST_BYTES },
+      handshakeTimeoutMs: this.#handshakeTimeoutMs,
+      idleTimeoutMs: this.#idleSessionTimeoutMs,
+      pingIntervalMs: this.#pingIntervalMs,
+      pingTimeoutMs: this.#pingTimeoutMs,
+    });
+    this.#h2Sessions.add(session);
+    if (this.#closing !== undefined) session.goAway();
   }
 
   /** A port whose HTTP/2 server `createServer` made (the seam for TLS). */

@@ -8,6 +8,7 @@ import { GrpcChannel, type GrpcChannelOptions } from '../channel.js';
 import type { ChannelTarget } from '../connection.js';
 import type { Metadata, ReceivedMetadata } from '../metadata.js';
 import { GrpcServer, type GrpcServerOptions } from '../server.js';
+import { H2Channel } from '../../h2/client.js';
 import type { ServerCall } from '../call.js';
 
 export interface Collected {
@@ -169,9 +170,13 @@ export async function startFreezableProxy(port: number): Promise<{ port: number;
   };
 }
 
-/** The two transports that carry calls between Courier sidecars; tests of the call semantics run on both. */
-export type TransportKind = 'http2' | 'lane';
-export const TRANSPORTS: readonly TransportKind[] = ['http2', 'lane'];
+/**
+ * The clients whose call semantics the shared suites check against our server: node:http2's
+ * (`GrpcChannel`, which carries calls to a daprd peer and to a `grpcs` app), Courier's own HTTP/2
+ * client (`H2Channel`, which carries calls to a plaintext gRPC app), and the Courier-to-Courier lane.
+ */
+export type TransportKind = 'http2' | 'h2' | 'lane';
+export const TRANSPORTS: readonly TransportKind[] = ['http2', 'h2', 'lane'];
 
 /** A client of either transport, with what the tests look at. */
 export interface TestChannel {
@@ -187,6 +192,11 @@ export interface TestChannel {
  */
 export function openChannel(kind: TransportKind, target: ChannelTarget, options: GrpcChannelOptions = {}): TestChannel {
   if (kind === 'http2') return new GrpcChannel(target, options);
+  if (kind === 'h2') {
+    // Silence detection and a custom socket are GrpcChannel's alone (a local app needs neither).
+    const { silenceMs: _silence, silenceAckTimeoutMs: _ack, createConnection: _create, scheme: _scheme, ...h2Options } = options;
+    return new H2Channel(target, h2Options);
+  }
   let fallback: GrpcChannel | undefined;
   const lane = new LaneChannel(
     target,
