@@ -183,8 +183,9 @@ export class SessionKeeper {
       this.#armPing(wait);
       return;
     }
-    const session = this.#session;
-    if (!session.closed) this.#sendPing();
+    // A connection draining after GOAWAY still carries its calls: a peer that goes silent then
+    // must not leave them waiting forever.
+    if (!this.#session.closed || this.#active > 0) this.#sendPing();
     this.#armPing(interval);
   };
 

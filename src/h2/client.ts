@@ -220,7 +220,7 @@ export class H2ClientSession extends H2Endpoint {
     const result = this.decodeResult;
     const call = this.#calls.get(stream);
     if (call === undefined) {
-      if (stream >= this.#nextStreamId) this.protocolError(PROTOCOL_ERROR, `HEADERS on stream ${stream}, which was never opened`);
+      if (stream >= this.#nextStreamId || (stream & 1) === 0) this.protocolError(PROTOCOL_ERROR, `HEADERS on stream ${stream}, which was never opened`);
       return;
     }
     if (result !== DECODED) {
@@ -233,7 +233,7 @@ export class H2ClientSession extends H2Endpoint {
   protected data(stream: number, endStream: boolean, payload: Buffer, length: number): void {
     const call = this.#calls.get(stream);
     if (call === undefined) {
-      if (stream >= this.#nextStreamId) {
+      if (stream >= this.#nextStreamId || (stream & 1) === 0) {
         this.protocolError(PROTOCOL_ERROR, `DATA on stream ${stream}, which was never opened`);
         return;
       }
@@ -262,6 +262,12 @@ export class H2ClientSession extends H2Endpoint {
     if (this.#state < DRAINING) this.#state = DRAINING;
     // Streams above the last one the server processed were not processed: they fail `refused` now.
     for (const call of this.#calls.values()) if (call.id > lastStreamId) call.refused(`${this.#core.label} is going away (GOAWAY) and did not process the stream`);
+    if (code !== NO_ERROR) {
+      // An error: nghttp2 leaves the socket open after it, so the calls it processed would wait
+      // for a close that never comes. They fail `reset` (their outcome is unknown).
+      this.destroy(`${this.#core.label} sent GOAWAY (${http2ErrorName(code)})`);
+      return;
+    }
     if (this.#calls.size === 0) this.#end();
   }
 
@@ -578,6 +584,12 @@ export class H2ClientCall implements ClientCall, SendWaiter {
     const session = this.#session as H2ClientSession;
     if (this.#phase !== OPEN || this.#inboundEnded) {
       session.consumed(length);
+      return;
+    }
+    if (!this.#headersReceived) {
+      // RFC 9113 §8.1: a response starts with its HEADERS.
+      session.consumed(length);
+      this.brokenByServer(PROTOCOL_ERROR, 'the server sent DATA before the response headers');
       return;
     }
     if (length > this.#receiveWindow) {
