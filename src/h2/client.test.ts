@@ -28,7 +28,7 @@ import type { CallOptions, CallResult, ClientCall } from '../grpc/call.js';
 import type { Metadata } from '../grpc/metadata.js';
 import { cancelStream } from '../grpc/stream-reset.js';
 import { collect, delay, eventually, type Collected } from '../grpc/testing/helpers.js';
-import { H2Channel, type H2ChannelOptions } from './client.js';
+import { forTests, H2Channel, type H2ChannelOptions } from './client.js';
 import { HpackEncoder } from './hpack.js';
 
 // --- the protocol, written out here (RFC 9113) rather than taken from the code under test -----------
@@ -432,6 +432,22 @@ describe('H2Channel against a node:http2 server: requests and responses', () => 
     assert.deepEqual(rawValues(seen[1]?.raw ?? [], 'grpc-timeout'), []);
     assert.equal(channel.connectionCount, 1);
     assert.equal(server.sessions.length, 1, 'both calls on one connection');
+  });
+
+  test('a connection whose 31-bit stream ids are used up takes no more calls: the next opens a new connection, the old one closes', T, async () => {
+    const server = await startNodeServer((stream) => echo(stream));
+    const channel = openChannel(server.port);
+    assert.equal((await startCall(channel, '/pkg.Svc/Unary', [Buffer.from('one')]).done).result.code, GrpcStatus.OK);
+    const [first] = forTests.connections(channel);
+    assert.ok(first !== undefined);
+    forTests.setNextStreamId(first, 0x7fff_ffff); // the last odd id
+    const last = await startCall(channel, '/pkg.Svc/Unary', [Buffer.from('last id')]).done;
+    assert.equal(last.result.code, GrpcStatus.OK, last.result.message);
+    assert.deepEqual(last.messages.map((m) => m.toString()), ['last id']);
+    const next = await startCall(channel, '/pkg.Svc/Unary', [Buffer.from('new connection')]).done;
+    assert.equal(next.result.code, GrpcStatus.OK, next.result.message);
+    assert.equal(server.sessions.length, 2, 'the call after the last id went over a second connection');
+    await eventually(() => channel.connectionCount === 1 && forTests.connections(channel)[0] !== first, 10_000, 'the used-up connection to close');
   });
 
   test('Trailers-Only error response: code, decoded message, trailers; no headers', T, async () => {

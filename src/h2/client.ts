@@ -63,6 +63,16 @@ const MAX_HEADER_LIST_BYTES = 65_535;
 const STREAM_CREDIT_BYTES = DEFAULT_WINDOW >>> 1;
 const EMPTY_METADATA: ReceivedMetadata = Object.freeze(Object.create(null) as ReceivedMetadata);
 const NO_OPTIONS: CallOptions = {};
+/** The largest stream id (31 bits). */
+const MAX_STREAM_ID = 0x7fff_ffff;
+let setNextStreamId: (session: H2ClientSession, id: number) => void;
+let connectionsOf: (channel: H2Channel) => readonly H2ClientSession[];
+
+/** For tests: a connection's next stream id (to reach the end of the id space), and a channel's connections. */
+export const forTests = {
+  setNextStreamId: (session: H2ClientSession, id: number): void => setNextStreamId(session, id),
+  connections: (channel: H2Channel): readonly H2ClientSession[] => connectionsOf(channel),
+};
 
 /**
  * - `connecting`: the socket opens and the server's first SETTINGS is awaited; calls queue here
@@ -93,6 +103,11 @@ export class H2ClientSession extends H2Endpoint {
   #state = CONNECTING;
   #queue: H2ClientCall[] = [];
   #nextStreamId = 1;
+  static {
+    setNextStreamId = (session, id) => {
+      session.#nextStreamId = id;
+    };
+  }
   #connectTimer: NodeJS.Timeout | undefined;
   #connectFailure: string | undefined;
   #resolveClosed: (() => void) | undefined;
@@ -139,7 +154,7 @@ export class H2ClientSession extends H2Endpoint {
 
   /** True when a new call may be placed here. */
   get accepting(): boolean {
-    return this.#state === CONNECTING || (this.#state === READY && this.#calls.size < this.peerMaxConcurrentStreams);
+    return this.#state === CONNECTING || (this.#state === READY && this.#calls.size < this.peerMaxConcurrentStreams && this.#nextStreamId <= MAX_STREAM_ID);
   }
 
   /** Queues the call (while connecting) or opens its stream. */
@@ -298,6 +313,9 @@ export class H2ClientSession extends H2Endpoint {
       return;
     }
     this.#nextStreamId += 2;
+    // Stream ids are 31 bits: a connection that used them all takes no more calls and closes once
+    // its last call is done; the channel opens another.
+    if (this.#nextStreamId > MAX_STREAM_ID && this.#state === READY) this.#state = DRAINING;
     this.#calls.set(id, call);
     this.#keeper.callStarted();
   }
@@ -879,6 +897,9 @@ export class H2Channel implements CallOpener {
   readonly target: H2Target;
   readonly #core: ChannelCore;
   readonly #connections: H2ClientSession[] = [];
+  static {
+    connectionsOf = (channel) => channel.#connections;
+  }
   #closed: Promise<void> | undefined;
 
   constructor(target: H2Target, options: H2ChannelOptions = {}) {
