@@ -11,9 +11,9 @@ import { silentLogger, type Logger } from '../observability/logging/index.js';
 import { IdTable } from '../util/call-tables.js';
 import { version } from '../version.js';
 import { encodeMetadata, H2Endpoint, type SendWaiter } from './endpoint.js';
-import { CANCEL, CLIENT_PREFACE, DEFAULT_WINDOW, ENHANCE_YOUR_CALM, FLOW_CONTROL_ERROR, NO_ERROR, PROTOCOL_ERROR, REFUSED_STREAM, RST_STREAM, SETTINGS_ENABLE_PUSH, WINDOW_UPDATE } from './frames.js';
+import { CANCEL, CLIENT_PREFACE, ENHANCE_YOUR_CALM, FLOW_CONTROL_ERROR, NO_ERROR, PROTOCOL_ERROR, REFUSED_STREAM, SETTINGS_ENABLE_PUSH } from './frames.js';
 import { DECODED, LIST_TOO_LARGE, type HpackEncoder } from './hpack.js';
-import { Outbox } from './outbox.js';
+import { Inbox, Outbox } from './outbox.js';
 
 /** Where a channel connects: a name or an IP literal (IPv6 without brackets), and a port. */
 export interface H2Target {
@@ -59,8 +59,6 @@ const GRPC = 'application/grpc';
 const CONNECTION_WINDOW_BYTES = 16 * 1024 * 1024;
 /** The largest response header list accepted (name + value + 32 per field). */
 const MAX_HEADER_LIST_BYTES = 65_535;
-/** Stream credit is returned once half of the protocol's default window is consumed. */
-const STREAM_CREDIT_BYTES = DEFAULT_WINDOW >>> 1;
 const EMPTY_METADATA: ReceivedMetadata = Object.freeze(Object.create(null) as ReceivedMetadata);
 const NO_OPTIONS: CallOptions = {};
 /** The largest stream id (31 bits). */
@@ -183,19 +181,6 @@ export class H2ClientSession extends H2Endpoint {
     this.#keeper.callEnded();
     this.#release();
     if (this.#state === DRAINING && this.#calls.size === 0) this.#end();
-  }
-
-  /** @internal RST_STREAM with `code`. */
-  sendReset(stream: number, code: number): void {
-    if (this.destroyed) return;
-    this.out.frameU32(RST_STREAM, stream, code);
-    this.schedule();
-  }
-
-  /** @internal Returns consumed DATA bytes of `stream` to the server. */
-  streamConsumed(stream: number, length: number): void {
-    this.out.frameU32(WINDOW_UPDATE, stream, length);
-    this.schedule();
   }
 
   /** Closes the connection now: queued calls fail `refused` (never sent), open ones `reset`. */
@@ -390,9 +375,8 @@ export class H2ClientCall implements ClientCall, SendWaiter {
   #paused = false;
   #delivering = false;
   #decoder: MessageDecoder | undefined;
-  #receiveWindow = DEFAULT_WINDOW;
-  #held = 0;
-  #uncredited = 0;
+  /** The response's flow control: the server's stream window, and what the reader has not taken yet. */
+  readonly #inbox = new Inbox();
   #unreadHeaders: ReceivedMetadata | undefined;
   #headersReceived = false;
   /** The server ended its side (END_STREAM). */
@@ -462,7 +446,7 @@ export class H2ClientCall implements ClientCall, SendWaiter {
     const outbox = this.#outbox;
     if (outbox === undefined || session === undefined) {
       const early = this.#early;
-      if (early === undefined || early.queued < 64 * 1024) process.nextTick(callback);
+      if (early === undefined || !early.overHighWater) process.nextTick(callback);
       else (this.#earlyDrain ??= []).push(callback);
       return;
     }
@@ -610,14 +594,12 @@ export class H2ClientCall implements ClientCall, SendWaiter {
       this.brokenByServer(PROTOCOL_ERROR, 'the server sent DATA before the response headers');
       return;
     }
-    if (length > this.#receiveWindow) {
+    if (!this.#inbox.receive(length)) {
       session.consumed(length);
       this.brokenByServer(FLOW_CONTROL_ERROR, 'the server sent more than the stream window');
       return;
     }
-    this.#receiveWindow -= length;
     if (payload.length > 0) (this.#decoder ??= new MessageDecoder(this.#core.maxReceiveMessageBytes)).push(payload);
-    this.#held += length;
     if (endStream) {
       this.#serverEnded();
       return;
@@ -704,7 +686,7 @@ export class H2ClientCall implements ClientCall, SendWaiter {
 
   #afterQueue(outbox: Outbox): boolean {
     const session = this.#session;
-    if (this.#phase !== OPEN || session === undefined || outbox !== this.#outbox) return outbox.queued < 64 * 1024;
+    if (this.#phase !== OPEN || session === undefined || outbox !== this.#outbox) return !outbox.overHighWater;
     this.sendMore();
     return !outbox.full(session);
   }
@@ -806,10 +788,8 @@ export class H2ClientCall implements ClientCall, SendWaiter {
 
   /** Returns what the call held to the connection's window (the stream is over). */
   #dropHeld(): void {
-    if (this.#held > 0) {
-      (this.#session as H2ClientSession).consumed(this.#held);
-      this.#held = 0;
-    }
+    const session = this.#session;
+    if (session !== undefined) this.#inbox.drop(session);
   }
 
   #deliverEnd(): void {
@@ -848,7 +828,7 @@ export class H2ClientCall implements ClientCall, SendWaiter {
     }
     if (this.#paused) return;
     if (this.#phase === OPEN) {
-      this.#credit();
+      this.#inbox.consumed(this.#session as H2ClientSession, this.id, this.#inboundEnded);
       return;
     }
     if (this.#phase !== CLOSING) return;
@@ -858,22 +838,6 @@ export class H2ClientCall implements ClientCall, SendWaiter {
       return;
     }
     this.#finish(result, false);
-  }
-
-  /** Returns consumed bytes to the server's windows. */
-  #credit(): void {
-    const held = this.#held;
-    if (held === 0) return;
-    this.#held = 0;
-    const session = this.#session as H2ClientSession;
-    session.consumed(held);
-    if (this.#inboundEnded) return;
-    this.#uncredited += held;
-    if (this.#uncredited >= STREAM_CREDIT_BYTES) {
-      session.streamConsumed(this.id, this.#uncredited);
-      this.#receiveWindow += this.#uncredited;
-      this.#uncredited = 0;
-    }
   }
 
   static #deadlineExpired(this: void, call: H2ClientCall): void {

@@ -310,6 +310,19 @@ export abstract class H2Endpoint implements Pingable {
     this.schedule();
   }
 
+  /** RST_STREAM with `code`. */
+  sendReset(stream: number, code: number): void {
+    if (this.destroyed) return;
+    this.out.frameU32(RST_STREAM, stream, code);
+    this.schedule();
+  }
+
+  /** Returns `length` consumed DATA bytes of `stream` to the peer's stream window. */
+  streamConsumed(stream: number, length: number): void {
+    this.out.frameU32(WINDOW_UPDATE, stream, length);
+    this.schedule();
+  }
+
   /**
    * Counts a stream the peer reset while it was still being served; past the limit within a second
    * the connection is closed (ENHANCE_YOUR_CALM): opening and resetting streams in a loop would

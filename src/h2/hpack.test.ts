@@ -13,6 +13,7 @@ import {
   forTests,
 } from './hpack.js';
 import type { DecodeResult } from './hpack.js';
+import { frame } from './testing/raw-frames.js';
 
 type Field = readonly [string, string];
 
@@ -635,15 +636,6 @@ function readFrames(socket: net.Socket, skip: number, onFrame: (frame: Frame) =>
       pending = pending.subarray(9 + length);
     }
   });
-}
-
-function frame(type: number, flags: number, stream: number, payload: Buffer): Buffer {
-  const head = Buffer.alloc(9);
-  head.writeUIntBE(payload.length, 0, 3);
-  head[3] = type;
-  head[4] = flags;
-  head.writeUInt32BE(stream, 5);
-  return Buffer.concat([head, payload]);
 }
 
 function listen(server: net.Server | http2.Http2Server): Promise<number> {

@@ -1,4 +1,4 @@
-import { DATA, FLAG_END_STREAM, MAX_WINDOW } from './frames.js';
+import { DATA, DEFAULT_WINDOW, FLAG_END_STREAM, MAX_WINDOW } from './frames.js';
 import type { H2Endpoint, SendWaiter } from './endpoint.js';
 
 /** A stream with this much data waiting for a window reports a full buffer. */
@@ -36,9 +36,14 @@ export class Outbox {
     this.queued += head.length + bytes.byteLength;
   }
 
+  /** True when this much waits that a sender should wait for `onDrain`, whatever the socket. */
+  get overHighWater(): boolean {
+    return this.queued >= HIGH_WATER;
+  }
+
   /** True when a sender should wait for `onDrain`. */
   full(endpoint: H2Endpoint): boolean {
-    return this.queued >= HIGH_WATER || endpoint.congested;
+    return this.overHighWater || endpoint.congested;
   }
 
   /**
@@ -125,5 +130,55 @@ export class Outbox {
     this.#offset = 0;
     this.queued = 0;
     this.#drainCallbacks = undefined;
+  }
+}
+
+/** Stream credit is returned once half of the protocol's default window is consumed. */
+const STREAM_CREDIT_BYTES = DEFAULT_WINDOW >>> 1;
+
+/**
+ * The receiving side of one stream's flow control: what the peer may still send on it, and the DATA
+ * held until the reader takes it. Credit goes back as the reader consumes, so a paused reader holds
+ * the peer to its window.
+ */
+export class Inbox {
+  /** DATA bytes the peer may still send on the stream. */
+  #window = DEFAULT_WINDOW;
+  /** Received, not yet consumed. */
+  #held = 0;
+  /** Consumed, not yet returned to the stream window. */
+  #uncredited = 0;
+
+  /** Counts `length` received bytes; false (nothing counted) when they are over the stream window. */
+  receive(length: number): boolean {
+    if (length > this.#window) return false;
+    this.#window -= length;
+    this.#held += length;
+    return true;
+  }
+
+  /**
+   * The reader consumed what was held: it returns to the connection window, and to the stream
+   * window (once half of it is used) unless the peer has ended its side.
+   */
+  consumed(endpoint: H2Endpoint, stream: number, peerEnded: boolean): void {
+    const held = this.#held;
+    if (held === 0) return;
+    this.#held = 0;
+    endpoint.consumed(held);
+    if (peerEnded) return;
+    this.#uncredited += held;
+    if (this.#uncredited >= STREAM_CREDIT_BYTES) {
+      endpoint.streamConsumed(stream, this.#uncredited);
+      this.#window += this.#uncredited;
+      this.#uncredited = 0;
+    }
+  }
+
+  /** The stream is over: what it held goes back to the connection window. */
+  drop(endpoint: H2Endpoint): void {
+    if (this.#held === 0) return;
+    endpoint.consumed(this.#held);
+    this.#held = 0;
   }
 }

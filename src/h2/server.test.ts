@@ -21,56 +21,7 @@ import { GrpcServer, type GrpcServerOptions } from '../grpc/server.js';
 import type { CallStatus } from '../grpc/status.js';
 import { delay, eventually, readAll, registerEchoHandlers } from '../grpc/testing/helpers.js';
 import { HpackDecoder, HpackEncoder } from './hpack.js';
-
-// --- the protocol, written out here (RFC 9113) rather than taken from the code under test -----------
-
-const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
-const DATA = 0x0;
-const HEADERS = 0x1;
-const RST_STREAM = 0x3;
-const SETTINGS = 0x4;
-const PING = 0x6;
-const GOAWAY = 0x7;
-const WINDOW_UPDATE = 0x8;
-const CONTINUATION = 0x9;
-const END_STREAM = 0x1;
-const ACK = 0x1;
-const END_HEADERS = 0x4;
-const PADDED = 0x8;
-const PRIORITY_FLAG = 0x20;
-const SETTINGS_MAX_CONCURRENT_STREAMS = 0x3;
-const SETTINGS_INITIAL_WINDOW_SIZE = 0x4;
-const NO_ERROR = 0x0;
-const PROTOCOL_ERROR = 0x1;
-const FRAME_SIZE_ERROR = 0x6;
-const REFUSED_STREAM = 0x7;
-const COMPRESSION_ERROR = 0x9;
-const ENHANCE_YOUR_CALM = 0xb;
-
-/** One frame: 9-byte head (24-bit length, type, flags, 31-bit stream id), then the payload. */
-function frame(type: number, flags: number, stream: number, payload: Buffer = Buffer.alloc(0)): Buffer {
-  const head = Buffer.alloc(9);
-  head.writeUIntBE(payload.length, 0, 3);
-  head[3] = type;
-  head[4] = flags;
-  head.writeUInt32BE(stream, 5);
-  return Buffer.concat([head, payload]);
-}
-
-function settingsFrame(entries: readonly (readonly [number, number])[] = []): Buffer {
-  const payload = Buffer.alloc(entries.length * 6);
-  entries.forEach(([id, value], i) => {
-    payload.writeUInt16BE(id, i * 6);
-    payload.writeUInt32BE(value, i * 6 + 2);
-  });
-  return frame(SETTINGS, 0, 0, payload);
-}
-
-function u32(value: number): Buffer {
-  const b = Buffer.alloc(4);
-  b.writeUInt32BE(value);
-  return b;
-}
+import { ACK, COMPRESSION_ERROR, CONTINUATION, DATA, END_HEADERS, END_STREAM, ENHANCE_YOUR_CALM, frame, FRAME_SIZE_ERROR, GOAWAY, grpcMessage, HEADERS, NO_ERROR, PADDED, PING, PREFACE, PRIORITY_FLAG, PROTOCOL_ERROR, REFUSED_STREAM, RST_STREAM, SETTINGS, SETTINGS_INITIAL_WINDOW_SIZE, SETTINGS_MAX_CONCURRENT_STREAMS, settingsFrame, u32, WINDOW_UPDATE } from './testing/raw-frames.js';
 
 /** An HPACK-encoded gRPC request head for `path`, plus `extra` fields. */
 function requestBlock(path: string, extra: readonly (readonly [string, string])[] = []): Buffer {
@@ -84,14 +35,6 @@ function requestBlock(path: string, extra: readonly (readonly [string, string])[
   encoder.add('te', 'trailers');
   for (const [name, value] of extra) encoder.add(name, value);
   return encoder.end();
-}
-
-/** gRPC's length-prefixed message: flag 0, 4-byte big-endian length, the bytes. */
-function grpcMessage(payload: Buffer | string): Buffer {
-  const bytes = typeof payload === 'string' ? Buffer.from(payload) : payload;
-  const head = Buffer.alloc(5);
-  head.writeUInt32BE(bytes.length, 1);
-  return Buffer.concat([head, bytes]);
 }
 
 /** Splits a response body into gRPC messages, checking the framing. */

@@ -10,19 +10,17 @@ import { parseGrpcTimeout } from '../grpc/timeout.js';
 import type { Logger } from '../observability/logging/index.js';
 import { CallAbort, type CallSignal } from '../invoke/call-signal.js';
 import { encodeMetadata, H2Endpoint, type H2Limits, type SendWaiter } from './endpoint.js';
-import { Outbox } from './outbox.js';
+import { Inbox, Outbox } from './outbox.js';
 import {
   CANCEL,
-  DEFAULT_WINDOW,
   ENHANCE_YOUR_CALM,
   FLOW_CONTROL_ERROR,
   NO_ERROR,
   PROTOCOL_ERROR,
   REFUSED_STREAM,
-  RST_STREAM,
+  STREAM_CLOSED,
   SETTINGS_ENABLE_PUSH,
   SETTINGS_MAX_CONCURRENT_STREAMS,
-  WINDOW_UPDATE,
 } from './frames.js';
 import { DECODED, LIST_TOO_LARGE, type HpackEncoder } from './hpack.js';
 
@@ -48,9 +46,6 @@ export interface H2ServerOptions {
   readonly pingIntervalMs: number | undefined;
   readonly pingTimeoutMs: number;
 }
-
-/** Stream credit is returned once half of the protocol's default window is consumed. */
-const STREAM_CREDIT_BYTES = DEFAULT_WINDOW >>> 1;
 
 const STATUS = ':status';
 const CONTENT_TYPE = 'content-type';
@@ -136,19 +131,6 @@ export class H2ServerSession extends H2Endpoint {
     this.#keeper.callEnded();
     this.#router.callClosed(call);
     if (this.#goingAway && this.#calls.size === 0) this.#end();
-  }
-
-  /** @internal RST_STREAM with `code`. */
-  sendReset(stream: number, code: number): void {
-    if (this.destroyed) return;
-    this.out.frameU32(RST_STREAM, stream, code);
-    this.schedule();
-  }
-
-  /** @internal Returns consumed DATA bytes of `stream` to the client (and to the connection). */
-  streamConsumed(stream: number, length: number): void {
-    this.out.frameU32(WINDOW_UPDATE, stream, length);
-    this.schedule();
   }
 
   protected established(): void {
@@ -353,11 +335,8 @@ export class H2ServerCall implements ServerCall, SendWaiter {
   readonly #session: H2ServerSession;
   readonly #router: H2CallRouter;
   #decoder: MessageDecoder | undefined;
-  /** Client DATA bytes still allowed on this stream, and those consumed but not yet credited. */
-  #receiveWindow = DEFAULT_WINDOW;
-  #uncredited = 0;
-  /** DATA bytes received and not yet consumed (held while paused). */
-  #held = 0;
+  /** The request's flow control: the client's stream window, and what the reader has not taken yet. */
+  readonly #inbox = new Inbox();
 
   /** The response's DATA, waiting for the client's windows. */
   readonly #outbox: Outbox;
@@ -498,23 +477,21 @@ export class H2ServerCall implements ServerCall, SendWaiter {
   /** @internal DATA of this call (`length` counts padding, for flow control). */
   data(payload: Buffer, length: number, endStream: boolean): void {
     if (this.#inboundEnded) {
-      this.resetBy(0x5 /* STREAM_CLOSED */, 'DATA after the client ended its stream');
+      this.resetBy(STREAM_CLOSED, 'DATA after the client ended its stream');
       this.#session.consumed(length);
       return;
     }
-    if (length > this.#receiveWindow) {
+    if (!this.#inbox.receive(length)) {
       this.#session.consumed(length);
       this.resetBy(FLOW_CONTROL_ERROR, 'the client sent more than its stream window');
       return;
     }
-    this.#receiveWindow -= length;
     if (endStream) this.#inboundEnded = true;
     if (this.#readerClosed) {
-      this.#session.consumed(length);
+      this.#inbox.drop(this.#session);
       return;
     }
     if (payload.length > 0) (this.#decoder ??= new MessageDecoder(this.#router.maxReceiveMessageBytes)).push(payload);
-    this.#held += length;
     if (this.#reader !== undefined) this.#deliver();
   }
 
@@ -666,10 +643,7 @@ export class H2ServerCall implements ServerCall, SendWaiter {
 
   #close(): void {
     this.#outbox.clear();
-    if (this.#held > 0) {
-      this.#session.consumed(this.#held);
-      this.#held = 0;
-    }
+    this.#inbox.drop(this.#session);
     this.#decoder = undefined;
     this.#session.callDone(this);
   }
@@ -691,22 +665,6 @@ export class H2ServerCall implements ServerCall, SendWaiter {
       this.#reader.error(status);
     }
     this.#readerClosed = true;
-  }
-
-  /** Returns the bytes consumed so far to the client's windows. */
-  #credit(): void {
-    const held = this.#held;
-    if (held === 0) return;
-    this.#held = 0;
-    const session = this.#session;
-    session.consumed(held);
-    if (this.#inboundEnded) return;
-    this.#uncredited += held;
-    if (this.#uncredited >= STREAM_CREDIT_BYTES) {
-      session.streamConsumed(this.id, this.#uncredited);
-      this.#receiveWindow += this.#uncredited;
-      this.#uncredited = 0;
-    }
   }
 
   #deliver(): void {
@@ -731,7 +689,7 @@ export class H2ServerCall implements ServerCall, SendWaiter {
     }
     this.#delivering = false;
     if (this.#readerClosed || this.#paused) return;
-    this.#credit();
+    this.#inbox.consumed(this.#session, this.id, this.#inboundEnded);
     if (decoder?.failure !== undefined) {
       this.#fail(decoder.failure);
       return;
