@@ -1,3 +1,4 @@
+import { Http1Pool, type Http1CallControl, type Http1Handler } from '../http1/client.js';
 import { newPool, type Pool } from '../util/undici-pool.js';
 import { CourierError, errorMessage, GrpcStatus } from '../errors/index.js';
 import { appRequestHeaders } from '../invoke/headers.js';
@@ -36,16 +37,23 @@ export interface HttpAppChannelOptions {
   readonly metrics?: SidecarMetrics | undefined;
 }
 
+/** Long-running calls (streams, long polls) are bounded by the caller, never by an idle timer here. */
+const CONNECT_TIMEOUT_MS = 5_000;
+const KEEP_ALIVE_MS = 30_000;
+
 /**
  * The HTTP channel to the local app (`--app-protocol http`, or `https` over TLS): one keep-alive
- * connection pool, reused by every call. Requests and responses stream through without being
- * buffered (apart from the small-response coalescing of `AppResponse`). `--app-max-concurrency`
- * holds a slot until the response body has been fully passed on.
+ * connection pool, reused by every call: Courier's own HTTP/1.1 client (`src/http1/`) in plain text,
+ * undici over TLS. Requests and responses stream through without being buffered (apart from the
+ * small-response coalescing of `AppResponse`). `--app-max-concurrency` holds a slot until the response
+ * body has been fully passed on.
  */
 export class HttpAppChannel implements AppChannel {
   readonly #options: HttpAppChannelOptions;
-  /** Made by the first call or health probe (loading undici then, see undici-pool.ts). */
+  /** `https`: made by the first call or health probe (loading undici then, see undici-pool.ts). */
   #pool: Pool | undefined;
+  /** `http`: made by the first call or health probe. */
+  #http1: Http1Pool | undefined;
   readonly #gate: AppGate;
   readonly #mismatch: ProtocolMismatch;
   readonly #describeFailure: DescribeFailure;
@@ -91,15 +99,20 @@ export class HttpAppChannel implements AppChannel {
   async close(): Promise<void> {
     this.#gate.close();
     await this.#pool?.destroy();
+    await this.#http1?.close();
+  }
+
+  #plain(): Http1Pool | undefined {
+    if (this.#options.tls === true) return undefined;
+    return (this.#http1 ??= new Http1Pool({ host: this.#options.host, port: this.#options.port, connectTimeoutMs: CONNECT_TIMEOUT_MS, keepAliveMs: KEEP_ALIVE_MS }));
   }
 
   #connections(): Pool {
     return (this.#pool ??= newPool(this.#url, {
-      // Long-running calls (streams, long polls) are bounded by the caller, never by an idle timer here.
       headersTimeout: 0,
       bodyTimeout: 0,
-      connectTimeout: 5_000,
-      keepAliveTimeout: 30_000,
+      connectTimeout: CONNECT_TIMEOUT_MS,
+      keepAliveTimeout: KEEP_ALIVE_MS,
       pipelining: 1,
       // TLS sessions are resumed by undici; the certificate is not verified (see `tls`).
       ...(this.#options.tls === true ? { connect: { rejectUnauthorized: false } } : {}),
@@ -110,11 +123,17 @@ export class HttpAppChannel implements AppChannel {
   async #probe(signal: AbortSignal): Promise<string | undefined> {
     const headers: string[] = ['user-agent', 'courier-health-probe'];
     if (this.#options.appApiToken !== undefined) headers.push('dapr-api-token', this.#options.appApiToken);
+    const path = this.#options.healthProbe?.path ?? '/healthz';
     let statusCode: number;
     try {
-      const res = await this.#connections().request({ path: this.#options.healthProbe?.path ?? '/healthz', method: 'GET', headers, signal });
-      await res.body.dump();
-      statusCode = res.statusCode;
+      const plain = this.#plain();
+      if (plain === undefined) {
+        const res = await this.#connections().request({ path, method: 'GET', headers, signal });
+        await res.body.dump();
+        statusCode = res.statusCode;
+      } else {
+        statusCode = await new Promise<number>((resolve, reject) => plain.request({ method: 'GET', path, headers, body: null, contentLength: undefined }, new ProbeResponse(signal, resolve, reject)));
+      }
     } catch (err) {
       if (signal.aborted) throw err;
       const cause = await this.#mismatch.explain(err);
@@ -136,14 +155,60 @@ export class HttpAppChannel implements AppChannel {
   readonly #dispatch = (request: InvokeRequest, sink: ResponseSink, semaphore: Semaphore | undefined): void => {
     const headers = appRequestHeaders(request.metadata, this.#options.appApiToken);
     if (request.contentType !== '') headers.push('content-type', request.contentType);
-    if (request.contentLength !== undefined && request.body !== null) headers.push('content-length', String(request.contentLength));
     const path = request.query === '' ? methodToPath(request.method) : `${methodToPath(request.method)}?${request.query}`;
     const metrics = this.#options.metrics;
     const handler = new AppResponse(request, metrics === undefined ? sink : new AppCallMeter(sink, metrics, request), semaphore, this.#describeFailure);
+    const plain = this.#plain();
+    if (plain !== undefined) {
+      plain.request({ method: request.verb, path, headers, body: request.body, contentLength: request.contentLength }, handler);
+      return;
+    }
+    if (request.contentLength !== undefined && request.body !== null) headers.push('content-length', String(request.contentLength));
     try {
       this.#connections().dispatch({ origin: this.#url, method: request.verb, path, headers, body: request.body }, handler);
     } catch (err) {
       handler.fail(err);
     }
   };
+}
+
+/** The response to a health probe: its status, the body read and dropped. */
+class ProbeResponse implements Http1Handler {
+  #control: Http1CallControl | undefined;
+  #status = 0;
+  readonly #signal: AbortSignal;
+  readonly #resolve: (status: number) => void;
+  readonly #reject: (err: unknown) => void;
+
+  constructor(signal: AbortSignal, resolve: (status: number) => void, reject: (err: unknown) => void) {
+    this.#signal = signal;
+    this.#resolve = resolve;
+    this.#reject = reject;
+    signal.addEventListener('abort', this);
+  }
+
+  handleEvent(): void {
+    this.#control?.abort(new Error('the health probe was cancelled'));
+  }
+
+  attach(control: Http1CallControl): void {
+    this.#control = control;
+    if (this.#signal.aborted) control.abort(new Error('the health probe was cancelled'));
+  }
+
+  started(status: number): void {
+    this.#status = status;
+  }
+
+  received(): void {}
+
+  ended(): void {
+    this.#signal.removeEventListener('abort', this);
+    this.#resolve(this.#status);
+  }
+
+  fail(error: unknown): void {
+    this.#signal.removeEventListener('abort', this);
+    this.#reject(this.#signal.aborted ? (this.#signal.reason ?? error) : error);
+  }
 }

@@ -1,4 +1,5 @@
 import { errorMessage } from '../errors/index.js';
+import { APP_CLOSED } from '../http1/client.js';
 import { tls } from '../util/builtins.js';
 import type { Logger } from '../observability/logging/index.js';
 import { usesTls, type AppProtocol } from './app-protocol.js';
@@ -73,8 +74,8 @@ export class ProtocolMismatch {
     }
     const data = (error as { data?: unknown } | undefined)?.data;
     if (protocol === 'http' && typeof data === 'string' && data.length >= 9) {
-      // undici's parser error keeps the bytes it could not read: an HTTP/2 frame head (SETTINGS or
-      // GOAWAY) or a TLS record (alert or handshake) says what the app speaks.
+      // The HTTP/1.1 client's parser error keeps the bytes it could not read: an HTTP/2 frame head
+      // (SETTINGS or GOAWAY) or a TLS record (alert or handshake) says what the app speaks.
       const type = data.charCodeAt(3);
       if (data.charCodeAt(0) === 0 && (type === 0x04 || type === 0x07)) {
         return this.#report(`the app at ${this.#address} answered in HTTP/2: use --app-protocol h2c (or grpc for a gRPC app)`);
@@ -138,6 +139,7 @@ export class ProtocolMismatch {
 function closedWithoutAnswer(code: string, message: string): boolean {
   return (
     code === 'UND_ERR_SOCKET' ||
+    code === APP_CLOSED ||
     code === 'ECONNRESET' ||
     code === 'EPIPE' ||
     /closed before HTTP\/2 was established|other side closed|socket hang up/i.test(message)

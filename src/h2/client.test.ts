@@ -27,7 +27,7 @@ import { GrpcStatus } from '../errors/index.js';
 import type { CallOptions, CallResult, ClientCall } from '../grpc/call.js';
 import type { Metadata } from '../grpc/metadata.js';
 import { cancelStream } from '../grpc/stream-reset.js';
-import { collect, delay, eventually, type Collected } from '../grpc/testing/helpers.js';
+import { collect, delay, eventually, within, type Collected } from '../grpc/testing/helpers.js';
 import { forTests, H2Channel, type H2ChannelOptions } from './client.js';
 import { ACK, CONTINUATION, DATA, END_HEADERS, END_STREAM, FLOW_CONTROL_ERROR, frame, GOAWAY, grpcMessage, HEADERS, hpack, NO_ERROR, PADDED, PING, PREFACE, PRIORITY_FLAG, PROTOCOL_ERROR, RST_STREAM, SETTINGS, SETTINGS_INITIAL_WINDOW_SIZE, SETTINGS_MAX_FRAME_SIZE, settingsFrame, u32, WINDOW_UPDATE } from './testing/raw-frames.js';
 
@@ -78,21 +78,6 @@ function timeoutMs(value: string): number {
   assert.ok(match !== null, `grpc-timeout "${value}" is malformed`);
   const units: Record<string, number> = { H: 3_600_000, M: 60_000, S: 1000, m: 1, u: 1e-3, n: 1e-6 };
   return Number(match[1]) * (units[match[2] as string] as number);
-}
-
-/** Rejects when `promise` has not settled within `ms` (for a result that must come, instead of hanging the test). */
-async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_resolve, reject) => {
-        timer = setTimeout(() => reject(new Error(`${what}: nothing within ${ms} ms`)), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 // --- what every test opens, closed after it --------------------------------------------------------

@@ -30,7 +30,7 @@ interface Loaded {
   tls: boolean;
   /** Node's own undici (fetch, http.WebSocket). */
   nodeUndici: boolean;
-  /** The npm undici package Courier's HTTP app channel uses. */
+  /** The npm undici package (Courier's HTTPS app channel and HTTP endpoints use it). */
   undici: boolean;
 }
 
@@ -92,13 +92,13 @@ describe('modules a sidecar loads only when it needs them', () => {
     }
   });
 
-  test('a call over the lane to an HTTP app loads undici in the callee only, and HTTP/2 in neither', async () => {
+  test('a call over the lane to an HTTP app loads neither undici nor HTTP/2 in either sidecar', async () => {
     const res = await send(caller.httpPort, { method: 'GET', path: '/v1.0/invoke/lazy-callee/method/hello' });
     assert.equal(res.status, 200, res.text);
     assert.equal(res.text, 'hi');
     assert.deepEqual(await loaded(caller), { http2: false, tls: false, nodeUndici: false, undici: false }, 'caller');
-    // undici's own HTTP/2 client, which would load node:http2 and node:tls, is never loaded.
-    assert.deepEqual(await loaded(callee), { http2: false, tls: false, nodeUndici: false, undici: true }, 'callee');
+    // The callee reaches a plain-HTTP app with Courier's own HTTP/1.1 client (src/http1/).
+    assert.deepEqual(await loaded(callee), { http2: false, tls: false, nodeUndici: false, undici: false }, 'callee');
   });
 
   test('a gRPC connection from the app is served without loading node:http2', async () => {

@@ -223,3 +223,18 @@ export function openChannel(kind: TransportKind, target: ChannelTarget, options:
     },
   };
 }
+
+/** Rejects when `promise` has not settled within `ms` (for a result that must come, instead of hanging the test). */
+export async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<never>((_resolve, reject) => {
+        timer = setTimeout(() => reject(new Error(`${what}: nothing within ${ms} ms`)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
