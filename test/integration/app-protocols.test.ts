@@ -138,8 +138,9 @@ describe('--app-protocol https', () => {
       assert.equal(res.status, 200, res.text);
       assert.deepEqual(jsonOf(res), { method: 'POST', url: `/describe?i=${i}`, httpVersion: '1.1', encrypted: true, body: `call ${i}` });
     }
-    // Five calls one after another, and the probes: one connection kept alive.
-    assert.equal(app.sockets.size, 1);
+    // Five calls one after another, and the probes (every second): kept-alive connections, one more
+    // only when a probe happened to run while a call was on the first.
+    assert.ok(app.sockets.size <= 2, `${app.sockets.size} connections for five calls and the probes`);
     // --enable-app-health-check: the sidecar is ready only after a probe succeeded, so GET /healthz was answered over TLS.
     assert.ok(app.seen.some((r) => r.url === '/healthz' && r.headers['user-agent'] === 'courier-health-probe'));
     assert.deepEqual(await appConnection(callee), {
