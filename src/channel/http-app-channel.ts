@@ -37,7 +37,11 @@ export interface HttpAppChannelOptions {
   readonly metrics?: SidecarMetrics | undefined;
 }
 
-/** Long-running calls (streams, long polls) are bounded by the caller, never by an idle timer here. */
+/**
+ * Both pools: the connection must open within CONNECT_TIMEOUT_MS, and an idle one is kept at most
+ * KEEP_ALIVE_MS. Long-running calls (streams, long polls) are bounded by the caller, never by an idle
+ * timer here.
+ */
 const CONNECT_TIMEOUT_MS = 5_000;
 const KEEP_ALIVE_MS = 30_000;
 

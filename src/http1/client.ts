@@ -21,7 +21,10 @@ export interface Http1Handler {
   started(status: number, rawHeaders: string[], contentType: string, declaredLength: string | undefined): void;
   /** A piece of the body; the handler owns it. */
   received(chunk: Buffer): void;
-  /** The body is complete (or the app closed the connection after the body it declared, as Dapr passes on). */
+  /**
+   * The body is complete, or the app closed the connection before all of the Content-Length it
+   * declared had come: Dapr passes such a body on as received.
+   */
   ended(): void;
   /** `notSent`: true when the request cannot have reached the app (the connection never opened). */
   fail(error: unknown, notSent?: boolean): void;
