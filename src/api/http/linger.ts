@@ -3,8 +3,14 @@ import type { ServerResponse } from 'node:http';
 
 /** How long, at most, a refused request's connection is kept open to read and discard what still arrives. */
 export const LINGER_MS = 5_000;
-/** How much of a refused request's body is read and discarded, at most, before the connection is reset. */
+/**
+ * How much of a refused request's body is read and discarded, at most, before the connection is reset,
+ * once the client has had `LINGER_MIN_MS` to read the answer (a client that writes as fast as loopback
+ * allows sends this much in milliseconds, before its own event loop has read anything).
+ */
 export const LINGER_BYTES = 4 * 1024 * 1024;
+/** The connection is kept at least this long after the answer, however much arrives meanwhile. */
+const LINGER_MIN_MS = 1_000;
 const CHECK_EVERY_MS = 50;
 
 /**
@@ -14,7 +20,7 @@ const CHECK_EVERY_MS = 50;
  * EPIPE or ECONNRESET instead of the 413. So, once the answer is written, the write side is closed
  * (the client reads the answer, then end of stream), and what the client still sends is read and
  * discarded until it closes its side, or for at most `LINGER_MS` or `LINGER_BYTES`, whichever comes
- * first; then the socket is destroyed.
+ * first (the byte bound only after `LINGER_MIN_MS`); then the socket is destroyed.
  *
  * Call after `res.end()` of a response that carries `Connection: close`.
  */
@@ -29,9 +35,10 @@ export function lingerAfterAnswer(res: ServerResponse): void {
     // eslint-disable-next-line @typescript-eslint/unbound-method -- the very function Node registered
     socket.removeListener('finish', socket.destroy);
     const started = socket.bytesRead;
-    const deadline = Date.now() + LINGER_MS;
+    const answeredAt = Date.now();
     const check = setInterval(() => {
-      if (socket.bytesRead - started > LINGER_BYTES || Date.now() >= deadline) socket.destroy();
+      const waited = Date.now() - answeredAt;
+      if ((socket.bytesRead - started > LINGER_BYTES && waited >= LINGER_MIN_MS) || waited >= LINGER_MS) socket.destroy();
     }, CHECK_EVERY_MS);
     check.unref();
     socket.once('close', () => clearInterval(check));
