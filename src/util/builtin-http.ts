@@ -5,4 +5,4 @@ import type * as Http from 'node:http';
 
 const http = createRequire(import.meta.url)('node:http') as typeof Http;
 
-export const { STATUS_CODES, createServer, request } = http;
+export const { METHODS, STATUS_CODES, createServer, request } = http;

@@ -13,22 +13,34 @@ export interface Readiness {
   outboundReady(): boolean;
 }
 
-/** `GET /v1.0/healthz[?appid=]`: 204 when ready, else 500 with the reasons. */
-export function answerHealthz(query: string, res: ServerResponse, appId: string, readiness: Readiness): void {
-  const asked = new URLSearchParams(query).get('appid');
+/** Why `GET /v1.0/healthz[?appid=]` fails (500 with the reasons, or the app id not this one); undefined when ready (204). */
+export function healthzFailure(query: string, appId: string, readiness: Readiness): CourierError | undefined {
+  const asked = query === '' ? null : new URLSearchParams(query).get('appid');
   if (asked !== null && asked !== appId) {
-    writeError(res, new CourierError('ERR_HEALTH_APPID_NOT_MATCH', `the app id ${asked} does not match this sidecar's app id ${appId}`));
-    return;
+    return new CourierError('ERR_HEALTH_APPID_NOT_MATCH', `the app id ${asked} does not match this sidecar's app id ${appId}`);
   }
   const reasons = readiness.notReady();
-  if (reasons.length === 0) noContent(res);
-  else writeError(res, new CourierError('ERR_HEALTH_NOT_READY', `dapr is not ready: [${reasons.join(' ')}]`));
+  return reasons.length === 0 ? undefined : new CourierError('ERR_HEALTH_NOT_READY', `dapr is not ready: [${reasons.join(' ')}]`);
+}
+
+/** Why `GET /v1.0/healthz/outbound` fails; undefined once outbound calls can be made (204). */
+export function outboundHealthFailure(readiness: Readiness): CourierError | undefined {
+  return readiness.outboundReady() ? undefined : new CourierError('ERR_OUTBOUND_HEALTH_NOT_READY', 'dapr outbound is not ready');
+}
+
+/** `GET /v1.0/healthz[?appid=]`: 204 when ready, else 500 with the reasons. */
+export function answerHealthz(query: string, res: ServerResponse, appId: string, readiness: Readiness): void {
+  answer(res, healthzFailure(query, appId, readiness));
 }
 
 /** `GET /v1.0/healthz/outbound`: 204 once outbound calls can be made. */
 export function answerOutboundHealth(res: ServerResponse, readiness: Readiness): void {
-  if (readiness.outboundReady()) noContent(res);
-  else writeError(res, new CourierError('ERR_OUTBOUND_HEALTH_NOT_READY', 'dapr outbound is not ready'));
+  answer(res, outboundHealthFailure(readiness));
+}
+
+function answer(res: ServerResponse, failure: CourierError | undefined): void {
+  if (failure === undefined) noContent(res);
+  else writeError(res, failure);
 }
 
 export function noContent(res: ServerResponse): void {

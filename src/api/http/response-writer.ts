@@ -150,11 +150,11 @@ function uncork(res: ServerResponse): void {
   res.uncork();
 }
 
-const HAS_CONTENT_TYPE = 1;
-const HAS_TRACEPARENT = 2;
+export const HAS_CONTENT_TYPE = 1;
+export const HAS_TRACEPARENT = 2;
 
 /** Which of Content-Type and traceparent a flat header list has, in one pass. */
-function headersPresent(flat: readonly string[]): number {
+export function headersPresent(flat: readonly string[]): number {
   let found = 0;
   for (let i = 0; i < flat.length; i += 2) {
     const name = flat[i] as string;

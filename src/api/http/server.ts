@@ -22,7 +22,9 @@ import type { SidecarMetrics } from '../../observability/metrics/sidecar-metrics
 import { listenOnHosts, prepareUnixSocket } from '../../util/listen.js';
 import { limitConnections, type ConnectionLimits } from '../../util/connection-limit.js';
 import type { ApiLog } from '../../observability/api-log.js';
-import { answerHealthz, answerOutboundHealth, noContent, type Readiness } from './health.js';
+import { answerHealthz, answerOutboundHealth, healthzFailure, noContent, outboundHealthFailure, type Readiness } from './health.js';
+import { FastConnection, type FastCall, type FastHead, type FastHost } from './fast-path.js';
+import type { ApiRoute } from './routes.js';
 
 export type { Readiness } from './health.js';
 
@@ -84,6 +86,16 @@ function clientErrorResponse(code: string | undefined): string {
   return BAD_REQUEST_RESPONSE;
 }
 
+/** How long an idle keep-alive connection is kept (Node's server is given the same). */
+const KEEP_ALIVE_MS = 65_000;
+
+/** How the fast path serves a request: its route, decoded path and query. */
+interface FastPlan {
+  readonly route: ApiRoute;
+  readonly path: string;
+  readonly query: string;
+}
+
 /** The largest value `PUT /v1.0/metadata/{key}` accepts. */
 const MAX_METADATA_VALUE_BYTES = 64 * 1024;
 
@@ -101,6 +113,13 @@ export class HttpApiServer {
   #idleWaiters: Array<() => void> = [];
   /** A request's response closed: counts it out, and records it in the metrics (one function for every request, not a closure each). */
   readonly #requestDone: (this: MeteredResponse) => void;
+  /**
+   * The fast path (fast-path.ts) serves invocations and health checks on each connection until a
+   * request comes that it does not serve; it is off with `--enable-api-logging`, whose log line is
+   * written from Node's request and response.
+   */
+  readonly #fastHost: (FastHost<FastPlan> & { readonly connections: Set<FastConnection<FastPlan>> }) | undefined;
+  #sweeper: NodeJS.Timeout | undefined;
 
   constructor(options: HttpApiOptions) {
     this.#options = options;
@@ -125,6 +144,7 @@ export class HttpApiServer {
       }
       closed();
     };
+    this.#fastHost = options.apiLog === undefined ? this.#fastPath() : undefined;
   }
 
   /** Requests being served right now. */
@@ -160,9 +180,9 @@ export class HttpApiServer {
         // A request head must arrive within the handshake bound (Dapr's ReadHeaderTimeout is 10 s).
         headersTimeout: this.#options.limits.handshakeTimeoutMs,
         // How often Node checks that bound: a trickling client is cut off at most this much late.
-        connectionsCheckingInterval: Math.min(30_000, Math.max(1000, Math.floor(this.#options.limits.handshakeTimeoutMs / 2))),
+        connectionsCheckingInterval: sweepEveryMs(this.#options.limits.handshakeTimeoutMs),
         noDelay: true,
-        keepAliveTimeout: 65_000,
+        keepAliveTimeout: KEEP_ALIVE_MS,
       },
       (req, res) => this.#handle(req, res),
     );
@@ -170,9 +190,22 @@ export class HttpApiServer {
     // last; the count is checked per request instead, and the head's size is bounded by maxHeaderSize.
     server.maxHeadersCount = 0;
     limitConnections(server, this.#options.limits.maxConnections, this.#options.logger, 'HTTP API');
+    const fast = this.#fastHost;
+    // Node's own handling of a new connection, given each connection the fast path hands over.
+    const nodeConnection = server.listeners('connection') as Array<(socket: Socket) => void>;
+    if (fast !== undefined) {
+      server.removeAllListeners('connection');
+      this.#sweeper ??= this.#startSweeper(fast.connections);
+    }
     server.on('connection', (socket: Socket) => {
       this.#sockets.add(socket);
       socket.once('close', () => this.#sockets.delete(socket));
+      if (fast === undefined) return;
+      const connection = new FastConnection<FastPlan>(socket, fast);
+      fast.connections.add(connection);
+      socket.once('close', () => fast.connections.delete(connection));
+      (socket as HandedSocket)[NODE_CONNECTION] = nodeConnection;
+      (socket as HandedSocket)[NODE_SERVER] = server;
     });
     server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
       // Closed once the answer is written: a client that never reads or closes must not hold the socket.
@@ -199,6 +232,8 @@ export class HttpApiServer {
     this.#draining = true;
     const closed = Promise.all(this.#servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
     for (const server of this.#servers) server.closeIdleConnections();
+    if (this.#fastHost !== undefined) for (const connection of this.#fastHost.connections) if (connection.idle) connection.close();
+    clearInterval(this.#sweeper);
     if (this.#inFlight > 0) {
       // Keeps the process alive on purpose: shutdown waits for requests in flight, up to the grace period.
       await new Promise<void>((resolve) => {
@@ -211,6 +246,170 @@ export class HttpApiServer {
     }
     for (const socket of this.#sockets) socket.destroy();
     await closed;
+  }
+
+  /**
+   * Closes fast connections whose request head is overdue (408, as Node's `headersTimeout` does) and
+   * idle ones past the keep-alive time, checked as often as Node checks its own connections.
+   */
+  #startSweeper(connections: Set<FastConnection<FastPlan>>): NodeJS.Timeout {
+    const headMs = this.#options.limits.handshakeTimeoutMs;
+    const timer = setInterval(() => {
+      const now = Date.now();
+      for (const connection of connections) {
+        if (connection.awaitingHead) {
+          if (headMs > 0 && now - connection.headSince > headMs) connection.timeOut();
+        } else if (connection.idle && now - connection.idleSince > KEEP_ALIVE_MS) {
+          connection.close();
+        }
+      }
+    }, sweepEveryMs(headMs));
+    timer.unref();
+    return timer;
+  }
+
+  /** What the fast path asks of the server: which requests it serves, and how. */
+  #fastPath(): FastHost<FastPlan> & { readonly connections: Set<FastConnection<FastPlan>> } {
+    const options = this.#options;
+    const bodyLimit = Math.min(WHOLE_BODY_LIMIT_BYTES, options.maxBodyBytes);
+    return {
+      connections: new Set(),
+      maxHeadBytes: options.maxHeaderBytes,
+      maxHeaders: options.maxRequestHeaders,
+      draining: (): boolean => this.#draining,
+      plan(head: FastHead): FastPlan | undefined {
+        // A body the fast path does not read whole (larger, or over --max-body-size) is Node's to stream or refuse.
+        if (head.contentLength > bodyLimit) return undefined;
+        const target = head.target;
+        const q = target.indexOf('?');
+        const path = decodePath(q < 0 ? target : target.slice(0, q));
+        if (path === undefined) return undefined;
+        const route = matchRoute(head.method, path);
+        switch (route.kind) {
+          case 'invoke-url':
+          case 'fallback':
+          case 'healthz':
+          case 'healthz-outbound':
+            return { route, path, query: q < 0 ? '' : target.slice(q + 1) };
+          default:
+            return undefined;
+        }
+      },
+      serve: (call: FastCall<FastPlan>): void => this.#serveFast(call),
+      done: (call: FastCall<FastPlan>): void => this.#fastDone(call),
+      handOff(socket: Socket, pending: Buffer | undefined): void {
+        // Paused, so that the bytes put back wait in the stream's buffer for Node's 'data' listener; the
+        // resume then flows them to it before anything read later (which Node's parser reads itself).
+        socket.pause();
+        if (pending !== undefined) socket.unshift(pending);
+        const handed = socket as HandedSocket;
+        const nodeServer = handed[NODE_SERVER];
+        for (const listener of handed[NODE_CONNECTION] ?? []) listener.call(nodeServer, socket);
+        socket.resume();
+      },
+    };
+  }
+
+  #serveFast(call: FastCall<FastPlan>): void {
+    this.#inFlight++;
+    const { route, path, query } = call.plan;
+    const verb = call.request.method;
+    const metrics = this.#options.metrics;
+    if (metrics !== undefined) {
+      call.started = performance.now();
+      call.pathLabel = metrics.pathLabel(path, routePattern(route, path));
+    }
+    try {
+      const invoking = route.kind === 'invoke-url' || route.kind === 'fallback';
+      const tracer = this.#options.tracer;
+      if (!invoking && tracer !== undefined) call.traceparent = responseTraceparent(call.request.rawHeaders, tracer);
+      if (invoking) {
+        if (this.#apiToken !== undefined && !this.#tokenMatchesRaw(call.request.rawHeaders)) {
+          if (tracer !== undefined) call.traceparent = responseTraceparent(call.request.rawHeaders, tracer);
+          call.fail(new CourierError('ERR_API_TOKEN', 'invalid api token'));
+          return;
+        }
+        this.#invokeFast(call, verb, path, query, route.kind === 'invoke-url');
+        return;
+      }
+      const failure = route.kind === 'healthz' ? healthzFailure(query, this.#options.self.appId, this.#options.readiness) : outboundHealthFailure(this.#options.readiness);
+      if (failure === undefined) call.respond(204, [], undefined);
+      else call.fail(failure);
+    } catch (err) {
+      this.#options.logger.error({ err }, 'unexpected failure handling a request');
+      call.fail(CourierError.from(err));
+    }
+  }
+
+  #fastDone(call: FastCall<FastPlan>): void {
+    const span = call.span;
+    if (span?.recording === true) endCallSpan(span, call.status, call.status !== 0 ? undefined : 'the response was not sent');
+    const metrics = this.#options.metrics;
+    if (metrics !== undefined) {
+      metrics.httpServerRequest(call.request.method, call.pathLabel, call.status, call.request.contentLength, call.bodyBytes, performance.now() - call.started);
+      if (call.errorCode !== undefined) metrics.errorAnswered(call.errorCode);
+    }
+    this.#requestClosed();
+  }
+
+  #invokeFast(call: FastCall<FastPlan>, verb: string, path: string, query: string, isInvokeRoute: boolean): void {
+    const scanned = scanRequestHeaders(call.request.rawHeaders);
+    const tracer = this.#options.tracer;
+    let span: Span | undefined;
+    if (tracer !== undefined) {
+      span = tracer.start(SpanKind.CLIENT, parseTraceparent(scanned.traceparent, scanned.tracestate));
+      call.span = span;
+      call.traceparent = setTraceMetadata(scanned.metadata, span, false, scanned.traceHeaders);
+      if (span.recording) span.name = `${verb} ${routePattern(call.plan.route, path)}`;
+    }
+    const found = findTargetAndMethod(scanned, path, isInvokeRoute);
+    if (found === undefined) {
+      call.fail(new CourierError('ERR_DIRECT_INVOKE', 'failed getting app id either from the URL path or the header dapr-app-id', { httpStatus: 404, grpcCode: 5 }));
+      return;
+    }
+    call.invokeTarget = found.target;
+    let target: InvokeTarget;
+    try {
+      target = this.#options.targets.resolve(found.target);
+    } catch (err) {
+      call.fail(CourierError.from(err));
+      return;
+    }
+    const method = normalizeMethod(found.method);
+    if (method === undefined) {
+      call.error(new CourierError('ERR_DIRECT_INVOKE', 'invalid method', { grpcCode: 3 }));
+      return;
+    }
+    const self = this.#options.self;
+    const request: InvokeRequest<InvokeTarget> = {
+      target,
+      caller: self,
+      method,
+      verb,
+      query,
+      contentType: scanned.contentType,
+      metadata: scanned.metadata,
+      body: call.body,
+      contentLength: scanned.contentLength === undefined ? undefined : call.request.contentLength,
+      signal: call,
+      clientAddress: socketAddress(call.connection.socket),
+      trace: span,
+    };
+    this.#describeCall(request, span);
+    this.#options.invoker.invoke(request, call);
+  }
+
+  /** Names the call's span (when it records) and logs the call at debug level. */
+  #describeCall(request: InvokeRequest<InvokeTarget>, span: Span | undefined): void {
+    const { target, method, verb } = request;
+    if (span?.recording === true) {
+      const peer = isExternalTarget(target) ? target.id : target.appId;
+      describeCallSpan(span, peer, method, peer, verb, 'http');
+      addDaprHeaders(span, request.metadata);
+    }
+    if (this.#options.logger.isLevelEnabled('debug')) {
+      this.#options.logger.debug({ target: describeTarget(target, request.caller.namespace), method, verb }, 'invoke');
+    }
   }
 
   #handle(req: IncomingMessage, res: ServerResponse): void {
@@ -296,15 +495,17 @@ export class HttpApiServer {
    * new trace), so every response of the HTTP API carries one; no span is recorded for it.
    */
   #traceOnly(req: IncomingMessage, res: ServerResponse, tracer: Tracer): void {
-    const raw = req.rawHeaders;
-    const parent = parseTraceparent(firstRawHeader(raw, 'traceparent'), firstRawHeader(raw, 'tracestate'));
-    const traceparent = formatTraceparent(tracer.start(SpanKind.SERVER, parent));
+    const traceparent = responseTraceparent(req.rawHeaders, tracer);
     (res as MeteredResponse)[TRACEPARENT] = traceparent;
     res.setHeader('traceparent', traceparent);
   }
 
   #tokenMatches(req: IncomingMessage): boolean {
-    const value = firstRawHeader(req.rawHeaders, 'dapr-api-token');
+    return this.#tokenMatchesRaw(req.rawHeaders);
+  }
+
+  #tokenMatchesRaw(rawHeaders: readonly string[]): boolean {
+    const value = firstRawHeader(rawHeaders, 'dapr-api-token');
     const expected = this.#apiToken;
     if (value === undefined || expected === undefined) return false;
     const buf = Buffer.from(value);
@@ -394,14 +595,7 @@ export class HttpApiServer {
       clientAddress: clientAddress(req),
       trace: span,
     };
-    if (span?.recording === true) {
-      const peer = isExternalTarget(target) ? target.id : target.appId;
-      describeCallSpan(span, peer, method, peer, verb, 'http');
-      addDaprHeaders(span, scanned.metadata);
-    }
-    if (this.#options.logger.isLevelEnabled('debug')) {
-      this.#options.logger.debug({ target: describeTarget(target, self.namespace), method, verb }, 'invoke');
-    }
+    this.#describeCall(request, span);
     if (!chunked && contentLength !== undefined && contentLength > 0 && contentLength <= WHOLE_BODY_LIMIT_BYTES) {
       // A small body is read whole first (nothing is sent on before it is complete, so a caller that
       // gives up half-way costs nothing downstream).
@@ -436,8 +630,28 @@ function hasBody(req: IncomingMessage | { readonly chunked: boolean; readonly co
   return req.chunked || Number(req.contentLength ?? 0) > 0;
 }
 
+/** The `traceparent` of a response to a request that makes no call: a child of the one sent, or a new trace. */
+function responseTraceparent(raw: readonly string[], tracer: Tracer): string {
+  const parent = parseTraceparent(firstRawHeader(raw, 'traceparent'), firstRawHeader(raw, 'tracestate'));
+  return formatTraceparent(tracer.start(SpanKind.SERVER, parent));
+}
+
+/** How often overdue request heads are looked for: a trickling client is cut off at most this much late. */
+function sweepEveryMs(headMs: number): number {
+  return Math.min(30_000, Math.max(1000, Math.floor(headMs / 2)));
+}
+
+const NODE_CONNECTION = Symbol('courier.http.node-connection');
+const NODE_SERVER = Symbol('courier.http.node-server');
+/** A socket the fast path serves, with what Node's server does with a new connection, for the hand-over. */
+type HandedSocket = Socket & { [NODE_CONNECTION]?: Array<(socket: Socket) => void>; [NODE_SERVER]?: Server };
+
 function clientAddress(req: IncomingMessage): string {
-  const address = req.socket.remoteAddress;
+  return socketAddress(req.socket);
+}
+
+function socketAddress(socket: Socket): string {
+  const address = socket.remoteAddress;
   // A client on a Unix domain socket has no address: RFC 7239's "unknown".
   if (address === undefined) return 'unknown';
   return address.startsWith('::ffff:') ? address.slice(7) : address;
