@@ -30,24 +30,51 @@ export class ApiLog {
     const url = req.url ?? '/';
     const q = url.indexOf('?');
     const path = q < 0 ? url : url.slice(0, q);
-    let route: ApiRoute | undefined;
-    if (this.#options.omitHealthChecks || this.#options.obfuscateUrls) {
-      route = matchRoute(verb, path);
-      if (this.#options.omitHealthChecks && (route.kind === 'healthz' || route.kind === 'healthz-outbound')) return;
-    }
+    const route = this.#route(verb, path);
+    if (route === null) return;
     res.once('close', () => {
-      const traceId = traceIdOf(req.headers.traceparent);
-      this.#options.logger.info(
-        {
-          method: `${verb} ${route !== undefined && this.#options.obfuscateUrls ? routePattern(route, path) : path}`,
-          code: res.writableFinished ? res.statusCode : 0,
-          duration: round(performance.now() - started),
-          useragent: req.headers['user-agent'] ?? '',
-          ...(traceId === undefined ? {} : { trace_id: traceId }),
-        },
-        'HTTP API Called',
-      );
+      this.#httpLine(verb, path, route, res.writableFinished ? res.statusCode : 0, started, req.headers.traceparent, req.headers['user-agent']);
     });
+  }
+
+  /**
+   * Logs a request the HTTP API's own connection handling served, now that its response is over:
+   * `status` 0 when the connection closed first; `rawHeaders` as the request sent them.
+   */
+  httpEnded(verb: string, url: string, status: number, startedAt: number, rawHeaders: readonly string[]): void {
+    const q = url.indexOf('?');
+    const path = q < 0 ? url : url.slice(0, q);
+    const route = this.#route(verb, path);
+    if (route === null) return;
+    let traceparent: string | undefined;
+    let userAgent: string | undefined;
+    for (let i = 0; i < rawHeaders.length; i += 2) {
+      const name = (rawHeaders[i] as string).toLowerCase();
+      if (name === 'traceparent') traceparent ??= rawHeaders[i + 1];
+      else if (name === 'user-agent') userAgent ??= rawHeaders[i + 1];
+    }
+    this.#httpLine(verb, path, route, status, startedAt, traceparent, userAgent);
+  }
+
+  /** The route, when the line needs it (undefined when not); null when no line is written for it. */
+  #route(verb: string, path: string): ApiRoute | undefined | null {
+    if (!this.#options.omitHealthChecks && !this.#options.obfuscateUrls) return undefined;
+    const route = matchRoute(verb, path);
+    return this.#options.omitHealthChecks && (route.kind === 'healthz' || route.kind === 'healthz-outbound') ? null : route;
+  }
+
+  #httpLine(verb: string, path: string, route: ApiRoute | undefined, code: number, started: number, traceparent: unknown, userAgent: string | undefined): void {
+    const traceId = traceIdOf(traceparent);
+    this.#options.logger.info(
+      {
+        method: `${verb} ${route !== undefined && this.#options.obfuscateUrls ? routePattern(route, path) : path}`,
+        code,
+        duration: round(performance.now() - started),
+        useragent: userAgent ?? '',
+        ...(traceId === undefined ? {} : { trace_id: traceId }),
+      },
+      'HTTP API Called',
+    );
   }
 
   /** Logs a gRPC API call that has ended. */

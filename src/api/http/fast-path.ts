@@ -440,7 +440,7 @@ export class FastCall<Plan> extends CallAbort implements ResponseSink {
 
   /** Writes a whole response: a status, headers, and a body (a string is written as UTF-8). */
   respond(status: number, headers: string[], body: string | Buffer | undefined): void {
-    if (this.#finished || this.status !== 0) return;
+    if (this.#finished || this.status !== 0 || this.connection.socket.destroyed) return;
     const bytes = body === undefined ? undefined : typeof body === 'string' ? Buffer.from(body) : body;
     if (this.traceparent !== undefined && (headersPresent(headers) & HAS_TRACEPARENT) === 0) headers.push('traceparent', this.traceparent);
     this.#writeWithHead(this.#headText(status, headers, status === 204 || status === 304 ? -1 : (bytes?.length ?? 0)), bytes);
@@ -463,7 +463,7 @@ export class FastCall<Plan> extends CallAbort implements ResponseSink {
   // ResponseSink: the invocation's response as it arrives.
 
   head(head: ResponseHead, flow: FlowControl): void {
-    if (this.#finished || this.status !== 0) return;
+    if (this.#finished || this.status !== 0 || this.connection.socket.destroyed) return;
     this.#flow = flow;
     const headers = callerResponseHeaders(head.headers);
     const present = headersPresent(headers);
@@ -498,7 +498,7 @@ export class FastCall<Plan> extends CallAbort implements ResponseSink {
   }
 
   data(chunk: Buffer): void {
-    if (this.#finished || this.status === 0 || this.#bodyless || chunk.length === 0) return;
+    if (this.#finished || this.status === 0 || this.#bodyless || chunk.length === 0 || this.connection.socket.destroyed) return;
     this.bodyBytes += chunk.length;
     if (this.#declared >= 0 && this.bodyBytes > this.#declared) {
       // More than the head declared: the client would read the rest as another response.
@@ -526,7 +526,7 @@ export class FastCall<Plan> extends CallAbort implements ResponseSink {
   }
 
   end(): void {
-    if (this.#finished || this.status === 0) return;
+    if (this.#finished || this.status === 0 || this.connection.socket.destroyed) return;
     if (this.#declared >= 0 && this.bodyBytes !== this.#declared) {
       // Fewer bytes than the head declared: the client must see the response cut short.
       this.#abandon();

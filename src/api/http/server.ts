@@ -115,10 +115,9 @@ export class HttpApiServer {
   readonly #requestDone: (this: MeteredResponse) => void;
   /**
    * The fast path (fast-path.ts) serves invocations and health checks on each connection until a
-   * request comes that it does not serve; it is off with `--enable-api-logging`, whose log line is
-   * written from Node's request and response.
+   * request comes that it does not serve (then node:http serves the connection).
    */
-  readonly #fastHost: (FastHost<FastPlan> & { readonly connections: Set<FastConnection<FastPlan>> }) | undefined;
+  readonly #fastHost: FastHost<FastPlan> & { readonly connections: Set<FastConnection<FastPlan>> };
   #sweeper: NodeJS.Timeout | undefined;
 
   constructor(options: HttpApiOptions) {
@@ -144,7 +143,7 @@ export class HttpApiServer {
       }
       closed();
     };
-    this.#fastHost = options.apiLog === undefined ? this.#fastPath() : undefined;
+    this.#fastHost = this.#fastPath();
   }
 
   /** Requests being served right now. */
@@ -193,14 +192,11 @@ export class HttpApiServer {
     const fast = this.#fastHost;
     // Node's own handling of a new connection, given each connection the fast path hands over.
     const nodeConnection = server.listeners('connection') as Array<(socket: Socket) => void>;
-    if (fast !== undefined) {
-      server.removeAllListeners('connection');
-      this.#sweeper ??= this.#startSweeper(fast.connections);
-    }
+    server.removeAllListeners('connection');
+    this.#sweeper ??= this.#startSweeper(fast.connections);
     server.on('connection', (socket: Socket) => {
       this.#sockets.add(socket);
       socket.once('close', () => this.#sockets.delete(socket));
-      if (fast === undefined) return;
       const connection = new FastConnection<FastPlan>(socket, fast);
       fast.connections.add(connection);
       socket.once('close', () => fast.connections.delete(connection));
@@ -232,7 +228,7 @@ export class HttpApiServer {
     this.#draining = true;
     const closed = Promise.all(this.#servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
     for (const server of this.#servers) server.closeIdleConnections();
-    if (this.#fastHost !== undefined) for (const connection of this.#fastHost.connections) if (connection.idle) connection.close();
+    for (const connection of this.#fastHost.connections) if (connection.idle) connection.close();
     clearInterval(this.#sweeper);
     if (this.#inFlight > 0) {
       // Keeps the process alive on purpose: shutdown waits for requests in flight, up to the grace period.
@@ -315,10 +311,8 @@ export class HttpApiServer {
     const { route, path, query } = call.plan;
     const verb = call.request.method;
     const metrics = this.#options.metrics;
-    if (metrics !== undefined) {
-      call.started = performance.now();
-      call.pathLabel = metrics.pathLabel(path, routePattern(route, path));
-    }
+    if (metrics !== undefined || this.#options.apiLog !== undefined) call.started = performance.now();
+    if (metrics !== undefined) call.pathLabel = metrics.pathLabel(path, routePattern(route, path));
     try {
       const invoking = route.kind === 'invoke-url' || route.kind === 'fallback';
       const tracer = this.#options.tracer;
@@ -349,6 +343,7 @@ export class HttpApiServer {
       metrics.httpServerRequest(call.request.method, call.pathLabel, call.status, call.request.contentLength, call.bodyBytes, performance.now() - call.started);
       if (call.errorCode !== undefined) metrics.errorAnswered(call.errorCode);
     }
+    this.#options.apiLog?.httpEnded(call.request.method, call.request.target, call.finished ? call.status : 0, call.started, call.request.rawHeaders);
     this.#requestClosed();
   }
 
