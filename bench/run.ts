@@ -43,7 +43,7 @@ import {
   type TargetCheck,
   type UploadFigures,
 } from './lib/report.js';
-import { freePort } from '../test/framework/ports.js';
+import { freePorts } from '../test/framework/ports.js';
 import type { RuntimeReport } from '../src/observability/diagnostics.js';
 
 const quick = process.argv.includes('--quick');
@@ -432,7 +432,7 @@ try {
   const mtlsUrl = a2.url('/v1.0/invoke/bench-http-mtls/method/echo');
   paths.push({ name: 'courier-http-mtls', description: 'as courier-http, with mutual TLS between the sidecars', kind: 'http', url: mtlsUrl, processes: sidecarProcs(a2, b2, 'HTTP app', httpApp.child.pid), saturate: wrkSat(mtlsUrl) });
   if (nginxBin !== undefined) {
-    const [p1, p2] = [await freePort(), await freePort()];
+    const [p1, p2] = (await freePorts(2)) as [number, number];
     const n2 = env.track(await startNginx(nginxBin, work, 'nginx-b', p2, httpApp.port));
     const n1 = env.track(await startNginx(nginxBin, work, 'nginx-a', p1, p2));
     const nginxUrl = `http://127.0.0.1:${p1}/echo`;

@@ -38,6 +38,16 @@ export async function freePort(): Promise<number> {
   throw new Error(`no free port between ${bottom} and ${top}`);
 }
 
+/** `count` free ports, all different (each picked at random, so two picks alone may be the same). */
+export async function freePorts(count: number): Promise<number[]> {
+  const ports: number[] = [];
+  while (ports.length < count) {
+    const port = await freePort();
+    if (!ports.includes(port)) ports.push(port);
+  }
+  return ports;
+}
+
 /**
  * A port where nothing listens, for a test that expects "connection refused" there: below the
  * ephemeral range, so no parallel test's `listen(0)` lands on it in the meantime.

@@ -20,7 +20,7 @@ import { validateObject } from '../../src/kubernetes/manifests/testing/schema.js
 import { accepts } from '../framework/child.js';
 import { waitForHealthz } from '../framework/cli-process.js';
 import { TestEnv, repoRoot } from '../framework/env.js';
-import { freePort } from '../framework/ports.js';
+import { freePort, freePorts } from '../framework/ports.js';
 import { startApp } from '../framework/test-app.js';
 
 interface Run {
@@ -175,7 +175,7 @@ test('the image built offline with buildah from scratch runs Sentries and mTLS s
 
   const app = await startApp(env, (a) => a.route('/orders/new', (req, res, body) => res.end(`created ${body.toString()} for ${req.headers['dapr-caller-app-id'] as string}`)));
   const sidecar = async (appId: string, sentryAt: number, appPort?: number): Promise<{ name: string; httpPort: number; metricsPort: number }> => {
-    const [httpPort, grpcPort, metricsPort, internalPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
+    const [httpPort, grpcPort, metricsPort, internalPort] = (await freePorts(4)) as [number, number, number, number];
     const name = `${appId}-${process.pid}`;
     const token = await tokenFor(appId);
     // prettier-ignore
@@ -206,7 +206,7 @@ test('the image built offline with buildah from scratch runs Sentries and mTLS s
 
   // As the injector runs it in a Pod: Kubernetes mode, nothing writable but /tmp, no COURIER_HOME. It
   // starts, serves its health endpoints on the public port and picks the kubernetes name resolver.
-  const [podHttp, podPublic, podMetrics] = [await freePort(), await freePort(), await freePort()];
+  const [podHttp, podPublic, podMetrics] = (await freePorts(3)) as [number, number, number];
   const podName = `pod-${process.pid}`;
   const podInternal = await freePort();
   // prettier-ignore
