@@ -412,11 +412,6 @@ export class FastCall<Plan> extends CallAbort implements ResponseSink {
     this.keepAlive = head.keepAlive;
   }
 
-  /** Whether the response's head has been written (or is about to leave with its body). */
-  get headersSent(): boolean {
-    return this.status !== 0;
-  }
-
   get finished(): boolean {
     return this.#finished;
   }
