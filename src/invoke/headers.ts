@@ -358,3 +358,9 @@ export function callerResponseHeaders(md: Metadata): string[] {
   }
   return out;
 }
+
+/** The first value of a header, looked up in raw headers (name, value, …) without building Node's `req.headers`. */
+export function firstRawHeader(raw: readonly string[], lowerName: string): string | undefined {
+  for (let i = 0; i < raw.length; i += 2) if ((raw[i] as string).toLowerCase() === lowerName) return raw[i + 1];
+  return undefined;
+}

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { matchRoute, routePattern, type ApiRoute } from '../api/http/routes.js';
 import type { ServerCall } from '../grpc/index.js';
+import { firstRawHeader } from '../invoke/headers.js';
 import type { Logger } from './logging/index.js';
 
 /**
@@ -46,14 +47,7 @@ export class ApiLog {
     const path = q < 0 ? url : url.slice(0, q);
     const route = this.#route(verb, path);
     if (route === null) return;
-    let traceparent: string | undefined;
-    let userAgent: string | undefined;
-    for (let i = 0; i < rawHeaders.length; i += 2) {
-      const name = (rawHeaders[i] as string).toLowerCase();
-      if (name === 'traceparent') traceparent ??= rawHeaders[i + 1];
-      else if (name === 'user-agent') userAgent ??= rawHeaders[i + 1];
-    }
-    this.#httpLine(verb, path, route, status, startedAt, traceparent, userAgent);
+    this.#httpLine(verb, path, route, status, startedAt, firstRawHeader(rawHeaders, 'traceparent'), firstRawHeader(rawHeaders, 'user-agent'));
   }
 
   /** The route, when the line needs it (undefined when not); null when no line is written for it. */

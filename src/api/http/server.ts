@@ -4,7 +4,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { timingSafeEqual } from 'node:crypto';
 import { CourierError, type ErrorCode } from '../../errors/index.js';
 import { bodyTooLargeError, LimitedBody, readWholeBody } from '../../invoke/body.js';
-import { scanRequestHeaders } from '../../invoke/headers.js';
+import { firstRawHeader, scanRequestHeaders } from '../../invoke/headers.js';
 import type { AppIdentity } from '../../invoke/identity.js';
 import { decodePath, normalizeMethod } from '../../invoke/method.js';
 import { describeTarget, type TargetResolver } from '../../invoke/target.js';
@@ -614,11 +614,6 @@ export class HttpApiServer {
 /** An invocation built by the HTTP API, whose body is set once it is known. */
 type PendingRequest = { -readonly [K in keyof InvokeRequest<InvokeTarget>]: InvokeRequest<InvokeTarget>[K] };
 
-/** The first value of a header, looked up in raw headers without building Node's `req.headers`. */
-function firstRawHeader(raw: readonly string[], lowerName: string): string | undefined {
-  for (let i = 0; i < raw.length; i += 2) if ((raw[i] as string).toLowerCase() === lowerName) return raw[i + 1];
-  return undefined;
-}
 
 function hasBody(req: IncomingMessage | { readonly chunked: boolean; readonly contentLength: string | undefined }): boolean {
   if ('rawHeaders' in req) return req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
