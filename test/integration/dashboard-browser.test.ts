@@ -107,9 +107,12 @@ test('courier dashboard shows the demo and a chain under load, live, in a browse
   let stopLoad = async (): Promise<void> => {};
   let closeBrowser = async (): Promise<void> => {};
   t.after(async () => {
-    await stopLoad();
-    await closeBrowser();
-    await env.close();
+    try {
+      await stopLoad();
+      await closeBrowser();
+    } finally {
+      await env.close();
+    }
   });
 
   // The hello-world demo: pythonapp posts an order to nodeapp every second.
