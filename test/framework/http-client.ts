@@ -19,6 +19,11 @@ export interface RawRequest {
   socketPath?: string;
   agent?: Agent | false;
   signal?: AbortSignal;
+  /**
+   * How long the connection may stay silent before the request fails (default 120 s): a request a
+   * sidecar never answers fails its test, naming the request, instead of holding the run forever.
+   */
+  idleTimeoutMs?: number;
 }
 
 /**
@@ -51,6 +56,8 @@ export function send(port: number, req: RawRequest): Promise<RawResponse> {
         res.on('error', reject);
       },
     );
+    const idleMs = req.idleTimeoutMs ?? 120_000;
+    r.setTimeout(idleMs, () => r.destroy(new Error(`no answer to ${req.method ?? 'GET'} ${req.path} on port ${port} for ${idleMs} ms`)));
     r.on('error', reject);
     r.end(req.body);
   });
