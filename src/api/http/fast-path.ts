@@ -2,13 +2,11 @@
 // node:http for everything else. See docs/decisions/api-fast-path.md.
 import type { Socket } from 'node:net';
 import { METHODS, STATUS_CODES } from '../../util/builtin-http.js';
-import { CourierError, GrpcStatus, httpStatusFromGrpc, renderHttpError, type ErrorCode } from '../../errors/index.js';
-import { callerResponseHeaders } from '../../invoke/headers.js';
-import { grpcErrorJson } from '../../invoke/translate.js';
+import { CourierError, renderHttpError, type ErrorCode } from '../../errors/index.js';
 import { CallAbort } from '../../invoke/call-signal.js';
 import type { FlowControl, ResponseHead, ResponseSink } from '../../invoke/types.js';
 import type { Span } from '../../observability/tracing/tracer.js';
-import { HAS_CONTENT_TYPE, HAS_TRACEPARENT, headersPresent } from './response-writer.js';
+import { callerHeaders, callerStatus, grpcFailureBody, HAS_TRACEPARENT, headersPresent, namingTarget } from './response-writer.js';
 
 /** A request head the fast path parsed: HTTP/1.1, origin-form target, no transfer coding. */
 export interface FastHead {
@@ -460,26 +458,17 @@ export class FastCall<Plan> extends CallAbort implements ResponseSink {
   head(head: ResponseHead, flow: FlowControl): void {
     if (this.#finished || this.status !== 0 || this.connection.socket.destroyed) return;
     this.#flow = flow;
-    const headers = callerResponseHeaders(head.headers);
-    const present = headersPresent(headers);
-    if (this.traceparent !== undefined && (present & HAS_TRACEPARENT) === 0) headers.push('traceparent', this.traceparent);
-    if (head.status < 100 && head.status !== GrpcStatus.OK) {
-      // A gRPC app's error (Dapr: HTTPStatusFromCode, body = the google.rpc.Status as JSON).
-      const body = grpcErrorJson(head.status, head.statusMessage ?? '', head.statusDetails ?? []);
-      headers.push('Content-Type', 'application/json');
-      if (!validHeaders(headers)) {
-        this.fail(this.#wrap(new CourierError('ERR_DIRECT_INVOKE', "the app's response could not be forwarded: it has an invalid header")));
-        return;
-      }
-      this.respond(httpStatusFromGrpc(head.status), headers, body);
+    const headers = callerHeaders(head, this.traceparent);
+    const status = callerStatus(head);
+    const failure = grpcFailureBody(head);
+    const problem = !Number.isInteger(status) || status < 200 || status > 999 ? `the status ${status}` : validHeaders(headers) ? undefined : 'an invalid header';
+    if (problem !== undefined) {
+      flow.pause();
+      this.fail(this.#wrap(new CourierError('ERR_DIRECT_INVOKE', `the app's response could not be forwarded: it has ${problem}`)));
       return;
     }
-    if (head.contentType !== '' && (present & HAS_CONTENT_TYPE) === 0) headers.push('Content-Type', head.contentType);
-    // A gRPC app's OK is an HTTP 200 (status < 100 is a gRPC code, see ResponseHead.status).
-    const status = head.status < 100 ? 200 : head.status;
-    if (!Number.isInteger(status) || status < 200 || status > 999 || !validHeaders(headers)) {
-      flow.pause();
-      this.fail(this.#wrap(new CourierError('ERR_DIRECT_INVOKE', `the app's response could not be forwarded: it has ${Number.isInteger(status) && status >= 200 && status <= 999 ? 'an invalid header' : `the status ${status}`}`)));
+    if (failure !== undefined) {
+      this.respond(status, headers, failure);
       return;
     }
     this.#bodyless = status === 204 || status === 304;
@@ -581,12 +570,8 @@ export class FastCall<Plan> extends CallAbort implements ResponseSink {
     this.connection.reset();
   }
 
-  /** Dapr's wording for a failed invocation names the target. */
   #wrap(error: CourierError): CourierError {
-    const target = this.invokeTarget;
-    return target !== undefined && error.code === 'ERR_DIRECT_INVOKE' && !error.message.startsWith('failed to invoke, id: ')
-      ? error.withMessage(`failed to invoke, id: ${target}, err: ${error.message}`)
-      : error;
+    return namingTarget(error, this.invokeTarget);
   }
 }
 

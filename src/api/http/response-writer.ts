@@ -69,31 +69,23 @@ export class HttpResponseWriter extends CallAbort implements ResponseSink {
     const res = this.#res;
     if (res.destroyed) return;
     this.#flow = flow;
-    const headers = callerResponseHeaders(head.headers);
-    if (head.status < 100 && head.status !== GrpcStatus.OK) {
-      // A gRPC app's error (Dapr: HTTPStatusFromCode, body = the google.rpc.Status as JSON).
-      const body = grpcErrorJson(head.status, head.statusMessage ?? '', head.statusDetails ?? []);
-      const traceparent = (res as TaggedResponse)[TRACEPARENT];
-      if (traceparent !== undefined && (headersPresent(headers) & HAS_TRACEPARENT) === 0) headers.push('traceparent', traceparent);
-      headers.push('Content-Type', 'application/json', 'Content-Length', String(Buffer.byteLength(body)));
+    const headers = callerHeaders(head, (res as TaggedResponse)[TRACEPARENT]);
+    const failure = grpcFailureBody(head);
+    if (failure !== undefined) {
+      headers.push('Content-Length', String(Buffer.byteLength(failure)));
       this.#answered = true;
       try {
-        res.writeHead(httpStatusFromGrpc(head.status), headers);
+        res.writeHead(callerStatus(head), headers);
       } catch (err) {
         writeError(res, new CourierError('ERR_DIRECT_INVOKE', `the app's response could not be forwarded: ${(err as Error).message}`));
         return;
       }
-      res.end(body);
+      res.end(failure);
       return;
     }
-    const traceparent = (res as TaggedResponse)[TRACEPARENT];
-    const present = headersPresent(headers);
-    if (traceparent !== undefined && (present & HAS_TRACEPARENT) === 0) headers.push('traceparent', traceparent);
-    if (head.contentType !== '' && (present & HAS_CONTENT_TYPE) === 0) headers.push('Content-Type', head.contentType);
     if (head.contentLength !== undefined) headers.push('Content-Length', String(head.contentLength));
     try {
-      // A gRPC app's OK is an HTTP 200 (status < 100 is a gRPC code, see ResponseHead.status).
-      res.writeHead(head.status < 100 ? 200 : head.status, headers);
+      res.writeHead(callerStatus(head), headers);
     } catch (err) {
       // An app answered with a status or header Node refuses to write (e.g. a control character).
       flow.pause();
@@ -133,11 +125,8 @@ export class HttpResponseWriter extends CallAbort implements ResponseSink {
     writeError(res, this.#wrap(error), !this.#req.complete);
   }
 
-  /** Dapr's wording for a failed invocation names the target. */
   #wrap(error: CourierError): CourierError {
-    return error.code === 'ERR_DIRECT_INVOKE' && !error.message.startsWith('failed to invoke, id: ')
-      ? error.withMessage(`failed to invoke, id: ${this.#target}, err: ${error.message}`)
-      : error;
+    return namingTarget(error, this.#target);
   }
 }
 
@@ -148,6 +137,44 @@ export function responseBodyBytes(res: ServerResponse): number {
 
 function uncork(res: ServerResponse): void {
   res.uncork();
+}
+
+/**
+ * The headers the HTTP API's caller gets with an app's response, on node:http's path and the fast
+ * path alike: the app's (less hop-by-hop and internal ones), the call's `traceparent` unless the app
+ * sent its own, and the Content-Type (the app's, or JSON for a gRPC app's error). Without
+ * Content-Length, which each writer sets its own way.
+ */
+export function callerHeaders(head: ResponseHead, traceparent: string | undefined): string[] {
+  const headers = callerResponseHeaders(head.headers);
+  const present = headersPresent(headers);
+  if (traceparent !== undefined && (present & HAS_TRACEPARENT) === 0) headers.push('traceparent', traceparent);
+  if (isGrpcFailure(head)) headers.push('Content-Type', 'application/json');
+  else if (head.contentType !== '' && (present & HAS_CONTENT_TYPE) === 0) headers.push('Content-Type', head.contentType);
+  return headers;
+}
+
+/** The HTTP status for an app's response: its own, 200 for a gRPC app's OK, Dapr's HTTPStatusFromCode for a gRPC app's error. */
+export function callerStatus(head: ResponseHead): number {
+  // A status under 100 is a gRPC code (see ResponseHead.status).
+  if (head.status >= 100) return head.status;
+  return head.status === GrpcStatus.OK ? 200 : httpStatusFromGrpc(head.status);
+}
+
+/** The whole body answering a gRPC app's error (the google.rpc.Status as JSON, as Dapr), or undefined for any other response. */
+export function grpcFailureBody(head: ResponseHead): string | undefined {
+  return isGrpcFailure(head) ? grpcErrorJson(head.status, head.statusMessage ?? '', head.statusDetails ?? []) : undefined;
+}
+
+function isGrpcFailure(head: ResponseHead): boolean {
+  return head.status < 100 && head.status !== GrpcStatus.OK;
+}
+
+/** Dapr's wording for a failed invocation names the target: `failed to invoke, id: <target>, err: …`. */
+export function namingTarget(error: CourierError, target: string | undefined): CourierError {
+  return target !== undefined && error.code === 'ERR_DIRECT_INVOKE' && !error.message.startsWith('failed to invoke, id: ')
+    ? error.withMessage(`failed to invoke, id: ${target}, err: ${error.message}`)
+    : error;
 }
 
 export const HAS_CONTENT_TYPE = 1;
