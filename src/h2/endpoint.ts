@@ -1,5 +1,6 @@
 import type { Socket } from 'node:net';
 import { errorMessage } from '../errors/index.js';
+import { flushAfterTurn, writePieces } from '../util/turn-flush.js';
 import type { Pingable } from '../grpc/keepalive.js';
 import { isReservedHeader, type Metadata } from '../grpc/metadata.js';
 import { HpackDecoder, HpackEncoder, HpackError } from './hpack.js';
@@ -103,26 +104,6 @@ export function encodeMetadata(encoder: HpackEncoder, metadata: Metadata | undef
   return userAgent;
 }
 
-/**
- * Connections with frames to write, flushed together once per turn of the event loop (after its I/O
- * callbacks): the frames that several sockets' reads produced in one turn leave in one write per
- * connection. One shared immediate, not one per connection (as the lane does, src/lane/endpoint.ts).
- */
-let due: H2Endpoint[] = [];
-let flushPending = false;
-
-function flushDue(): void {
-  const endpoints = due;
-  due = [];
-  flushPending = false;
-  for (const endpoint of endpoints) {
-    try {
-      endpoint.flush();
-    } catch {
-      // A socket that throws on write is failing; its close ends its streams. The others still flush.
-    }
-  }
-}
 
 /**
  * What both ends of an HTTP/2 connection share: frame parsing, header blocks reassembled from
@@ -232,11 +213,7 @@ export abstract class H2Endpoint implements Pingable {
   schedule(): void {
     if (this.#flushScheduled) return;
     this.#flushScheduled = true;
-    due.push(this);
-    if (!flushPending) {
-      flushPending = true;
-      setImmediate(flushDue);
-    }
+    flushAfterTurn(this);
   }
 
   /** Writes the gathered frames now (one write, or one writev of several pieces). */
@@ -246,13 +223,7 @@ export abstract class H2Endpoint implements Pingable {
     const pieces = this.out.take();
     const socket = this.socket;
     if (socket.destroyed || !socket.writable) return;
-    if (pieces.length === 1) {
-      socket.write(pieces[0] as Buffer);
-    } else {
-      socket.cork();
-      for (const piece of pieces) socket.write(piece);
-      socket.uncork();
-    }
+    writePieces(socket, pieces);
     if (socket.writableLength > CONGESTED_BYTES) this.congested = true;
   }
 

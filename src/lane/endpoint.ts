@@ -1,5 +1,6 @@
 import type { Duplex } from 'node:stream';
 import { errorMessage } from '../errors/index.js';
+import { flushAfterTurn, writePieces } from '../util/turn-flush.js';
 import type { Pingable } from '../grpc/keepalive.js';
 import {
   DEFAULT_INITIAL_WINDOW,
@@ -43,26 +44,6 @@ export interface DrainWaiter {
 
 const PING_PAYLOAD = Buffer.alloc(8);
 
-/**
- * Endpoints with frames to write, flushed together once per turn of the event loop (after the I/O
- * callbacks of the turn): the responses or requests that several sockets' reads produced in one turn
- * leave in one write per connection, not one each. One shared immediate, not one per endpoint.
- */
-let due: LaneEndpoint[] = [];
-let flushPending = false;
-
-function flushDue(): void {
-  const endpoints = due;
-  due = [];
-  flushPending = false;
-  for (const endpoint of endpoints) {
-    try {
-      endpoint.flush();
-    } catch {
-      // A socket that throws on write is failing; its close ends its calls. The others still flush.
-    }
-  }
-}
 
 /**
  * What both ends of a lane connection share: the magic and SETTINGS exchange, frame parsing, writes
@@ -131,11 +112,7 @@ export abstract class LaneEndpoint implements FrameHandler, Pingable {
   schedule(): void {
     if (this.#flushScheduled) return;
     this.#flushScheduled = true;
-    due.push(this);
-    if (!flushPending) {
-      flushPending = true;
-      setImmediate(flushDue);
-    }
+    flushAfterTurn(this);
   }
 
   /** Writes the gathered frames now (one write, or one writev for several pieces). */
@@ -145,16 +122,7 @@ export abstract class LaneEndpoint implements FrameHandler, Pingable {
     if (this.batch.size === 0) return;
     const pieces = this.batch.take();
     if (socket.destroyed || !socket.writable) return;
-    let ok: boolean;
-    if (pieces.length === 1) {
-      ok = socket.write(pieces[0]);
-    } else {
-      socket.cork();
-      ok = true;
-      for (const piece of pieces) ok = socket.write(piece);
-      socket.uncork();
-    }
-    if (!ok) this.congested = true;
+    if (!writePieces(socket, pieces)) this.congested = true;
   }
 
   /** Asks to be told when the socket drains (only while congested). */
