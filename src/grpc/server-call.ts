@@ -5,7 +5,7 @@ import { SLOT } from '../util/call-tables.js';
 import type { Logger } from '../observability/logging/index.js';
 import { MessageDecoder, messageHead, totalLength } from './framing.js';
 import { appendCustomMetadata, metadataFromRawHeaders, type Metadata, type ReceivedMetadata } from './metadata.js';
-import { encodeGrpcMessage, h2, http2ErrorName, type CallStatus } from './status.js';
+import { abortReason, encodeGrpcMessage, h2, http2ErrorName, type CallStatus } from './status.js';
 import { cancelStream } from './stream-reset.js';
 import { CallAbort, type CallSignal } from '../invoke/call-signal.js';
 
@@ -75,10 +75,6 @@ export function respondTrailersOnly(stream: ServerHttp2Stream, status: CallStatu
     // Invalid custom trailers (Node validates names and values): send the status alone.
     stream.respond(statusFields(status, { ':status': 200, 'content-type': 'application/grpc' }), TRAILERS_ONLY_RESPONSE);
   }
-}
-
-function abortReason(status: CallStatus): CourierError {
-  return new CourierError('ERR_DIRECT_INVOKE', status.message ?? 'the call was cancelled', { grpcCode: status.code as GrpcStatus });
 }
 
 /**

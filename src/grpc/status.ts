@@ -1,9 +1,14 @@
-import { GrpcStatus } from '../errors/index.js';
+import { CourierError, GrpcStatus } from '../errors/index.js';
 
 /** A call's outcome as the server states it: `grpc-status` and, optionally, `grpc-message`. */
 export interface CallStatus {
   readonly code: number;
   readonly message?: string;
+}
+
+/** The reason a server call's signal aborts with when the call ends with `status` before its handler is done. */
+export function abortReason(status: CallStatus): CourierError {
+  return new CourierError('ERR_DIRECT_INVOKE', status.message ?? 'the call was cancelled', { grpcCode: status.code as GrpcStatus });
 }
 
 const HEX = '0123456789ABCDEF';

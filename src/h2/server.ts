@@ -5,7 +5,7 @@ import type { Peer, ServerCall, ServerReader } from '../grpc/call.js';
 import { MessageDecoder, messageHead } from '../grpc/framing.js';
 import { SessionKeeper } from '../grpc/keepalive.js';
 import { isGrpcContentType, type Metadata, type ReceivedMetadata } from '../grpc/metadata.js';
-import { encodeGrpcMessage, http2ErrorName, type CallStatus } from '../grpc/status.js';
+import { abortReason, encodeGrpcMessage, http2ErrorName, type CallStatus } from '../grpc/status.js';
 import { parseGrpcTimeout } from '../grpc/timeout.js';
 import type { Logger } from '../observability/logging/index.js';
 import { CallAbort, type CallSignal } from '../invoke/call-signal.js';
@@ -312,10 +312,6 @@ const IDLE = 0;
 const STREAMING = 1;
 const ENDING = 2;
 const DONE = 3;
-
-function abortReason(status: CallStatus): CourierError {
-  return new CourierError('ERR_DIRECT_INVOKE', status.message ?? 'the call was cancelled', { grpcCode: status.code as GrpcStatus });
-}
 
 /**
  * One call received on an HTTP/2 connection (see {@link ServerCall}). Backpressure: a paused call

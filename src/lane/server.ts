@@ -4,7 +4,7 @@ import { CourierError, GrpcStatus } from '../errors/index.js';
 import type { Peer, ServerCall, ServerReader } from '../grpc/call.js';
 import { SessionKeeper } from '../grpc/keepalive.js';
 import type { Metadata, ReceivedMetadata } from '../grpc/metadata.js';
-import { http2ErrorName, type CallStatus } from '../grpc/status.js';
+import { abortReason, http2ErrorName, type CallStatus } from '../grpc/status.js';
 import type { Logger } from '../observability/logging/index.js';
 import { LaneEndpoint, type LaneLimits } from './endpoint.js';
 import { StreamReceiver, StreamSender, type FinalFrame } from './stream.js';
@@ -212,10 +212,6 @@ const IDLE = 0;
 const STREAMING = 1;
 const ENDING = 2;
 const DONE = 3;
-
-function abortReason(status: CallStatus): CourierError {
-  return new CourierError('ERR_DIRECT_INVOKE', status.message ?? 'the call was cancelled', { grpcCode: status.code as GrpcStatus });
-}
 
 /**
  * One call received on a lane connection (see {@link ServerCall}). Backpressure: a paused call keeps
