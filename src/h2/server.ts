@@ -1,14 +1,14 @@
 import type { Socket } from 'node:net';
-import { IdTable, SLOT } from '../util/call-tables.js';
-import { CourierError, GrpcStatus } from '../errors/index.js';
-import type { Peer, ServerCall, ServerReader } from '../grpc/call.js';
+import { IdTable } from '../util/call-tables.js';
+import { GrpcStatus } from '../errors/index.js';
+import type { Peer, ServerCall } from '../grpc/call.js';
 import { MessageDecoder, messageHead } from '../grpc/framing.js';
 import { SessionKeeper } from '../grpc/keepalive.js';
 import { isGrpcContentType, type Metadata, type ReceivedMetadata } from '../grpc/metadata.js';
-import { abortReason, encodeGrpcMessage, http2ErrorName, type CallStatus } from '../grpc/status.js';
+import { encodeGrpcMessage, http2ErrorName, type CallStatus } from '../grpc/status.js';
+import { DONE, ENDING, IDLE, OwnServerCall, STREAMING } from '../grpc/own-server-call.js';
 import { parseGrpcTimeout } from '../grpc/timeout.js';
 import type { Logger } from '../observability/logging/index.js';
-import { CallAbort, type CallSignal } from '../invoke/call-signal.js';
 import { encodeMetadata, H2Endpoint, type H2Limits, type SendWaiter } from './endpoint.js';
 import { Inbox, Outbox } from './outbox.js';
 import {
@@ -307,25 +307,13 @@ export class H2ServerSession extends H2Endpoint {
   }
 }
 
-/** The outbound side of a call; see Http2ServerCall's states. */
-const IDLE = 0;
-const STREAMING = 1;
-const ENDING = 2;
-const DONE = 3;
-
 /**
  * One call received on an HTTP/2 connection (see {@link ServerCall}). Backpressure: a paused call
  * keeps what it received and returns no credit, so the client's window (64 KiB, the protocol's
  * default) runs out and its sends report a full buffer; responses wait for the client's window
  * and the socket, and `sendMessage` reports a full buffer while 64 KiB or more wait.
  */
-export class H2ServerCall implements ServerCall, SendWaiter {
-  readonly path: string;
-  /** Its place among the server's running calls. */
-  [SLOT] = -1;
-  readonly startedAt = performance.now();
-  readonly deadline: number | undefined;
-  readonly id: number;
+export class H2ServerCall extends OwnServerCall implements ServerCall, SendWaiter {
   readonly metadata: ReceivedMetadata;
 
   readonly #session: H2ServerSession;
@@ -337,17 +325,6 @@ export class H2ServerCall implements ServerCall, SendWaiter {
   /** The response's DATA, waiting for the client's windows. */
   readonly #outbox: Outbox;
 
-  #state = IDLE;
-  #reader: ServerReader | undefined;
-  #paused = false;
-  #readerClosed = false;
-  #inboundEnded: boolean;
-  #delivering = false;
-  #failure: CallStatus | undefined;
-  #controller: CallAbort | undefined;
-  #abortReason: CourierError | undefined;
-  #statusCode: number | undefined;
-  #deadlineTimer: NodeJS.Timeout | undefined;
   #trailerStatus: CallStatus | undefined;
   #trailerMetadata: Metadata | undefined;
 
@@ -360,68 +337,20 @@ export class H2ServerCall implements ServerCall, SendWaiter {
     metadata: ReceivedMetadata,
     halfClosed: boolean,
   ) {
+    super(router, id, path, deadline, halfClosed);
     this.#session = session;
     this.#router = router;
-    this.id = id;
-    this.path = path;
-    this.deadline = deadline;
     this.metadata = metadata;
-    this.#inboundEnded = halfClosed;
     this.#outbox = new Outbox(session.peerInitialWindow);
-    if (deadline !== undefined) {
-      this.#deadlineTimer = setTimeout(H2ServerCall.#deadlineExpired, Math.max(0, deadline - Date.now()), this);
-      this.#deadlineTimer.unref();
-    }
   }
 
   get peer(): Peer {
     return this.#session.peer;
   }
 
-  get signal(): CallSignal {
-    if (this.#controller === undefined) {
-      this.#controller = new CallAbort();
-      if (this.#abortReason !== undefined) this.#controller.abort(this.#abortReason);
-    }
-    return this.#controller;
-  }
-
-  get statusCode(): number | undefined {
-    return this.#statusCode ?? this.#failure?.code;
-  }
-
-  get finished(): boolean {
-    return this.#state >= ENDING;
-  }
-
-  setReader(reader: ServerReader): void {
-    if (this.#reader !== undefined) throw new CourierError('ERR_INTERNAL', `setReader called twice on ${this.path}`);
-    this.#reader = reader;
-    if (this.#failure !== undefined) {
-      this.#readerClosed = true;
-      process.nextTick(H2ServerCall.#deliverFailure, this);
-      return;
-    }
-    if (!this.#readerClosed) this.#deliver();
-  }
-
-  pause(): void {
-    this.#paused = true;
-  }
-
-  resume(): void {
-    if (!this.#paused) return;
-    this.#paused = false;
-    if (!this.#readerClosed && this.#reader !== undefined) this.#deliver();
-  }
-
-  sendHeaders(metadata?: Metadata): void {
-    if (this.#state === IDLE) this.#respond(metadata);
-  }
-
   sendMessage(bytes: Uint8Array): boolean {
     const length = bytes.byteLength;
-    if (!this.#prepareSend(length)) return true;
+    if (!this.prepareSend(length)) return true;
     this.#outbox.addOne(messageHead(length), bytes);
     this.sendMore();
     return !this.#outbox.full(this.#session);
@@ -430,7 +359,7 @@ export class H2ServerCall implements ServerCall, SendWaiter {
   sendMessageParts(parts: readonly Uint8Array[]): boolean {
     let length = 0;
     for (const part of parts) length += part.byteLength;
-    if (!this.#prepareSend(length)) return true;
+    if (!this.prepareSend(length)) return true;
     this.#outbox.add(messageHead(length), parts, length);
     this.sendMore();
     return !this.#outbox.full(this.#session);
@@ -441,38 +370,11 @@ export class H2ServerCall implements ServerCall, SendWaiter {
     this.#outbox.onDrain(this.#session, this, callback);
   }
 
-  end(status: CallStatus, trailers?: Metadata): void {
-    if (this.#state >= ENDING) return;
-    this.#statusCode = status.code;
-    this.#readerClosed = true;
-    this.#clearDeadline();
-    if (this.#state === IDLE) {
-      this.#state = DONE;
-      this.#sendTrailersOnly(status, trailers);
-      this.#close();
-      return;
-    }
-    this.#state = ENDING;
-    this.#trailerStatus = status;
-    this.#trailerMetadata = trailers;
-    if (this.#outbox.queued === 0) this.#sendFinal();
-  }
-
-  cancel(status: CallStatus): void {
-    if (this.#state === DONE) return;
-    this.#state = DONE;
-    this.#statusCode ??= status.code;
-    this.#clearDeadline();
-    this.#terminated(status);
-    this.#session.sendReset(this.id, CANCEL);
-    this.#close();
-  }
-
   // --- from the session ---------------------------------------------------------------------------
 
   /** @internal DATA of this call (`length` counts padding, for flow control). */
   data(payload: Buffer, length: number, endStream: boolean): void {
-    if (this.#inboundEnded) {
+    if (this.inboundEnded) {
       this.resetBy(STREAM_CLOSED, 'DATA after the client ended its stream');
       this.#session.consumed(length);
       return;
@@ -482,20 +384,20 @@ export class H2ServerCall implements ServerCall, SendWaiter {
       this.resetBy(FLOW_CONTROL_ERROR, 'the client sent more than its stream window');
       return;
     }
-    if (endStream) this.#inboundEnded = true;
-    if (this.#readerClosed) {
+    if (endStream) this.inboundEnded = true;
+    if (this.readerClosed) {
       this.#inbox.drop(this.#session);
       return;
     }
     if (payload.length > 0) (this.#decoder ??= new MessageDecoder(this.#router.maxReceiveMessageBytes)).push(payload);
-    if (this.#reader !== undefined) this.#deliver();
+    if (this.reader !== undefined) this.deliver();
   }
 
   /** @internal The client's trailers (or an empty DATA with END_STREAM): its side is done. */
   inboundEnd(): void {
-    if (this.#inboundEnded) return;
-    this.#inboundEnded = true;
-    if (!this.#readerClosed && this.#reader !== undefined) this.#deliver();
+    if (this.inboundEnded) return;
+    this.inboundEnded = true;
+    if (!this.readerClosed && this.reader !== undefined) this.deliver();
   }
 
   /** @internal WINDOW_UPDATE of this stream, or (`settings`) a change of the client's initial window. */
@@ -513,62 +415,37 @@ export class H2ServerCall implements ServerCall, SendWaiter {
 
   /** @internal RST_STREAM from the client. */
   resetByClient(code: number): void {
-    if (this.#state === DONE) {
-      this.#close();
-      return;
-    }
-    this.#state = DONE;
-    this.#clearDeadline();
-    this.#terminated({
+    this.endedBy({
       code: GrpcStatus.CANCELLED,
       message: code === CANCEL ? 'the client cancelled the call' : `the stream was reset (${http2ErrorName(code)})`,
     });
-    this.#close();
+    this.close();
   }
 
   /** @internal The client broke the protocol on this stream: reset it with `code`. */
   resetBy(code: number, reason: string): void {
-    if (this.#state !== DONE) {
-      this.#state = DONE;
-      this.#clearDeadline();
-      this.#terminated({ code: GrpcStatus.INTERNAL, message: `the client broke the protocol: ${reason}` });
-    }
+    this.endedBy({ code: GrpcStatus.INTERNAL, message: `the client broke the protocol: ${reason}` });
     this.#session.sendReset(this.id, code);
-    this.#close();
+    this.close();
   }
 
   /** @internal The connection is gone; the session forgets the call itself. */
   connectionLost(reason: string): void {
-    this.#clearDeadline();
+    this.clearDeadline();
     this.#outbox.clear();
-    if (this.#state === DONE) return;
-    this.#state = DONE;
-    this.#terminated({ code: GrpcStatus.CANCELLED, message: `the connection was lost: ${reason}` });
+    this.endedBy({ code: GrpcStatus.CANCELLED, message: `the connection was lost: ${reason}` });
   }
 
   /** Sends what the windows allow of the queued response, then the trailers once all is out. */
   sendMore(): void {
     const session = this.#session;
-    if (this.#state === DONE || session.destroyed) return;
-    if (this.#outbox.pump(session, this.id, this, false) && this.#state === ENDING) this.#sendFinal();
+    if (this.state === DONE || session.destroyed) return;
+    if (this.#outbox.pump(session, this.id, this, false) && this.state === ENDING) this.#sendFinal();
   }
 
-  // --- internals ---------------------------------------------------------------------------------
+  // --- HTTP/2's side of OwnServerCall -----------------------------------------------------------------
 
-  #prepareSend(length: number): boolean {
-    if (this.#state >= ENDING) return false;
-    if (length > this.#router.maxSendMessageBytes) {
-      this.#fail({
-        code: GrpcStatus.RESOURCE_EXHAUSTED,
-        message: `trying to send message larger than max (${length} vs. ${this.#router.maxSendMessageBytes})`,
-      });
-      return false;
-    }
-    if (this.#state === IDLE) return this.#respond(undefined);
-    return true;
-  }
-
-  #respond(metadata: Metadata | undefined): boolean {
+  protected respond(metadata: Metadata | undefined): boolean {
     const encoder = this.#session.encoder;
     encoder.begin();
     encoder.add(STATUS, '200');
@@ -578,12 +455,49 @@ export class H2ServerCall implements ServerCall, SendWaiter {
     } catch (err) {
       encoder.end();
       this.#router.logger.warn({ path: this.path, err: (err as Error).message }, 'gRPC response headers rejected');
-      this.#fail({ code: GrpcStatus.INTERNAL, message: `invalid response metadata: ${(err as Error).message}` });
+      this.fail({ code: GrpcStatus.INTERNAL, message: `invalid response metadata: ${(err as Error).message}` });
       return false;
     }
-    this.#state = STREAMING;
+    this.state = STREAMING;
     this.#session.sendBlock(this.id, false);
     return true;
+  }
+
+  protected finish(status: CallStatus, trailers: Metadata | undefined): void {
+    if (this.state === IDLE) {
+      this.state = DONE;
+      this.#sendTrailersOnly(status, trailers);
+      this.close();
+      return;
+    }
+    this.state = ENDING;
+    this.#trailerStatus = status;
+    this.#trailerMetadata = trailers;
+    if (this.#outbox.queued === 0) this.#sendFinal();
+  }
+
+  protected sendCancel(): void {
+    this.#session.sendReset(this.id, CANCEL);
+  }
+
+  protected close(): void {
+    this.#outbox.clear();
+    this.#inbox.drop(this.#session);
+    this.#decoder = undefined;
+    this.#session.callDone(this);
+  }
+
+  protected nextMessage(): Buffer | undefined {
+    return this.#decoder?.read();
+  }
+
+  protected afterDelivery(): CallStatus | undefined {
+    this.#inbox.consumed(this.#session, this.id, this.inboundEnded);
+    return this.#decoder?.failure;
+  }
+
+  protected get atBoundary(): boolean {
+    return this.#decoder?.atBoundary ?? true;
   }
 
   #sendTrailersOnly(status: CallStatus, trailers: Metadata | undefined): void {
@@ -599,14 +513,14 @@ export class H2ServerCall implements ServerCall, SendWaiter {
     };
     this.#buildTrailers(build, trailers);
     session.sendBlock(this.id, true);
-    if (!this.#inboundEnded) session.sendReset(this.id, NO_ERROR);
+    if (!this.inboundEnded) session.sendReset(this.id, NO_ERROR);
   }
 
   /** The trailers, once the messages before them are out. */
   #sendFinal(): void {
     const status = this.#trailerStatus as CallStatus;
     const trailers = this.#trailerMetadata;
-    this.#state = DONE;
+    this.state = DONE;
     const session = this.#session;
     if (!session.destroyed) {
       const encoder = session.encoder;
@@ -617,9 +531,9 @@ export class H2ServerCall implements ServerCall, SendWaiter {
       }, trailers);
       session.sendBlock(this.id, true);
       // The client may still be sending: tell it to stop (RFC 9113 §8.1).
-      if (!this.#inboundEnded) session.sendReset(this.id, NO_ERROR);
+      if (!this.inboundEnded) session.sendReset(this.id, NO_ERROR);
     }
-    this.#close();
+    this.close();
   }
 
   /** Builds a block with the custom trailers, or without them when they are invalid. */
@@ -635,84 +549,5 @@ export class H2ServerCall implements ServerCall, SendWaiter {
       this.#router.logger.warn({ path: this.path, err: (err as Error).message }, 'gRPC trailers rejected');
       build(false);
     }
-  }
-
-  #close(): void {
-    this.#outbox.clear();
-    this.#inbox.drop(this.#session);
-    this.#decoder = undefined;
-    this.#session.callDone(this);
-  }
-
-  #fail(status: CallStatus): void {
-    if (this.finished) return;
-    this.#terminated(status);
-    this.end(status);
-  }
-
-  #terminated(status: CallStatus): void {
-    if (this.#abortReason === undefined) {
-      this.#abortReason = abortReason(status);
-      this.#controller?.abort(this.#abortReason);
-    }
-    this.#failure ??= status;
-    if (this.#reader !== undefined && !this.#readerClosed) {
-      this.#readerClosed = true;
-      this.#reader.error(status);
-    }
-    this.#readerClosed = true;
-  }
-
-  #deliver(): void {
-    if (this.#delivering) return;
-    const reader = this.#reader;
-    if (reader === undefined) return;
-    const decoder = this.#decoder;
-    this.#delivering = true;
-    try {
-      if (decoder !== undefined) {
-        while (!this.#paused && !this.#readerClosed) {
-          const message = decoder.read();
-          if (message === undefined) break;
-          reader.message(message);
-        }
-      }
-    } catch (err) {
-      this.#delivering = false;
-      this.#router.logger.error({ path: this.path, err: (err as Error).message }, 'gRPC call reader threw');
-      this.#fail({ code: GrpcStatus.INTERNAL, message: 'the server failed to process a message' });
-      return;
-    }
-    this.#delivering = false;
-    if (this.#readerClosed || this.#paused) return;
-    this.#inbox.consumed(this.#session, this.id, this.#inboundEnded);
-    if (decoder?.failure !== undefined) {
-      this.#fail(decoder.failure);
-      return;
-    }
-    if (!this.#inboundEnded) return;
-    if (decoder !== undefined && !decoder.atBoundary) {
-      this.#fail({ code: GrpcStatus.INTERNAL, message: 'the client ended the stream inside a message' });
-      return;
-    }
-    this.#readerClosed = true;
-    reader.end();
-  }
-
-  #clearDeadline(): void {
-    if (this.#deadlineTimer !== undefined) {
-      clearTimeout(this.#deadlineTimer);
-      this.#deadlineTimer = undefined;
-    }
-  }
-
-  static #deadlineExpired(this: void, call: H2ServerCall): void {
-    call.#deadlineTimer = undefined;
-    call.#fail({ code: GrpcStatus.DEADLINE_EXCEEDED, message: 'deadline exceeded' });
-  }
-
-  static #deliverFailure(this: void, call: H2ServerCall): void {
-    const failure = call.#failure;
-    if (failure !== undefined) call.#reader?.error(failure);
   }
 }

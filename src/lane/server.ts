@@ -1,14 +1,14 @@
 import type { Duplex } from 'node:stream';
-import { IdTable, SLOT } from '../util/call-tables.js';
-import { CourierError, GrpcStatus } from '../errors/index.js';
-import type { Peer, ServerCall, ServerReader } from '../grpc/call.js';
+import { IdTable } from '../util/call-tables.js';
+import { GrpcStatus } from '../errors/index.js';
+import type { Peer, ServerCall } from '../grpc/call.js';
 import { SessionKeeper } from '../grpc/keepalive.js';
 import type { Metadata, ReceivedMetadata } from '../grpc/metadata.js';
-import { abortReason, http2ErrorName, type CallStatus } from '../grpc/status.js';
+import { http2ErrorName, type CallStatus } from '../grpc/status.js';
+import { DONE, ENDING, OwnServerCall, STREAMING } from '../grpc/own-server-call.js';
 import type { Logger } from '../observability/logging/index.js';
 import { LaneEndpoint, type LaneLimits } from './endpoint.js';
 import { StreamReceiver, StreamSender, type FinalFrame } from './stream.js';
-import { CallAbort, type CallSignal } from '../invoke/call-signal.js';
 import {
   CANCEL,
   emptyMetadata,
@@ -207,25 +207,13 @@ export class LaneServerSession extends LaneEndpoint {
   }
 }
 
-/** The outbound side of a lane call; see Http2ServerCall's states (the same, minus Node's wantTrailers). */
-const IDLE = 0;
-const STREAMING = 1;
-const ENDING = 2;
-const DONE = 3;
-
 /**
  * One call received on a lane connection (see {@link ServerCall}). Backpressure: a paused call keeps
  * the messages it received (at most its window) and returns no credit, so the client's sends report a
  * full buffer.
  */
-export class LaneServerCall implements ServerCall, FinalFrame {
-  readonly path: string;
-  /** Its place among the server's running calls. */
-  [SLOT] = -1;
-  readonly startedAt = performance.now();
+export class LaneServerCall extends OwnServerCall implements ServerCall, FinalFrame {
   readonly viaLane = true;
-  readonly deadline: number | undefined;
-  readonly id: number;
 
   readonly #session: LaneServerSession;
   readonly #router: LaneCallRouter;
@@ -234,18 +222,6 @@ export class LaneServerCall implements ServerCall, FinalFrame {
   #open: Buffer | undefined;
   #metadataAt: number;
   #metadata: ReceivedMetadata | undefined;
-
-  #state = IDLE;
-  #reader: ServerReader | undefined;
-  #paused = false;
-  #readerClosed = false;
-  #inboundEnded: boolean;
-  #delivering = false;
-  #failure: CallStatus | undefined;
-  #controller: CallAbort | undefined;
-  #abortReason: CourierError | undefined;
-  #statusCode: number | undefined;
-  #deadlineTimer: NodeJS.Timeout | undefined;
   #trailerStatus: CallStatus | undefined;
   #trailerMetadata: Metadata | undefined;
 
@@ -259,20 +235,13 @@ export class LaneServerCall implements ServerCall, FinalFrame {
     metadataAt: number,
     halfClosed: boolean,
   ) {
+    super(router, id, path, deadline, halfClosed);
     this.#session = session;
     this.#router = router;
-    this.id = id;
-    this.path = path;
-    this.deadline = deadline;
     this.#open = open;
     this.#metadataAt = metadataAt;
-    this.#inboundEnded = halfClosed;
     this.#sender = new StreamSender(session, id, session.peerLimits.initialWindow);
     this.#receiver = new StreamReceiver(session, id, router.maxReceiveMessageBytes);
-    if (deadline !== undefined) {
-      this.#deadlineTimer = setTimeout(LaneServerCall.#deadlineExpired, Math.max(0, deadline - Date.now()), this);
-      this.#deadlineTimer.unref();
-    }
   }
 
   /** `:path`, `content-type` and the custom metadata the caller sent (built on first access). */
@@ -299,56 +268,15 @@ export class LaneServerCall implements ServerCall, FinalFrame {
     return this.#session.peer;
   }
 
-  get signal(): CallSignal {
-    if (this.#controller === undefined) {
-      this.#controller = new CallAbort();
-      if (this.#abortReason !== undefined) this.#controller.abort(this.#abortReason);
-    }
-    return this.#controller;
-  }
-
-  get statusCode(): number | undefined {
-    return this.#statusCode ?? this.#failure?.code;
-  }
-
-  get finished(): boolean {
-    return this.#state >= ENDING;
-  }
-
-  setReader(reader: ServerReader): void {
-    if (this.#reader !== undefined) throw new CourierError('ERR_INTERNAL', `setReader called twice on ${this.path}`);
-    this.#reader = reader;
-    if (this.#failure !== undefined) {
-      this.#readerClosed = true;
-      process.nextTick(LaneServerCall.#deliverFailure, this);
-      return;
-    }
-    if (!this.#readerClosed) this.#deliver();
-  }
-
-  pause(): void {
-    this.#paused = true;
-  }
-
-  resume(): void {
-    if (!this.#paused) return;
-    this.#paused = false;
-    if (!this.#readerClosed && this.#reader !== undefined) this.#deliver();
-  }
-
-  sendHeaders(metadata?: Metadata): void {
-    if (this.#state === IDLE) this.#respond(metadata);
-  }
-
   sendMessage(bytes: Uint8Array): boolean {
-    if (!this.#prepareSend(bytes.byteLength)) return true;
+    if (!this.prepareSend(bytes.byteLength)) return true;
     return this.#sender.send(bytes);
   }
 
   sendMessageParts(parts: readonly Uint8Array[]): boolean {
     let length = 0;
     for (const part of parts) length += part.byteLength;
-    if (!this.#prepareSend(length)) return true;
+    if (!this.prepareSend(length)) return true;
     return this.#sender.sendParts(parts, length);
   }
 
@@ -357,59 +285,28 @@ export class LaneServerCall implements ServerCall, FinalFrame {
     this.#sender.onDrain(callback);
   }
 
-  end(status: CallStatus, trailers?: Metadata): void {
-    if (this.#state >= ENDING) return;
-    this.#statusCode = status.code;
-    this.#readerClosed = true;
-    this.#clearDeadline();
-    this.#state = ENDING;
-    this.#trailerStatus = status;
-    this.#trailerMetadata = trailers;
-    this.#sender.finish(this);
-  }
-
-  cancel(status: CallStatus): void {
-    if (this.#state === DONE) return;
-    this.#state = DONE;
-    this.#statusCode ??= status.code;
-    this.#clearDeadline();
-    this.#terminated(status);
-    const session = this.#session;
-    if (!session.destroyed) {
-      session.batch.u32(RESET, 0, this.id, CANCEL);
-      session.schedule();
-    }
-    this.#close();
-  }
-
   /** @internal A frame of this call from the session. */
   frame(type: number, flags: number, payload: Buffer): void {
     switch (type) {
       case MESSAGE:
-        if (this.#readerClosed) return;
+        if (this.readerClosed) return;
         if (!this.#receiver.receive(flags, payload)) {
-          this.#fail(this.#receiver.failure as CallStatus);
+          this.fail(this.#receiver.failure as CallStatus);
           return;
         }
-        if (this.#reader !== undefined) this.#deliver();
+        if (this.reader !== undefined) this.deliver();
         return;
       case HALF_CLOSE:
-        this.#inboundEnded = true;
-        if (!this.#readerClosed && this.#reader !== undefined) this.#deliver();
+        this.inboundEnded = true;
+        if (!this.readerClosed && this.reader !== undefined) this.deliver();
         return;
       case WINDOW:
         this.#sender.credit(payload.readUInt32BE(0));
         return;
       case RESET: {
-        if (this.#state === DONE) return;
-        this.#state = DONE;
-        this.#clearDeadline();
         const code = payload.readUInt32BE(0);
-        this.#terminated({
-          code: GrpcStatus.CANCELLED,
-          message: code === CANCEL ? 'the client cancelled the call' : `the stream was reset (${http2ErrorName(code)})`,
-        });
-        this.#close();
+        const message = code === CANCEL ? 'the client cancelled the call' : `the stream was reset (${http2ErrorName(code)})`;
+        if (this.endedBy({ code: GrpcStatus.CANCELLED, message })) this.close();
         return;
       }
       default:
@@ -419,34 +316,66 @@ export class LaneServerCall implements ServerCall, FinalFrame {
 
   /** @internal The connection is gone; the session forgets the call itself. */
   connectionLost(reason: string): void {
-    this.#clearDeadline();
+    this.clearDeadline();
     this.#sender.discard();
     this.#receiver.discard();
-    if (this.#state === DONE) return;
-    this.#state = DONE;
-    this.#terminated({ code: GrpcStatus.CANCELLED, message: `the connection was lost: ${reason}` });
+    this.endedBy({ code: GrpcStatus.CANCELLED, message: `the connection was lost: ${reason}` });
   }
 
-  // --- internals ---------------------------------------------------------------------------------
-
-  #prepareSend(length: number): boolean {
-    if (this.#state >= ENDING) return false;
-    if (length > this.#router.maxSendMessageBytes) {
-      this.#fail({
-        code: GrpcStatus.RESOURCE_EXHAUSTED,
-        message: `trying to send message larger than max (${length} vs. ${this.#router.maxSendMessageBytes})`,
-      });
-      return false;
+  /** @internal The trailers, once the messages before them are out. */
+  sendFinal(): void {
+    const status = this.#trailerStatus as CallStatus;
+    this.state = DONE;
+    const session = this.#session;
+    if (!session.destroyed) {
+      const code = Number.isInteger(status.code) && status.code >= 0 ? status.code : GrpcStatus.UNKNOWN;
+      const message = status.message ?? '';
+      session.batch.trailers(this.id, code, message, this.#fitting(this.#trailerMetadata, 8 + message.length * 3));
+      session.schedule();
     }
-    if (this.#state === IDLE) this.#respond(undefined);
-    return true;
+    this.close();
   }
 
-  #respond(metadata: Metadata | undefined): void {
-    this.#state = STREAMING;
+  // --- the lane's side of OwnServerCall ---------------------------------------------------------------
+
+  protected respond(metadata: Metadata | undefined): boolean {
+    this.state = STREAMING;
     const session = this.#session;
     session.batch.headers(this.id, this.#fitting(metadata, 0));
     session.schedule();
+    return true;
+  }
+
+  protected finish(status: CallStatus, trailers: Metadata | undefined): void {
+    this.state = ENDING;
+    this.#trailerStatus = status;
+    this.#trailerMetadata = trailers;
+    this.#sender.finish(this);
+  }
+
+  protected sendCancel(): void {
+    const session = this.#session;
+    if (session.destroyed) return;
+    session.batch.u32(RESET, 0, this.id, CANCEL);
+    session.schedule();
+  }
+
+  protected close(): void {
+    this.#sender.discard();
+    this.#receiver.discard();
+    this.#session.callDone(this);
+  }
+
+  protected nextMessage(): Buffer | undefined {
+    return this.#receiver.read();
+  }
+
+  protected afterDelivery(): CallStatus | undefined {
+    return undefined;
+  }
+
+  protected get atBoundary(): boolean {
+    return this.#receiver.atBoundary;
   }
 
   /** `metadata`, or none when it would not fit in one frame the client accepts (the status still goes out). */
@@ -456,89 +385,5 @@ export class LaneServerCall implements ServerCall, FinalFrame {
     if (metadataBound(metadata) + extra <= limit) return metadata;
     this.#router.logger.warn({ path: this.path, limit }, 'lane response metadata is over the frame limit; sent without it');
     return undefined;
-  }
-
-  /** @internal The trailers, once the messages before them are out. */
-  sendFinal(): void {
-    const status = this.#trailerStatus as CallStatus;
-    this.#state = DONE;
-    const session = this.#session;
-    if (!session.destroyed) {
-      const code = Number.isInteger(status.code) && status.code >= 0 ? status.code : GrpcStatus.UNKNOWN;
-      const message = status.message ?? '';
-      session.batch.trailers(this.id, code, message, this.#fitting(this.#trailerMetadata, 8 + message.length * 3));
-      session.schedule();
-    }
-    this.#close();
-  }
-
-  #close(): void {
-    this.#sender.discard();
-    this.#receiver.discard();
-    this.#session.callDone(this);
-  }
-
-  #fail(status: CallStatus): void {
-    if (this.finished) return;
-    this.#terminated(status);
-    this.end(status);
-  }
-
-  #terminated(status: CallStatus): void {
-    if (this.#abortReason === undefined) {
-      this.#abortReason = abortReason(status);
-      this.#controller?.abort(this.#abortReason);
-    }
-    this.#failure ??= status;
-    if (this.#reader !== undefined && !this.#readerClosed) {
-      this.#readerClosed = true;
-      this.#reader.error(status);
-    }
-    this.#readerClosed = true;
-  }
-
-  #deliver(): void {
-    if (this.#delivering) return;
-    const reader = this.#reader;
-    if (reader === undefined) return;
-    const receiver = this.#receiver;
-    this.#delivering = true;
-    try {
-      while (!this.#paused && !this.#readerClosed) {
-        const message = receiver.read();
-        if (message === undefined) break;
-        reader.message(message);
-      }
-    } catch (err) {
-      this.#delivering = false;
-      this.#router.logger.error({ path: this.path, err: (err as Error).message }, 'lane call reader threw');
-      this.#fail({ code: GrpcStatus.INTERNAL, message: 'the server failed to process a message' });
-      return;
-    }
-    this.#delivering = false;
-    if (this.#readerClosed || this.#paused || !this.#inboundEnded) return;
-    if (!receiver.atBoundary) {
-      this.#fail({ code: GrpcStatus.INTERNAL, message: 'the client ended the stream inside a message' });
-      return;
-    }
-    this.#readerClosed = true;
-    reader.end();
-  }
-
-  #clearDeadline(): void {
-    if (this.#deadlineTimer !== undefined) {
-      clearTimeout(this.#deadlineTimer);
-      this.#deadlineTimer = undefined;
-    }
-  }
-
-  static #deadlineExpired(this: void, call: LaneServerCall): void {
-    call.#deadlineTimer = undefined;
-    call.#fail({ code: GrpcStatus.DEADLINE_EXCEEDED, message: 'deadline exceeded' });
-  }
-
-  static #deliverFailure(this: void, call: LaneServerCall): void {
-    const failure = call.#failure;
-    if (failure !== undefined) call.#reader?.error(failure);
   }
 }
