@@ -54,7 +54,7 @@ child.on('exit', (code, signal) => {
   process.exit(code ?? (signal ? 1 : 0));
 });
 
-/** The processes below `root`, parents first: [pid, elapsed seconds, command line]. */
+/** The processes below `root`, parents first, each with its parent, age in seconds and command line. */
 function descendants(root) {
   const rows = execFileSync('ps', ['-eo', 'pid=,ppid=,etimes=,args='], { encoding: 'utf8' })
     .split('\n')
