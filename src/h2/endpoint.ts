@@ -104,7 +104,6 @@ export function encodeMetadata(encoder: HpackEncoder, metadata: Metadata | undef
   return userAgent;
 }
 
-
 /**
  * What both ends of an HTTP/2 connection share: frame parsing, header blocks reassembled from
  * CONTINUATION frames, SETTINGS, PING, the connection's flow-control windows both ways, and output

@@ -44,7 +44,6 @@ export interface DrainWaiter {
 
 const PING_PAYLOAD = Buffer.alloc(8);
 
-
 /**
  * What both ends of a lane connection share: the magic and SETTINGS exchange, frame parsing, writes
  * gathered per turn of the event loop (one write per turn however many calls produced frames), socket backpressure,

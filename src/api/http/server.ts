@@ -614,7 +614,6 @@ export class HttpApiServer {
 /** An invocation built by the HTTP API, whose body is set once it is known. */
 type PendingRequest = { -readonly [K in keyof InvokeRequest<InvokeTarget>]: InvokeRequest<InvokeTarget>[K] };
 
-
 function hasBody(req: IncomingMessage | { readonly chunked: boolean; readonly contentLength: string | undefined }): boolean {
   if ('rawHeaders' in req) return req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
   return req.chunked || Number(req.contentLength ?? 0) > 0;
