@@ -53,7 +53,9 @@ const method = quick
 const MiB = 1024 * 1024;
 const UPLOAD_BYTES = 100 * MiB;
 // Every sidecar serves its runtime diagnostics (--enable-profiling) so the stalls of each measured
-// window can be read; the probe behind it is a 10 ms timer and a GC observer.
+// window can be read; the probe behind it is a 10 ms timer and a GC observer, which run only during
+// the sidecar's own measured windows (`?reset=true` starts one, `?stop=true` ends it), so that idle
+// sidecars do not wake 100 times a second while another path is measured.
 const SIDECAR_ARGS = ['--log-level', 'warn', '--max-body-size', '200Mi', '--enable-profiling', '--profile-port', '0'];
 
 interface Proc {
@@ -63,9 +65,9 @@ interface Proc {
   profilePort?: number | undefined;
 }
 
-/** A sidecar's `GET /debug/runtime` (with `?reset=true` to start a new window). */
-async function runtimeReport(port: number, reset: boolean): Promise<RuntimeReport> {
-  const res = await fetch(`http://127.0.0.1:${port}/debug/runtime${reset ? '?reset=true' : ''}`);
+/** A sidecar's `GET /debug/runtime`, then a new window started (`reset`) or the probes stopped (`stop`). */
+async function runtimeReport(port: number, then: 'reset' | 'stop'): Promise<RuntimeReport> {
+  const res = await fetch(`http://127.0.0.1:${port}/debug/runtime?${then}=true`);
   return (await res.json()) as RuntimeReport;
 }
 
@@ -143,13 +145,13 @@ async function measurePath(path: PathSetup): Promise<PathRun> {
   });
   await runLoadProcess(spec(method.warmupSeconds));
   const pids = path.processes.map((p) => p.pid);
-  for (const p of path.processes) if (p.profilePort !== undefined) await runtimeReport(p.profilePort, true);
+  for (const p of path.processes) if (p.profilePort !== undefined) await runtimeReport(p.profilePort, 'reset');
   const cpuBefore = pids.map(cpuSeconds);
   const rss = sampleRss(pids, 250);
   const load = await runLoadProcess(spec(method.measuredSeconds));
   const peaks = rss.stop();
   const cpuAfter = pids.map(cpuSeconds);
-  const stalls = await Promise.all(path.processes.map(async (p) => (p.profilePort === undefined ? undefined : stallFigures(await runtimeReport(p.profilePort, false)))));
+  const stalls = await Promise.all(path.processes.map(async (p) => (p.profilePort === undefined ? undefined : stallFigures(await runtimeReport(p.profilePort, 'stop')))));
   const processes: ProcessFigures[] = path.processes.map((p, i) => ({
     role: p.role,
     cpuPer1000: round3(((cpuAfter[i] ?? 0) - (cpuBefore[i] ?? 0)) / Math.max(1, load.completed / 1000)),
@@ -462,6 +464,8 @@ try {
   if (wrk === undefined) skipped.push('HTTP saturation (no wrk)');
   if (h2load === undefined) skipped.push('gRPC saturation (no h2load)');
 
+  // Every sidecar's probes stay off outside its measured windows.
+  for (const path of paths) for (const p of path.processes) if (p.profilePort !== undefined) await runtimeReport(p.profilePort, 'stop');
   // Idle RSS once the last sidecar started has settled (SETTLE_MS).
   await sleep(SETTLE_MS);
   const idleRss = new Map<number, number>();

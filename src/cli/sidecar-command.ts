@@ -145,7 +145,7 @@ export const sidecarFlags: readonly FlagSpec[] = [
   {
     name: 'enable-profiling',
     type: 'bool',
-    help: 'serve runtime diagnostics (event-loop delay, GC pauses: GET /debug/runtime), CPU profiles (GET /debug/cpu-profile?seconds=N) and allocation profiles (GET /debug/alloc-profile?seconds=N) on --profile-port',
+    help: 'serve runtime diagnostics (event-loop delay, GC pauses: GET /debug/runtime[?reset=true|?stop=true]), CPU profiles (GET /debug/cpu-profile?seconds=N) and allocation profiles (GET /debug/alloc-profile?seconds=N) on --profile-port',
   },
   { name: 'profile-port', type: 'int', placeholder: '<port>', defaultText: '7777', help: 'the port of --enable-profiling (loopback; 0 picks a free port)' },
   {

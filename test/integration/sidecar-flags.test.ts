@@ -174,6 +174,15 @@ http.get({ socketPath, path: '/v1.0/metadata' }, (res) => {
     assert.equal(typeof report.eventLoopDelayMs.p99, 'number');
     assert.ok(report.memory.rssMb > 10);
     assert.equal(typeof report.otherStalls, 'number');
+    // A window ends with ?stop=true: the probes stop until the next ?reset=true.
+    const stop = await send(port, { path: '/debug/runtime?stop=true', headers: { 'dapr-api-token': 'secret' } });
+    assert.equal((JSON.parse(stop.text) as { running: boolean }).running, true, 'the report of the window that stop ends');
+    const after = JSON.parse((await send(port, { path: '/debug/runtime', headers: { 'dapr-api-token': 'secret' } })).text) as { running: boolean; sinceMs: number };
+    const later = JSON.parse((await send(port, { path: '/debug/runtime', headers: { 'dapr-api-token': 'secret' } })).text) as { running: boolean; sinceMs: number };
+    assert.equal(after.running, false);
+    assert.equal(later.sinceMs, after.sinceMs, 'a stopped window does not grow');
+    await send(port, { path: '/debug/runtime?reset=true', headers: { 'dapr-api-token': 'secret' } });
+    assert.equal((JSON.parse((await send(port, { path: '/debug/runtime', headers: { 'dapr-api-token': 'secret' } })).text) as { running: boolean }).running, true);
     const profile = await send(port, { path: '/debug/cpu-profile?seconds=1', headers: { 'dapr-api-token': 'secret' } });
     assert.equal(profile.status, 200);
     const parsed = JSON.parse(profile.text) as { nodes: unknown[]; samples: unknown[] };
