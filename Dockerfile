@@ -7,6 +7,9 @@ WORKDIR /src
 COPY package.json package-lock.json ./
 # --ignore-scripts: "prepare" would build before the sources are here; only the native binding needs its script.
 RUN npm ci --ignore-scripts && npm rebuild better-sqlite3
+COPY binding.gyp ./
+COPY native ./native
+RUN npm run install
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 RUN npm run build && npm prune --omit=dev --ignore-scripts
@@ -21,6 +24,7 @@ WORKDIR /app
 COPY --from=build /src/package.json ./package.json
 COPY --from=build /src/node_modules ./node_modules
 COPY --from=build /src/dist ./dist
+COPY --from=build /src/build/Release/courier_native.node ./build/Release/courier_native.node
 COPY proto ./proto
 COPY dashboard ./dashboard
 # The image's `node` user, by number so that Kubernetes can check runAsNonRoot.

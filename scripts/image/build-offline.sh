@@ -74,6 +74,11 @@ done
 # The package: what `npm ls --omit=dev` lists, copied from node_modules, minus sources, types and maps.
 cp package.json "$root/app/"
 cp -r dist proto dashboard "$root/app/"
+# Courier's own native module (the scheduler slice), when npm install built it: a sidecar runs without it.
+if [ -f build/Release/courier_native.node ]; then
+  mkdir -p "$root/app/build/Release"
+  cp build/Release/courier_native.node "$root/app/build/Release/"
+fi
 find "$root/app/dist" \( -name '*.test.js' -o -name '*.map' -o -name '*.d.ts' \) -delete
 find "$root/app/dist" -path '*/testing/*' -delete 2>/dev/null || true
 npm ls --omit=dev --all --parseable 2>/dev/null |

@@ -56,6 +56,8 @@ export interface SidecarOptions {
   readonly outlierEjection?: number | undefined;
   /** The retry budget of each target (`--retry-budget`); undefined: retries are not budgeted. */
   readonly retryBudget?: RetryBudgetSettings | undefined;
+  /** `--scheduler-slice`: the time slice, in µs, the event loop's thread asks Linux for; undefined or 0: the kernel's own. */
+  readonly schedulerSliceUs?: number | undefined;
   readonly logLevel: LogLevel;
   readonly logAsJson: boolean;
   /** `--enable-profiling` with `--profile-port`: where runtime diagnostics are served; undefined when off. */

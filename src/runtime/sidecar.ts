@@ -36,6 +36,7 @@ import type { ResiliencyRunnerOptions } from '../resiliency/index.js';
 import type { ConfigurationWatch, watchConfiguration as WatchConfiguration } from '../config/watch.js';
 import type { SidecarOptions } from './options.js';
 import { IdleMemoryReclaimer } from './idle-memory.js';
+import { requestSchedulerSlice } from './scheduler-slice.js';
 import type { DiagnosticsServer, RuntimeDiagnostics } from '../observability/diagnostics.js';
 import type { SidecarMetrics } from '../observability/metrics/sidecar-metrics.js';
 import type { MetricsServer } from '../observability/metrics/server.js';
@@ -130,6 +131,11 @@ export class Sidecar {
     const options = this.#options;
     const log = this.#logger;
     log.info({ version, app_id: options.appId, namespace: options.namespace }, 'starting Courier sidecar');
+    if (options.schedulerSliceUs !== undefined && options.schedulerSliceUs > 0) {
+      const slice = requestSchedulerSlice(options.schedulerSliceUs);
+      if (slice.kind === 'set') log.debug({ slice_us: slice.sliceUs }, 'scheduler slice set');
+      else log.debug({ reason: slice.kind === 'ignored' ? 'the kernel keeps no slice for this thread (Linux before 6.12, or a real-time policy)' : slice.reason }, "scheduler slice left at the kernel's default");
+    }
 
     // The Configuration loader, its schemas and the access-control parser are loaded only with --config,
     // the resource loaders only with --resources-path: a sidecar carries only what it uses.
