@@ -12,7 +12,6 @@
 #ifdef __linux__
 #include <errno.h>
 #include <stdint.h>
-#include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
