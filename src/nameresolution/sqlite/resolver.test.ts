@@ -189,6 +189,42 @@ test('close deletes the row, is idempotent, and is safe without register', async
   await Promise.all([unused.close(), unused.close()]);
 });
 
+test('close waits out a lock held longer than busyTimeout, and still deletes the row', async (t) => {
+  const f = fixture(t);
+  const { logger, records } = capturingLogger();
+  const resolver = f.make({ busyTimeout: '200ms' }, logger);
+  await resolver.register(self('orders', 50001));
+  // Another process's transaction (a heartbeat stuck behind a slow disk) holds the database.
+  const other = f.peek();
+  other.exec('BEGIN EXCLUSIVE');
+  const release = setTimeout(() => other.exec('COMMIT'), 1000);
+  t.after(() => clearTimeout(release));
+  const started = Date.now();
+  await resolver.close();
+  assert.ok(Date.now() - started >= 900, `close returned after ${Date.now() - started} ms, before the lock was released`);
+  assert.deepEqual(f.rows(), [], 'the row is gone');
+  assert.ok(!records.some((r) => String(r.msg).includes('failed to remove registration')), 'no warning');
+});
+
+test('close gives up on a lock that outlasts its budget, with a warning; the row expires by itself', async (t) => {
+  const f = fixture(t);
+  const { logger, records } = capturingLogger();
+  const resolver = f.make({}, logger);
+  await resolver.register(self('orders', 50001));
+  const other = f.peek();
+  other.exec('BEGIN EXCLUSIVE');
+  t.after(() => {
+    if (other.inTransaction) other.exec('COMMIT');
+  });
+  const started = Date.now();
+  await resolver.close();
+  const took = Date.now() - started;
+  assert.ok(took >= 2900 && took < 20_000, `gave up after ${took} ms`);
+  other.exec('COMMIT');
+  assert.deepEqual(f.rows().map((row) => row.address), ['127.0.0.1:50001']);
+  assert.ok(records.some((r) => r.level === 'warn' && String(r.msg).includes('failed to remove registration; it will expire by itself')));
+});
+
 test('register validates the instance and runs once', async (t) => {
   const f = fixture(t);
   await assert.rejects(f.make().register(self('orders', 0)), (e: unknown) => e instanceof CourierError && e.code === 'ERR_INVALID_CONFIG' && /internalPort/.test(e.message));
