@@ -47,8 +47,8 @@ const quietStartWaitMs = 1000;
 const cleanupSlackMs = 100;
 
 /**
- * How long a closing sidecar keeps trying to delete its row when the database is locked or failing
- * (at least `busyTimeout` and `timeout`). A row left behind sends callers to a closed port until its
+ * How long a closing sidecar keeps trying to delete its row while another connection holds the
+ * database (or `busyTimeout`, if longer). A row left behind sends callers to a closed port until its
  * liveness window ends, so removing it is worth a short wait at shutdown: a write held up by a slow
  * disk (the rollback journal syncs on every commit) can outlast `busyTimeout`.
  */
@@ -310,10 +310,10 @@ export class SqliteNameResolver implements NameResolver {
     if (store === undefined) return;
     if (registration !== undefined) {
       try {
-        const { busyTimeoutMs, timeoutMs } = this.metadata;
-        const deadline = Date.now() + Math.max(deregisterBudgetMs, busyTimeoutMs, timeoutMs);
-        // Not `this.budget`: that one stops retrying once closing, which this is.
-        const deleted = await retry(() => store.statements.deregister.run(registration.id, registration.address).changes, { busyTimeoutMs, timeoutMs, deadline, stop: () => false });
+        // Not `this.budget`, which stops retrying once closing: a lock is waited out, any other
+        // failure (a read-only or full database) ends the attempt at once.
+        const busyTimeoutMs = Math.max(deregisterBudgetMs, this.metadata.busyTimeoutMs);
+        const deleted = await retry(() => store.statements.deregister.run(registration.id, registration.address).changes, { busyTimeoutMs, timeoutMs: 0, stop: () => false });
         if (deleted === 0) this.logger.debug({ address: registration.address }, 'registration was already gone at close');
       } catch (error) {
         this.logger.warn({ err: errorMessage(error), address: registration.address }, 'failed to remove registration; it will expire by itself');
