@@ -8,7 +8,7 @@ import { createRequire } from 'node:module';
  * wakes a deadline of its eligible time plus its slice (about 1.4 ms by default on a 2-core machine),
  * so on a busy machine the sidecar waits behind whatever runs until that deadline comes. Since Linux
  * 6.12 a thread may ask for a shorter slice (0.1 to 100 ms): it gets the same share of the CPU, in
- * shorter turns that start sooner. Measured in docs/performance.md ("The scheduler's slice").
+ * shorter turns that start sooner. Measured in docs/decisions/scheduler-slice.md.
  */
 export const DEFAULT_SCHEDULER_SLICE_US = 100;
 
