@@ -1,17 +1,19 @@
 // Courier's benchmark: what two sidecars add to a call, against a direct call and a pair of nginx
 // proxies, measured in one run on this machine.
 //
-//   npm run bench             full run (3 interleaved repetitions of 10 s warm-up + 30 s, about 17 min)
-//   npm run bench -- --quick  about a minute, for checking a change
+//   npm run bench             full run (3 interleaved repetitions of 10 s warm-up + 30 s per path, then
+//                             the observability budget's own comparison; about 35 min)
+//   npm run bench -- --quick  about 3 minutes, for checking a change
 //
 // Paths: direct (generator → HTTP app), courier-http and courier-http-mtls (generator → sidecar A's
 // HTTP API → sidecar B over the internal gRPC hop, without and with mutual TLS → HTTP app),
-// courier-http-lean (as courier-http, with metrics and tracing off: what the default observability costs
-// is the difference), courier-http-traced (as courier-http, every call traced and exported over OTLP/HTTP
-// to a local collector that accepts and drops),
+// courier-http-lean (as courier-http, with metrics and tracing off), courier-http-traced (as courier-http,
+// every call traced and exported over OTLP/HTTP to a local collector that accepts and drops),
 // nginx-2hop (generator → nginx → nginx → HTTP app), direct-grpc (gRPC generator → gRPC app) and
 // courier-grpc-proxy (gRPC generator → sidecar A → sidecar B → gRPC app, proxied by dapr-app-id).
 // Fixed-rate latency comes from bench/lib/loadgen.ts (open loop), saturation from wrk or h2load.
+// What the default observability and tracing every call cost (the budget rows) is measured apart, on
+// several pairs per variant loaded together with a lean pair (bench/lib/observability-budget.ts).
 // Writes bench/results/<timestamp>.{json,md,svg}; a full run also refreshes docs/performance.md.
 import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -24,6 +26,7 @@ import type { LoadSpec } from './lib/loadgen.js';
 import { cpuSeconds, machineDescription, rssBytes, sampleRss } from './lib/proc.js';
 import { asLaunched, ensureTools, runLoadProcess, startNginx, startPortPrinter } from './lib/processes.js';
 import { upload } from './lib/upload.js';
+import { measureObservabilityBudget, overBase, type BudgetFigures } from './lib/observability-budget.js';
 import { findNode24 } from './lib/node24.js';
 import { NODE_FLAGS, withLauncherEnv } from '../src/runtime/heap-flags.js';
 import { h2loadSaturation, wrkSaturation, type SaturationResult } from './lib/saturation.js';
@@ -50,6 +53,9 @@ const quick = process.argv.includes('--quick');
 const method = quick
   ? { rate: 1000, connections: 16, bodyBytes: 1024, warmupSeconds: 2, measuredSeconds: 8, repetitions: 1, saturationSeconds: 3 }
   : { rate: 1000, connections: 16, bodyBytes: 1024, warmupSeconds: 10, measuredSeconds: 30, repetitions: 3, saturationSeconds: 10 };
+// The observability budget's own comparison (bench/lib/observability-budget.ts): pairs per variant,
+// interleaved windows per pair and their length.
+const budget = quick ? { pairs: 1, reps: 1, seconds: 3, warmupSeconds: 2 } : { pairs: 4, reps: 3, seconds: 8, warmupSeconds: 5 };
 const MiB = 1024 * 1024;
 const UPLOAD_BYTES = 100 * MiB;
 // Every sidecar serves its runtime diagnostics (--enable-profiling) so the stalls of each measured
@@ -273,25 +279,37 @@ function targets(report: BenchReport): TargetCheck[] {
   if (report.supervisorRssNode24Mb !== undefined) {
     checks.push(row('`courier run` supervisor RSS on Node 24', `${report.supervisorRssNode24Mb} MB`, report.supervisorRssNode24Mb, 50, 40, ' MB'));
   }
+  // The observability budget, from its own comparison of several pairs per variant (see
+  // bench/lib/observability-budget.ts for why one pair per variant cannot tell 10 % apart).
+  const ob = report.observability;
+  const pairsOf = (n: number): string => `${n} pair${n === 1 ? '' : 's'}`;
+  const obOf = (name: string) => ob?.figures.find((f) => f.variant === name);
+  const leanFigures = obOf('lean');
+  const signed = (x: number, unit: string, digits = 1): string => `${x >= 0 ? '+' : ''}${x.toFixed(digits)}${unit}`;
+  const cpuOver = (name: string, v: BudgetFigures, base: BudgetFigures): string => {
+    const o = overBase(v, base);
+    return `${name}: A ${signed(o.a, ' %')}, B ${signed(o.b, ' %')} (medians of the windows: A ${median(v.a).toFixed(3)} vs ${median(base.a).toFixed(3)}, B ${median(v.b).toFixed(3)} vs ${median(base.b).toFixed(3)} core per 1000 requests)`;
+  };
+  const defaultFigures = obOf('default');
+  if (leanFigures !== undefined && defaultFigures !== undefined) {
+    const o = overBase(defaultFigures, leanFigures);
+    checks.push(row(`metrics + default tracing: CPU per sidecar over the lean path (${pairsOf(ob?.pairs ?? 0)} each, median of same-window ratios)`, cpuOver('default vs lean', defaultFigures, leanFigures), o.worst, 10, undefined, ' %'));
+    checks.push(row('metrics + default tracing: RSS per sidecar at 1000 rps over the lean path (median of pairs\' peaks)', signed(o.rssMb, ' MB', 0), o.rssMb, 5, undefined, ' MB'));
+  }
+  const tracedFigures = obOf('traced');
+  if (leanFigures !== undefined && tracedFigures !== undefined) {
+    const o = overBase(tracedFigures, leanFigures);
+    checks.push(row(`every call traced and exported: CPU per sidecar over the lean path (${pairsOf(ob?.pairs ?? 0)} each, median of same-window ratios)`, cpuOver('traced vs lean', tracedFigures, leanFigures), o.worst, 30, undefined, ' %'));
+    // No bound is set for this one: it is reported so the cost of exporting everything is known.
+    checks.push({ target: 'every call traced and exported: RSS per sidecar at 1000 rps over the lean path', measured: signed(o.rssMb, ' MB', 0), must: '–', met: undefined });
+  }
+  // The same comparison between the single pairs of the paths above, for reference: no bound, since
+  // one pair per variant measures mostly which pairs were drawn.
   const leanPath = find('courier-http-lean');
   const leanCpu = worst(leanPath, 'cpuPer1000');
   if (leanCpu !== undefined && cpu !== undefined) {
     const share = (100 * (cpu - leanCpu)) / leanCpu;
-    checks.push(row('metrics + default tracing: CPU per sidecar over the lean path (courier-http vs courier-http-lean)', `${cpu.toFixed(3)} vs ${leanCpu.toFixed(3)} (${share >= 0 ? '+' : ''}${share.toFixed(1)} %)`, share, 10, undefined, ' %'));
-    const leanLoad = worst(leanPath, 'loadRssMb');
-    const load = worst(http, 'loadRssMb');
-    const rss = leanLoad === undefined || load === undefined ? undefined : load - leanLoad;
-    checks.push(row('metrics + default tracing: RSS per sidecar at 1000 rps over the lean path', rss === undefined ? '–' : `${load} vs ${leanLoad} MB (${rss >= 0 ? '+' : ''}${rss} MB)`, rss, 5, undefined, ' MB'));
-    const tracedPath = find('courier-http-traced');
-    const tracedCpu = worst(tracedPath, 'cpuPer1000');
-    if (tracedCpu !== undefined) {
-      const tracedShare = (100 * (tracedCpu - leanCpu)) / leanCpu;
-      checks.push(row('every call traced and exported: CPU per sidecar over the lean path (courier-http-traced)', `${tracedCpu.toFixed(3)} vs ${leanCpu.toFixed(3)} (+${tracedShare.toFixed(1)} %)`, tracedShare, 30, undefined, ' %'));
-      const tracedLoad = worst(tracedPath, 'loadRssMb');
-      const tracedRss = tracedLoad === undefined || leanLoad === undefined ? undefined : tracedLoad - leanLoad;
-      // No bound is set for this one: it is reported so the cost of exporting everything is known.
-      checks.push({ target: 'every call traced and exported: RSS per sidecar at 1000 rps over the lean path', measured: tracedRss === undefined ? '–' : `${tracedLoad} vs ${leanLoad} MB (${tracedRss >= 0 ? '+' : ''}${tracedRss} MB)`, must: '–', met: undefined });
-    }
+    checks.push({ target: 'for reference, one pair each: courier-http vs courier-http-lean, CPU per sidecar (worst of A and B)', measured: `${cpu.toFixed(3)} vs ${leanCpu.toFixed(3)} (${signed(share, ' %')})`, must: '–', met: undefined });
   }
   checks.push(row("Dapr's gate: added p90 (courier-http)", ms(h?.p90), h?.p90, 2.0, undefined, ' ms'));
   checks.push(row("Dapr's gate: added p90 (courier-grpc-proxy)", ms(g?.p90), g?.p90, 2.5, undefined, ' ms'));
@@ -351,7 +369,8 @@ try {
   // Every call traced (samplingRate "1") and exported over OTLP/HTTP to a collector that drops what it gets.
   const sink = await startPortPrinter('otlp-sink', [join(repoRoot, 'bench', 'apps', 'otlp-sink.mjs')]);
   env.track(sink.child);
-  const traced = [...SIDECAR_ARGS, '--config', configOf('traced', `  tracing:\n    samplingRate: "1"\n    otel:\n      endpointAddress: "127.0.0.1:${sink.port}"\n      protocol: http\n      isSecure: false\n`)];
+  const tracedConfig = configOf('traced', `  tracing:\n    samplingRate: "1"\n    otel:\n      endpointAddress: "127.0.0.1:${sink.port}"\n      protocol: http\n      isSecure: false\n`);
+  const traced = [...SIDECAR_ARGS, '--config', tracedConfig];
   const b7 = await startSidecar(env, { appId: 'bench-http-traced', appPort: httpApp.port, waitForApp: true, args: traced });
   const a7 = await startSidecar(env, { appId: 'bench-caller-traced', args: traced });
   const m2 = mtlsOf('bench-http-mtls');
@@ -485,6 +504,22 @@ try {
     }
   }
 
+  process.stderr.write(`bench: observability budget, ${budget.pairs} pair(s) each of default, lean and traced sidecars\n`);
+  const budgetFigures = await measureObservabilityBudget({
+    env,
+    appPort: httpApp.port,
+    base: 'lean',
+    // `default` is given a Configuration that changes nothing, so that all three load the same
+    // Configuration parser and differ only in what they record (the parser alone holds about 5 MB).
+    variants: [
+      { name: 'default', args: ['--config', configOf('budget-default', '  {}\n')] },
+      { name: 'lean', args: ['--enable-metrics=false', '--config', configOf('budget-lean', '  tracing:\n    samplingRate: "0"\n')] },
+      { name: 'traced', args: ['--config', tracedConfig] },
+    ],
+    ...budget,
+    log: (line) => process.stderr.write(`${line}\n`),
+  });
+
   process.stderr.write('bench: 100 MiB upload through courier-http ... ');
   const uploadPids = [a1.pid, b1.pid];
   const before = uploadPids.map(rssBytes);
@@ -518,6 +553,7 @@ try {
     upload: uploadFigures,
     supervisorRssMb,
     supervisorRssNode24Mb,
+    observability: { pairs: budget.pairs, reps: budget.reps, seconds: budget.seconds, figures: budgetFigures },
     targets: [],
   };
   report.targets = targets(report);

@@ -1,5 +1,6 @@
 // Turns a benchmark run into a Markdown table and an SVG chart of the latency percentiles per path.
 import type { LoadResult, Percentiles } from './loadgen.js';
+import type { BudgetFigures } from './observability-budget.js';
 import type { SaturationResult } from './saturation.js';
 
 export interface ProcessFigures {
@@ -76,6 +77,8 @@ export interface BenchReport {
   supervisorRssMb?: number | undefined;
   /** The same with `courier run` on Node 24 (when the benchmark had one). */
   supervisorRssNode24Mb?: number | undefined;
+  /** The observability budget's comparison (bench/lib/observability-budget.ts): default, lean, traced. */
+  observability?: { pairs: number; reps: number; seconds: number; figures: BudgetFigures[] } | undefined;
   targets: TargetCheck[];
 }
 
@@ -109,6 +112,7 @@ export function round3(n: number): number {
 
 const fmt = (n: number | undefined, digits = 2): string => (n === undefined || !Number.isFinite(n) ? '–' : n.toFixed(digits));
 const signed = (n: number): string => (n >= 0 ? `+${n.toFixed(2)}` : n.toFixed(2));
+const pctSigned = (n: number): string => (n >= 0 ? `+${n.toFixed(1)}` : n.toFixed(1));
 
 /** The added latency of `path` over `base` at each percentile (scheduled latencies). */
 export function added(path: PathSummary, base: PathSummary, which: 'scheduled' | 'actual' = 'scheduled'): Percentiles {
@@ -171,6 +175,26 @@ export function markdown(report: BenchReport): string {
   if (report.supervisorRssMb !== undefined) {
     lines.push('');
     lines.push(`\`courier run\` (the supervisor process, one app and its sidecar running): ${report.supervisorRssMb} MB RSS` + (report.supervisorRssNode24Mb === undefined ? '.' : `; on Node 24, ${report.supervisorRssNode24Mb} MB.`));
+  }
+  const ob = report.observability;
+  if (ob !== undefined) {
+    lines.push('');
+    lines.push(
+      `Observability budget: ${ob.pairs} pair(s) of sidecars per variant (caller A → callee B → the HTTP app, run as users run them, without --enable-profiling), ` +
+        `${ob.reps} repetition(s) of ${ob.seconds} s windows in which each variant's pair k is loaded together with lean's pair k, each at ${m.rate} requests/s; ` +
+        "CPU is the median over a variant's windows, its cost over lean the median of its same-window ratios to lean's pair, RSS the median over its pairs of each pair's peak; latency is with two pairs under load at once.",
+    );
+    lines.push('');
+    lines.push('| variant | A CPU / 1000 req (spread) | B CPU / 1000 req (spread) | A / B over lean | pairs\' medians A / B | p50 / p99 ms | RSS A / B (MB) |');
+    lines.push('|---|---|---|---|---|---|---|');
+    for (const f of ob.figures) {
+      const spread = (xs: number[]): string => `${fmt(median(xs), 3)} (${fmt(Math.min(...xs), 3)}–${fmt(Math.max(...xs), 3)})`;
+      const over = (ratios: number[]): string => (ratios.length === 0 ? '–' : `${pctSigned(100 * (median(ratios) - 1))} %`);
+      lines.push(
+        `| ${f.variant} | ${spread(f.a)} | ${spread(f.b)} | ${over(f.ratioA)} / ${over(f.ratioB)} | ${f.pairMedians.map((x) => `${fmt(x.a, 3)} / ${fmt(x.b, 3)}`).join('; ')} | ${fmt(median(f.p50))} / ${fmt(median(f.p99))} | ` +
+          `${fmt(median(f.rssMb.map((x) => x.a)), 0)} / ${fmt(median(f.rssMb.map((x) => x.b)), 0)} |`,
+      );
+    }
   }
   if (report.targets.length > 0) {
     const met = (m: boolean | undefined, must?: string): string => (must === '–' ? '–' : m === undefined ? 'not measured' : m ? 'yes' : '**no**');
