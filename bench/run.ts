@@ -304,7 +304,7 @@ function targets(report: BenchReport): TargetCheck[] {
     checks.push({ target: 'every call traced and exported: RSS per sidecar at 1000 rps over the lean path', measured: signed(o.rssMb, ' MB', 0), must: '–', met: undefined });
   }
   // The same comparison between the single pairs of the paths above, for reference: no bound, since
-  // one pair per variant measures mostly which pairs were drawn.
+  // one pair per variant measures partly which pairs were drawn.
   const leanPath = find('courier-http-lean');
   const leanCpu = worst(leanPath, 'cpuPer1000');
   if (leanCpu !== undefined && cpu !== undefined) {
