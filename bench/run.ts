@@ -23,10 +23,10 @@ import { repoRoot, TestEnv } from '../test/framework/env.js';
 import { startSidecar as startTestSidecar, type SidecarProcess } from '../test/framework/sidecar-process.js';
 import { startSentry } from '../test/framework/sentry-process.js';
 import type { LoadSpec } from './lib/loadgen.js';
-import { cpuSeconds, machineDescription, rssBytes, sampleRss } from './lib/proc.js';
+import { cpuSeconds, machineDescription, mb, rssBytes, sampleRss } from './lib/proc.js';
 import { asLaunched, ensureTools, runLoadProcess, startNginx, startPortPrinter } from './lib/processes.js';
 import { upload } from './lib/upload.js';
-import { measureObservabilityBudget, overBase, type BudgetFigures } from './lib/observability-budget.js';
+import { measureObservabilityBudget, overBase } from './lib/observability-budget.js';
 import { findNode24 } from './lib/node24.js';
 import { NODE_FLAGS, withLauncherEnv } from '../src/runtime/heap-flags.js';
 import { h2loadSaturation, wrkSaturation, type SaturationResult } from './lib/saturation.js';
@@ -37,6 +37,7 @@ import {
   median,
   medianPercentiles,
   round3,
+  signed,
   svgChart,
   type BenchReport,
   type PathRun,
@@ -100,7 +101,6 @@ interface PathSetup {
   saturate: ((seconds: number) => Promise<SaturationResult>) | undefined;
 }
 
-const mb = (bytes: number): number => Math.round(bytes / MiB);
 
 /**
  * How long a process is left to settle before its idle RSS is read. V8 holds the heap that start-up
@@ -285,31 +285,29 @@ function targets(report: BenchReport): TargetCheck[] {
   const pairsOf = (n: number): string => `${n} pair${n === 1 ? '' : 's'}`;
   const obOf = (name: string) => ob?.figures.find((f) => f.variant === name);
   const leanFigures = obOf('lean');
-  const signed = (x: number, unit: string, digits = 1): string => `${x >= 0 ? '+' : ''}${x.toFixed(digits)}${unit}`;
-  const cpuOver = (name: string, v: BudgetFigures, base: BudgetFigures): string => {
-    const o = overBase(v, base);
-    return `${name}: A ${signed(o.a, ' %')}, B ${signed(o.b, ' %')} (medians of the windows: A ${median(v.a).toFixed(3)} vs ${median(base.a).toFixed(3)}, B ${median(v.b).toFixed(3)} vs ${median(base.b).toFixed(3)} core per 1000 requests)`;
+  const signedUnit = (x: number, unit: string, digits = 1): string => `${signed(x, digits)}${unit}`;
+  const budgetRows = (what: string, name: string, bound: number, rssBound: number | undefined): void => {
+    const v = obOf(name);
+    if (v === undefined || leanFigures === undefined) return;
+    const o = overBase(v, leanFigures);
+    const measured =
+      `${name} vs lean: A ${signedUnit(o.a, ' %')}, B ${signedUnit(o.b, ' %')} (medians of the windows: A ${median(v.a).toFixed(3)} vs ${median(leanFigures.a).toFixed(3)}, ` +
+      `B ${median(v.b).toFixed(3)} vs ${median(leanFigures.b).toFixed(3)} core per 1000 requests)`;
+    checks.push(row(`${what}: CPU per sidecar over the lean path (${pairsOf(ob?.pairs ?? 0)} each, median of same-window ratios)`, measured, o.worst, bound, undefined, ' %'));
+    const target = `${what}: RSS per sidecar at 1000 rps over the lean path (median of pairs' peaks)`;
+    // No bound for every call traced: its RSS is reported so the cost of exporting everything is known.
+    if (rssBound === undefined) checks.push({ target, measured: signedUnit(o.rssMb, ' MB', 0), must: '–', met: undefined });
+    else checks.push(row(target, signedUnit(o.rssMb, ' MB', 0), o.rssMb, rssBound, undefined, ' MB'));
   };
-  const defaultFigures = obOf('default');
-  if (leanFigures !== undefined && defaultFigures !== undefined) {
-    const o = overBase(defaultFigures, leanFigures);
-    checks.push(row(`metrics + default tracing: CPU per sidecar over the lean path (${pairsOf(ob?.pairs ?? 0)} each, median of same-window ratios)`, cpuOver('default vs lean', defaultFigures, leanFigures), o.worst, 10, undefined, ' %'));
-    checks.push(row('metrics + default tracing: RSS per sidecar at 1000 rps over the lean path (median of pairs\' peaks)', signed(o.rssMb, ' MB', 0), o.rssMb, 5, undefined, ' MB'));
-  }
-  const tracedFigures = obOf('traced');
-  if (leanFigures !== undefined && tracedFigures !== undefined) {
-    const o = overBase(tracedFigures, leanFigures);
-    checks.push(row(`every call traced and exported: CPU per sidecar over the lean path (${pairsOf(ob?.pairs ?? 0)} each, median of same-window ratios)`, cpuOver('traced vs lean', tracedFigures, leanFigures), o.worst, 30, undefined, ' %'));
-    // No bound is set for this one: it is reported so the cost of exporting everything is known.
-    checks.push({ target: 'every call traced and exported: RSS per sidecar at 1000 rps over the lean path', measured: signed(o.rssMb, ' MB', 0), must: '–', met: undefined });
-  }
+  budgetRows('metrics + default tracing', 'default', 10, 5);
+  budgetRows('every call traced and exported', 'traced', 30, undefined);
   // The same comparison between the single pairs of the paths above, for reference: no bound, since
   // one pair per variant measures partly which pairs were drawn.
   const leanPath = find('courier-http-lean');
   const leanCpu = worst(leanPath, 'cpuPer1000');
   if (leanCpu !== undefined && cpu !== undefined) {
     const share = (100 * (cpu - leanCpu)) / leanCpu;
-    checks.push({ target: 'for reference, one pair each: courier-http vs courier-http-lean, CPU per sidecar (worst of A and B)', measured: `${cpu.toFixed(3)} vs ${leanCpu.toFixed(3)} (${signed(share, ' %')})`, must: '–', met: undefined });
+    checks.push({ target: 'for reference, one pair each: courier-http vs courier-http-lean, CPU per sidecar (worst of A and B)', measured: `${cpu.toFixed(3)} vs ${leanCpu.toFixed(3)} (${signedUnit(share, ' %')})`, must: '–', met: undefined });
   }
   checks.push(row("Dapr's gate: added p90 (courier-http)", ms(h?.p90), h?.p90, 2.0, undefined, ' ms'));
   checks.push(row("Dapr's gate: added p90 (courier-grpc-proxy)", ms(g?.p90), g?.p90, 2.5, undefined, ' ms'));

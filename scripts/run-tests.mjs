@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// Runs every *.test.ts under src/ (unit tests) and test/ (integration tests) with node:test and tsx.
+// Runs every *.test.ts under src/ (unit tests), bench/ (the benchmark's own arithmetic) and test/
+// (integration tests) with node:test and tsx.
 // Usage: node scripts/run-tests.mjs [path-substring ...]   (filters the files to run)
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
@@ -23,7 +24,7 @@ function collect(dir, out) {
 }
 
 const filters = process.argv.slice(2);
-const files = [...collect('src', []), ...collect('test', [])]
+const files = [...collect('src', []), ...collect('bench', []), ...collect('test', [])]
   .filter((f) => filters.length === 0 || filters.some((s) => f.includes(s)))
   .sort();
 if (files.length === 0) {

@@ -24,7 +24,7 @@ import { repoRoot } from '../../test/framework/env.js';
 import { startSidecar } from '../../test/framework/sidecar-process.js';
 import { NODE_FLAGS } from '../../src/runtime/heap-flags.js';
 import type { LoadSpec } from './loadgen.js';
-import { cpuSeconds, sampleRss } from './proc.js';
+import { cpuSeconds, mb, sampleRss } from './proc.js';
 import { asLaunched, runLoadProcess, startPortPrinter } from './processes.js';
 import { median } from './report.js';
 
@@ -68,8 +68,6 @@ export interface BudgetFigures {
   /** Each pair's highest RSS over its windows, in MB (A, B). */
   readonly rssMb: { a: number; b: number }[];
 }
-
-const mb = (bytes: number): number => Math.round(bytes / (1024 * 1024));
 
 interface Pair {
   readonly variant: string;
@@ -129,8 +127,9 @@ export async function measureObservabilityBudget(o: BudgetOptions): Promise<Budg
       if (res.completed < res.sent) log(`  ${p.key}: ${res.sent - res.completed} of ${res.sent} requests failed`);
     });
   };
-  const others = o.variants.filter((v) => v.name !== o.base);
-  const basePairs = pairs.filter((p) => p.variant === o.base);
+  const pairsOf = (variant: string): Pair[] => pairs.filter((p) => p.variant === variant);
+  const others = o.variants.filter((v) => v.name !== o.base).map((v) => ({ name: v.name, pairs: pairsOf(v.name) }));
+  const basePairs = pairsOf(o.base);
   for (let rep = 0; rep < o.reps; rep++) {
     if (others.length === 0) {
       // Only the base variant: its pairs one after the other.
@@ -150,7 +149,7 @@ export async function measureObservabilityBudget(o: BudgetOptions): Promise<Budg
       if (base === undefined) continue;
       for (let j = 0; j < others.length; j++) {
         const v = others[(rep + j) % others.length];
-        const p = pairs.find((x) => x.variant === v?.name && x.key === (o.pairs === 1 ? x.variant : `${x.variant}-${k + 1}`));
+        const p = v?.pairs[k];
         if (v === undefined || p === undefined) continue;
         await window([p, base]);
         const ra = (p.cpuA.at(-1) ?? NaN) / (base.cpuA.at(-1) ?? NaN);
@@ -165,7 +164,7 @@ export async function measureObservabilityBudget(o: BudgetOptions): Promise<Budg
     }
   }
   return o.variants.map((v) => {
-    const own = pairs.filter((p) => p.variant === v.name);
+    const own = pairsOf(v.name);
     const l = latency.get(v.name) ?? { p50: [], p99: [] };
     return {
       variant: v.name,

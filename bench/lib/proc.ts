@@ -4,6 +4,11 @@ import { readFileSync } from 'node:fs';
 /** USER_HZ, the unit of the CPU times in /proc/<pid>/stat (100 on Linux everywhere). */
 const TICKS_PER_SECOND = 100;
 
+/** Bytes as whole MiB. */
+export function mb(bytes: number): number {
+  return Math.round(bytes / (1024 * 1024));
+}
+
 /** User + system CPU seconds a process has used so far (/proc/<pid>/stat fields 14 and 15). */
 export function cpuSeconds(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');

@@ -111,8 +111,8 @@ export function round3(n: number): number {
 }
 
 const fmt = (n: number | undefined, digits = 2): string => (n === undefined || !Number.isFinite(n) ? '–' : n.toFixed(digits));
-const signed = (n: number): string => (n >= 0 ? `+${n.toFixed(2)}` : n.toFixed(2));
-const pctSigned = (n: number): string => (n >= 0 ? `+${n.toFixed(1)}` : n.toFixed(1));
+/** `n` with its sign, to `digits` decimals. */
+export const signed = (n: number, digits = 2): string => (n >= 0 ? `+${n.toFixed(digits)}` : n.toFixed(digits));
 
 /** The added latency of `path` over `base` at each percentile (scheduled latencies). */
 export function added(path: PathSummary, base: PathSummary, which: 'scheduled' | 'actual' = 'scheduled'): Percentiles {
@@ -189,7 +189,7 @@ export function markdown(report: BenchReport): string {
     lines.push('|---|---|---|---|---|---|---|');
     for (const f of ob.figures) {
       const spread = (xs: number[]): string => `${fmt(median(xs), 3)} (${fmt(Math.min(...xs), 3)}–${fmt(Math.max(...xs), 3)})`;
-      const over = (ratios: number[]): string => (ratios.length === 0 ? '–' : `${pctSigned(100 * (median(ratios) - 1))} %`);
+      const over = (ratios: number[]): string => (ratios.length === 0 ? '–' : `${signed(100 * (median(ratios) - 1), 1)} %`);
       lines.push(
         `| ${f.variant} | ${spread(f.a)} | ${spread(f.b)} | ${over(f.ratioA)} / ${over(f.ratioB)} | ${f.pairMedians.map((x) => `${fmt(x.a, 3)} / ${fmt(x.b, 3)}`).join('; ')} | ${fmt(median(f.p50))} / ${fmt(median(f.p99))} | ` +
           `${fmt(median(f.rssMb.map((x) => x.a)), 0)} / ${fmt(median(f.rssMb.map((x) => x.b)), 0)} |`,
