@@ -225,6 +225,21 @@ test('close gives up on a lock that outlasts its budget, with a warning; the row
   assert.ok(records.some((r) => r.level === 'warn' && String(r.msg).includes('failed to remove registration; it will expire by itself')));
 });
 
+test('close waits only for a lock: a database that refuses the delete ends the attempt at once, with a warning', async (t) => {
+  const f = fixture(t);
+  const { logger, records } = capturingLogger();
+  // A long busyTimeout: were the failure waited out like a lock, close would take 10 s.
+  const resolver = f.make({ busyTimeout: '10s' }, logger);
+  await resolver.register(self('orders', 50001));
+  // Another process removes the table: the delete fails with an error that time does not cure.
+  f.peek().exec('DROP TABLE hosts');
+  const started = Date.now();
+  await resolver.close();
+  const took = Date.now() - started;
+  assert.ok(took < 5000, `close took ${took} ms`);
+  assert.ok(records.some((r) => r.level === 'warn' && String(r.msg).includes('failed to remove registration; it will expire by itself')));
+});
+
 test('register validates the instance and runs once', async (t) => {
   const f = fixture(t);
   await assert.rejects(f.make().register(self('orders', 0)), (e: unknown) => e instanceof CourierError && e.code === 'ERR_INVALID_CONFIG' && /internalPort/.test(e.message));
